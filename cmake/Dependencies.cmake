@@ -1,0 +1,22 @@
+# All dependencies come from Debian 12 packages (deploy/install-deps.sh).
+# Protobuf has no CMake config on Debian 12: module mode, and before Torch's.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(Threads REQUIRED)
+# prometheus-cpp 1.0 fails when a version is requested.
+find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(Boost REQUIRED)
+find_package(PkgConfig REQUIRED)
+# libpqxx 6.4 ships no CMake config.
+pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
+if(NASFORGE_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(NASFORGE_WITH_TORCH)
+  find_package(Torch REQUIRED)
+endif()

@@ -1,0 +1,186 @@
+#include "core/pareto.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status.h"
+
+namespace nasforge {
+namespace {
+
+constexpr std::array<absl::string_view, 12> kMetrics = {
+    "accuracy",      "test_accuracy",  "macs",         "params",
+    "latency_ms",    "latency_p90_ms", "latency_p99_ms", "latency_spread",
+    "peak_memory_bytes", "train_seconds", "images_per_second", "epochs"};
+
+double Sign(const v1::Objective& o) { return o.direction() == v1::MAXIMIZE ? -1.0 : 1.0; }
+
+}  // namespace
+
+bool IsKnownMetric(absl::string_view name) {
+  return std::find(kMetrics.begin(), kMetrics.end(), name) != kMetrics.end();
+}
+
+std::string KnownMetricsList() { return absl::StrJoin(kMetrics, ", "); }
+
+bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
+  bool strictly = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] > b[i]) return false;
+    if (a[i] < b[i]) strictly = true;
+  }
+  return strictly;
+}
+
+std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < points.size(); ++i) {
+    bool dominated = false;
+    for (size_t j = 0; j < points.size() && !dominated; ++j) {
+      dominated = j != i && Dominates(points[j], points[i]);
+    }
+    if (!dominated) out.push_back(i);
+  }
+  return out;
+}
+
+bool MeetsConstraints(const MetricMap& m, const std::vector<v1::Constraint>& constraints) {
+  for (const auto& c : constraints) {
+    auto it = m.find(c.metric());
+    if (it == m.end()) return false;
+    if (c.has_lower() && it->second < c.lower()) return false;
+    if (c.has_upper() && it->second > c.upper()) return false;
+  }
+  return true;
+}
+
+std::vector<size_t> SelectPareto(const std::vector<const MetricMap*>& candidates,
+                                 const std::vector<v1::Objective>& objectives,
+                                 const std::vector<v1::Constraint>& constraints,
+                                 size_t* considered) {
+  std::vector<size_t> idx;
+  std::vector<std::vector<double>> pts;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const MetricMap& m = *candidates[i];
+    if (!MeetsConstraints(m, constraints)) continue;
+    std::vector<double> p;
+    bool complete = true;
+    for (const auto& o : objectives) {
+      auto it = m.find(o.metric());
+      if (it == m.end() || std::isnan(it->second)) {
+        complete = false;
+        break;
+      }
+      p.push_back(Sign(o) * it->second);
+    }
+    if (!complete) continue;
+    idx.push_back(i);
+    pts.push_back(std::move(p));
+  }
+  if (considered != nullptr) *considered = idx.size();
+  std::vector<size_t> front;
+  for (size_t k : NonDominated(pts)) front.push_back(k);
+  std::stable_sort(front.begin(), front.end(), [&](size_t a, size_t b) { return pts[a] < pts[b]; });
+  std::vector<size_t> out;
+  out.reserve(front.size());
+  for (size_t k : front) out.push_back(idx[k]);
+  return out;
+}
+
+absl::StatusOr<v1::Objective> ParseObjective(absl::string_view text) {
+  size_t colon = text.find(':');
+  if (colon == absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("objective '", text, "': expected METRIC:max or METRIC:min"));
+  }
+  v1::Objective o;
+  o.set_metric(std::string(absl::StripAsciiWhitespace(text.substr(0, colon))));
+  std::string dir = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text.substr(colon + 1)));
+  if (dir == "max" || dir == "maximize") {
+    o.set_direction(v1::MAXIMIZE);
+  } else if (dir == "min" || dir == "minimize") {
+    o.set_direction(v1::MINIMIZE);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("objective '", text, "': direction '", dir, "' is not max or min"));
+  }
+  if (!IsKnownMetric(o.metric())) {
+    return absl::InvalidArgumentError(absl::StrCat("objective '", text, "': unknown metric '",
+                                                   o.metric(), "' (known: ", KnownMetricsList(),
+                                                   ")"));
+  }
+  return o;
+}
+
+absl::StatusOr<v1::Constraint> ParseConstraint(absl::string_view text) {
+  static constexpr std::array<absl::string_view, 4> kOps = {"<=", ">=", "<", ">"};
+  for (absl::string_view op : kOps) {
+    size_t pos = text.find(op);
+    if (pos == absl::string_view::npos) continue;
+    v1::Constraint c;
+    c.set_metric(std::string(absl::StripAsciiWhitespace(text.substr(0, pos))));
+    double v;
+    absl::string_view num = absl::StripAsciiWhitespace(text.substr(pos + op.size()));
+    if (!absl::SimpleAtod(num, &v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("constraint '", text, "': '", num, "' is not a number"));
+    }
+    if (!IsKnownMetric(c.metric())) {
+      return absl::InvalidArgumentError(absl::StrCat("constraint '", text, "': unknown metric '",
+                                                     c.metric(), "' (known: ", KnownMetricsList(),
+                                                     ")"));
+    }
+    if (op[0] == '<') {
+      c.set_upper(v);
+    } else {
+      c.set_lower(v);
+    }
+    return c;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("constraint '", text, "': expected METRIC<=VALUE or METRIC>=VALUE"));
+}
+
+absl::Status ValidateObjectives(const google::protobuf::RepeatedPtrField<v1::Objective>& objs,
+                                absl::string_view path) {
+  for (int i = 0; i < objs.size(); ++i) {
+    std::string p = absl::StrCat(path, "[", i, "]");
+    if (!IsKnownMetric(objs[i].metric())) {
+      return FieldError(p + ".metric", absl::StrCat("unknown metric '", objs[i].metric(),
+                                                     "' (known: ", KnownMetricsList(), ")"));
+    }
+    if (objs[i].direction() == v1::DIRECTION_UNSPECIFIED) {
+      return FieldError(p + ".direction", "must be MAXIMIZE or MINIMIZE");
+    }
+    for (int j = 0; j < i; ++j) {
+      if (objs[j].metric() == objs[i].metric()) {
+        return FieldError(p + ".metric", absl::StrCat("'", objs[i].metric(), "' is listed twice"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConstraints(const google::protobuf::RepeatedPtrField<v1::Constraint>& cons,
+                                 absl::string_view path) {
+  for (int i = 0; i < cons.size(); ++i) {
+    std::string p = absl::StrCat(path, "[", i, "]");
+    const auto& c = cons[i];
+    if (!IsKnownMetric(c.metric())) {
+      return FieldError(p + ".metric", absl::StrCat("unknown metric '", c.metric(),
+                                                     "' (known: ", KnownMetricsList(), ")"));
+    }
+    if (!c.has_lower() && !c.has_upper()) return FieldError(p, "needs lower or upper");
+    if (c.has_lower() && c.has_upper() && c.lower() > c.upper()) {
+      return FieldError(p, absl::StrCat("lower ", c.lower(), " > upper ", c.upper()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nasforge
