@@ -1,0 +1,741 @@
+#include "controller/job_manager.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/cost.h"
+#include "core/jobspec.h"
+#include "core/log.h"
+#include "core/pareto.h"
+#include "core/search_space.h"
+#include "core/status.h"
+
+namespace nasforge {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Consecutive inadmissible samples (duplicates or over a cost bound) before a job's space counts
+// as exhausted.
+constexpr int kMaxSampleMisses = 2000;
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
+}
+
+bool TrialTerminal(v1::TrialState s) {
+  return s == v1::TRIAL_SUCCEEDED || s == v1::TRIAL_STOPPED || s == v1::TRIAL_FAILED ||
+         s == v1::TRIAL_CANCELLED;
+}
+bool JobTerminal(v1::JobState s) {
+  return s == v1::JOB_SUCCEEDED || s == v1::JOB_FAILED || s == v1::JOB_CANCELLED;
+}
+
+std::string NewJobId() {
+  std::random_device rd;
+  uint64_t r = (uint64_t{rd()} << 32) ^ rd();
+  return absl::StrFormat("job-%012x", r & 0xffffffffffffULL);
+}
+
+absl::StatusOr<size_t> ParsePageToken(absl::string_view token, absl::string_view field) {
+  if (token.empty()) return 0;
+  uint64_t v;
+  if (!absl::SimpleAtoi(token, &v)) return FieldError(field, "is not a token this server issued");
+  return static_cast<size_t>(v);
+}
+
+}  // namespace
+
+JobManager::JobManager(Store* store, StoreWriter* writer, const Clock* clock,
+                       ControllerMetrics* metrics, JobManagerOptions options)
+    : store_(store), writer_(writer), clock_(clock), metrics_(metrics), options_(options) {}
+
+absl::Status JobManager::Recover() {
+  NF_ASSIGN_OR_RETURN(auto jobs, store_->LoadJobs());
+  NF_ASSIGN_OR_RETURN(auto workers, store_->LoadWorkers());
+  absl::MutexLock l(&mu_);
+  for (auto& w : workers) workers_[w.id()] = w;
+  int resumed = 0;
+  for (auto& j : jobs) {
+    auto js = std::make_unique<JobState>();
+    NF_ASSIGN_OR_RETURN(js->trials, store_->LoadTrials(j.id()));
+    for (size_t i = 0; i < js->trials.size(); ++i) {
+      if (js->trials[i].id() != static_cast<int64_t>(i)) {
+        return absl::DataLossError(absl::StrCat("job ", j.id(), ": trial ids are not dense at ",
+                                                i, "; the store was edited by hand?"));
+      }
+      js->hashes.insert(js->trials[i].arch_hash());
+    }
+    js->job = std::move(j);
+    if (!js->job.idempotency_key().empty()) {
+      idempotency_[js->job.idempotency_key()] = js->job.id();
+    }
+    if (!JobTerminal(js->job.state())) ++resumed;
+    job_order_.push_back(js->job.id());
+    std::string id = js->job.id();
+    jobs_[id] = std::move(js);
+  }
+  UpdateGauges();
+  Log(LogLevel::kInfo, "recovered",
+      {{"jobs", jobs_.size()}, {"resumed", resumed}, {"workers", workers_.size()},
+       {"store", store_->Backend()}});
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------
+// Users
+// ------------------------------------------------------------------------------------------
+
+absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
+  v1::JobSpec spec;
+  if (!req.spec_yaml().empty()) {
+    if (req.has_spec()) return FieldError("spec", "give either spec or spec_yaml, not both");
+    NF_ASSIGN_OR_RETURN(spec, ParseJobSpecYaml(req.spec_yaml()));
+  } else {
+    if (!req.has_spec()) return FieldError("spec", "is required (or spec_yaml)");
+    spec = req.spec();
+    ApplyJobSpecDefaults(&spec);
+    if (absl::Status st = ValidateJobSpec(spec); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
+    }
+  }
+  if (req.idempotency_key().size() > 200) {
+    return FieldError("idempotency_key", "longer than 200 characters");
+  }
+  WriteBatch batch;
+  Events events;
+  v1::Job out;
+  {
+    absl::MutexLock l(&mu_);
+    if (!req.idempotency_key().empty()) {
+      auto it = idempotency_.find(req.idempotency_key());
+      if (it != idempotency_.end()) return jobs_.at(it->second)->job;
+    }
+    auto js = std::make_unique<JobState>();
+    std::string id;
+    do {
+      id = NewJobId();
+    } while (jobs_.count(id));
+    js->job.set_id(id);
+    *js->job.mutable_spec() = spec;
+    js->job.set_state(v1::JOB_RUNNING);
+    js->job.set_idempotency_key(req.idempotency_key());
+    *js->job.mutable_create_time() = ToProto(clock_->Now());
+    Touch(js->job);
+    batch.jobs.push_back(js->job);
+    if (!req.idempotency_key().empty()) idempotency_[req.idempotency_key()] = id;
+    job_order_.push_back(id);
+    out = js->job;
+    jobs_[id] = std::move(js);
+    UpdateGauges();
+    Log(LogLevel::kInfo, "job_submitted",
+        {{"job", id}, {"name", spec.name()}, {"strategy", spec.strategy().name()},
+         {"max_trials", spec.budget().max_trials()},
+         {"space_size", SpaceSize(spec.search_space())}});
+  }
+  Commit(std::move(batch), std::move(events));
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id) const {
+  absl::ReaderMutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+  return js->job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(const v1::ListJobsRequest& req) const {
+  if (req.page_size() < 0) return FieldError("page_size", "must be >= 0");
+  size_t size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 500);
+  NF_ASSIGN_OR_RETURN(size_t start, ParsePageToken(req.page_token(), "page_token"));
+  absl::ReaderMutexLock l(&mu_);
+  v1::ListJobsResponse resp;
+  // Newest first.
+  for (size_t i = start; i < job_order_.size() && resp.jobs_size() < static_cast<int>(size); ++i) {
+    *resp.add_jobs() = jobs_.at(job_order_[job_order_.size() - 1 - i])->job;
+  }
+  if (start + size < job_order_.size()) resp.set_next_page_token(absl::StrCat(start + size));
+  return resp;
+}
+
+absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id) {
+  WriteBatch batch;
+  Events events;
+  v1::Job out;
+  {
+    absl::MutexLock l(&mu_);
+    NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));
+    if (JobTerminal(js->job.state())) return js->job;  // idempotent
+    for (auto& t : js->trials) {
+      if (!TrialTerminal(t.state())) {
+        t.set_state(v1::TRIAL_CANCELLED);
+        *t.mutable_update_time() = ToProto(clock_->Now());
+        batch.trials.push_back(t);
+      }
+    }
+    js->job.set_state(v1::JOB_CANCELLED);
+    *js->job.mutable_end_time() = ToProto(clock_->Now());
+    Recount(*js);
+    Touch(js->job);
+    batch.jobs.push_back(js->job);
+    events.push_back(Event(*js, nullptr, "job_finished"));
+    UpdateGauges();
+    out = js->job;
+    Log(LogLevel::kInfo, "job_cancelled", {{"job", js->job.id()}});
+  }
+  Commit(std::move(batch), std::move(events));
+  return out;
+}
+
+absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id,
+                                                   int64_t trial_id) const {
+  absl::ReaderMutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+  if (trial_id < 0 || trial_id >= static_cast<int64_t>(js->trials.size())) {
+    return absl::NotFoundError(absl::StrCat("trial_id: job ", job_id, " has no trial ", trial_id,
+                                            " (it has ", js->trials.size(), ")"));
+  }
+  return js->trials[trial_id];
+}
+
+absl::StatusOr<v1::ListCandidatesResponse> JobManager::ListCandidates(
+    const v1::ListCandidatesRequest& req) const {
+  if (req.page_size() < 0) return FieldError("page_size", "must be >= 0");
+  size_t size = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
+  NF_ASSIGN_OR_RETURN(size_t start, ParsePageToken(req.page_token(), "page_token"));
+  std::set<int> states(req.states().begin(), req.states().end());
+  absl::ReaderMutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(req.job_id()));
+  v1::ListCandidatesResponse resp;
+  size_t i = start;
+  for (; i < js->trials.size() && resp.trials_size() < static_cast<int>(size); ++i) {
+    if (!states.empty() && !states.count(js->trials[i].state())) continue;
+    *resp.add_trials() = js->trials[i];
+  }
+  if (i < js->trials.size()) resp.set_next_page_token(absl::StrCat(i));
+  return resp;
+}
+
+absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(
+    const v1::QueryParetoRequest& req) const {
+  NF_RETURN_IF_ERROR(ValidateObjectives(req.objectives(), "objectives"));
+  NF_RETURN_IF_ERROR(ValidateConstraints(req.constraints(), "constraints"));
+  if (req.limit() < 0) return FieldError("limit", "must be >= 0");
+  absl::ReaderMutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(req.job_id()));
+  std::vector<v1::Objective> objectives(req.objectives().begin(), req.objectives().end());
+  if (objectives.empty()) {
+    objectives.assign(js->job.spec().objectives().begin(), js->job.spec().objectives().end());
+  }
+  std::vector<v1::Constraint> constraints(req.constraints().begin(), req.constraints().end());
+  std::vector<MetricMap> metrics;
+  std::vector<const v1::Trial*> trials;
+  for (const auto& t : js->trials) {
+    bool full = t.state() == v1::TRIAL_SUCCEEDED;
+    bool partial = t.state() == v1::TRIAL_STOPPED && req.include_stopped();
+    if (!full && !partial) continue;
+    if (!req.hardware_profile().empty() && t.hardware_profile() != req.hardware_profile()) continue;
+    metrics.emplace_back(t.metrics().begin(), t.metrics().end());
+    trials.push_back(&t);
+  }
+  std::vector<const MetricMap*> ptrs;
+  for (const auto& m : metrics) ptrs.push_back(&m);
+  size_t considered = 0;
+  std::vector<size_t> front = SelectPareto(ptrs, objectives, constraints, &considered);
+  v1::QueryParetoResponse resp;
+  resp.set_considered(static_cast<int>(considered));
+  for (size_t k : front) {
+    if (req.limit() > 0 && resp.trials_size() >= req.limit()) break;
+    *resp.add_trials() = *trials[k];
+  }
+  return resp;
+}
+
+absl::StatusOr<uint64_t> JobManager::Subscribe(absl::string_view job_id,
+                                               std::function<void(const v1::JobEvent&)> fn) {
+  v1::JobEvent snapshot;
+  uint64_t handle;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+    snapshot = Event(*js, nullptr, "snapshot");
+    // Registered under mu_ so no event is lost between the snapshot and the subscription.
+    absl::MutexLock s(&sub_mu_);
+    handle = next_sub_++;
+    subscribers_[handle] = Subscriber{std::string(job_id), fn};
+  }
+  fn(snapshot);
+  return handle;
+}
+
+void JobManager::Unsubscribe(uint64_t handle) {
+  absl::MutexLock s(&sub_mu_);
+  subscribers_.erase(handle);
+}
+
+// ------------------------------------------------------------------------------------------
+// Workers
+// ------------------------------------------------------------------------------------------
+
+absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
+    const v1::RegisterWorkerRequest& req) {
+  if (req.hardware().name().empty()) {
+    return FieldError("hardware.name", "is required (a hardware profile name, e.g. cpu-1t)");
+  }
+  if (req.worker_id().size() > 128) return FieldError("worker_id", "longer than 128 characters");
+  WriteBatch batch;
+  v1::RegisterWorkerResponse resp;
+  {
+    absl::MutexLock l(&mu_);
+    std::string id = req.worker_id();
+    if (id.empty()) {
+      std::random_device rd;
+      do {
+        id = absl::StrFormat("worker-%08x", rd());
+      } while (workers_.count(id));
+    }
+    v1::Worker& w = workers_[id];
+    bool known = w.has_register_time();
+    w.set_id(id);
+    *w.mutable_hardware() = req.hardware();
+    if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
+    *w.mutable_last_seen() = ToProto(clock_->Now());
+    worker_seen_[id] = clock_->Now();
+    batch.workers.push_back(w);
+    resp.set_worker_id(id);
+    resp.set_heartbeat_seconds(
+        static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
+    UpdateGauges();
+    Log(LogLevel::kInfo, "worker_registered",
+        {{"worker", id}, {"profile", req.hardware().name()}, {"threads", req.hardware().threads()},
+         {"cpu", req.hardware().cpu_model()}, {"again", known}});
+  }
+  Commit(std::move(batch), {});
+  return resp;
+}
+
+absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTrialRequest& req) {
+  WriteBatch batch;
+  Events events;
+  v1::LeaseTrialResponse resp;
+  {
+    absl::MutexLock l(&mu_);
+    if (!workers_.count(req.worker_id())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
+    }
+    TouchWorker(req.worker_id());
+    for (const std::string& id : job_order_) {
+      JobState& js = *jobs_.at(id);
+      if (js.job.state() != v1::JOB_RUNNING) continue;
+      const auto& budget = js.job.spec().budget();
+      if (js.job.counts().running() >= budget.max_parallel_trials()) continue;
+      v1::Trial* t = nullptr;
+      for (auto& cand : js.trials) {  // re-queued trials first
+        if (cand.state() == v1::TRIAL_QUEUED) {
+          t = &cand;
+          break;
+        }
+      }
+      if (t == nullptr && !js.exhausted &&
+          static_cast<int>(js.trials.size()) < budget.max_trials()) {
+        t = NewTrial(js, batch);
+        if (t == nullptr) MaybeFinish(js, events);
+      }
+      if (t == nullptr) continue;
+      GrantLease(js, *t, req.worker_id(), &resp);
+      batch.trials.push_back(*t);
+      batch.jobs.push_back(js.job);
+      events.push_back(Event(js, t, "trial_leased"));
+      break;
+    }
+    if (!resp.has_trial()) {
+      resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
+    }
+    UpdateGauges();
+  }
+  Commit(std::move(batch), std::move(events));
+  return resp;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> JobManager::Heartbeat(const v1::HeartbeatRequest& req) {
+  absl::MutexLock l(&mu_);
+  TouchWorker(req.worker_id());
+  NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/true));
+  auto [js, t] = jt;
+  v1::HeartbeatResponse resp;
+  if (t->state() == v1::TRIAL_CANCELLED) {
+    resp.set_cancel(true);
+    return resp;
+  }
+  // Deadlines live in memory between reports; a restarted controller gives running trials the
+  // stored deadline, and workers' next heartbeat extends it.
+  absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
+  *t->mutable_lease_deadline() = ToProto(deadline);
+  *resp.mutable_deadline() = t->lease_deadline();
+  return resp;
+}
+
+absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
+    const v1::ReportProgressRequest& req) {
+  WriteBatch batch;
+  Events events;
+  v1::ReportProgressResponse resp;
+  {
+    absl::MutexLock l(&mu_);
+    TouchWorker(req.worker_id());
+    NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/true));
+    auto [js, t] = jt;
+    if (t->state() == v1::TRIAL_CANCELLED) {
+      resp.set_decision(v1::STOP);
+      resp.set_reason("job cancelled");
+      return resp;
+    }
+    if (req.point().epoch() < 1) return FieldError("point.epoch", "must be >= 1");
+    if (t->curve_size() > 0 && req.point().epoch() <= t->curve(t->curve_size() - 1).epoch()) {
+      return FieldError("point.epoch", absl::StrCat(req.point().epoch(),
+                                                    " is not after the last reported epoch ",
+                                                    t->curve(t->curve_size() - 1).epoch()));
+    }
+    *t->add_curve() = req.point();
+    absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
+    *t->mutable_lease_deadline() = ToProto(deadline);
+    *t->mutable_update_time() = ToProto(clock_->Now());
+    batch.trials.push_back(*t);
+    events.push_back(Event(*js, t, "trial_progress"));
+    resp.set_decision(v1::CONTINUE);
+  }
+  Commit(std::move(batch), std::move(events));
+  return resp;
+}
+
+absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
+  WriteBatch batch;
+  Events events;
+  {
+    absl::MutexLock l(&mu_);
+    TouchWorker(req.worker_id());
+    NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/false));
+    auto [js, t] = jt;
+    const auto& budget = js->job.spec().budget();
+    *t->mutable_update_time() = ToProto(clock_->Now());
+    t->clear_lease_deadline();
+    const char* outcome;
+    if (req.handed_back()) {
+      t->set_state(v1::TRIAL_QUEUED);
+      t->set_attempts(t->attempts() - 1);  // not the trial's fault
+      t->clear_curve();
+      outcome = "handed_back";
+    } else if (req.failed()) {
+      t->set_error(req.error().empty() ? "worker reported a failure without a message"
+                                       : req.error());
+      t->clear_curve();
+      if (t->attempts() >= budget.max_attempts()) {
+        t->set_state(v1::TRIAL_FAILED);
+        outcome = "failed";
+      } else {
+        t->set_state(v1::TRIAL_QUEUED);
+        outcome = "retry";
+      }
+    } else {
+      for (const auto& [k, v] : req.metrics()) (*t->mutable_metrics())[k] = v;
+      t->set_hardware_profile(req.hardware_profile());
+      t->set_state(req.stopped_early() ? v1::TRIAL_STOPPED : v1::TRIAL_SUCCEEDED);
+      t->clear_error();
+      outcome = req.stopped_early() ? "stopped" : "succeeded";
+      const auto& obj = js->job.spec().objectives(0);
+      auto it = t->metrics().find(obj.metric());
+      if (t->state() == v1::TRIAL_SUCCEEDED && it != t->metrics().end()) {
+        bool better = !js->job.has_best_objective() ||
+                      (obj.direction() == v1::MAXIMIZE ? it->second > js->job.best_objective()
+                                                       : it->second < js->job.best_objective());
+        if (better) js->job.set_best_objective(it->second);
+      }
+    }
+    Recount(*js);
+    Touch(js->job);
+    if (TrialTerminal(t->state()) && metrics_) metrics_->trials_finished_total.Increment();
+    Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
+        {{"job", js->job.id()}, {"trial", t->id()}, {"worker", req.worker_id()},
+         {"outcome", outcome}, {"attempt", t->attempts()},
+         {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},
+         {"error", req.error()}});
+    batch.trials.push_back(*t);
+    events.push_back(Event(*js, t, "trial_finished"));
+    MaybeFinish(*js, events);
+    batch.jobs.push_back(js->job);
+    UpdateGauges();
+  }
+  Commit(std::move(batch), std::move(events));
+  return absl::OkStatus();
+}
+
+void JobManager::ExpireLeases() {
+  WriteBatch batch;
+  Events events;
+  {
+    absl::MutexLock l(&mu_);
+    absl::Time now = clock_->Now();
+    for (const std::string& id : job_order_) {
+      JobState& js = *jobs_.at(id);
+      if (js.job.counts().running() == 0) continue;
+      bool changed = false;
+      for (auto& t : js.trials) {
+        if (t.state() != v1::TRIAL_RUNNING || FromProto(t.lease_deadline()) > now) continue;
+        if (metrics_) metrics_->leases_expired_total.Increment();
+        t.clear_curve();
+        t.clear_lease_deadline();
+        *t.mutable_update_time() = ToProto(now);
+        if (t.attempts() >= js.job.spec().budget().max_attempts()) {
+          t.set_state(v1::TRIAL_FAILED);
+          t.set_error(absl::StrCat("lease expired ", t.attempts(),
+                                   " times without a heartbeat (last worker ", t.worker_id(),
+                                   "); workers may be crashing on this candidate"));
+          if (metrics_) metrics_->trials_finished_total.Increment();
+        } else {
+          t.set_state(v1::TRIAL_QUEUED);
+        }
+        Log(LogLevel::kWarn, "lease_expired",
+            {{"job", id}, {"trial", t.id()}, {"worker", t.worker_id()},
+             {"epoch", t.lease_epoch()}, {"attempt", t.attempts()},
+             {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
+        batch.trials.push_back(t);
+        events.push_back(Event(js, &t, "trial_finished"));
+        changed = true;
+      }
+      if (changed) {
+        Recount(js);
+        MaybeFinish(js, events);
+        Touch(js.job);
+        batch.jobs.push_back(js.job);
+      }
+    }
+    UpdateGauges();
+  }
+  if (!batch.empty()) Commit(std::move(batch), std::move(events));
+}
+
+// ------------------------------------------------------------------------------------------
+// Internals
+// ------------------------------------------------------------------------------------------
+
+absl::StatusOr<JobManager::JobState*> JobManager::FindJob(absl::string_view id) {
+  auto it = jobs_.find(std::string(id));
+  if (it == jobs_.end()) {
+    if (id.empty()) return FieldError("job_id", "is required");
+    return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+  }
+  return it->second.get();
+}
+
+absl::StatusOr<const JobManager::JobState*> JobManager::FindJobConst(absl::string_view id) const {
+  auto it = jobs_.find(std::string(id));
+  if (it == jobs_.end()) {
+    if (id.empty()) return FieldError("job_id", "is required");
+    return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+  }
+  return it->second.get();
+}
+
+absl::StatusOr<std::pair<JobManager::JobState*, v1::Trial*>> JobManager::CheckLease(
+    const v1::Lease& lease, bool allow_cancelled) {
+  NF_ASSIGN_OR_RETURN(JobState * js, FindJob(lease.job_id()));
+  if (lease.trial_id() < 0 || lease.trial_id() >= static_cast<int64_t>(js->trials.size())) {
+    return absl::NotFoundError(
+        absl::StrCat("lease.trial_id: job ", lease.job_id(), " has no trial ", lease.trial_id()));
+  }
+  v1::Trial* t = &js->trials[lease.trial_id()];
+  bool cancelled_ok = allow_cancelled && t->state() == v1::TRIAL_CANCELLED;
+  if (t->lease_epoch() != lease.epoch() || (t->state() != v1::TRIAL_RUNNING && !cancelled_ok)) {
+    if (metrics_) metrics_->stale_reports_total.Increment();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease.epoch: stale lease for trial ", lease.job_id(), "/", lease.trial_id(), " (yours ",
+        lease.epoch(), ", current ", t->lease_epoch(), ", state ",
+        v1::TrialState_Name(t->state()),
+        "); the lease expired or the job ended. Drop this trial and lease another."));
+  }
+  return std::make_pair(js, t);
+}
+
+v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
+  const auto& spec = js.job.spec();
+  std::vector<v1::Constraint> cost_bounds;
+  for (const auto& c : spec.constraints()) {
+    if (c.metric() == "macs" || c.metric() == "params") cost_bounds.push_back(c);
+  }
+  for (int miss = 0; miss < kMaxSampleMisses; ++miss) {
+    uint64_t index = js.job.next_sample();
+    js.job.set_next_sample(index + 1);
+    v1::Architecture arch =
+        SampleArchitecture(spec.search_space(), MixSeed(spec.budget().seed(), index));
+    std::string hash = ArchHash(arch);
+    if (js.hashes.count(hash)) continue;  // never train a duplicate within a job
+    ArchCost cost = ComputeCost(arch);
+    MetricMap m{{"macs", static_cast<double>(cost.macs)},
+                {"params", static_cast<double>(cost.params)}};
+    if (!MeetsConstraints(m, cost_bounds)) {
+      js.job.mutable_counts()->set_rejected_by_cost(js.job.counts().rejected_by_cost() + 1);
+      js.hashes.insert(hash);
+      if (metrics_) metrics_->rejected_by_cost_total.Increment();
+      Log(LogLevel::kDebug, "candidate_rejected_by_cost",
+          {{"job", js.job.id()}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
+      continue;
+    }
+    v1::Trial t;
+    t.set_job_id(js.job.id());
+    t.set_id(static_cast<int64_t>(js.trials.size()));
+    *t.mutable_architecture() = std::move(arch);
+    t.set_arch_hash(hash);
+    t.set_state(v1::TRIAL_QUEUED);
+    (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
+    (*t.mutable_metrics())["params"] = static_cast<double>(cost.params);
+    *t.mutable_create_time() = ToProto(clock_->Now());
+    js.hashes.insert(hash);
+    js.trials.push_back(std::move(t));
+    return &js.trials.back();
+  }
+  js.exhausted = true;
+  js.job.set_error(absl::StrCat("search space exhausted: ", kMaxSampleMisses,
+                                " consecutive samples were duplicates or over a cost bound; "
+                                "widen the space or relax macs/params constraints"));
+  Log(LogLevel::kWarn, "space_exhausted",
+      {{"job", js.job.id()}, {"trials", js.trials.size()},
+       {"rejected_by_cost", js.job.counts().rejected_by_cost()}});
+  return nullptr;
+}
+
+void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
+                            v1::LeaseTrialResponse* resp) {
+  absl::Time now = clock_->Now();
+  t.set_state(v1::TRIAL_RUNNING);
+  t.set_lease_epoch(t.lease_epoch() + 1);
+  t.set_attempts(t.attempts() + 1);
+  t.set_worker_id(worker_id);
+  *t.mutable_lease_deadline() = ToProto(now + absl::Seconds(js.job.spec().lease_seconds()));
+  *t.mutable_update_time() = ToProto(now);
+  Recount(js);
+  Touch(js.job);
+  if (metrics_) metrics_->leases_granted_total.Increment();
+  resp->set_has_trial(true);
+  auto* lease = resp->mutable_lease();
+  lease->set_job_id(js.job.id());
+  lease->set_trial_id(t.id());
+  lease->set_epoch(t.lease_epoch());
+  *lease->mutable_deadline() = t.lease_deadline();
+  *resp->mutable_architecture() = t.architecture();
+  resp->set_arch_hash(t.arch_hash());
+  *resp->mutable_training() = js.job.spec().training();
+  resp->set_epochs(js.job.spec().budget().epochs());
+  resp->set_seed(MixSeed(js.job.spec().budget().seed() ^ 0x5eed, t.id()));
+  Log(LogLevel::kInfo, "trial_leased",
+      {{"job", js.job.id()}, {"trial", t.id()}, {"worker", worker_id},
+       {"epoch", t.lease_epoch()}, {"attempt", t.attempts()}, {"hash", t.arch_hash()},
+       {"macs", static_cast<int64_t>(t.metrics().at("macs"))}});
+}
+
+void JobManager::Recount(JobState& js) {
+  v1::JobCounts c;
+  c.set_rejected_by_cost(js.job.counts().rejected_by_cost());
+  for (const auto& t : js.trials) {
+    switch (t.state()) {
+      case v1::TRIAL_QUEUED: c.set_queued(c.queued() + 1); break;
+      case v1::TRIAL_RUNNING: c.set_running(c.running() + 1); break;
+      case v1::TRIAL_SUCCEEDED: c.set_succeeded(c.succeeded() + 1); break;
+      case v1::TRIAL_STOPPED: c.set_stopped(c.stopped() + 1); break;
+      case v1::TRIAL_FAILED: c.set_failed(c.failed() + 1); break;
+      case v1::TRIAL_CANCELLED: c.set_cancelled(c.cancelled() + 1); break;
+      default: break;
+    }
+  }
+  *js.job.mutable_counts() = c;
+}
+
+void JobManager::MaybeFinish(JobState& js, Events& events) {
+  if (js.job.state() != v1::JOB_RUNNING) return;
+  const auto& c = js.job.counts();
+  bool all_created =
+      js.exhausted || static_cast<int>(js.trials.size()) >= js.job.spec().budget().max_trials();
+  if (!all_created || c.queued() > 0 || c.running() > 0) return;
+  if (c.succeeded() + c.stopped() == 0) {
+    js.job.set_state(v1::JOB_FAILED);
+    std::string last;
+    for (const auto& t : js.trials) {
+      if (!t.error().empty()) last = t.error();
+    }
+    js.job.set_error(js.trials.empty()
+                         ? js.job.error()
+                         : absl::StrCat("all ", js.trials.size(), " trials failed; last error: ",
+                                        last));
+  } else {
+    js.job.set_state(v1::JOB_SUCCEEDED);
+  }
+  *js.job.mutable_end_time() = ToProto(clock_->Now());
+  Touch(js.job);
+  events.push_back(Event(js, nullptr, "job_finished"));
+  Log(LogLevel::kInfo, "job_finished",
+      {{"job", js.job.id()}, {"state", v1::JobState_Name(js.job.state())},
+       {"succeeded", c.succeeded()}, {"failed", c.failed()},
+       {"best", js.job.has_best_objective() ? js.job.best_objective() : -1.0}});
+}
+
+void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(clock_->Now()); }
+
+void JobManager::TouchWorker(const std::string& worker_id) {
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) worker_seen_[worker_id] = clock_->Now();
+}
+
+void JobManager::UpdateGauges() {
+  if (metrics_ == nullptr) return;
+  std::array<int, 7> counts{};
+  int running_jobs = 0;
+  for (const auto& [id, js] : jobs_) {
+    const auto& c = js->job.counts();
+    counts[v1::TRIAL_QUEUED] += c.queued();
+    counts[v1::TRIAL_RUNNING] += c.running();
+    counts[v1::TRIAL_SUCCEEDED] += c.succeeded();
+    counts[v1::TRIAL_STOPPED] += c.stopped();
+    counts[v1::TRIAL_FAILED] += c.failed();
+    counts[v1::TRIAL_CANCELLED] += c.cancelled();
+    if (js->job.state() == v1::JOB_RUNNING) ++running_jobs;
+  }
+  for (int s = 1; s <= 6; ++s) metrics_->trials_by_state[s]->Set(counts[s]);
+  metrics_->leases_active.Set(counts[v1::TRIAL_RUNNING]);
+  metrics_->jobs_running.Set(running_jobs);
+  absl::Time cutoff = clock_->Now() - 3 * options_.heartbeat_interval -
+                      absl::Seconds(30);  // a worker busy in a long epoch still counts
+  int live = 0;
+  for (const auto& [id, seen] : worker_seen_) live += seen >= cutoff;
+  metrics_->workers_registered.Set(live);
+}
+
+v1::JobEvent JobManager::Event(const JobState& js, const v1::Trial* t, const char* kind) const {
+  v1::JobEvent e;
+  *e.mutable_job() = js.job;
+  if (t != nullptr) {
+    *e.mutable_trial() = *t;
+    e.mutable_trial()->clear_curve();  // keep events small; GetCandidate has the curve
+    if (t->curve_size() > 0) *e.mutable_trial()->add_curve() = t->curve(t->curve_size() - 1);
+  }
+  e.set_kind(kind);
+  return e;
+}
+
+void JobManager::Commit(WriteBatch batch, Events events) {
+  if (!batch.empty()) writer_->Enqueue(std::move(batch));
+  if (events.empty()) return;
+  absl::MutexLock s(&sub_mu_);
+  for (const auto& e : events) {
+    for (const auto& [h, sub] : subscribers_) {
+      if (sub.job_id == e.job().id()) sub.fn(e);
+    }
+  }
+}
+
+}  // namespace nasforge

@@ -1,0 +1,131 @@
+// JobManager: the controller's logic. Jobs, the trial queue, leases with fencing tokens, the
+// random strategy's ask step, cost pre-checks, Pareto queries and watch subscriptions.
+//
+// State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
+// StoreWriter. Methods return once memory is updated; callers that must answer only after the
+// change is durable wait on writer()->WhenDurable(writer()->LastEnqueued(), ...).
+//
+// Thread-safe: every public method may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "controller/metrics.h"
+#include "controller/store_writer.h"
+#include "core/clock.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+struct JobManagerOptions {
+  // Interval a worker is told to heartbeat at (default 5 s). A lease lasts the job's
+  // lease_seconds.
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  // How long LeaseTrial tells an idle worker to wait before asking again.
+  absl::Duration idle_retry = absl::Milliseconds(500);
+};
+
+class JobManager {
+ public:
+  // `store`, `writer`, `clock` and `metrics` (nullable) must outlive the manager.
+  JobManager(Store* store, StoreWriter* writer, const Clock* clock, ControllerMetrics* metrics,
+             JobManagerOptions options = {});
+  JobManager(const JobManager&) = delete;
+  JobManager& operator=(const JobManager&) = delete;
+
+  // Loads jobs, trials and workers from the store. Call once before serving.
+  absl::Status Recover();
+
+  // --- users ---
+  // Validates `spec` (or parses `spec_yaml`), creates the job and starts it. With a non-empty
+  // idempotency key, a repeated call returns the first call's job.
+  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) const;
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) const;
+  absl::StatusOr<v1::Job> CancelJob(absl::string_view job_id);
+  absl::StatusOr<v1::Trial> GetCandidate(absl::string_view job_id, int64_t trial_id) const;
+  absl::StatusOr<v1::ListCandidatesResponse> ListCandidates(
+      const v1::ListCandidatesRequest& request) const;
+  absl::StatusOr<v1::QueryParetoResponse> QueryPareto(const v1::QueryParetoRequest& request) const;
+
+  // Watch: `fn` gets a snapshot at once, then every event of the job, on the thread that caused
+  // it; it must not call back into the manager. Returns a handle for Unsubscribe.
+  absl::StatusOr<uint64_t> Subscribe(absl::string_view job_id,
+                                     std::function<void(const v1::JobEvent&)> fn);
+  void Unsubscribe(uint64_t handle);
+
+  // --- workers ---
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& request);
+  absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
+      const v1::ReportProgressRequest& request);
+  absl::Status ReportResult(const v1::ReportResultRequest& request);
+
+  // Re-queues (or fails, after max_attempts) trials whose lease deadline has passed. The
+  // controller calls it on a timer; tests call it after advancing a FakeClock.
+  void ExpireLeases();
+
+  StoreWriter* writer() const { return writer_; }
+
+ private:
+  struct JobState {
+    v1::Job job;
+    std::vector<v1::Trial> trials;  // index == trial id
+    std::set<std::string> hashes;
+    bool exhausted = false;  // the sampler found no new admissible candidate
+  };
+  struct Subscriber {
+    std::string job_id;
+    std::function<void(const v1::JobEvent&)> fn;
+  };
+  using Events = std::vector<v1::JobEvent>;
+
+  absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<const JobState*> FindJobConst(absl::string_view id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Checks a worker's lease against the trial's fencing token.
+  absl::StatusOr<std::pair<JobState*, v1::Trial*>> CheckLease(const v1::Lease& lease,
+                                                              bool allow_cancelled)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Samples the next admissible candidate; nullptr when the space is exhausted.
+  v1::Trial* NewTrial(JobState& js, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
+                  v1::LeaseTrialResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Finishes the job when no trial is left to run.
+  void MaybeFinish(JobState& js, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Touch(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TouchWorker(const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::JobEvent Event(const JobState& js, const v1::Trial* t, const char* kind) const;
+  // Commits `batch` and delivers `events` (outside the lock).
+  void Commit(WriteBatch batch, Events events) ABSL_LOCKS_EXCLUDED(mu_);
+
+  Store* const store_;
+  StoreWriter* const writer_;
+  const Clock* const clock_;
+  ControllerMetrics* const metrics_;
+  const JobManagerOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<JobState>> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
+  std::map<std::string, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(sub_mu_);
+  uint64_t next_sub_ ABSL_GUARDED_BY(sub_mu_) = 1;
+};
+
+}  // namespace nasforge

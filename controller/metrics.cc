@@ -1,0 +1,52 @@
+#include "controller/metrics.h"
+
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+namespace {
+
+prometheus::Gauge& G(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+prometheus::Counter& C(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+
+}  // namespace
+
+ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
+    : jobs_running(G(r, "nasforge_controller_jobs_running", "Jobs in state RUNNING.")),
+      leases_active(G(r, "nasforge_controller_leases_active", "Trials currently leased.")),
+      workers_registered(G(r, "nasforge_controller_workers_registered",
+                           "Workers seen within three heartbeat intervals.")),
+      leases_granted_total(C(r, "nasforge_controller_leases_granted_total", "Leases granted.")),
+      leases_expired_total(C(r, "nasforge_controller_leases_expired_total",
+                             "Leases that expired without a heartbeat.")),
+      stale_reports_total(C(r, "nasforge_controller_stale_reports_total",
+                            "Worker reports rejected for an old fencing token.")),
+      rejected_by_cost_total(C(r, "nasforge_controller_candidates_rejected_by_cost_total",
+                               "Sampled candidates over a MACs/params bound, never trained.")),
+      trials_finished_total(C(r, "nasforge_controller_trials_finished_total",
+                              "Trials that reached a terminal state.")),
+      store_commits_total(C(r, "nasforge_controller_store_commits_total",
+                            "Store transactions committed (group commits).")),
+      store_records_total(C(r, "nasforge_controller_store_records_total",
+                            "Records written to the store.")),
+      store_errors_total(C(r, "nasforge_controller_store_errors_total",
+                           "Store transactions that failed (retried).")),
+      store_commit_seconds(prometheus::BuildHistogram()
+                               .Name("nasforge_controller_store_commit_seconds")
+                               .Help("Duration of one store transaction.")
+                               .Register(r)
+                               .Add({}, prometheus::Histogram::BucketBoundaries{
+                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1, 0.25, 0.5, 1, 2.5})) {
+  auto& fam = prometheus::BuildGauge()
+                  .Name("nasforge_controller_trials")
+                  .Help("Trials by state, over all jobs.")
+                  .Register(r);
+  const char* names[] = {"", "queued", "running", "succeeded", "stopped", "failed", "cancelled"};
+  for (int s = 1; s <= 6; ++s) trials_by_state[s] = &fam.Add({{"state", names[s]}});
+}
+
+}  // namespace nasforge

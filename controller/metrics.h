@@ -1,0 +1,33 @@
+// Controller metrics, declared as a struct built from a registry the caller owns (no global
+// registry). Names follow nasforge_controller_<thing>_<unit>; no unbounded labels.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <array>
+
+namespace nasforge {
+
+struct ControllerMetrics {
+  explicit ControllerMetrics(prometheus::Registry& registry);
+
+  // Index by v1::TrialState value (1..6).
+  std::array<prometheus::Gauge*, 7> trials_by_state{};
+  prometheus::Gauge& jobs_running;
+  prometheus::Gauge& leases_active;
+  prometheus::Gauge& workers_registered;
+  prometheus::Counter& leases_granted_total;
+  prometheus::Counter& leases_expired_total;
+  prometheus::Counter& stale_reports_total;
+  prometheus::Counter& rejected_by_cost_total;
+  prometheus::Counter& trials_finished_total;
+  prometheus::Counter& store_commits_total;
+  prometheus::Counter& store_records_total;
+  prometheus::Counter& store_errors_total;
+  prometheus::Histogram& store_commit_seconds;
+};
+
+}  // namespace nasforge

@@ -1,0 +1,68 @@
+#include "controller/store.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace nasforge {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path);
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url);
+
+void WriteBatch::Append(WriteBatch&& o) {
+  for (auto& j : o.jobs) jobs.push_back(std::move(j));
+  for (auto& t : o.trials) trials.push_back(std::move(t));
+  for (auto& w : o.workers) workers.push_back(std::move(w));
+}
+
+const std::vector<std::string>& SchemaMigrations() {
+  static const auto* kMigrations = new std::vector<std::string>{
+      // 1: jobs, trials, workers.
+      "CREATE TABLE jobs (id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL, "
+      "state INTEGER NOT NULL, create_time_ms BIGINT NOT NULL, body TEXT NOT NULL);"
+      "CREATE UNIQUE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key <> '';"
+      "CREATE TABLE trials (job_id TEXT NOT NULL, trial_id BIGINT NOT NULL, "
+      "state INTEGER NOT NULL, arch_hash TEXT NOT NULL, body TEXT NOT NULL, "
+      "PRIMARY KEY (job_id, trial_id));"
+      "CREATE INDEX trials_job_state ON trials (job_id, state);"
+      "CREATE INDEX trials_job_hash ON trials (job_id, arch_hash);"
+      "CREATE TABLE workers (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
+  };
+  return *kMigrations;
+}
+
+std::string ToJsonBody(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+absl::Status FromJsonBody(absl::string_view json, google::protobuf::Message* m) {
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;  // rows written by a newer version stay readable
+  auto st = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), m, o);
+  if (!st.ok()) {
+    return absl::DataLossError(absl::StrCat("stored ", m->GetTypeName(),
+                                            " body does not parse: ", st.message().as_string()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url) {
+  if (absl::StartsWith(url, "sqlite://")) {
+    absl::string_view path = url.substr(9);
+    if (path.empty()) return absl::InvalidArgumentError("store: sqlite URL has no path");
+    return OpenSqliteStore(path);
+  }
+  if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
+    return OpenPostgresStore(url);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "store: '", url, "' is not a sqlite:///path.db or postgresql://... URL"));
+}
+
+}  // namespace nasforge

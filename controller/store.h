@@ -1,0 +1,60 @@
+// The Pareto database: a narrow interface with one implementation per backend (SQLite, the
+// embedded default; PostgreSQL, for the service), chosen by URL in OpenStore().
+//
+// Rows are keyed columns plus the full record as protobuf JSON (`body`), so the schema stays small
+// while every field stays queryable by psql/sqlite3. Writes go in batches, one transaction per
+// batch, so callers can group-commit (see StoreWriter).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+// Records written in one transaction: upserts by primary key.
+struct WriteBatch {
+  std::vector<v1::Job> jobs;
+  std::vector<v1::Trial> trials;
+  std::vector<v1::Worker> workers;
+  bool empty() const { return jobs.empty() && trials.empty() && workers.empty(); }
+  size_t size() const { return jobs.size() + trials.size() + workers.size(); }
+  void Append(WriteBatch&& other);
+};
+
+// Thread-compatible implementations are made thread-safe with an internal mutex: any thread may
+// call any method.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Writes all records of `batch` atomically (all or nothing).
+  virtual absl::Status Write(const WriteBatch& batch) = 0;
+  virtual absl::StatusOr<std::vector<v1::Job>> LoadJobs() = 0;
+  virtual absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view job_id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() = 0;
+  // Health check: a trivial query round trip (SELECT 1).
+  virtual absl::Status Ping() = 0;
+  // Highest applied schema migration.
+  virtual absl::StatusOr<int> SchemaVersion() = 0;
+  // "sqlite" or "postgresql".
+  virtual std::string Backend() const = 0;
+};
+
+// Opens (and migrates to the latest schema) the store at `url`:
+//   sqlite:///abs/path.db, sqlite://relative.db, sqlite://:memory:
+//   postgresql://user:pass@host:port/db?sslmode=disable (any libpq URI; also postgres://)
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url);
+
+// The migrations both backends apply, in order; index + 1 is the schema version.
+const std::vector<std::string>& SchemaMigrations();
+
+// Record <-> JSON body helpers shared by the backends.
+std::string ToJsonBody(const google::protobuf::Message& m);
+absl::Status FromJsonBody(absl::string_view json, google::protobuf::Message* m);
+
+}  // namespace nasforge

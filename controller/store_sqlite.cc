@@ -1,0 +1,205 @@
+// SQLite backend: one connection, WAL journal, a mutex around it.
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "controller/store.h"
+#include "core/status.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace nasforge {
+namespace {
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return s_; }
+  void Text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  absl::Status Init() {
+    NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+    sqlite3_busy_timeout(db_, 10'000);
+    NF_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                            "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)"));
+    NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status st = [&]() -> absl::Status {
+      NF_ASSIGN_OR_RETURN(int version, SchemaVersionLocked());
+      const auto& m = SchemaMigrations();
+      for (int v = version + 1; v <= static_cast<int>(m.size()); ++v) {
+        NF_RETURN_IF_ERROR(Exec(m[v - 1].c_str()));
+        NF_RETURN_IF_ERROR(Exec(absl::StrCat(
+            "INSERT INTO schema_migrations VALUES (", v, ", ",
+            absl::ToUnixMillis(absl::Now()), ")").c_str()));
+      }
+      return absl::OkStatus();
+    }();
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return absl::Status(st.code(), absl::StrCat("sqlite migration failed: ", st.message()));
+    }
+    return Exec("COMMIT");
+  }
+
+  absl::Status Write(const WriteBatch& batch) override {
+    absl::MutexLock l(&mu_);
+    NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status st = WriteLocked(batch);
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      return st;
+    }
+    return Exec("COMMIT");
+  }
+
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
+    absl::MutexLock l(&mu_);
+    return LoadAll<v1::Job>("SELECT body FROM jobs ORDER BY create_time_ms, id", "");
+  }
+  absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view job_id) override {
+    absl::MutexLock l(&mu_);
+    return LoadAll<v1::Trial>("SELECT body FROM trials WHERE job_id = ?1 ORDER BY trial_id",
+                              std::string(job_id));
+  }
+  absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() override {
+    absl::MutexLock l(&mu_);
+    return LoadAll<v1::Worker>("SELECT body FROM workers ORDER BY id", "");
+  }
+  absl::Status Ping() override {
+    absl::MutexLock l(&mu_);
+    return Exec("SELECT 1");
+  }
+  absl::StatusOr<int> SchemaVersion() override {
+    absl::MutexLock l(&mu_);
+    return SchemaVersionLocked();
+  }
+  std::string Backend() const override { return "sqlite"; }
+
+ private:
+  absl::Status Error(absl::string_view what) {
+    return absl::UnavailableError(absl::StrCat("sqlite ", what, ": ", sqlite3_errmsg(db_)));
+  }
+  absl::Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return absl::UnavailableError(absl::StrCat("sqlite: ", msg));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int> SchemaVersionLocked() {
+    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("schema version");
+    return sqlite3_column_int(s.get(), 0);
+  }
+  absl::Status Step(Stmt& s, absl::string_view what) {
+    if (sqlite3_step(s.get()) != SQLITE_DONE) return Error(what);
+    sqlite3_reset(s.get());
+    sqlite3_clear_bindings(s.get());
+    return absl::OkStatus();
+  }
+  absl::Status WriteLocked(const WriteBatch& b) {
+    if (!b.jobs.empty()) {
+      Stmt s(db_,
+             "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body) "
+             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET "
+             "state = excluded.state, body = excluded.body");
+      if (!s.ok()) return Error("prepare jobs upsert");
+      for (const auto& j : b.jobs) {
+        s.Text(1, j.id());
+        s.Text(2, j.idempotency_key());
+        s.Int(3, j.state());
+        s.Int(4, google::protobuf::util::TimeUtil::TimestampToMilliseconds(j.create_time()));
+        s.Text(5, ToJsonBody(j));
+        NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert job ", j.id())));
+      }
+    }
+    if (!b.trials.empty()) {
+      Stmt s(db_,
+             "INSERT INTO trials (job_id, trial_id, state, arch_hash, body) "
+             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
+             "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body");
+      if (!s.ok()) return Error("prepare trials upsert");
+      for (const auto& t : b.trials) {
+        s.Text(1, t.job_id());
+        s.Int(2, t.id());
+        s.Int(3, t.state());
+        s.Text(4, t.arch_hash());
+        s.Text(5, ToJsonBody(t));
+        NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert trial ", t.job_id(), "/", t.id())));
+      }
+    }
+    if (!b.workers.empty()) {
+      Stmt s(db_,
+             "INSERT INTO workers (id, body) VALUES (?1, ?2) "
+             "ON CONFLICT (id) DO UPDATE SET body = excluded.body");
+      if (!s.ok()) return Error("prepare workers upsert");
+      for (const auto& w : b.workers) {
+        s.Text(1, w.id());
+        s.Text(2, ToJsonBody(w));
+        NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert worker ", w.id())));
+      }
+    }
+    return absl::OkStatus();
+  }
+  template <typename T>
+  absl::StatusOr<std::vector<T>> LoadAll(const char* sql, const std::string& arg) {
+    Stmt s(db_, sql);
+    if (!s.ok()) return Error("prepare load");
+    if (!arg.empty()) s.Text(1, arg);
+    std::vector<T> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const char* body = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 0));
+      T rec;
+      NF_RETURN_IF_ERROR(FromJsonBody(body ? body : "{}", &rec));
+      out.push_back(std::move(rec));
+    }
+    if (rc != SQLITE_DONE) return Error("load");
+    return out;
+  }
+
+  absl::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path) {
+  sqlite3* db = nullptr;
+  std::string p(path);
+  int rc = sqlite3_open_v2(p.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return absl::UnavailableError(absl::StrCat(
+        "store: cannot open sqlite database '", p, "': ", msg,
+        " (check that the directory exists and is writable)"));
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  NF_RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace nasforge
