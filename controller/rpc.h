@@ -1,0 +1,19 @@
+// gRPC edge: handlers validate, convert and delegate to JobManager, and finish the call once
+// the change is durable (from the StoreWriter's callback, so no gRPC thread waits on the
+// database). grpc::Status exists only in this layer.
+#pragma once
+
+#include <memory>
+
+#include "controller/job_manager.h"
+#include "nasforge/v1/nasforge.grpc.pb.h"
+
+namespace nasforge {
+
+std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs);
+std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs);
+
+// absl and gRPC status codes match one for one.
+grpc::Status ToGrpcStatus(const absl::Status& s);
+
+}  // namespace nasforge

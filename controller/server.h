@@ -1,0 +1,33 @@
+// The controller process's parts wired together: store, group-commit writer, job manager,
+// gRPC server (JobService, WorkerService, health, reflection), /metrics, lease sweeper.
+// main.cc only parses flags into ControllerOptions; tests start it in process on port 0.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "controller/job_manager.h"
+
+namespace nasforge {
+
+struct ControllerOptions {
+  std::string listen = "127.0.0.1:50051";       // HOST:PORT; port 0 picks a free one
+  std::string store_url = "sqlite://nasforge.db";
+  std::string metrics_listen = "127.0.0.1:9464";  // empty: no /metrics
+  absl::Duration sweep_interval = absl::Seconds(1);
+  JobManagerOptions jobs;
+};
+
+class Controller {
+ public:
+  static absl::StatusOr<std::unique_ptr<Controller>> Start(const ControllerOptions& options);
+  virtual ~Controller() = default;
+  virtual int port() const = 0;
+  virtual int metrics_port() const = 0;  // 0 without /metrics
+  // Stops accepting calls, finishes in-flight ones, flushes the store. Idempotent.
+  virtual void Shutdown() = 0;
+  virtual JobManager* jobs() = 0;
+};
+
+}  // namespace nasforge
