@@ -633,6 +633,7 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   *resp->mutable_training() = js.job.spec().training();
   resp->set_epochs(js.job.spec().budget().epochs());
   resp->set_seed(MixSeed(js.job.spec().budget().seed() ^ 0x5eed, t.id()));
+  resp->set_split_seed(js.job.spec().budget().seed());
   Log(LogLevel::kInfo, "trial_leased",
       {{"job", js.job.id()}, {"trial", t.id()}, {"worker", worker_id},
        {"epoch", t.lease_epoch()}, {"attempt", t.attempts()}, {"hash", t.arch_hash()},

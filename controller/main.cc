@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "controller/server.h"
+#include "core/flags.h"
 #include "core/log.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC HOST:PORT (port 0: any free port)");
@@ -19,6 +20,7 @@ ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (f
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "nasforge-controller --listen HOST:PORT --store URL --metrics-listen HOST:PORT");
+  nasforge::NormalizeFlagNames(argc, argv);
   absl::ParseCommandLine(argc, argv);
   nasforge::ControllerOptions o;
   o.listen = absl::GetFlag(FLAGS_listen);
