@@ -1,0 +1,363 @@
+// nasforge: the command-line client of JobService.
+//   nasforge [--controller HOST:PORT] submit JOB.yaml [--watch] [--idempotency-key K]
+//   nasforge status JOB | watch JOB | cancel JOB | jobs
+//   nasforge pareto JOB [--objectives accuracy:max,macs:min] [--where "latency_ms<=5"] [--json]
+//   nasforge candidates JOB [--json]
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <cstring>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "core/pareto.h"
+#include "nasforge/v1/nasforge.grpc.pb.h"
+
+namespace nasforge {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: nasforge [--controller HOST:PORT] COMMAND ...\n"
+    "  submit JOB.yaml [--watch] [--idempotency-key KEY]   submit a job (prints its id)\n"
+    "  status JOB                                         job state and counts\n"
+    "  watch JOB                                          live progress until the job ends\n"
+    "  pareto JOB [--objectives M:max,M:min] [--where \"M<=V,...\"] [--hardware-profile P]\n"
+    "             [--limit N] [--include-stopped] [--json] Pareto-optimal candidates\n"
+    "  candidates JOB [--json]                            every candidate of the job\n"
+    "  cancel JOB                                         cancel a job\n"
+    "  jobs [--json]                                      list jobs, newest first\n"
+    "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051.\n";
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;
+  bool Has(const std::string& k) const { return flags.count(k) > 0; }
+  std::string Get(const std::string& k, const std::string& def = "") const {
+    auto it = flags.find(k);
+    return it == flags.end() ? def : it->second;
+  }
+};
+
+const std::set<std::string> kBoolFlags = {"json", "watch", "include-stopped", "help"};
+
+Args Parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--", 0) == 0) {
+      std::string k = s.substr(2), v;
+      auto eq = k.find('=');
+      if (eq != std::string::npos) {
+        v = k.substr(eq + 1);
+        k = k.substr(0, eq);
+      } else if (!kBoolFlags.count(k) && i + 1 < argc) {
+        v = argv[++i];
+      }
+      for (auto& c : k) c = c == '_' ? '-' : c;
+      a.flags[k] = v;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+int Fail(const grpc::Status& s, const std::string& what) {
+  std::cerr << "error: " << what << ": " << s.error_message() << " ("
+            << (s.error_code() == grpc::StatusCode::UNAVAILABLE
+                    ? "UNAVAILABLE: is nasforge-controller running at --controller?"
+                    : absl::StrCat("code ", static_cast<int>(s.error_code())))
+            << ")\n";
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 2 : 1;
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+std::string Human(double v) {
+  if (v >= 1e9) return absl::StrFormat("%.3fG", v / 1e9);
+  if (v >= 1e6) return absl::StrFormat("%.3fM", v / 1e6);
+  if (v >= 1e3) return absl::StrFormat("%.1fK", v / 1e3);
+  return absl::StrFormat("%.4g", v);
+}
+
+std::string Duration(double s) {
+  if (s < 0) return "-";
+  int t = static_cast<int>(s + 0.5);
+  if (t >= 3600) return absl::StrFormat("%dh%02dm", t / 3600, t / 60 % 60);
+  if (t >= 60) return absl::StrFormat("%dm%02ds", t / 60, t % 60);
+  return absl::StrFormat("%ds", t);
+}
+
+std::string Short(const std::string& state) {
+  std::string s = state;
+  for (const char* p : {"TRIAL_", "JOB_"}) {
+    if (s.rfind(p, 0) == 0) s = s.substr(strlen(p));
+  }
+  for (auto& c : s) c = static_cast<char>(std::tolower(c));
+  return s;
+}
+
+double Seconds(const google::protobuf::Timestamp& t) { return t.seconds() + t.nanos() / 1e9; }
+
+std::string Bar(const v1::Job& job, double now) {
+  const auto& c = job.counts();
+  int total = std::max(1, job.spec().budget().max_trials());
+  int done = c.succeeded() + c.stopped() + c.failed() + c.cancelled();
+  int width = 24, fill = std::min(width, done * width / total);
+  double elapsed = (job.has_end_time() ? Seconds(job.end_time()) : now) - Seconds(job.create_time());
+  double eta = done > 0 && done < total ? elapsed / done * (total - done) : -1;
+  std::string best = job.has_best_objective()
+                         ? absl::StrFormat("%s %.4g", job.spec().objectives(0).metric(),
+                                           job.best_objective())
+                         : "-";
+  return absl::StrFormat("[%s%s] %d/%d done  %d running  %d failed  best %s  elapsed %s  eta %s",
+                         std::string(fill, '#'), std::string(width - fill, '.'), done, total,
+                         c.running(), c.failed(), best, Duration(elapsed), Duration(eta));
+}
+
+void PrintJob(const v1::Job& j) {
+  const auto& c = j.counts();
+  std::cout << "job        " << j.id() << (j.spec().name().empty() ? "" : "  (" + j.spec().name() + ")")
+            << "\nstate      " << Short(v1::JobState_Name(j.state()))
+            << "\nstrategy   " << j.spec().strategy().name() << ", seed " << j.spec().budget().seed()
+            << "\ntrials     " << c.succeeded() << " succeeded, " << c.stopped() << " stopped, "
+            << c.running() << " running, " << c.queued() << " queued, " << c.failed()
+            << " failed, " << c.cancelled() << " cancelled (budget "
+            << j.spec().budget().max_trials() << ")"
+            << "\nrejected   " << c.rejected_by_cost() << " candidates over a cost bound\n";
+  if (j.has_best_objective()) {
+    std::cout << "best       " << j.spec().objectives(0).metric() << " = " << j.best_objective() << "\n";
+  }
+  if (!j.error().empty()) std::cout << "note       " << j.error() << "\n";
+}
+
+std::string Metric(const v1::Trial& t, const std::string& k) {
+  auto it = t.metrics().find(k);
+  return it == t.metrics().end() ? "-" : Human(it->second);
+}
+
+void PrintTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
+  std::printf("%-5s %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", "trial", "state", "val_acc",
+              "test_acc", "macs", "params", "latency_ms", "train_s", "epochs", "arch");
+  for (const auto& t : trials) {
+    auto f = [&](const char* k, const char* fmt) -> std::string {
+      auto it = t.metrics().find(k);
+      if (it == t.metrics().end()) return "-";
+      return absl::StrFormat(*absl::ParsedFormat<'f'>::New(fmt), it->second);
+    };
+    std::string arch;
+    for (const auto& st : t.architecture().mbconv().stages()) {
+      absl::StrAppend(&arch, arch.empty() ? "" : " ", "k", st.kernel(), "e", st.expansion(), "x",
+                      st.repeats(), "c", st.channels(), st.se_ratio() > 0 ? "se" : "");
+    }
+    std::printf("%-5lld %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n",
+                static_cast<long long>(t.id()), Short(v1::TrialState_Name(t.state())).c_str(),
+                f("accuracy", "%.4f").c_str(), f("test_accuracy", "%.4f").c_str(),
+                Metric(t, "macs").c_str(), Metric(t, "params").c_str(),
+                f("latency_ms", "%.3f").c_str(), f("train_seconds", "%.1f").c_str(),
+                f("epochs", "%.0f").c_str(), arch.c_str());
+  }
+}
+
+int Watch(v1::JobService::Stub& stub, const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto reader = stub.WatchJob(&ctx, req);
+  v1::JobEvent e;
+  bool tty = isatty(STDOUT_FILENO);
+  v1::Job last;
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  while (reader->Read(&e)) {
+    last = e.job();
+    double now = std::chrono::duration<double>(
+                     std::chrono::system_clock::now().time_since_epoch()).count();
+    auto n = std::chrono::steady_clock::now();
+    bool finished = e.kind() == "job_finished" || e.kind() == "trial_finished";
+    if (tty) {
+      std::cout << "\r\033[K" << Bar(last, now) << std::flush;
+    } else if (finished || n - last_print > std::chrono::seconds(10)) {
+      std::cout << Bar(last, now) << "\n" << std::flush;
+      last_print = n;
+    }
+  }
+  if (tty) std::cout << "\n";
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return Fail(s, "watch");
+  std::cout << "job " << id << " " << Short(v1::JobState_Name(last.state())) << "\n";
+  return last.state() == v1::JOB_SUCCEEDED ? 0 : 3;
+}
+
+int Run(int argc, char** argv) {
+  Args a = Parse(argc, argv);
+  if (a.positional.empty() || a.Has("help")) {
+    std::cerr << kUsage;
+    return a.Has("help") ? 0 : 2;
+  }
+  const char* env = getenv("NASFORGE_CONTROLLER");
+  std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
+  auto stub = v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  const std::string cmd = a.positional[0];
+  auto need_job = [&]() -> std::string {
+    if (a.positional.size() < 2) {
+      std::cerr << "error: " << cmd << " needs a job id\n" << kUsage;
+      std::exit(2);
+    }
+    return a.positional[1];
+  };
+  auto ctx = [] {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return c;
+  };
+  if (cmd == "submit") {
+    if (a.positional.size() < 2) {
+      std::cerr << "error: submit needs a job spec file\n" << kUsage;
+      return 2;
+    }
+    std::ifstream f(a.positional[1]);
+    if (!f) {
+      std::cerr << "error: cannot read '" << a.positional[1] << "'\n";
+      return 2;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(ss.str());
+    req.set_idempotency_key(a.Get("idempotency-key"));
+    v1::Job job;
+    auto c = ctx();
+    grpc::Status s = stub->SubmitJob(c.get(), req, &job);
+    if (!s.ok()) return Fail(s, absl::StrCat("submit ", a.positional[1]));
+    if (a.Has("json")) {
+      std::cout << Json(job) << "\n";
+    } else {
+      std::cout << job.id() << "\n" << std::flush;
+    }
+    if (a.Has("watch")) return Watch(*stub, job.id());
+    return 0;
+  }
+  if (cmd == "status") {
+    v1::GetJobRequest req;
+    req.set_job_id(need_job());
+    v1::Job job;
+    auto c = ctx();
+    grpc::Status s = stub->GetJob(c.get(), req, &job);
+    if (!s.ok()) return Fail(s, "status");
+    if (a.Has("json")) {
+      std::cout << Json(job) << "\n";
+    } else {
+      PrintJob(job);
+    }
+    return 0;
+  }
+  if (cmd == "watch") return Watch(*stub, need_job());
+  if (cmd == "cancel") {
+    v1::CancelJobRequest req;
+    req.set_job_id(need_job());
+    v1::Job job;
+    auto c = ctx();
+    grpc::Status s = stub->CancelJob(c.get(), req, &job);
+    if (!s.ok()) return Fail(s, "cancel");
+    std::cout << job.id() << " " << Short(v1::JobState_Name(job.state())) << "\n";
+    return 0;
+  }
+  if (cmd == "jobs") {
+    v1::ListJobsRequest req;
+    v1::ListJobsResponse resp;
+    auto c = ctx();
+    grpc::Status s = stub->ListJobs(c.get(), req, &resp);
+    if (!s.ok()) return Fail(s, "jobs");
+    if (a.Has("json")) {
+      std::cout << Json(resp) << "\n";
+      return 0;
+    }
+    std::printf("%-18s %-10s %-6s %-6s %s\n", "job", "state", "done", "budget", "name");
+    for (const auto& j : resp.jobs()) {
+      const auto& k = j.counts();
+      std::printf("%-18s %-10s %-6d %-6d %s\n", j.id().c_str(),
+                  Short(v1::JobState_Name(j.state())).c_str(),
+                  k.succeeded() + k.stopped() + k.failed() + k.cancelled(),
+                  j.spec().budget().max_trials(), j.spec().name().c_str());
+    }
+    return 0;
+  }
+  if (cmd == "candidates") {
+    v1::ListCandidatesRequest req;
+    req.set_job_id(need_job());
+    v1::ListCandidatesResponse all;
+    do {
+      v1::ListCandidatesResponse page;
+      auto c = ctx();
+      grpc::Status s = stub->ListCandidates(c.get(), req, &page);
+      if (!s.ok()) return Fail(s, "candidates");
+      for (auto& t : *page.mutable_trials()) *all.add_trials() = std::move(t);
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty());
+    if (a.Has("json")) {
+      std::cout << Json(all) << "\n";
+    } else {
+      PrintTrials(all.trials());
+    }
+    return 0;
+  }
+  if (cmd == "pareto") {
+    v1::QueryParetoRequest req;
+    req.set_job_id(need_job());
+    for (absl::string_view o : absl::StrSplit(a.Get("objectives"), ',', absl::SkipEmpty())) {
+      auto obj = ParseObjective(o);
+      if (!obj.ok()) {
+        std::cerr << "error: --objectives: " << obj.status().message() << "\n";
+        return 2;
+      }
+      *req.add_objectives() = *obj;
+    }
+    for (absl::string_view w : absl::StrSplit(a.Get("where"), ',', absl::SkipEmpty())) {
+      auto con = ParseConstraint(w);
+      if (!con.ok()) {
+        std::cerr << "error: --where: " << con.status().message() << "\n";
+        return 2;
+      }
+      *req.add_constraints() = *con;
+    }
+    req.set_hardware_profile(a.Get("hardware-profile"));
+    if (a.Has("limit")) req.set_limit(std::atoi(a.Get("limit").c_str()));
+    req.set_include_stopped(a.Has("include-stopped"));
+    v1::QueryParetoResponse resp;
+    auto c = ctx();
+    grpc::Status s = stub->QueryPareto(c.get(), req, &resp);
+    if (!s.ok()) return Fail(s, "pareto");
+    if (a.Has("json")) {
+      std::cout << Json(resp) << "\n";
+    } else {
+      std::cout << "Pareto front of " << req.job_id() << ": " << resp.trials_size()
+                << " non-dominated of " << resp.considered() << " candidates\n";
+      PrintTrials(resp.trials());
+    }
+    return 0;
+  }
+  std::cerr << "error: unknown command '" << cmd << "'\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+}  // namespace nasforge
+
+int main(int argc, char** argv) { return nasforge::Run(argc, argv); }

@@ -1,0 +1,64 @@
+#include "worker/controller_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "nasforge/v1/nasforge.grpc.pb.h"
+
+namespace nasforge {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+class GrpcControllerClient final : public ControllerClient {
+ public:
+  GrpcControllerClient(const std::string& target, int timeout)
+      : stub_(v1::WorkerService::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
+        timeout_(timeout) {}
+
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& req) override {
+    return Call(&v1::WorkerService::Stub::RegisterWorker, req);
+  }
+  absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& req) override {
+    return Call(&v1::WorkerService::Stub::LeaseTrial, req);
+  }
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req) override {
+    return Call(&v1::WorkerService::Stub::Heartbeat, req);
+  }
+  absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
+      const v1::ReportProgressRequest& req) override {
+    return Call(&v1::WorkerService::Stub::ReportProgress, req);
+  }
+  absl::Status ReportResult(const v1::ReportResultRequest& req) override {
+    return Call(&v1::WorkerService::Stub::ReportResult, req).status();
+  }
+
+ private:
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(grpc::Status (v1::WorkerService::Stub::*m)(grpc::ClientContext*,
+                                                                       const Req&, Resp*),
+                            const Req& req) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_));
+    Resp resp;
+    grpc::Status s = (stub_.get()->*m)(&ctx, req, &resp);
+    if (!s.ok()) return FromGrpc(s);
+    return resp;
+  }
+
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  const int timeout_;
+};
+
+}  // namespace
+
+std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
+                                                          int call_timeout_seconds) {
+  return std::make_unique<GrpcControllerClient>(target, call_timeout_seconds);
+}
+
+}  // namespace nasforge

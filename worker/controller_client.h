@@ -1,0 +1,29 @@
+// The worker's view of the controller. The gRPC implementation sets a deadline on every call;
+// tests may substitute a fake.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+class ControllerClient {
+ public:
+  virtual ~ControllerClient() = default;
+  virtual absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
+      const v1::RegisterWorkerRequest& req) = 0;
+  virtual absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& req) = 0;
+  virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req) = 0;
+  virtual absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
+      const v1::ReportProgressRequest& req) = 0;
+  virtual absl::Status ReportResult(const v1::ReportResultRequest& req) = 0;
+};
+
+// `target` is HOST:PORT. Thread-safe.
+std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
+                                                          int call_timeout_seconds = 10);
+
+}  // namespace nasforge

@@ -1,0 +1,122 @@
+// nasforge-worker: flags -> WorkerOptions, wiring, signal handling. Logic is in worker_loop.cc.
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
+
+#include <prometheus/exposer.h>
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "core/flags.h"
+#include "core/log.h"
+#include "worker/worker_loop.h"
+
+ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
+          "directory with the IDX files (train-/t10k-images-idx3-ubyte[.gz], ...)");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
+ABSL_FLAG(std::string, hardware_profile, "", "profile name latencies are keyed by; "
+          "default cpu-<threads>t");
+ABSL_FLAG(std::string, worker_id, "", "stable worker id; default: assigned by the controller");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "/metrics HOST:PORT; empty: off");
+ABSL_FLAG(int, max_trials, 0, "exit after this many trials (0: run until SIGTERM)");
+ABSL_FLAG(double, exit_when_idle, 0, "exit after this many seconds without work (0: never)");
+
+namespace {
+
+std::string CpuModel() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      auto p = line.find(':');
+      return p == std::string::npos ? line : line.substr(p + 2);
+    }
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // OpenBLAS reads its thread count when it is loaded, before main: re-exec once with it set so
+  // BLAS threads do not fight LibTorch's OpenMP pool.
+  if (getenv("OPENBLAS_NUM_THREADS") == nullptr) {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv);
+  }
+  absl::SetProgramUsageMessage(
+      "nasforge-worker --controller HOST:PORT [--data-dir DIR] [--threads N] "
+      "[--hardware-profile NAME]");
+  nasforge::NormalizeFlagNames(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+  using nasforge::Log;
+  using nasforge::LogLevel;
+
+  int threads = std::max(1, absl::GetFlag(FLAGS_threads));
+  nasforge::WorkerOptions o;
+  o.worker_id = absl::GetFlag(FLAGS_worker_id);
+  o.hardware.set_name(absl::GetFlag(FLAGS_hardware_profile).empty()
+                          ? absl::StrCat("cpu-", threads, "t")
+                          : absl::GetFlag(FLAGS_hardware_profile));
+  o.hardware.set_cpu_model(CpuModel());
+  o.hardware.set_threads(threads);
+  o.hardware.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+                              sysconf(_SC_PAGE_SIZE));
+  o.max_trials = absl::GetFlag(FLAGS_max_trials);
+  o.exit_when_idle = absl::Seconds(absl::GetFlag(FLAGS_exit_when_idle));
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  nasforge::WorkerMetrics metrics(*registry);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(ml);
+      exposer->RegisterCollectable(registry);
+      auto ports = exposer->GetListeningPorts();
+      Log(LogLevel::kInfo, "metrics_listening", {{"port", ports.empty() ? 0 : ports[0]}});
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "metrics_listen_failed",
+          {{"address", ml}, {"error", e.what()}, {"action", "pick another --metrics-listen"}});
+      return 1;
+    }
+  }
+
+  nasforge::TorchTrainerOptions to;
+  to.data_dir = absl::GetFlag(FLAGS_data_dir);
+  to.threads = threads;
+  auto trainer = nasforge::NewTorchTrainer(to);
+  auto client = nasforge::NewGrpcControllerClient(absl::GetFlag(FLAGS_controller));
+  nasforge::WorkerLoop loop(client.get(), trainer.get(), o, &metrics);
+
+  boost::asio::signal_set signals(loop.io(), SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        static int count = 0;
+        if (++count > 1) {
+          Log(LogLevel::kWarn, "signal", {{"signal", sig}, {"action", "exit now"}});
+          std::_Exit(130);
+        }
+        Log(LogLevel::kInfo, "signal",
+            {{"signal", sig}, {"action", "hand back the current trial and exit"}});
+        loop.Stop();
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  Log(LogLevel::kInfo, "worker_starting",
+      {{"controller", absl::GetFlag(FLAGS_controller)}, {"profile", o.hardware.name()},
+       {"threads", threads}, {"data_dir", to.data_dir}});
+  absl::Status st = loop.Run();
+  if (!st.ok()) {
+    Log(LogLevel::kError, "worker_failed", {{"error", st.message()}});
+    return 1;
+  }
+  return 0;
+}

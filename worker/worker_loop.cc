@@ -1,0 +1,265 @@
+#include "worker/worker_loop.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+
+#include "core/log.h"
+
+namespace nasforge {
+namespace {
+
+prometheus::Counter& C(prometheus::Registry& r, const char* n, const char* h) {
+  return prometheus::BuildCounter().Name(n).Help(h).Register(r).Add({});
+}
+prometheus::Gauge& G(prometheus::Registry& r, const char* n, const char* h) {
+  return prometheus::BuildGauge().Name(n).Help(h).Register(r).Add({});
+}
+
+bool LeaseGone(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) || absl::IsNotFound(s);
+}
+
+}  // namespace
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+    : trials_succeeded_total(C(r, "nasforge_worker_trials_succeeded_total", "Trials reported.")),
+      trials_failed_total(C(r, "nasforge_worker_trials_failed_total", "Trials that failed here.")),
+      trials_handed_back_total(C(r, "nasforge_worker_trials_handed_back_total",
+                                 "Trials handed back (shutdown, cancel, lost lease).")),
+      train_images_total(C(r, "nasforge_worker_train_images_total", "Training images processed.")),
+      train_images_per_second(G(r, "nasforge_worker_train_images_per_second",
+                                "Training throughput of the last epoch.")),
+      busy(G(r, "nasforge_worker_busy", "1 while a trial is training.")),
+      heartbeats_total(C(r, "nasforge_worker_heartbeats_total", "Heartbeats sent.")) {}
+
+WorkerLoop::WorkerLoop(ControllerClient* client, Trainer* trainer, WorkerOptions options,
+                       WorkerMetrics* metrics)
+    : client_(client),
+      trainer_(trainer),
+      options_(std::move(options)),
+      metrics_(metrics),
+      work_(boost::asio::make_work_guard(io_)) {
+  io_thread_ = std::thread([this] { io_.run(); });
+}
+
+WorkerLoop::~WorkerLoop() {
+  work_.reset();
+  io_.stop();
+  io_thread_.join();
+}
+
+void WorkerLoop::Stop() {
+  stop_ = true;
+  abort_trial_ = true;
+}
+
+bool WorkerLoop::SleepUnlessStopped(absl::Duration d) {
+  absl::Time end = absl::Now() + d;
+  while (!stop_ && absl::Now() < end) absl::SleepFor(std::min(d, absl::Milliseconds(50)));
+  return !stop_;
+}
+
+absl::Status WorkerLoop::Register() {
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (!stop_) {
+    v1::RegisterWorkerRequest req;
+    req.set_worker_id(worker_id_.empty() ? options_.worker_id : worker_id_);
+    *req.mutable_hardware() = options_.hardware;
+    auto resp = client_->RegisterWorker(req);
+    if (resp.ok()) {
+      worker_id_ = resp->worker_id();
+      heartbeat_seconds_ = std::max(1, resp->heartbeat_seconds());
+      Log(LogLevel::kInfo, "registered",
+          {{"worker", worker_id_}, {"profile", options_.hardware.name()},
+           {"heartbeat_seconds", heartbeat_seconds_}});
+      return absl::OkStatus();
+    }
+    if (absl::IsInvalidArgument(resp.status())) return resp.status();
+    Log(LogLevel::kWarn, "register_failed",
+        {{"error", resp.status().message()}, {"retry_in_ms", absl::ToInt64Milliseconds(backoff)},
+         {"action", "is the controller running at --controller?"}});
+    SleepUnlessStopped(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  return absl::CancelledError("stopped before registering");
+}
+
+absl::Status WorkerLoop::Run() {
+  if (absl::Status st = Register(); !st.ok()) return stop_ ? absl::OkStatus() : st;
+  absl::Time idle_since = absl::Now();
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (!stop_) {
+    if (options_.max_trials > 0 && trials_done_ >= options_.max_trials) break;
+    v1::LeaseTrialRequest req;
+    req.set_worker_id(worker_id_);
+    auto resp = client_->LeaseTrial(req);
+    if (!resp.ok()) {
+      if (absl::IsFailedPrecondition(resp.status())) {
+        (void)Register();  // the controller forgot us (new database?)
+        continue;
+      }
+      Log(LogLevel::kWarn, "lease_failed",
+          {{"worker", worker_id_}, {"error", resp.status().message()},
+           {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
+      SleepUnlessStopped(backoff);
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      continue;
+    }
+    backoff = absl::Milliseconds(200);
+    if (!resp->has_trial()) {
+      if (options_.exit_when_idle > absl::ZeroDuration() &&
+          absl::Now() - idle_since > options_.exit_when_idle) {
+        Log(LogLevel::kInfo, "idle_exit", {{"worker", worker_id_}, {"trials", trials_done_.load()}});
+        break;
+      }
+      SleepUnlessStopped(absl::Milliseconds(std::max(50, resp->retry_after_ms())));
+      continue;
+    }
+    RunTrial(*resp);
+    idle_since = absl::Now();
+  }
+  Log(LogLevel::kInfo, "worker_exit", {{"worker", worker_id_}, {"trials", trials_done_.load()}});
+  return absl::OkStatus();
+}
+
+void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_);
+  auto tick = std::make_shared<std::function<void()>>();
+  *tick = [this, timer, tick, lease, generation]() {
+    timer->expires_after(std::chrono::seconds(heartbeat_seconds_));
+    timer->async_wait([this, timer, tick, lease, generation](const boost::system::error_code& ec) {
+      if (ec || generation_.load() != generation) {
+        *tick = nullptr;  // break the self-reference
+        return;
+      }
+      v1::HeartbeatRequest req;
+      req.set_worker_id(worker_id_);
+      *req.mutable_lease() = lease;
+      auto resp = client_->Heartbeat(req);
+      if (metrics_) metrics_->heartbeats_total.Increment();
+      if (resp.ok() && resp->cancel()) {
+        Log(LogLevel::kInfo, "trial_cancelled",
+            {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_}});
+        lease_lost_ = true;
+        abort_trial_ = true;
+      } else if (!resp.ok() && LeaseGone(resp.status())) {
+        Log(LogLevel::kWarn, "lease_lost",
+            {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_},
+             {"error", resp.status().message()}});
+        lease_lost_ = true;
+        abort_trial_ = true;
+      } else if (!resp.ok()) {
+        Log(LogLevel::kWarn, "heartbeat_failed",
+            {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_},
+             {"error", resp.status().message()}});
+      }
+      if (generation_.load() == generation) {
+        (*tick)();
+      } else {
+        *tick = nullptr;
+      }
+    });
+  };
+  boost::asio::post(io_, [tick] { (*tick)(); });
+}
+
+void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
+  const v1::Lease& l = lease.lease();
+  int gen = ++generation_;
+  abort_trial_ = stop_.load();
+  lease_lost_ = false;
+  if (metrics_) metrics_->busy.Set(1);
+  Log(LogLevel::kInfo, "trial_started",
+      {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+       {"epoch_token", l.epoch()}, {"epochs", lease.epochs()}, {"hash", lease.arch_hash()}});
+  StartHeartbeats(l, gen);
+
+  TrainRequest req;
+  req.architecture = lease.architecture();
+  req.training = lease.training();
+  req.epochs = lease.epochs();
+  req.seed = lease.seed();
+  req.split_seed = lease.split_seed();
+  auto on_epoch = [&](const EpochReport& r) -> Verdict {
+    if (metrics_) {
+      metrics_->train_images_total.Increment(static_cast<double>(r.images));
+      metrics_->train_images_per_second.Set(r.images_per_second);
+    }
+    Log(LogLevel::kInfo, "epoch",
+        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+         {"epoch", absl::StrCat(r.epoch, "/", lease.epochs())},
+         {"val_accuracy", r.validation_accuracy}, {"loss", r.train_loss},
+         {"seconds", r.seconds}, {"images_per_second", static_cast<int64_t>(r.images_per_second)}});
+    v1::ReportProgressRequest pr;
+    pr.set_worker_id(worker_id_);
+    *pr.mutable_lease() = l;
+    pr.mutable_point()->set_epoch(r.epoch);
+    pr.mutable_point()->set_value(r.validation_accuracy);
+    pr.mutable_point()->set_loss(r.train_loss);
+    pr.mutable_point()->set_seconds(r.seconds);
+    auto resp = client_->ReportProgress(pr);
+    if (!resp.ok()) {
+      if (LeaseGone(resp.status())) {
+        lease_lost_ = true;
+        return Verdict::kAbort;
+      }
+      Log(LogLevel::kWarn, "progress_report_failed",
+          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"error", resp.status().message()},
+           {"action", "training continues"}});
+      return Verdict::kContinue;
+    }
+    return resp->decision() == v1::STOP ? Verdict::kStop : Verdict::kContinue;
+  };
+  absl::StatusOr<TrainResult> result = trainer_->Train(req, on_epoch, abort_trial_);
+  ++generation_;  // ends the heartbeat chain
+  if (metrics_) metrics_->busy.Set(0);
+
+  v1::ReportResultRequest rr;
+  rr.set_worker_id(worker_id_);
+  *rr.mutable_lease() = l;
+  rr.set_hardware_profile(options_.hardware.name());
+  if (lease_lost_) {
+    if (metrics_) metrics_->trials_handed_back_total.Increment();
+    Log(LogLevel::kInfo, "trial_dropped",
+        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+         {"reason", "lease lost or job cancelled"}});
+    return;
+  }
+  if (!result.ok() && absl::IsAborted(result.status())) {
+    rr.set_handed_back(true);
+    if (metrics_) metrics_->trials_handed_back_total.Increment();
+  } else if (!result.ok()) {
+    rr.set_failed(true);
+    rr.set_error(std::string(result.status().message()));
+    if (metrics_) metrics_->trials_failed_total.Increment();
+  } else {
+    for (const auto& [k, v] : result->metrics) (*rr.mutable_metrics())[k] = v;
+    rr.set_stopped_early(result->stopped_early);
+    if (metrics_) metrics_->trials_succeeded_total.Increment();
+  }
+  absl::Duration backoff = absl::Milliseconds(200);
+  for (int attempt = 1; attempt <= 8; ++attempt) {
+    absl::Status st = client_->ReportResult(rr);
+    if (st.ok() || LeaseGone(st)) {
+      Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "trial_reported",
+          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+           {"outcome", rr.handed_back() ? "handed_back" : rr.failed() ? "failed" : "ok"},
+           {"accuracy", rr.metrics().count("accuracy") ? rr.metrics().at("accuracy") : -1.0},
+           {"test_accuracy",
+            rr.metrics().count("test_accuracy") ? rr.metrics().at("test_accuracy") : -1.0},
+           {"macs", rr.metrics().count("macs") ? rr.metrics().at("macs") : -1.0},
+           {"latency_ms", rr.metrics().count("latency_ms") ? rr.metrics().at("latency_ms") : -1.0},
+           {"error", st.ok() ? rr.error() : std::string(st.message())}});
+      break;
+    }
+    Log(LogLevel::kWarn, "report_failed",
+        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"attempt", attempt},
+         {"error", st.message()}});
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  if (!rr.handed_back()) ++trials_done_;
+}
+
+}  // namespace nasforge

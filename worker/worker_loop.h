@@ -1,0 +1,85 @@
+// The worker's lease loop: register, lease, train with heartbeats on a Boost.Asio timer, report
+// each epoch (the controller answers CONTINUE or STOP), report the result. Stop() (SIGTERM)
+// hands the current trial back so another worker picks it up at once.
+#pragma once
+
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "worker/controller_client.h"
+#include "worker/trainer.h"
+
+namespace nasforge {
+
+struct WorkerMetrics {
+  explicit WorkerMetrics(prometheus::Registry& r);
+  prometheus::Counter& trials_succeeded_total;
+  prometheus::Counter& trials_failed_total;
+  prometheus::Counter& trials_handed_back_total;
+  prometheus::Counter& train_images_total;
+  prometheus::Gauge& train_images_per_second;  // of the last epoch
+  prometheus::Gauge& busy;                     // 1 while training
+  prometheus::Counter& heartbeats_total;
+};
+
+struct WorkerOptions {
+  std::string worker_id;  // empty: the controller assigns one
+  v1::HardwareProfile hardware;
+  int max_trials = 0;                      // exit after this many trials; 0 = never
+  absl::Duration exit_when_idle = absl::ZeroDuration();  // exit after idling this long; 0 = never
+  absl::Duration max_backoff = absl::Seconds(5);
+};
+
+class WorkerLoop {
+ public:
+  // `client`, `trainer` and `metrics` (nullable) must outlive the loop.
+  WorkerLoop(ControllerClient* client, Trainer* trainer, WorkerOptions options,
+             WorkerMetrics* metrics);
+  ~WorkerLoop();
+  WorkerLoop(const WorkerLoop&) = delete;
+  WorkerLoop& operator=(const WorkerLoop&) = delete;
+
+  // Runs until Stop(), max_trials or exit_when_idle. Returns OK on a clean exit.
+  absl::Status Run();
+  // Thread-safe; returns at once. The current trial is handed back.
+  void Stop();
+  // The io_context the heartbeat timer runs on (main adds its signal_set to it).
+  boost::asio::io_context& io() { return io_; }
+  int trials_done() const { return trials_done_.load(); }
+
+ private:
+  absl::Status Register();
+  // Trains one leased trial and reports it.
+  void RunTrial(const v1::LeaseTrialResponse& lease);
+  void StartHeartbeats(const v1::Lease& lease, int generation);
+  bool SleepUnlessStopped(absl::Duration d);
+
+  ControllerClient* const client_;
+  Trainer* const trainer_;
+  const WorkerOptions options_;
+  WorkerMetrics* const metrics_;
+  std::string worker_id_;
+  int heartbeat_seconds_ = 5;
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread io_thread_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> abort_trial_{false};   // set by Stop() or a heartbeat that says cancel/stale
+  std::atomic<bool> lease_lost_{false};    // the controller no longer honours our lease
+  std::atomic<int> generation_{0};         // invalidates heartbeat timers of finished trials
+  std::atomic<int> trials_done_{0};
+};
+
+}  // namespace nasforge
