@@ -20,7 +20,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/cost.h"
+#include "core/jobspec.h"
 #include "core/pareto.h"
+#include "core/search_space.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
@@ -36,6 +39,9 @@ constexpr char kUsage[] =
     "  candidates JOB [--json]                            every candidate of the job\n"
     "  cancel JOB                                         cancel a job\n"
     "  jobs [--json]                                      list jobs, newest first\n"
+    "  space describe SPACE.yaml                          choices and size of a search space\n"
+    "  space sample SPACE.yaml [-n N] [--seed S]          valid architectures (JSON lines)\n"
+    "  cost ARCH.yaml [--json]                            analytic MACs and params\n"
     "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051.\n";
 
 struct Args {
@@ -54,7 +60,9 @@ Args Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
-    if (s.rfind("--", 0) == 0) {
+    if (s.size() == 2 && s[0] == '-' && s[1] != '-' && i + 1 < argc) {
+      a.flags[s.substr(1)] = argv[++i];
+    } else if (s.rfind("--", 0) == 0) {
       std::string k = s.substr(2), v;
       auto eq = k.find('=');
       if (eq != std::string::npos) {
@@ -205,12 +213,79 @@ int Watch(v1::JobService::Stub& stub, const std::string& id) {
   return last.state() == v1::JOB_SUCCEEDED ? 0 : 3;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) {
+    std::cerr << "error: cannot read '" << path << "'\n";
+    std::exit(2);
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Commands that need no controller: search spaces and the cost model.
+int Offline(const Args& a) {
+  const std::string& cmd = a.positional[0];
+  if (cmd == "cost") {
+    if (a.positional.size() < 2) {
+      std::cerr << "error: cost needs an architecture file\n";
+      return 2;
+    }
+    v1::Architecture arch;
+    absl::Status st = YamlToMessage(ReadFile(a.positional[1]), &arch);
+    if (st.ok()) st = ValidateArchitecture(arch, "architecture");
+    if (!st.ok()) {
+      std::cerr << "error: " << a.positional[1] << ": " << st.message() << "\n";
+      return 2;
+    }
+    ArchCost c = ComputeCost(arch);
+    if (a.Has("json")) {
+      std::cout << absl::StrFormat("{\"macs\": %d, \"params\": %d, \"hash\": \"%s\"}\n", c.macs,
+                                   c.params, ArchHash(arch));
+    } else {
+      std::cout << "macs   " << c.macs << " (" << Human(c.macs) << ")\nparams " << c.params
+                << " (" << Human(c.params) << ")\nhash   " << ArchHash(arch) << "\n";
+    }
+    return 0;
+  }
+  if (a.positional.size() < 3 || (a.positional[1] != "describe" && a.positional[1] != "sample")) {
+    std::cerr << "error: use 'space describe SPACE.yaml' or 'space sample SPACE.yaml'\n";
+    return 2;
+  }
+  v1::SearchSpace space;
+  absl::Status st = YamlToMessage(ReadFile(a.positional[2]), &space);
+  if (st.ok()) st = ValidateSearchSpace(space, "search_space");
+  if (!st.ok()) {
+    std::cerr << "error: " << a.positional[2] << ": " << st.message() << "\n";
+    return 2;
+  }
+  if (a.positional[1] == "describe") {
+    std::cout << Json(space) << "\nsize: " << SpaceSize(space) << " architectures\n";
+    return 0;
+  }
+  int n = a.Has("n") ? std::atoi(a.Get("n").c_str()) : 1;
+  uint64_t seed = a.Has("seed") ? std::strtoull(a.Get("seed").c_str(), nullptr, 10) : 0;
+  for (int i = 0; i < n; ++i) {
+    v1::Architecture arch = SampleArchitecture(space, MixSeed(seed, i));
+    ArchCost c = ComputeCost(arch);
+    std::string json;
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(arch, &json, o);
+    std::cout << absl::StrFormat("{\"hash\": \"%s\", \"macs\": %d, \"params\": %d, \"architecture\": %s}\n",
+                                 ArchHash(arch), c.macs, c.params, json);
+  }
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   Args a = Parse(argc, argv);
   if (a.positional.empty() || a.Has("help")) {
     std::cerr << kUsage;
     return a.Has("help") ? 0 : 2;
   }
+  if (a.positional[0] == "space" || a.positional[0] == "cost") return Offline(a);
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
   auto stub = v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));

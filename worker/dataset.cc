@@ -44,10 +44,6 @@ absl::StatusOr<ImageSet> ReadIdx(const std::string& images_path, const std::stri
     return absl::DataLossError(absl::StrCat("'", images_path,
                                             "' is not an IDX image file (magic 0x00000803)"));
   }
-  if (lab.size() < 8 || BigEndian(lab.data()) != 0x00000801) {
-    return absl::DataLossError(absl::StrCat("'", labels_path,
-                                            "' is not an IDX label file (magic 0x00000801)"));
-  }
   ImageSet s;
   s.count = static_cast<int>(BigEndian(img.data() + 4));
   s.height = static_cast<int>(BigEndian(img.data() + 8));
@@ -57,6 +53,10 @@ absl::StatusOr<ImageSet> ReadIdx(const std::string& images_path, const std::stri
     return absl::DataLossError(absl::StrCat("'", images_path, "': header says ", s.count, "x",
                                             s.height, "x", s.width, " (", want, " bytes), file has ",
                                             img.size()));
+  }
+  if (lab.size() < 8 || BigEndian(lab.data()) != 0x00000801) {
+    return absl::DataLossError(absl::StrCat("'", labels_path,
+                                            "' is not an IDX label file (magic 0x00000801)"));
   }
   if (BigEndian(lab.data() + 4) != static_cast<uint32_t>(s.count) ||
       lab.size() != 8 + static_cast<size_t>(s.count)) {

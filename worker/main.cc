@@ -1,7 +1,6 @@
 // nasforge-worker: flags -> WorkerOptions, wiring, signal handling. Logic is in worker_loop.cc.
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
-#include <prometheus/exposer.h>
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "worker/metrics_server.h"
 #include "worker/worker_loop.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
@@ -73,18 +73,16 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   nasforge::WorkerMetrics metrics(*registry);
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<nasforge::MetricsServer> metrics_server;
   if (std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(ml);
-      exposer->RegisterCollectable(registry);
-      auto ports = exposer->GetListeningPorts();
-      Log(LogLevel::kInfo, "metrics_listening", {{"port", ports.empty() ? 0 : ports[0]}});
-    } catch (const std::exception& e) {
+    auto ms = nasforge::StartMetricsServer(ml, registry);
+    if (!ms.ok()) {
       Log(LogLevel::kError, "metrics_listen_failed",
-          {{"address", ml}, {"error", e.what()}, {"action", "pick another --metrics-listen"}});
+          {{"error", ms.status().message()}, {"action", "pick another --metrics-listen"}});
       return 1;
     }
+    metrics_server = std::move(*ms);
+    Log(LogLevel::kInfo, "metrics_listening", {{"port", metrics_server->port()}});
   }
 
   nasforge::TorchTrainerOptions to;

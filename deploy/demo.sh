@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Quick-start demo: installs and builds what is missing, starts a controller (embedded SQLite)
+# and two local LibTorch workers, runs a real random search on Fashion-MNIST
+# (search_spaces/examples/fashion_mnist_quick.yaml), watches it, and prints the Pareto front.
+# Usage: deploy/demo.sh [JOB.yaml]   (state and logs go to ./nasforge-demo/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOB="${1:-search_spaces/examples/fashion_mnist_quick.yaml}"
+bash deploy/build.sh
+
+OUT="$PWD/nasforge-demo"
+mkdir -p "$OUT"
+rm -f "$OUT"/port "$OUT"/demo.db*
+BIN="$PWD/build"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$BIN/controller/nasforge-controller" --listen 127.0.0.1:0 --port-file "$OUT/port" \
+  --store "sqlite://$OUT/demo.db" --metrics-listen 127.0.0.1:0 >"$OUT/controller.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$OUT/port" ] && break; sleep 0.1; done
+[ -s "$OUT/port" ] || { echo "controller did not start; see $OUT/controller.log"; cat "$OUT/controller.log"; exit 1; }
+export NASFORGE_CONTROLLER="127.0.0.1:$(cat "$OUT/port")"
+echo "controller on $NASFORGE_CONTROLLER (logs: $OUT/*.log)"
+
+for w in 1 2; do
+  "$BIN/worker/nasforge-worker" --controller "$NASFORGE_CONTROLLER" --threads 1 \
+    --worker-id "demo-worker-$w" >"$OUT/worker-$w.log" 2>&1 &
+  pids+=($!)
+done
+
+start=$(date +%s)
+JOB_ID=$("$BIN/controller/nasforge" submit "$JOB")
+echo "job $JOB_ID submitted: $JOB"
+"$BIN/controller/nasforge" watch "$JOB_ID" || true
+echo "search took $(( $(date +%s) - start )) s"
+echo
+"$BIN/controller/nasforge" status "$JOB_ID"
+echo
+"$BIN/controller/nasforge" pareto "$JOB_ID" --objectives accuracy:max,macs:min

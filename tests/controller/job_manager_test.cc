@@ -1,0 +1,390 @@
+// JobManager logic on a real SQLite store with a fake clock: leases, fencing, retries, dedupe,
+// cost pre-checks, cancellation, recovery, Pareto queries and watch events.
+#include "controller/job_manager.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/cost.h"
+#include "core/search_space.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::JobSpec TinySpec(int max_trials, int parallel = 2) {
+  v1::JobSpec s;
+  s.set_name("tiny");
+  auto* m = s.mutable_search_space()->mutable_mbconv();
+  m->set_resolution(28);
+  m->set_in_channels(1);
+  m->set_num_classes(10);
+  m->add_stem_channels(8);
+  m->add_stem_channels(16);
+  auto* st = m->add_stages();
+  st->set_stride(2);
+  for (int k : {3, 5}) st->add_kernel(k);
+  for (int e : {1, 3}) st->add_expansion(e);
+  st->add_repeats(1);
+  st->add_channels(16);
+  st->add_se_ratio(0);
+  s.mutable_budget()->set_max_trials(max_trials);
+  s.mutable_budget()->set_max_parallel_trials(parallel);
+  s.mutable_budget()->set_seed(3);
+  s.set_lease_seconds(30);
+  return s;  // 2 * 2 * 2 = 8 architectures
+}
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/jm-", getpid(), "-",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".db");
+    std::filesystem::remove(path_);
+    Open();
+  }
+  void TearDown() override {
+    jm_.reset();
+    writer_.reset();
+    store_.reset();
+    std::filesystem::remove(path_);
+  }
+  void Open() {
+    jm_.reset();
+    writer_.reset();
+    store_ = std::move(OpenStore("sqlite://" + path_).value());
+    writer_ = std::make_unique<StoreWriter>(store_.get(), nullptr);
+    jm_ = std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, nullptr);
+    ASSERT_TRUE(jm_->Recover().ok());
+  }
+  std::string Register(const std::string& id) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(id);
+    r.mutable_hardware()->set_name("cpu-1t");
+    return jm_->RegisterWorker(r).value().worker_id();
+  }
+  v1::LeaseTrialResponse Lease(const std::string& worker) {
+    v1::LeaseTrialRequest r;
+    r.set_worker_id(worker);
+    return jm_->LeaseTrial(r).value();
+  }
+  absl::Status Report(const std::string& worker, const v1::LeaseTrialResponse& l, double acc,
+                      bool failed = false) {
+    v1::ReportResultRequest r;
+    r.set_worker_id(worker);
+    *r.mutable_lease() = l.lease();
+    r.set_failed(failed);
+    if (failed) r.set_error("boom");
+    (*r.mutable_metrics())["accuracy"] = acc;
+    r.set_hardware_profile("cpu-1t");
+    return jm_->ReportResult(r);
+  }
+  v1::Job Submit(const v1::JobSpec& spec, const std::string& key = "") {
+    v1::SubmitJobRequest r;
+    *r.mutable_spec() = spec;
+    r.set_idempotency_key(key);
+    return jm_->SubmitJob(r).value();
+  }
+
+  FakeClock clock_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<StoreWriter> writer_;
+  std::unique_ptr<JobManager> jm_;
+};
+
+TEST_F(JobManagerTest, RunsAJobToCompletion) {
+  v1::Job job = Submit(TinySpec(3));
+  EXPECT_EQ(job.state(), v1::JOB_RUNNING);
+  std::string w = Register("w1");
+  for (int i = 0; i < 3; ++i) {
+    auto l = Lease(w);
+    ASSERT_TRUE(l.has_trial());
+    EXPECT_EQ(l.lease().trial_id(), i);
+    EXPECT_EQ(l.lease().epoch(), 1u);
+    v1::ReportProgressRequest p;
+    p.set_worker_id(w);
+    *p.mutable_lease() = l.lease();
+    p.mutable_point()->set_epoch(1);
+    p.mutable_point()->set_value(0.5);
+    EXPECT_EQ(jm_->ReportProgress(p).value().decision(), v1::CONTINUE);
+    ASSERT_TRUE(Report(w, l, 0.8 + i / 100.0).ok());
+  }
+  EXPECT_FALSE(Lease(w).has_trial());
+  auto done = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 3);
+  EXPECT_DOUBLE_EQ(done.best_objective(), 0.82);
+  // The controller filled in the analytic cost before training.
+  auto t = jm_->GetCandidate(job.id(), 0).value();
+  EXPECT_EQ(t.metrics().at("macs"), static_cast<double>(ComputeCost(t.architecture()).macs));
+  EXPECT_EQ(t.curve_size(), 1);
+}
+
+TEST_F(JobManagerTest, RespectsMaxParallelTrials) {
+  Submit(TinySpec(5, /*parallel=*/2));
+  std::string w = Register("w");
+  EXPECT_TRUE(Lease(w).has_trial());
+  EXPECT_TRUE(Lease(w).has_trial());
+  auto third = Lease(w);
+  EXPECT_FALSE(third.has_trial());
+  EXPECT_GT(third.retry_after_ms(), 0);
+}
+
+TEST_F(JobManagerTest, ExpiredLeaseIsRequeuedAndTheOldTokenFenced) {
+  v1::Job job = Submit(TinySpec(1));
+  std::string a = Register("a"), b = Register("b");
+  auto first = Lease(a);
+  ASSERT_TRUE(first.has_trial());
+  clock_.Advance(absl::Seconds(31));
+  jm_->ExpireLeases();
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().queued(), 1);
+  auto second = Lease(b);
+  ASSERT_TRUE(second.has_trial());
+  EXPECT_EQ(second.lease().trial_id(), first.lease().trial_id());
+  EXPECT_EQ(second.lease().epoch(), 2u);
+  // The late worker's heartbeat and report are rejected and never counted.
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(a);
+  *hb.mutable_lease() = first.lease();
+  auto h = jm_->Heartbeat(hb);
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(h.status().message(), HasSubstr("stale lease"));
+  EXPECT_EQ(Report(a, first, 0.99).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Report(b, second, 0.7).ok());
+  auto done = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(done.counts().succeeded(), 1);
+  EXPECT_DOUBLE_EQ(done.best_objective(), 0.7);
+}
+
+TEST_F(JobManagerTest, HeartbeatsKeepALeaseAlive) {
+  Submit(TinySpec(1));
+  std::string w = Register("w");
+  auto l = Lease(w);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(20));
+    v1::HeartbeatRequest hb;
+    hb.set_worker_id(w);
+    *hb.mutable_lease() = l.lease();
+    ASSERT_TRUE(jm_->Heartbeat(hb).ok());
+    jm_->ExpireLeases();
+  }
+  EXPECT_TRUE(Report(w, l, 0.5).ok());
+}
+
+TEST_F(JobManagerTest, RepeatedFailuresFailTheTrialWithItsError) {
+  v1::JobSpec spec = TinySpec(1);
+  spec.mutable_budget()->set_max_attempts(2);
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  auto l1 = Lease(w);
+  ASSERT_TRUE(Report(w, l1, 0, /*failed=*/true).ok());
+  auto l2 = Lease(w);
+  ASSERT_TRUE(l2.has_trial());
+  EXPECT_EQ(l2.lease().trial_id(), l1.lease().trial_id());
+  ASSERT_TRUE(Report(w, l2, 0, /*failed=*/true).ok());
+  auto t = jm_->GetCandidate(job.id(), 0).value();
+  EXPECT_EQ(t.state(), v1::TRIAL_FAILED);
+  EXPECT_EQ(t.error(), "boom");
+  auto j = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(j.state(), v1::JOB_FAILED);
+  EXPECT_THAT(j.error(), HasSubstr("all 1 trials failed"));
+}
+
+TEST_F(JobManagerTest, HandedBackTrialDoesNotUseAnAttempt) {
+  v1::JobSpec spec = TinySpec(1);
+  spec.mutable_budget()->set_max_attempts(1);
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  auto l = Lease(w);
+  v1::ReportResultRequest r;
+  r.set_worker_id(w);
+  *r.mutable_lease() = l.lease();
+  r.set_handed_back(true);
+  ASSERT_TRUE(jm_->ReportResult(r).ok());
+  auto again = Lease(w);
+  ASSERT_TRUE(again.has_trial());
+  ASSERT_TRUE(Report(w, again, 0.6).ok());
+  EXPECT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, NeverTrainsADuplicateAndFinishesWhenTheSpaceIsExhausted) {
+  v1::Job job = Submit(TinySpec(20));  // the space has only 8 architectures
+  std::string w = Register("w");
+  std::set<std::string> hashes;
+  for (;;) {
+    auto l = Lease(w);
+    if (!l.has_trial()) break;
+    EXPECT_TRUE(hashes.insert(l.arch_hash()).second) << "duplicate " << l.arch_hash();
+    ASSERT_TRUE(Report(w, l, 0.5).ok());
+  }
+  EXPECT_EQ(hashes.size(), 8u);
+  auto j = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(j.state(), v1::JOB_SUCCEEDED);
+  EXPECT_THAT(j.error(), HasSubstr("search space exhausted"));
+}
+
+TEST_F(JobManagerTest, CostBoundsAreCheckedBeforeDispatch) {
+  v1::JobSpec spec = TinySpec(8);
+  auto* c = spec.add_constraints();
+  c->set_metric("params");
+  // Between the smallest and the largest architecture of the space.
+  std::vector<int64_t> params;
+  for (uint64_t i = 0; i < 200; ++i) {
+    params.push_back(ComputeCost(SampleArchitecture(spec.search_space(), i)).params);
+  }
+  std::sort(params.begin(), params.end());
+  double bound = params[params.size() / 2];
+  c->set_upper(bound);
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  int leased = 0;
+  for (;;) {
+    auto l = Lease(w);
+    if (!l.has_trial()) break;
+    ++leased;
+    EXPECT_LE(ComputeCost(l.architecture()).params, bound);
+    ASSERT_TRUE(Report(w, l, 0.5).ok());
+  }
+  auto j = jm_->GetJob(job.id()).value();
+  EXPECT_GT(j.counts().rejected_by_cost(), 0);
+  EXPECT_EQ(leased + j.counts().rejected_by_cost(), 8);
+}
+
+TEST_F(JobManagerTest, CancelStopsEverything) {
+  v1::Job job = Submit(TinySpec(4));
+  std::string w = Register("w");
+  auto l = Lease(w);
+  auto cancelled = jm_->CancelJob(job.id()).value();
+  EXPECT_EQ(cancelled.state(), v1::JOB_CANCELLED);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  *hb.mutable_lease() = l.lease();
+  EXPECT_TRUE(jm_->Heartbeat(hb).value().cancel());
+  v1::ReportProgressRequest p;
+  p.set_worker_id(w);
+  *p.mutable_lease() = l.lease();
+  p.mutable_point()->set_epoch(1);
+  EXPECT_EQ(jm_->ReportProgress(p).value().decision(), v1::STOP);
+  EXPECT_FALSE(Lease(w).has_trial());
+  EXPECT_EQ(jm_->CancelJob(job.id())->state(), v1::JOB_CANCELLED);  // idempotent
+}
+
+TEST_F(JobManagerTest, IdempotencyKeyReturnsTheFirstJob) {
+  v1::Job a = Submit(TinySpec(2), "k1");
+  v1::Job b = Submit(TinySpec(2), "k1");
+  v1::Job c = Submit(TinySpec(2), "k2");
+  EXPECT_EQ(a.id(), b.id());
+  EXPECT_NE(a.id(), c.id());
+  EXPECT_EQ(jm_->ListJobs({}).value().jobs_size(), 2);
+}
+
+TEST_F(JobManagerTest, ValidationErrorsNameTheField) {
+  v1::SubmitJobRequest r;
+  *r.mutable_spec() = TinySpec(0);
+  auto st = jm_->SubmitJob(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("spec.budget.max_trials"));
+  r.clear_spec();
+  r.set_spec_yaml("budget: {max_trials: -1}\nbogus: 1\n");
+  st = jm_->SubmitJob(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("bogus"));
+  v1::LeaseTrialRequest lr;
+  lr.set_worker_id("ghost");
+  EXPECT_EQ(jm_->LeaseTrial(lr).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobManagerTest, RecoversJobsAndLeasesAfterRestart) {
+  v1::Job job = Submit(TinySpec(3));
+  std::string w = Register("w");
+  auto l0 = Lease(w);
+  ASSERT_TRUE(Report(w, l0, 0.9).ok());
+  auto l1 = Lease(w);  // running when the controller "crashes"
+  ASSERT_TRUE(writer_->Flush().ok());
+  Open();              // a new manager on the same database
+  auto j = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(j.counts().succeeded(), 1);
+  EXPECT_EQ(j.counts().running(), 1);
+  // The worker that held the lease carries on and its report still counts.
+  ASSERT_TRUE(Report(w, l1, 0.8).ok());
+  auto l2 = Lease(w);
+  ASSERT_TRUE(l2.has_trial());
+  EXPECT_EQ(l2.lease().trial_id(), 2);
+  // The sampler resumed where it stood: no architecture repeats across the restart.
+  EXPECT_NE(l2.arch_hash(), l0.arch_hash());
+  EXPECT_NE(l2.arch_hash(), l1.arch_hash());
+  ASSERT_TRUE(Report(w, l2, 0.7).ok());
+  EXPECT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, SameSeedSameProposals) {
+  v1::Job a = Submit(TinySpec(4, 4));
+  v1::Job b = Submit(TinySpec(4, 4));
+  std::string w = Register("w");
+  std::vector<std::string> ha, hb;
+  for (int i = 0; i < 8; ++i) {
+    auto l = Lease(w);
+    (l.lease().job_id() == a.id() ? ha : hb).push_back(l.arch_hash());
+  }
+  EXPECT_EQ(ha, hb);
+  EXPECT_EQ(ha.size(), 4u);
+}
+
+TEST_F(JobManagerTest, ParetoQueryReturnsOnlyNonDominatedCandidates) {
+  v1::Job job = Submit(TinySpec(6, 6));
+  std::string w = Register("w");
+  std::vector<v1::LeaseTrialResponse> leases;
+  for (int i = 0; i < 6; ++i) leases.push_back(Lease(w));
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(Report(w, leases[i], 0.5 + 0.07 * ((i * 5) % 6)).ok());
+  v1::QueryParetoRequest q;
+  q.set_job_id(job.id());
+  auto front = jm_->QueryPareto(q).value();
+  ASSERT_GT(front.trials_size(), 0);
+  auto all = jm_->ListCandidates([&] {
+    v1::ListCandidatesRequest r;
+    r.set_job_id(job.id());
+    return r;
+  }()).value();
+  for (const auto& f : front.trials()) {
+    for (const auto& t : all.trials()) {
+      bool dominates = t.metrics().at("accuracy") >= f.metrics().at("accuracy") &&
+                       t.metrics().at("macs") <= f.metrics().at("macs") &&
+                       (t.metrics().at("accuracy") > f.metrics().at("accuracy") ||
+                        t.metrics().at("macs") < f.metrics().at("macs"));
+      EXPECT_FALSE(dominates) << "trial " << t.id() << " dominates front member " << f.id();
+    }
+  }
+  // Sorted by the first objective, best first.
+  for (int i = 1; i < front.trials_size(); ++i) {
+    EXPECT_GE(front.trials(i - 1).metrics().at("accuracy"), front.trials(i).metrics().at("accuracy"));
+  }
+  q.set_hardware_profile("gpu-a100");
+  EXPECT_EQ(jm_->QueryPareto(q)->trials_size(), 0);
+  q.set_hardware_profile("");
+  q.set_limit(1);
+  EXPECT_EQ(jm_->QueryPareto(q)->trials_size(), 1);
+  q.add_objectives()->set_metric("nonsense");
+  EXPECT_THAT(jm_->QueryPareto(q).status().message(), HasSubstr("objectives[0].metric"));
+}
+
+TEST_F(JobManagerTest, WatchersSeeEveryEventUntilTheJobEnds) {
+  v1::Job job = Submit(TinySpec(2));
+  std::vector<std::string> kinds;
+  auto h = jm_->Subscribe(job.id(), [&](const v1::JobEvent& e) { kinds.push_back(e.kind()); });
+  ASSERT_TRUE(h.ok());
+  std::string w = Register("w");
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(Report(w, Lease(w), 0.5).ok());
+  jm_->Unsubscribe(*h);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"snapshot", "trial_leased", "trial_finished",
+                                             "trial_leased", "trial_finished", "job_finished"}));
+  EXPECT_EQ(jm_->Subscribe("nope", [](const v1::JobEvent&) {}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace nasforge

@@ -1,0 +1,177 @@
+// One conformance suite, run against every backend: SQLite (a temp file) and PostgreSQL (the
+// cluster tests/pg_harness.sh starts; its URL comes in NASFORGE_TEST_PG_URL).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "controller/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string SqliteUrl() {
+  static int n = 0;
+  std::string p = absl::StrCat(std::filesystem::temp_directory_path().string(), "/nasforge-store-",
+                               getpid(), "-", n++, ".db");
+  std::filesystem::remove(p);
+  return "sqlite://" + p;
+}
+
+class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgresql") {
+      const char* url = std::getenv("NASFORGE_TEST_PG_URL");
+      ASSERT_NE(url, nullptr) << "run under tests/pg_harness.sh (ctest does)";
+      url_ = url;
+      // Each test gets a fresh schema: drop what an earlier test made.
+      auto s = OpenStore(url_);
+      ASSERT_TRUE(s.ok()) << s.status();
+      Drop();
+    } else {
+      url_ = SqliteUrl();
+    }
+    auto s = OpenStore(url_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  void Drop() {
+    std::string cmd = absl::StrCat(
+        "psql -q -X \"", url_,
+        "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, schema_migrations' >/dev/null 2>&1");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  static v1::Job MakeJob(const std::string& id, const std::string& key, int64_t t) {
+    v1::Job j;
+    j.set_id(id);
+    j.set_idempotency_key(key);
+    j.set_state(v1::JOB_RUNNING);
+    j.mutable_create_time()->set_seconds(t);
+    j.mutable_spec()->set_name("job " + id);
+    j.mutable_spec()->mutable_budget()->set_max_trials(7);
+    return j;
+  }
+  static v1::Trial MakeTrial(const std::string& job, int64_t id, v1::TrialState s) {
+    v1::Trial t;
+    t.set_job_id(job);
+    t.set_id(id);
+    t.set_state(s);
+    t.set_arch_hash(absl::StrCat("hash", id));
+    (*t.mutable_metrics())["accuracy"] = 0.5 + id / 100.0;
+    auto* p = t.add_curve();
+    p->set_epoch(1);
+    p->set_value(0.25);
+    return t;
+  }
+
+  std::string url_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformanceTest, MigratesToLatestSchema) {
+  auto v = store_->SchemaVersion();
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, static_cast<int>(SchemaMigrations().size()));
+  EXPECT_TRUE(store_->Ping().ok());
+  EXPECT_EQ(store_->Backend(), GetParam());
+  // Opening again applies nothing twice.
+  auto again = OpenStore(url_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*(*again)->SchemaVersion(), *v);
+}
+
+TEST_P(StoreConformanceTest, RoundTripsEveryRecordKind) {
+  WriteBatch b;
+  b.jobs = {MakeJob("j2", "", 20), MakeJob("j1", "key-1", 10)};
+  b.trials = {MakeTrial("j1", 1, v1::TRIAL_SUCCEEDED), MakeTrial("j1", 0, v1::TRIAL_RUNNING),
+              MakeTrial("j2", 0, v1::TRIAL_QUEUED)};
+  v1::Worker w;
+  w.set_id("w1");
+  w.mutable_hardware()->set_name("cpu-1t");
+  b.workers = {w};
+  ASSERT_TRUE(store_->Write(b).ok());
+
+  auto jobs = store_->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].id(), "j1");  // ordered by creation time
+  EXPECT_EQ((*jobs)[0].spec().budget().max_trials(), 7);
+  EXPECT_EQ((*jobs)[0].idempotency_key(), "key-1");
+
+  auto trials = store_->LoadTrials("j1");
+  ASSERT_TRUE(trials.ok());
+  ASSERT_EQ(trials->size(), 2u);
+  EXPECT_EQ((*trials)[0].id(), 0);  // ordered by id
+  EXPECT_EQ((*trials)[1].state(), v1::TRIAL_SUCCEEDED);
+  EXPECT_DOUBLE_EQ((*trials)[1].metrics().at("accuracy"), 0.51);
+  EXPECT_EQ((*trials)[1].curve_size(), 1);
+  EXPECT_EQ(store_->LoadTrials("nope")->size(), 0u);
+
+  auto workers = store_->LoadWorkers();
+  ASSERT_TRUE(workers.ok());
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_EQ((*workers)[0].hardware().name(), "cpu-1t");
+}
+
+TEST_P(StoreConformanceTest, UpsertReplacesTheRecord) {
+  WriteBatch b;
+  b.jobs = {MakeJob("j1", "", 1)};
+  b.trials = {MakeTrial("j1", 0, v1::TRIAL_RUNNING)};
+  ASSERT_TRUE(store_->Write(b).ok());
+  b.jobs[0].set_state(v1::JOB_SUCCEEDED);
+  b.trials[0].set_state(v1::TRIAL_SUCCEEDED);
+  (*b.trials[0].mutable_metrics())["accuracy"] = 0.9;
+  ASSERT_TRUE(store_->Write(b).ok());
+  EXPECT_EQ(store_->LoadJobs()->at(0).state(), v1::JOB_SUCCEEDED);
+  auto t = store_->LoadTrials("j1");
+  ASSERT_EQ(t->size(), 1u);
+  EXPECT_DOUBLE_EQ(t->at(0).metrics().at("accuracy"), 0.9);
+}
+
+TEST_P(StoreConformanceTest, BatchIsAtomic) {
+  // Two jobs with the same idempotency key violate the unique index: nothing of the batch lands.
+  WriteBatch b;
+  b.trials = {MakeTrial("j1", 0, v1::TRIAL_RUNNING)};
+  b.jobs = {MakeJob("j1", "same", 1), MakeJob("j2", "same", 2)};
+  absl::Status st = store_->Write(b);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(store_->LoadJobs()->size(), 0u);
+  EXPECT_EQ(store_->LoadTrials("j1")->size(), 0u);
+  // The store stays usable after a failed transaction.
+  b.jobs.pop_back();
+  EXPECT_TRUE(store_->Write(b).ok());
+  EXPECT_EQ(store_->LoadJobs()->size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, DataSurvivesReopen) {
+  WriteBatch b;
+  for (int i = 0; i < 50; ++i) b.trials.push_back(MakeTrial("j", i, v1::TRIAL_SUCCEEDED));
+  b.jobs = {MakeJob("j", "", 1)};
+  ASSERT_TRUE(store_->Write(b).ok());
+  store_.reset();
+  auto s = OpenStore(url_);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->LoadTrials("j")->size(), 50u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest,
+                         ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+TEST(StoreTest, BadUrlsAreClearErrors) {
+  EXPECT_THAT(OpenStore("mysql://x").status().message(), HasSubstr("not a sqlite:///path.db"));
+  EXPECT_THAT(OpenStore("sqlite:///nonexistent-dir/x/y.db").status().message(),
+              HasSubstr("cannot open sqlite database"));
+  auto pg = OpenStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
+  EXPECT_EQ(pg.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(pg.status().message(), HasSubstr("connection failed"));
+}
+
+}  // namespace
+}  // namespace nasforge

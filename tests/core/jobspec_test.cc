@@ -1,0 +1,75 @@
+#include "core/jobspec.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ReadExample() {
+  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) +
+                  "/search_spaces/examples/fashion_mnist_quick.yaml");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  auto p = s.find(from);
+  EXPECT_NE(p, std::string::npos) << from;
+  return s.replace(p, from.size(), to);
+}
+
+TEST(JobSpecTest, ExampleParsesWithDefaults) {
+  auto spec = ParseJobSpecYaml(ReadExample());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->budget().max_trials(), 12);
+  EXPECT_EQ(spec->budget().max_attempts(), 3);  // default
+  EXPECT_EQ(spec->objectives(0).direction(), v1::MAXIMIZE);
+  EXPECT_EQ(spec->search_space().mbconv().stages_size(), 3);
+  EXPECT_EQ(spec->lease_seconds(), 60);
+}
+
+TEST(JobSpecTest, UnknownFieldIsNamed) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "max_trials:", "max_trails:"));
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("max_trails"));
+}
+
+TEST(JobSpecTest, WrongTypeIsNamed) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "epochs: 2", "epochs: two"));
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("epochs"));
+}
+
+TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "max_trials: 12", "max_trials: 0"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("budget.max_trials: 0 must be >= 1"));
+  spec = ParseJobSpecYaml(Replace(ReadExample(), "kernel: [3, 5, 7]", "kernel: [3, 4]"));
+  EXPECT_THAT(spec.status().message(),
+              HasSubstr("search_space.mbconv.stages[1].kernel: 4 is not odd"));
+  spec = ParseJobSpecYaml(Replace(ReadExample(), "metric: macs\n    direction", "metric: flops\n    direction"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
+  spec = ParseJobSpecYaml(Replace(ReadExample(), "name: random", "name: genetic"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not supported"));
+}
+
+TEST(JobSpecTest, YamlSyntaxErrorGivesLine) {
+  auto spec = ParseJobSpecYaml("name: x\nbudget: [1, 2\n");
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("line"));
+}
+
+TEST(JobSpecTest, QuotedNumbersStayStrings) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "name: fashion-mnist-quick", "name: \"123\""));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name(), "123");
+}
+
+}  // namespace
+}  // namespace nasforge

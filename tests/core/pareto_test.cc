@@ -1,0 +1,58 @@
+#include "core/pareto.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(ParetoTest, Dominance) {
+  EXPECT_TRUE(Dominates({1, 1}, {2, 2}));
+  EXPECT_TRUE(Dominates({1, 2}, {2, 2}));
+  EXPECT_FALSE(Dominates({2, 2}, {2, 2}));  // equal: neither dominates
+  EXPECT_FALSE(Dominates({1, 3}, {2, 2}));
+}
+
+TEST(ParetoTest, NonDominatedKeepsTheFrontInOrder) {
+  std::vector<std::vector<double>> p = {{1, 5}, {2, 2}, {3, 3}, {5, 1}, {2, 2}, {4, 4}};
+  EXPECT_THAT(NonDominated(p), ElementsAre(0, 1, 3, 4));
+}
+
+TEST(ParetoTest, SelectParetoAppliesDirectionsAndConstraints) {
+  MetricMap a{{"accuracy", 0.90}, {"macs", 100}, {"latency_ms", 3}};
+  MetricMap b{{"accuracy", 0.85}, {"macs", 50}, {"latency_ms", 2}};
+  MetricMap c{{"accuracy", 0.80}, {"macs", 80}, {"latency_ms", 1}};  // dominated by b
+  MetricMap d{{"accuracy", 0.95}, {"macs", 400}, {"latency_ms", 9}};
+  MetricMap e{{"macs", 10}};                                          // no accuracy
+  auto acc = ParseObjective("accuracy:max");
+  auto macs = ParseObjective("macs:min");
+  ASSERT_TRUE(acc.ok() && macs.ok());
+  size_t considered = 0;
+  auto front = SelectPareto({&a, &b, &c, &d, &e}, {*acc, *macs}, {}, &considered);
+  EXPECT_THAT(front, ElementsAre(3, 0, 1));  // best accuracy first
+  EXPECT_EQ(considered, 4u);
+  auto lat = ParseConstraint("latency_ms<=5");
+  ASSERT_TRUE(lat.ok());
+  front = SelectPareto({&a, &b, &c, &d, &e}, {*acc, *macs}, {*lat}, &considered);
+  EXPECT_THAT(front, ElementsAre(0, 1));
+  EXPECT_EQ(considered, 3u);
+}
+
+TEST(ParetoTest, ParsingErrorsSayWhatIsWrong) {
+  EXPECT_THAT(ParseObjective("accuracy").status().message(), HasSubstr("METRIC:max"));
+  EXPECT_THAT(ParseObjective("accuracy:up").status().message(), HasSubstr("'up' is not max or min"));
+  EXPECT_THAT(ParseObjective("acc:max").status().message(), HasSubstr("unknown metric 'acc'"));
+  EXPECT_THAT(ParseConstraint("latency_ms<=fast").status().message(), HasSubstr("not a number"));
+  auto c = ParseConstraint("accuracy >= 0.9");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->metric(), "accuracy");
+  EXPECT_TRUE(c->has_lower());
+  EXPECT_DOUBLE_EQ(c->lower(), 0.9);
+  EXPECT_FALSE(c->has_upper());
+}
+
+}  // namespace
+}  // namespace nasforge

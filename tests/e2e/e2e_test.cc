@@ -1,0 +1,193 @@
+// End to end, with the real binaries: nasforge-controller (SQLite) + two nasforge-worker
+// processes training on a Fashion-MNIST subset. The job must complete and QueryPareto must
+// return only non-dominated candidates whose accuracies came from real training.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nasforge/v1/nasforge.grpc.pb.h"
+
+extern char** environ;
+
+namespace nasforge {
+namespace {
+
+struct Process {
+  pid_t pid = -1;
+  FILE* err = nullptr;  // the child's stderr, when captured
+};
+
+Process Spawn(const std::vector<std::string>& args, const std::string& log, bool capture) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  int pipefd[2] = {-1, -1};
+  if (capture) {
+    EXPECT_EQ(pipe(pipefd), 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
+  } else {
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
+  Process p;
+  EXPECT_EQ(posix_spawn(&p.pid, argv[0], &fa, nullptr, argv.data(), environ), 0) << args[0];
+  posix_spawn_file_actions_destroy(&fa);
+  if (capture) {
+    close(pipefd[1]);
+    p.err = fdopen(pipefd[0], "r");
+  }
+  return p;
+}
+
+int Stop(Process& p) {
+  if (p.pid <= 0) return -1;
+  kill(p.pid, SIGTERM);
+  int status = 0;
+  waitpid(p.pid, &status, 0);
+  p.pid = -1;
+  return status;
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (auto* p : {&w1_, &w2_, &controller_}) Stop(*p);
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/e2e-",
+                                  getpid());
+  Process controller_, w1_, w2_;
+};
+
+TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
+  std::filesystem::create_directories(dir_);
+  controller_ = Spawn({NASFORGE_CONTROLLER_BIN, "--listen=127.0.0.1:0",
+                       "--store=sqlite://" + dir_ + "/e2e.db", "--metrics-listen=127.0.0.1:0"},
+                      "", /*capture=*/true);
+  // Block on the controller's log until it says which port it bound.
+  int port = 0;
+  char line[4096];
+  std::regex started("event=controller_started port=([0-9]+)");
+  while (port == 0 && fgets(line, sizeof line, controller_.err) != nullptr) {
+    std::cmatch m;
+    if (std::regex_search(line, m, started)) port = std::stoi(m[1]);
+  }
+  ASSERT_GT(port, 0) << "controller did not start";
+  std::string target = absl::StrCat("127.0.0.1:", port);
+  // Drain the rest of its log in the background so it never blocks on a full pipe.
+  std::thread drain([f = controller_.err] {
+    char buf[4096];
+    while (fgets(buf, sizeof buf, f) != nullptr) {
+    }
+    fclose(f);
+  });
+  drain.detach();
+
+  for (int i = 1; i <= 2; ++i) {
+    (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
+                                  absl::StrCat("--worker-id=e2e-", i)},
+                                 absl::StrCat(dir_, "/worker-", i, ".log"), false);
+  }
+
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = v1::JobService::NewStub(channel);
+  v1::SubmitJobRequest req;
+  req.set_spec_yaml(R"(
+name: e2e
+budget: {max_trials: 4, max_parallel_trials: 2, epochs: 1, seed: 5}
+constraints: [{metric: macs, upper: 3000000}]
+training: {dataset: fashion-mnist, train_examples: 3000, validation_examples: 1000,
+           test_examples: 1000, batch_size: 100, learning_rate: 0.004}
+search_space:
+  mbconv:
+    resolution: 28
+    in_channels: 1
+    num_classes: 10
+    stem_channels: [8, 16]
+    stages:
+      - {stride: 2, kernel: [3, 5], expansion: [1, 3], repeats: [1], channels: [16, 24], se_ratio: [0, 0.25]}
+      - {stride: 2, kernel: [3, 5], expansion: [3, 6], repeats: [1, 2], channels: [32, 48], se_ratio: [0]}
+    head_channels: [0, 64]
+)");
+  v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(stub->SubmitJob(&ctx, req, &job).ok());
+  }
+
+  // Watch until the job ends (the stream closes itself then).
+  v1::Job last;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    v1::WatchJobRequest w;
+    w.set_job_id(job.id());
+    auto reader = stub->WatchJob(&ctx, w);
+    v1::JobEvent e;
+    while (reader->Read(&e)) last = e.job();
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.error();
+  EXPECT_EQ(last.counts().succeeded(), 4);
+
+  v1::ListCandidatesResponse all;
+  {
+    grpc::ClientContext ctx;
+    v1::ListCandidatesRequest r;
+    r.set_job_id(job.id());
+    ASSERT_TRUE(stub->ListCandidates(&ctx, r, &all).ok());
+  }
+  ASSERT_EQ(all.trials_size(), 4);
+  std::set<std::string> workers;
+  for (const auto& t : all.trials()) {
+    workers.insert(t.worker_id());
+    // Real training on real data: far above the 10% of chance, with a curve and a latency.
+    EXPECT_GT(t.metrics().at("accuracy"), 0.5);
+    EXPECT_GT(t.metrics().at("test_accuracy"), 0.5);
+    EXPECT_LE(t.metrics().at("macs"), 3e6);
+    EXPECT_GT(t.metrics().at("latency_ms"), 0);
+    EXPECT_EQ(t.curve_size(), 1);
+    EXPECT_EQ(t.hardware_profile(), "cpu-1t");
+  }
+  EXPECT_EQ(workers.size(), 2u) << "both workers should have trained";
+
+  v1::QueryParetoResponse front;
+  {
+    grpc::ClientContext ctx;
+    v1::QueryParetoRequest q;
+    q.set_job_id(job.id());
+    ASSERT_TRUE(stub->QueryPareto(&ctx, q, &front).ok());
+  }
+  ASSERT_GE(front.trials_size(), 1);
+  for (const auto& f : front.trials()) {
+    for (const auto& t : all.trials()) {
+      double fa = f.metrics().at("accuracy"), ta = t.metrics().at("accuracy");
+      double fm = f.metrics().at("macs"), tm = t.metrics().at("macs");
+      EXPECT_FALSE(ta >= fa && tm <= fm && (ta > fa || tm < fm))
+          << "trial " << t.id() << " dominates front member " << f.id();
+    }
+  }
+  // Workers exit cleanly on SIGTERM.
+  EXPECT_EQ(Stop(w1_), 0);
+  EXPECT_EQ(Stop(w2_), 0);
+  EXPECT_EQ(Stop(controller_), 0);
+}
+
+}  // namespace
+}  // namespace nasforge

@@ -1,0 +1,110 @@
+// The LibTorch builder against the analytic cost model, and real training on real data.
+#include <fstream>
+#include <sstream>
+
+#include "core/cost.h"
+#include "core/jobspec.h"
+#include "core/search_space.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/trainer.h"
+
+namespace nasforge {
+namespace {
+
+v1::SearchSpace LoadSpace() {
+  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/mbconv_small.yaml");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  v1::SearchSpace s;
+  EXPECT_TRUE(YamlToMessage(ss.str(), &s).ok());
+  return s;
+}
+
+TEST(TorchBuilderTest, BuiltModulesMatchTheAnalyticCountExactly) {
+  v1::SearchSpace space = LoadSpace();
+  for (uint64_t i = 0; i < 60; ++i) {
+    v1::Architecture a = SampleArchitecture(space, MixSeed(11, i));
+    // Vary what the shipped space fixes, too.
+    if (i % 3 == 1) a.mutable_mbconv()->set_activation("relu6");
+    if (i % 4 == 2) a.mutable_mbconv()->set_stem_stride(2);
+    if (i % 5 == 3) a.mutable_mbconv()->mutable_stages(0)->set_se_ratio(0.5);
+    auto counted = CountBuiltModel(a);
+    ASSERT_TRUE(counted.ok()) << counted.status();
+    ArchCost c = ComputeCost(a);
+    EXPECT_EQ(counted->first, c.params) << CanonicalEncoding(a);
+    EXPECT_EQ(counted->second, c.macs) << CanonicalEncoding(a);
+  }
+}
+
+TrainRequest SmallRequest(const std::string& dataset) {
+  v1::SearchSpace space = LoadSpace();
+  TrainRequest r;
+  r.architecture = SampleArchitecture(space, 5);
+  r.training.set_dataset(dataset);
+  r.training.set_train_examples(3000);
+  r.training.set_validation_examples(1000);
+  r.training.set_test_examples(1000);
+  r.training.set_batch_size(100);
+  r.training.set_learning_rate(0.004);
+  r.epochs = 2;
+  r.seed = 1;
+  r.split_seed = 2;
+  return r;
+}
+
+TEST(TorchTrainerTest, TrainsOnRealFashionMnistAndMeasures) {
+  auto trainer = NewTorchTrainer({});
+  std::vector<EpochReport> epochs;
+  std::atomic<bool> abort{false};
+  auto r = trainer->Train(
+      SmallRequest("fashion-mnist"),
+      [&](const EpochReport& e) {
+        epochs.push_back(e);
+        return Verdict::kContinue;
+      },
+      abort);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_EQ(epochs[0].epoch, 1);
+  EXPECT_EQ(epochs[0].images, 3000);
+  // Real learning: far above the 10% of chance after 6,000 images.
+  EXPECT_GT(r->metrics.at("accuracy"), 0.6);
+  EXPECT_GT(r->metrics.at("test_accuracy"), 0.6);
+  EXPECT_LT(epochs[1].train_loss, epochs[0].train_loss);
+  EXPECT_EQ(r->metrics.at("macs"), ComputeCost(SmallRequest("x").architecture).macs);
+  EXPECT_GT(r->metrics.at("latency_ms"), 0);
+  EXPECT_LE(r->metrics.at("latency_ms"), r->metrics.at("latency_p90_ms"));
+  EXPECT_LE(r->metrics.at("latency_p90_ms"), r->metrics.at("latency_p99_ms"));
+  EXPECT_GT(r->metrics.at("peak_memory_bytes"), 1e6);
+  EXPECT_FALSE(r->stopped_early);
+}
+
+TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
+  auto trainer = NewTorchTrainer({});
+  std::atomic<bool> abort{false};
+  TrainRequest req = SmallRequest("synthetic");
+  req.epochs = 5;
+  int calls = 0;
+  auto r = trainer->Train(req, [&](const EpochReport&) { return ++calls == 1 ? Verdict::kStop : Verdict::kContinue; }, abort);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->stopped_early);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r->metrics.at("epochs"), 1);
+  abort = true;
+  auto aborted = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+  EXPECT_EQ(aborted.status().code(), absl::StatusCode::kAborted);
+}
+
+TEST(TorchTrainerTest, MismatchedInputShapeIsAClearError) {
+  auto trainer = NewTorchTrainer({});
+  std::atomic<bool> abort{false};
+  TrainRequest req = SmallRequest("synthetic");
+  req.architecture.mutable_mbconv()->set_resolution(32);
+  auto r = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("expects 1x32x32 inputs"));
+}
+
+}  // namespace
+}  // namespace nasforge
