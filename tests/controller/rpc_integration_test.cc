@@ -100,14 +100,16 @@ TEST_P(RpcIntegrationTest, MalformedSpecsGetInvalidArgumentNamingTheField) {
     std::string from, to, field;
   } cases[] = {
       {"max_trials: 12", "max_trials: -3", "budget.max_trials"},
-      {"epochs: 2", "epochs: lots", "epochs"},
+      {"epochs: 3", "epochs: lots", "epochs"},
       {"learning_rate: 0.004", "learning_rate: 0.004\n  colour: blue", "colour"},
       {"kernel: [3, 5, 7]", "kernel: [3, 6]", "search_space.mbconv.stages[1].kernel"},
       {"direction: MINIMIZE", "direction: SIDEWAYS", "direction"},
   };
   for (const auto& c : cases) {
     std::string yaml = ReadExample();
-    yaml.replace(yaml.find(c.from), c.from.size(), c.to);
+    size_t pos = yaml.find(c.from);
+    ASSERT_NE(pos, std::string::npos) << "the example job no longer contains " << c.from;
+    yaml.replace(pos, c.from.size(), c.to);
     v1::SubmitJobRequest r;
     r.set_spec_yaml(yaml);
     v1::Job job;
@@ -125,6 +127,7 @@ TEST_P(RpcIntegrationTest, MalformedSpecsGetInvalidArgumentNamingTheField) {
 
 TEST_P(RpcIntegrationTest, WorkerProtocolWithFencingAndWatch) {
   std::string yaml = ReadExample();
+  ASSERT_NE(yaml.find("max_trials: 12"), std::string::npos);
   yaml.replace(yaml.find("max_trials: 12"), 14, "max_trials: 2");
   v1::Job job = Submit(yaml);
 
@@ -159,7 +162,7 @@ TEST_P(RpcIntegrationTest, WorkerProtocolWithFencingAndWatch) {
     c = Ctx();
     ASSERT_TRUE(workers_->LeaseTrial(c.get(), lr, &lease).ok());
     ASSERT_TRUE(lease.has_trial());
-    EXPECT_EQ(lease.epochs(), 2);
+    EXPECT_EQ(lease.epochs(), 3);
     EXPECT_EQ(lease.training().train_examples(), 15000);
 
     v1::HeartbeatRequest hb;

@@ -42,7 +42,7 @@ TEST(JobSpecTest, UnknownFieldIsNamed) {
 }
 
 TEST(JobSpecTest, WrongTypeIsNamed) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "epochs: 2", "epochs: two"));
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "epochs: 3", "epochs: two"));
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(spec.status().message(), HasSubstr("epochs"));
 }

@@ -109,10 +109,10 @@ TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
   v1::SubmitJobRequest req;
   req.set_spec_yaml(R"(
 name: e2e
-budget: {max_trials: 4, max_parallel_trials: 2, epochs: 1, seed: 5}
+budget: {max_trials: 4, max_parallel_trials: 2, epochs: 2, seed: 5}
 constraints: [{metric: macs, upper: 3000000}]
-training: {dataset: fashion-mnist, train_examples: 3000, validation_examples: 1000,
-           test_examples: 1000, batch_size: 100, learning_rate: 0.004}
+training: {dataset: fashion-mnist, train_examples: 4000, validation_examples: 1000,
+           test_examples: 1000, batch_size: 64, learning_rate: 0.004}
 search_space:
   mbconv:
     resolution: 28
@@ -162,7 +162,7 @@ search_space:
     EXPECT_GT(t.metrics().at("test_accuracy"), 0.5);
     EXPECT_LE(t.metrics().at("macs"), 3e6);
     EXPECT_GT(t.metrics().at("latency_ms"), 0);
-    EXPECT_EQ(t.curve_size(), 1);
+    EXPECT_EQ(t.curve_size(), 2);
     EXPECT_EQ(t.hardware_profile(), "cpu-1t");
   }
   EXPECT_EQ(workers.size(), 2u) << "both workers should have trained";
