@@ -74,6 +74,13 @@ absl::Status JobManager::Recover() {
       js->hashes.insert(js->trials[i].arch_hash());
     }
     js->job = std::move(j);
+    // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
+    // are not fenced off for the controller's own downtime. Dead ones expire as usual.
+    for (auto& t : js->trials) {
+      if (t.state() != v1::TRIAL_RUNNING) continue;
+      absl::Time grace = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
+      if (FromProto(t.lease_deadline()) < grace) *t.mutable_lease_deadline() = ToProto(grace);
+    }
     if (!js->job.idempotency_key().empty()) {
       idempotency_[js->job.idempotency_key()] = js->job.id();
     }
@@ -374,8 +381,8 @@ absl::StatusOr<v1::HeartbeatResponse> JobManager::Heartbeat(const v1::HeartbeatR
     resp.set_cancel(true);
     return resp;
   }
-  // Deadlines live in memory between reports; a restarted controller gives running trials the
-  // stored deadline, and workers' next heartbeat extends it.
+  // Heartbeat deadlines live in memory (no write per heartbeat); Recover() gives running trials
+  // a fresh lease after a restart.
   absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
   *t->mutable_lease_deadline() = ToProto(deadline);
   *resp.mutable_deadline() = t->lease_deadline();
@@ -634,6 +641,9 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   resp->set_epochs(js.job.spec().budget().epochs());
   resp->set_seed(MixSeed(js.job.spec().budget().seed() ^ 0x5eed, t.id()));
   resp->set_split_seed(js.job.spec().budget().seed());
+  resp->set_heartbeat_seconds(static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(absl::ToInt64Seconds(options_.heartbeat_interval),
+                           js.job.spec().lease_seconds() / 3))));
   Log(LogLevel::kInfo, "trial_leased",
       {{"job", js.job.id()}, {"trial", t.id()}, {"worker", worker_id},
        {"epoch", t.lease_epoch()}, {"attempt", t.attempts()}, {"hash", t.arch_hash()},

@@ -123,11 +123,11 @@ absl::Status WorkerLoop::Run() {
   return absl::OkStatus();
 }
 
-void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation) {
+void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds) {
   auto timer = std::make_shared<boost::asio::steady_timer>(io_);
   auto tick = std::make_shared<std::function<void()>>();
-  *tick = [this, timer, tick, lease, generation]() {
-    timer->expires_after(std::chrono::seconds(heartbeat_seconds_));
+  *tick = [this, timer, tick, lease, generation, every_seconds]() {
+    timer->expires_after(std::chrono::seconds(every_seconds));
     timer->async_wait([this, timer, tick, lease, generation](const boost::system::error_code& ec) {
       if (ec || generation_.load() != generation) {
         *tick = nullptr;  // break the self-reference
@@ -173,7 +173,8 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
   Log(LogLevel::kInfo, "trial_started",
       {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
        {"epoch_token", l.epoch()}, {"epochs", lease.epochs()}, {"hash", lease.arch_hash()}});
-  StartHeartbeats(l, gen);
+  StartHeartbeats(l, gen,
+                  lease.heartbeat_seconds() > 0 ? lease.heartbeat_seconds() : heartbeat_seconds_);
 
   TrainRequest req;
   req.architecture = lease.architecture();
@@ -238,8 +239,11 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
     rr.set_stopped_early(result->stopped_early);
     if (metrics_) metrics_->trials_succeeded_total.Increment();
   }
+  // Keep trying while the controller is away (a restarted controller honours the lease); give
+  // up after report_retry_window, or at once when stopping with a trial to hand back.
   absl::Duration backoff = absl::Milliseconds(200);
-  for (int attempt = 1; attempt <= 8; ++attempt) {
+  absl::Time give_up = absl::Now() + options_.report_retry_window;
+  for (int attempt = 1;; ++attempt) {
     absl::Status st = client_->ReportResult(rr);
     if (st.ok() || LeaseGone(st)) {
       Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "trial_reported",
@@ -251,6 +255,13 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
            {"macs", rr.metrics().count("macs") ? rr.metrics().at("macs") : -1.0},
            {"latency_ms", rr.metrics().count("latency_ms") ? rr.metrics().at("latency_ms") : -1.0},
            {"error", st.ok() ? rr.error() : std::string(st.message())}});
+      break;
+    }
+    if (absl::Now() > give_up || (stop_ && rr.handed_back() && attempt >= 3)) {
+      Log(LogLevel::kError, "report_dropped",
+          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"attempts", attempt},
+           {"error", st.message()},
+           {"action", "the controller is unreachable; its lease expiry will re-queue the trial"}});
       break;
     }
     Log(LogLevel::kWarn, "report_failed",

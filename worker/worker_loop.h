@@ -38,6 +38,8 @@ struct WorkerOptions {
   int max_trials = 0;                      // exit after this many trials; 0 = never
   absl::Duration exit_when_idle = absl::ZeroDuration();  // exit after idling this long; 0 = never
   absl::Duration max_backoff = absl::Seconds(5);
+  // How long a finished trial's result is retried while the controller is unreachable.
+  absl::Duration report_retry_window = absl::Minutes(10);
 };
 
 class WorkerLoop {
@@ -61,7 +63,7 @@ class WorkerLoop {
   absl::Status Register();
   // Trains one leased trial and reports it.
   void RunTrial(const v1::LeaseTrialResponse& lease);
-  void StartHeartbeats(const v1::Lease& lease, int generation);
+  void StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds);
   bool SleepUnlessStopped(absl::Duration d);
 
   ControllerClient* const client_;

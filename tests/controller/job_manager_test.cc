@@ -161,6 +161,15 @@ TEST_F(JobManagerTest, ExpiredLeaseIsRequeuedAndTheOldTokenFenced) {
   EXPECT_DOUBLE_EQ(done.best_objective(), 0.7);
 }
 
+TEST_F(JobManagerTest, HeartbeatIntervalFitsTheLease) {
+  v1::JobSpec spec = TinySpec(2);
+  spec.set_lease_seconds(6);
+  Submit(spec);
+  std::string w = Register("w");
+  EXPECT_EQ(Lease(w).heartbeat_seconds(), 2);  // a third of the lease
+  Submit(TinySpec(2));
+}
+
 TEST_F(JobManagerTest, HeartbeatsKeepALeaseAlive) {
   Submit(TinySpec(1));
   std::string w = Register("w");
@@ -306,7 +315,9 @@ TEST_F(JobManagerTest, RecoversJobsAndLeasesAfterRestart) {
   ASSERT_TRUE(Report(w, l0, 0.9).ok());
   auto l1 = Lease(w);  // running when the controller "crashes"
   ASSERT_TRUE(writer_->Flush().ok());
-  Open();              // a new manager on the same database
+  clock_.Advance(absl::Seconds(45));  // down for longer than the 30 s lease
+  Open();                             // a new manager on the same database
+  jm_->ExpireLeases();                // the live worker's lease got a fresh deadline on recovery
   auto j = jm_->GetJob(job.id()).value();
   EXPECT_EQ(j.counts().succeeded(), 1);
   EXPECT_EQ(j.counts().running(), 1);

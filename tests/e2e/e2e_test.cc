@@ -13,6 +13,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -62,10 +63,37 @@ int Stop(Process& p) {
   return status;
 }
 
+// Starts the controller and blocks on its log until it says which port it bound; the rest of
+// its log is drained in the background so it never blocks on a full pipe.
+Process StartController(const std::string& listen, const std::string& db, int* port) {
+  Process p = Spawn({NASFORGE_CONTROLLER_BIN, "--listen=" + listen, "--store=sqlite://" + db,
+                     "--metrics-listen="},
+                    "", /*capture=*/true);
+  *port = 0;
+  char line[4096];
+  std::regex started("event=controller_started port=([0-9]+)");
+  while (*port == 0 && fgets(line, sizeof line, p.err) != nullptr) {
+    std::cmatch m;
+    if (std::regex_search(line, m, started)) *port = std::stoi(m[1]);
+  }
+  std::thread([f = p.err] {
+    char buf[4096];
+    while (fgets(buf, sizeof buf, f) != nullptr) {
+      if (std::getenv("NASFORGE_E2E_VERBOSE")) std::fputs(buf, stderr);
+    }
+    fclose(f);
+  }).detach();
+  p.err = nullptr;
+  return p;
+}
+
 class EndToEndTest : public ::testing::Test {
  protected:
   void TearDown() override {
-    for (auto* p : {&w1_, &w2_, &controller_}) Stop(*p);
+    for (auto* p : {&w1_, &w2_, &controller_}) {
+      if (p->pid > 0) kill(p->pid, SIGKILL);
+      Stop(*p);
+    }
     std::filesystem::remove_all(dir_);
   }
 
@@ -76,27 +104,10 @@ class EndToEndTest : public ::testing::Test {
 
 TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
   std::filesystem::create_directories(dir_);
-  controller_ = Spawn({NASFORGE_CONTROLLER_BIN, "--listen=127.0.0.1:0",
-                       "--store=sqlite://" + dir_ + "/e2e.db", "--metrics-listen=127.0.0.1:0"},
-                      "", /*capture=*/true);
-  // Block on the controller's log until it says which port it bound.
   int port = 0;
-  char line[4096];
-  std::regex started("event=controller_started port=([0-9]+)");
-  while (port == 0 && fgets(line, sizeof line, controller_.err) != nullptr) {
-    std::cmatch m;
-    if (std::regex_search(line, m, started)) port = std::stoi(m[1]);
-  }
+  controller_ = StartController("127.0.0.1:0", dir_ + "/e2e.db", &port);
   ASSERT_GT(port, 0) << "controller did not start";
   std::string target = absl::StrCat("127.0.0.1:", port);
-  // Drain the rest of its log in the background so it never blocks on a full pipe.
-  std::thread drain([f = controller_.err] {
-    char buf[4096];
-    while (fgets(buf, sizeof buf, f) != nullptr) {
-    }
-    fclose(f);
-  });
-  drain.detach();
 
   for (int i = 1; i <= 2; ++i) {
     (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
@@ -187,6 +198,122 @@ search_space:
   EXPECT_EQ(Stop(w1_), 0);
   EXPECT_EQ(Stop(w2_), 0);
   EXPECT_EQ(Stop(controller_), 0);
+}
+
+// Faults at two moments of one job: the controller is SIGKILLed while trials train and
+// restarted on the same store, then a worker is SIGKILLed mid-trial. Nothing is lost, nothing is
+// counted twice, no architecture is trained twice, and the killed worker's trial is finished by
+// the other worker after its lease expires.
+TEST_F(EndToEndTest, SurvivesControllerCrashAndWorkerKill) {
+  std::filesystem::create_directories(dir_);
+  const std::string db = dir_ + "/fault.db";
+  int port = 0;
+  controller_ = StartController("127.0.0.1:0", db, &port);
+  ASSERT_GT(port, 0);
+  std::string target = absl::StrCat("127.0.0.1:", port);
+  for (int i = 1; i <= 2; ++i) {
+    (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
+                                  absl::StrCat("--worker-id=fault-", i)},
+                                 absl::StrCat(dir_, "/fault-worker-", i, ".log"), false);
+  }
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = v1::JobService::NewStub(channel);
+  v1::SubmitJobRequest req;
+  req.set_spec_yaml(R"(
+name: fault
+lease_seconds: 5
+budget: {max_trials: 4, max_parallel_trials: 2, epochs: 3, seed: 9}
+training: {dataset: fashion-mnist, train_examples: 3000, validation_examples: 500,
+           test_examples: 500, batch_size: 64, learning_rate: 0.004}
+search_space:
+  mbconv:
+    resolution: 28
+    in_channels: 1
+    num_classes: 10
+    stem_channels: [8, 16]
+    stem_stride: 2
+    stages:
+      - {stride: 2, kernel: [3, 5], expansion: [3, 6], repeats: [1, 2], channels: [16, 24], se_ratio: [0, 0.25]}
+    head_channels: [0, 64]
+)");
+  v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(stub->SubmitJob(&ctx, req, &job).ok());
+  }
+  // Reads the watch stream until `stop` says so; returns the last job snapshot.
+  auto watch_until = [&](const std::function<bool(const v1::JobEvent&)>& stop) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    ctx.set_wait_for_ready(true);  // the channel may still be reconnecting after the restart
+    v1::WatchJobRequest w;
+    w.set_job_id(job.id());
+    auto reader = stub->WatchJob(&ctx, w);
+    v1::JobEvent e, last;
+    while (reader->Read(&e)) {
+      last = e;
+      if (stop(e)) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    grpc::Status st = reader->Finish();
+    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
+      ADD_FAILURE() << "watch: " << st.error_message();
+    }
+    return last;
+  };
+
+  // 1. Kill the controller once a trial has reported an epoch; restart it on the same port/store.
+  watch_until([](const v1::JobEvent& e) { return e.kind() == "trial_progress"; });
+  kill(controller_.pid, SIGKILL);
+  Stop(controller_);
+  int port2 = 0;
+  controller_ = StartController(target, db, &port2);
+  ASSERT_EQ(port2, port);
+  // A fresh channel with its own subchannels: the process-wide pool would hand back the
+  // connection that died with the first controller.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  stub = v1::JobService::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+
+  // 2. Kill the worker of the next trial that reports progress.
+  v1::JobEvent progress =
+      watch_until([](const v1::JobEvent& e) { return e.kind() == "trial_progress"; });
+  ASSERT_EQ(progress.kind(), "trial_progress");
+  const std::string victim = progress.trial().worker_id();
+  Process& vp = victim == "fault-1" ? w1_ : w2_;
+  kill(vp.pid, SIGKILL);
+  Stop(vp);
+
+  // 3. The job still completes.
+  v1::JobEvent end = watch_until([](const v1::JobEvent&) { return false; });
+  ASSERT_EQ(end.job().state(), v1::JOB_SUCCEEDED) << end.job().error();
+  EXPECT_EQ(end.job().counts().succeeded(), 4);
+  v1::ListCandidatesResponse all;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    v1::ListCandidatesRequest r;
+    r.set_job_id(job.id());
+    ASSERT_TRUE(stub->ListCandidates(&ctx, r, &all).ok());
+  }
+  ASSERT_EQ(all.trials_size(), 4);
+  std::set<std::string> hashes;
+  bool retried_elsewhere = false;
+  for (const auto& t : all.trials()) {
+    EXPECT_TRUE(hashes.insert(t.arch_hash()).second) << "architecture trained twice";
+    EXPECT_EQ(t.state(), v1::TRIAL_SUCCEEDED);
+    EXPECT_GT(t.metrics().at("accuracy"), 0.3);
+    if (t.id() == progress.trial().id()) {
+      EXPECT_EQ(t.attempts(), 2) << "the killed worker's trial is leased again";
+      EXPECT_NE(t.worker_id(), victim);
+      retried_elsewhere = true;
+    }
+  }
+  EXPECT_TRUE(retried_elsewhere);
 }
 
 }  // namespace
