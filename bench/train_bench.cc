@@ -51,12 +51,12 @@ int main(int argc, char** argv) {
     req.seed = i;
     req.split_seed = spec->budget().seed();
     auto t0 = std::chrono::steady_clock::now();
-    auto r = trainer->Train(req, [](const nasforge::EpochReport&) {
-      return nasforge::Verdict::kContinue;
-    }, abort);
+    auto r = trainer->Train(
+        req, [](const nasforge::EpochReport&) { return nasforge::Verdict::kContinue; }, abort);
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!r.ok()) {
-      std::printf("%-4llu error: %s\n", (unsigned long long)i, std::string(r.status().message()).c_str());
+      std::printf("%-4llu error: %s\n", (unsigned long long)i,
+                  std::string(r.status().message()).c_str());
       continue;
     }
     std::printf("%-4llu %-10lld %-8.4f %-8.4f %-10.0f %-8.1f\n", (unsigned long long)i,

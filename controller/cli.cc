@@ -9,11 +9,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
-#include <cstring>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -129,12 +129,13 @@ std::string Bar(const v1::Job& job, double now) {
   int total = std::max(1, job.spec().budget().max_trials());
   int done = c.succeeded() + c.stopped() + c.failed() + c.cancelled();
   int width = 24, fill = std::min(width, done * width / total);
-  double elapsed = (job.has_end_time() ? Seconds(job.end_time()) : now) - Seconds(job.create_time());
+  double elapsed =
+      (job.has_end_time() ? Seconds(job.end_time()) : now) - Seconds(job.create_time());
   double eta = done > 0 && done < total ? elapsed / done * (total - done) : -1;
-  std::string best = job.has_best_objective()
-                         ? absl::StrFormat("%s %.4g", job.spec().objectives(0).metric(),
-                                           job.best_objective())
-                         : "-";
+  std::string best =
+      job.has_best_objective()
+          ? absl::StrFormat("%s %.4g", job.spec().objectives(0).metric(), job.best_objective())
+          : "-";
   return absl::StrFormat("[%s%s] %d/%d done  %d running  %d failed  best %s  elapsed %s  eta %s",
                          std::string(fill, '#'), std::string(width - fill, '.'), done, total,
                          c.running(), c.failed(), best, Duration(elapsed), Duration(eta));
@@ -142,16 +143,17 @@ std::string Bar(const v1::Job& job, double now) {
 
 void PrintJob(const v1::Job& j) {
   const auto& c = j.counts();
-  std::cout << "job        " << j.id() << (j.spec().name().empty() ? "" : "  (" + j.spec().name() + ")")
-            << "\nstate      " << Short(v1::JobState_Name(j.state()))
-            << "\nstrategy   " << j.spec().strategy().name() << ", seed " << j.spec().budget().seed()
-            << "\ntrials     " << c.succeeded() << " succeeded, " << c.stopped() << " stopped, "
-            << c.running() << " running, " << c.queued() << " queued, " << c.failed()
-            << " failed, " << c.cancelled() << " cancelled (budget "
-            << j.spec().budget().max_trials() << ")"
+  std::cout << "job        " << j.id()
+            << (j.spec().name().empty() ? "" : "  (" + j.spec().name() + ")") << "\nstate      "
+            << Short(v1::JobState_Name(j.state())) << "\nstrategy   " << j.spec().strategy().name()
+            << ", seed " << j.spec().budget().seed() << "\ntrials     " << c.succeeded()
+            << " succeeded, " << c.stopped() << " stopped, " << c.running() << " running, "
+            << c.queued() << " queued, " << c.failed() << " failed, " << c.cancelled()
+            << " cancelled (budget " << j.spec().budget().max_trials() << ")"
             << "\nrejected   " << c.rejected_by_cost() << " candidates over a cost bound\n";
   if (j.has_best_objective()) {
-    std::cout << "best       " << j.spec().objectives(0).metric() << " = " << j.best_objective() << "\n";
+    std::cout << "best       " << j.spec().objectives(0).metric() << " = " << j.best_objective()
+              << "\n";
   }
   if (!j.error().empty()) std::cout << "note       " << j.error() << "\n";
 }
@@ -195,8 +197,8 @@ int Watch(v1::JobService::Stub& stub, const std::string& id) {
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (reader->Read(&e)) {
     last = e.job();
-    double now = std::chrono::duration<double>(
-                     std::chrono::system_clock::now().time_since_epoch()).count();
+    double now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     auto n = std::chrono::steady_clock::now();
     bool finished = e.kind() == "job_finished" || e.kind() == "trial_finished";
     if (tty) {
@@ -244,8 +246,8 @@ int Offline(const Args& a) {
       std::cout << absl::StrFormat("{\"macs\": %d, \"params\": %d, \"hash\": \"%s\"}\n", c.macs,
                                    c.params, ArchHash(arch));
     } else {
-      std::cout << "macs   " << c.macs << " (" << Human(c.macs) << ")\nparams " << c.params
-                << " (" << Human(c.params) << ")\nhash   " << ArchHash(arch) << "\n";
+      std::cout << "macs   " << c.macs << " (" << Human(c.macs) << ")\nparams " << c.params << " ("
+                << Human(c.params) << ")\nhash   " << ArchHash(arch) << "\n";
     }
     return 0;
   }
@@ -273,8 +275,9 @@ int Offline(const Args& a) {
     google::protobuf::util::JsonPrintOptions o;
     o.preserve_proto_field_names = true;
     (void)google::protobuf::util::MessageToJsonString(arch, &json, o);
-    std::cout << absl::StrFormat("{\"hash\": \"%s\", \"macs\": %d, \"params\": %d, \"architecture\": %s}\n",
-                                 ArchHash(arch), c.macs, c.params, json);
+    std::cout << absl::StrFormat(
+        "{\"hash\": \"%s\", \"macs\": %d, \"params\": %d, \"architecture\": %s}\n", ArchHash(arch),
+        c.macs, c.params, json);
   }
   return 0;
 }
@@ -288,7 +291,8 @@ int Run(int argc, char** argv) {
   if (a.positional[0] == "space" || a.positional[0] == "cost") return Offline(a);
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
-  auto stub = v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
   const std::string cmd = a.positional[0];
   auto need_job = [&]() -> std::string {
     if (a.positional.size() < 2) {

@@ -68,8 +68,8 @@ absl::Status JobManager::Recover() {
     NF_ASSIGN_OR_RETURN(js->trials, store_->LoadTrials(j.id()));
     for (size_t i = 0; i < js->trials.size(); ++i) {
       if (js->trials[i].id() != static_cast<int64_t>(i)) {
-        return absl::DataLossError(absl::StrCat("job ", j.id(), ": trial ids are not dense at ",
-                                                i, "; the store was edited by hand?"));
+        return absl::DataLossError(absl::StrCat("job ", j.id(), ": trial ids are not dense at ", i,
+                                                "; the store was edited by hand?"));
       }
       js->hashes.insert(js->trials[i].arch_hash());
     }
@@ -91,7 +91,9 @@ absl::Status JobManager::Recover() {
   }
   UpdateGauges();
   Log(LogLevel::kInfo, "recovered",
-      {{"jobs", jobs_.size()}, {"resumed", resumed}, {"workers", workers_.size()},
+      {{"jobs", jobs_.size()},
+       {"resumed", resumed},
+       {"workers", workers_.size()},
        {"store", store_->Backend()}});
   return absl::OkStatus();
 }
@@ -143,7 +145,9 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
     jobs_[id] = std::move(js);
     UpdateGauges();
     Log(LogLevel::kInfo, "job_submitted",
-        {{"job", id}, {"name", spec.name()}, {"strategy", spec.strategy().name()},
+        {{"job", id},
+         {"name", spec.name()},
+         {"strategy", spec.strategy().name()},
          {"max_trials", spec.budget().max_trials()},
          {"space_size", SpaceSize(spec.search_space())}});
   }
@@ -316,12 +320,14 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     worker_seen_[id] = clock_->Now();
     batch.workers.push_back(w);
     resp.set_worker_id(id);
-    resp.set_heartbeat_seconds(
-        static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
+    resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
     UpdateGauges();
     Log(LogLevel::kInfo, "worker_registered",
-        {{"worker", id}, {"profile", req.hardware().name()}, {"threads", req.hardware().threads()},
-         {"cpu", req.hardware().cpu_model()}, {"again", known}});
+        {{"worker", id},
+         {"profile", req.hardware().name()},
+         {"threads", req.hardware().threads()},
+         {"cpu", req.hardware().cpu_model()},
+         {"again", known}});
   }
   Commit(std::move(batch), {});
   return resp;
@@ -406,9 +412,9 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
     }
     if (req.point().epoch() < 1) return FieldError("point.epoch", "must be >= 1");
     if (t->curve_size() > 0 && req.point().epoch() <= t->curve(t->curve_size() - 1).epoch()) {
-      return FieldError("point.epoch", absl::StrCat(req.point().epoch(),
-                                                    " is not after the last reported epoch ",
-                                                    t->curve(t->curve_size() - 1).epoch()));
+      return FieldError("point.epoch",
+                        absl::StrCat(req.point().epoch(), " is not after the last reported epoch ",
+                                     t->curve(t->curve_size() - 1).epoch()));
     }
     *t->add_curve() = req.point();
     absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
@@ -469,8 +475,11 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     Touch(js->job);
     if (TrialTerminal(t->state()) && metrics_) metrics_->trials_finished_total.Increment();
     Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
-        {{"job", js->job.id()}, {"trial", t->id()}, {"worker", req.worker_id()},
-         {"outcome", outcome}, {"attempt", t->attempts()},
+        {{"job", js->job.id()},
+         {"trial", t->id()},
+         {"worker", req.worker_id()},
+         {"outcome", outcome},
+         {"attempt", t->attempts()},
          {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},
          {"error", req.error()}});
     batch.trials.push_back(*t);
@@ -509,8 +518,11 @@ void JobManager::ExpireLeases() {
           t.set_state(v1::TRIAL_QUEUED);
         }
         Log(LogLevel::kWarn, "lease_expired",
-            {{"job", id}, {"trial", t.id()}, {"worker", t.worker_id()},
-             {"epoch", t.lease_epoch()}, {"attempt", t.attempts()},
+            {{"job", id},
+             {"trial", t.id()},
+             {"worker", t.worker_id()},
+             {"epoch", t.lease_epoch()},
+             {"attempt", t.attempts()},
              {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
         batch.trials.push_back(t);
         events.push_back(Event(js, &t, "trial_finished"));
@@ -563,8 +575,7 @@ absl::StatusOr<std::pair<JobManager::JobState*, v1::Trial*>> JobManager::CheckLe
     if (metrics_) metrics_->stale_reports_total.Increment();
     return absl::FailedPreconditionError(absl::StrCat(
         "lease.epoch: stale lease for trial ", lease.job_id(), "/", lease.trial_id(), " (yours ",
-        lease.epoch(), ", current ", t->lease_epoch(), ", state ",
-        v1::TrialState_Name(t->state()),
+        lease.epoch(), ", current ", t->lease_epoch(), ", state ", v1::TrialState_Name(t->state()),
         "); the lease expired or the job ended. Drop this trial and lease another."));
   }
   return std::make_pair(js, t);
@@ -612,7 +623,8 @@ v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
                                 " consecutive samples were duplicates or over a cost bound; "
                                 "widen the space or relax macs/params constraints"));
   Log(LogLevel::kWarn, "space_exhausted",
-      {{"job", js.job.id()}, {"trials", js.trials.size()},
+      {{"job", js.job.id()},
+       {"trials", js.trials.size()},
        {"rejected_by_cost", js.job.counts().rejected_by_cost()}});
   return nullptr;
 }
@@ -641,12 +653,16 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   resp->set_epochs(js.job.spec().budget().epochs());
   resp->set_seed(MixSeed(js.job.spec().budget().seed() ^ 0x5eed, t.id()));
   resp->set_split_seed(js.job.spec().budget().seed());
-  resp->set_heartbeat_seconds(static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(absl::ToInt64Seconds(options_.heartbeat_interval),
-                           js.job.spec().lease_seconds() / 3))));
+  resp->set_heartbeat_seconds(static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(absl::ToInt64Seconds(options_.heartbeat_interval),
+                                             js.job.spec().lease_seconds() / 3))));
   Log(LogLevel::kInfo, "trial_leased",
-      {{"job", js.job.id()}, {"trial", t.id()}, {"worker", worker_id},
-       {"epoch", t.lease_epoch()}, {"attempt", t.attempts()}, {"hash", t.arch_hash()},
+      {{"job", js.job.id()},
+       {"trial", t.id()},
+       {"worker", worker_id},
+       {"epoch", t.lease_epoch()},
+       {"attempt", t.attempts()},
+       {"hash", t.arch_hash()},
        {"macs", static_cast<int64_t>(t.metrics().at("macs"))}});
 }
 
@@ -655,13 +671,26 @@ void JobManager::Recount(JobState& js) {
   c.set_rejected_by_cost(js.job.counts().rejected_by_cost());
   for (const auto& t : js.trials) {
     switch (t.state()) {
-      case v1::TRIAL_QUEUED: c.set_queued(c.queued() + 1); break;
-      case v1::TRIAL_RUNNING: c.set_running(c.running() + 1); break;
-      case v1::TRIAL_SUCCEEDED: c.set_succeeded(c.succeeded() + 1); break;
-      case v1::TRIAL_STOPPED: c.set_stopped(c.stopped() + 1); break;
-      case v1::TRIAL_FAILED: c.set_failed(c.failed() + 1); break;
-      case v1::TRIAL_CANCELLED: c.set_cancelled(c.cancelled() + 1); break;
-      default: break;
+      case v1::TRIAL_QUEUED:
+        c.set_queued(c.queued() + 1);
+        break;
+      case v1::TRIAL_RUNNING:
+        c.set_running(c.running() + 1);
+        break;
+      case v1::TRIAL_SUCCEEDED:
+        c.set_succeeded(c.succeeded() + 1);
+        break;
+      case v1::TRIAL_STOPPED:
+        c.set_stopped(c.stopped() + 1);
+        break;
+      case v1::TRIAL_FAILED:
+        c.set_failed(c.failed() + 1);
+        break;
+      case v1::TRIAL_CANCELLED:
+        c.set_cancelled(c.cancelled() + 1);
+        break;
+      default:
+        break;
     }
   }
   *js.job.mutable_counts() = c;
@@ -679,10 +708,9 @@ void JobManager::MaybeFinish(JobState& js, Events& events) {
     for (const auto& t : js.trials) {
       if (!t.error().empty()) last = t.error();
     }
-    js.job.set_error(js.trials.empty()
-                         ? js.job.error()
-                         : absl::StrCat("all ", js.trials.size(), " trials failed; last error: ",
-                                        last));
+    js.job.set_error(js.trials.empty() ? js.job.error()
+                                       : absl::StrCat("all ", js.trials.size(),
+                                                      " trials failed; last error: ", last));
   } else {
     js.job.set_state(v1::JOB_SUCCEEDED);
   }
@@ -690,8 +718,10 @@ void JobManager::MaybeFinish(JobState& js, Events& events) {
   Touch(js.job);
   events.push_back(Event(js, nullptr, "job_finished"));
   Log(LogLevel::kInfo, "job_finished",
-      {{"job", js.job.id()}, {"state", v1::JobState_Name(js.job.state())},
-       {"succeeded", c.succeeded()}, {"failed", c.failed()},
+      {{"job", js.job.id()},
+       {"state", v1::JobState_Name(js.job.state())},
+       {"succeeded", c.succeeded()},
+       {"failed", c.failed()},
        {"best", js.job.has_best_objective() ? js.job.best_objective() : -1.0}});
 }
 

@@ -1,8 +1,7 @@
 // nasforge-controller: parses flags, starts the controller, waits for SIGINT/SIGTERM.
-#include <utility>  // before Boost.Asio (g++ 12, C++20)
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -30,8 +30,8 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
                               "Trials that reached a terminal state.")),
       store_commits_total(C(r, "nasforge_controller_store_commits_total",
                             "Store transactions committed (group commits).")),
-      store_records_total(C(r, "nasforge_controller_store_records_total",
-                            "Records written to the store.")),
+      store_records_total(
+          C(r, "nasforge_controller_store_records_total", "Records written to the store.")),
       store_errors_total(C(r, "nasforge_controller_store_errors_total",
                            "Store transactions that failed (retried).")),
       store_commit_seconds(prometheus::BuildHistogram()
@@ -39,8 +39,8 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
                                .Help("Duration of one store transaction.")
                                .Register(r)
                                .Add({}, prometheus::Histogram::BucketBoundaries{
-                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                            0.1, 0.25, 0.5, 1, 2.5})) {
+                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                            0.25, 0.5, 1, 2.5})) {
   auto& fam = prometheus::BuildGauge()
                   .Name("nasforge_controller_trials")
                   .Help("Trials by state, over all jobs.")

@@ -1,8 +1,8 @@
 #include "controller/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
@@ -24,8 +24,8 @@ class ControllerImpl final : public Controller {
     NF_ASSIGN_OR_RETURN(store_, OpenStore(o.store_url));
     NF_ASSIGN_OR_RETURN(int version, store_->SchemaVersion());
     writer_ = std::make_unique<StoreWriter>(store_.get(), metrics_.get());
-    jobs_ = std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, metrics_.get(),
-                                         o.jobs);
+    jobs_ =
+        std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, metrics_.get(), o.jobs);
     NF_RETURN_IF_ERROR(jobs_->Recover());
 
     if (!o.metrics_listen.empty()) {
@@ -51,14 +51,16 @@ class ControllerImpl final : public Controller {
     b.RegisterService(worker_service_.get());
     server_ = b.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
-      return absl::UnavailableError(absl::StrCat("listen ", o.listen,
-                                                 ": cannot bind (is the port in use?)"));
+      return absl::UnavailableError(
+          absl::StrCat("listen ", o.listen, ": cannot bind (is the port in use?)"));
     }
     sweeper_ = std::thread([this, every = o.sweep_interval] {
       while (!stop_.WaitForNotificationWithTimeout(every)) jobs_->ExpireLeases();
     });
     Log(LogLevel::kInfo, "controller_started",
-        {{"port", port_}, {"metrics_port", metrics_port_}, {"store", store_->Backend()},
+        {{"port", port_},
+         {"metrics_port", metrics_port_},
+         {"store", store_->Backend()},
          {"schema_version", version}});
     return absl::OkStatus();
   }

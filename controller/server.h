@@ -12,7 +12,7 @@
 namespace nasforge {
 
 struct ControllerOptions {
-  std::string listen = "127.0.0.1:50051";       // HOST:PORT; port 0 picks a free one
+  std::string listen = "127.0.0.1:50051";  // HOST:PORT; port 0 picks a free one
   std::string store_url = "sqlite://nasforge.db";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no /metrics
   absl::Duration sweep_interval = absl::Seconds(1);

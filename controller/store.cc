@@ -61,8 +61,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url) {
   if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
     return OpenPostgresStore(url);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "store: '", url, "' is not a sqlite:///path.db or postgresql://... URL"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("store: '", url, "' is not a sqlite:///path.db or postgresql://... URL"));
 }
 
 }  // namespace nasforge

@@ -24,10 +24,11 @@ class PostgresStore final : public Store {
       Connect();
       pqxx::work w(*conn_);
       w.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
-      w.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-             "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)");
-      int version = w.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0]
-                        .as<int>();
+      w.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)");
+      int version =
+          w.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>();
       const auto& m = SchemaMigrations();
       for (int v = version + 1; v <= static_cast<int>(m.size()); ++v) {
         w.exec(m[v - 1]);
@@ -119,12 +120,12 @@ class PostgresStore final : public Store {
       return fn();
     } catch (const pqxx::broken_connection& e) {
       conn_.reset();
-      return absl::UnavailableError(absl::StrCat(
-          "postgresql ", what, ": connection failed: ", e.what(),
-          " (check that the server runs and the store URL is right)"));
+      return absl::UnavailableError(
+          absl::StrCat("postgresql ", what, ": connection failed: ", e.what(),
+                       " (check that the server runs and the store URL is right)"));
     } catch (const pqxx::sql_error& e) {
-      return absl::InternalError(absl::StrCat("postgresql ", what, ": ", e.what(),
-                                              " (query: ", e.query(), ")"));
+      return absl::InternalError(
+          absl::StrCat("postgresql ", what, ": ", e.what(), " (query: ", e.query(), ")"));
     } catch (const std::exception& e) {
       conn_.reset();
       return absl::UnavailableError(absl::StrCat("postgresql ", what, ": ", e.what()));

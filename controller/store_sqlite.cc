@@ -38,17 +38,18 @@ class SqliteStore final : public Store {
   absl::Status Init() {
     NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
     sqlite3_busy_timeout(db_, 10'000);
-    NF_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                            "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)"));
+    NF_RETURN_IF_ERROR(
+        Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+             "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)"));
     NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     absl::Status st = [&]() -> absl::Status {
       NF_ASSIGN_OR_RETURN(int version, SchemaVersionLocked());
       const auto& m = SchemaMigrations();
       for (int v = version + 1; v <= static_cast<int>(m.size()); ++v) {
         NF_RETURN_IF_ERROR(Exec(m[v - 1].c_str()));
-        NF_RETURN_IF_ERROR(Exec(absl::StrCat(
-            "INSERT INTO schema_migrations VALUES (", v, ", ",
-            absl::ToUnixMillis(absl::Now()), ")").c_str()));
+        NF_RETURN_IF_ERROR(Exec(absl::StrCat("INSERT INTO schema_migrations VALUES (", v, ", ",
+                                             absl::ToUnixMillis(absl::Now()), ")")
+                                    .c_str()));
       }
       return absl::OkStatus();
     }();
@@ -187,15 +188,14 @@ class SqliteStore final : public Store {
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path) {
   sqlite3* db = nullptr;
   std::string p(path);
-  int rc = sqlite3_open_v2(p.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      p.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
-    return absl::UnavailableError(absl::StrCat(
-        "store: cannot open sqlite database '", p, "': ", msg,
-        " (check that the directory exists and is writable)"));
+    return absl::UnavailableError(
+        absl::StrCat("store: cannot open sqlite database '", p, "': ", msg,
+                     " (check that the directory exists and is writable)"));
   }
   auto store = std::make_unique<SqliteStore>(db);
   NF_RETURN_IF_ERROR(store->Init());

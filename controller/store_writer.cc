@@ -74,9 +74,7 @@ void StoreWriter::Run() {
     size_t batches = 0;
     {
       absl::MutexLock l(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !queue_.empty();
-      };
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stop_ and drained
       // Take everything queued (the group), but leave it in the queue until it is durable.
@@ -122,7 +120,9 @@ void StoreWriter::Run() {
     } else {
       ++failures;
       Log(LogLevel::kError, "store_write_failed",
-          {{"error", st.message()}, {"batches", batches}, {"attempt", failures},
+          {{"error", st.message()},
+           {"batches", batches},
+           {"attempt", failures},
            {"action", "retrying; check the database"}});
       absl::MutexLock l(&mu_);
       bool stopping = stop_;

@@ -60,8 +60,8 @@ absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* me
     j = YamlToJson(root);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("spec: YAML syntax error at line ",
-                                                   e.mark.line + 1, ", column ",
-                                                   e.mark.column + 1, ": ", e.msg));
+                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
+                                                   ": ", e.msg));
   }
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
@@ -101,34 +101,47 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   NF_RETURN_IF_ERROR(ValidateSearchSpace(spec.search_space(), "search_space"));
   const auto& s = spec.strategy().name();
   if (s != "random") {
-    return FieldError("strategy.name", absl::StrCat("'", s, "' is not supported (supported: random)"));
+    return FieldError("strategy.name",
+                      absl::StrCat("'", s, "' is not supported (supported: random)"));
   }
   const auto& b = spec.budget();
-  if (b.max_trials() < 1) return FieldError("budget.max_trials", absl::StrCat(b.max_trials(), " must be >= 1"));
+  if (b.max_trials() < 1)
+    return FieldError("budget.max_trials", absl::StrCat(b.max_trials(), " must be >= 1"));
   if (b.max_trials() > 1'000'000) return FieldError("budget.max_trials", "must be <= 1000000");
   if (b.max_parallel_trials() < 1) return FieldError("budget.max_parallel_trials", "must be >= 1");
-  if (b.epochs() < 1 || b.epochs() > 1000) return FieldError("budget.epochs", absl::StrCat(b.epochs(), " is out of range [1, 1000]"));
-  if (b.max_attempts() < 1 || b.max_attempts() > 100) return FieldError("budget.max_attempts", "is out of range [1, 100]");
+  if (b.epochs() < 1 || b.epochs() > 1000)
+    return FieldError("budget.epochs", absl::StrCat(b.epochs(), " is out of range [1, 1000]"));
+  if (b.max_attempts() < 1 || b.max_attempts() > 100)
+    return FieldError("budget.max_attempts", "is out of range [1, 100]");
   if (spec.objectives().empty()) return FieldError("objectives", "needs at least one objective");
   NF_RETURN_IF_ERROR(ValidateObjectives(spec.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(spec.constraints(), "constraints"));
   const auto& t = spec.training();
   if (t.dataset() != "fashion-mnist" && t.dataset() != "mnist" && t.dataset() != "synthetic") {
-    return FieldError("training.dataset", absl::StrCat("'", t.dataset(), "' is not one of fashion-mnist, mnist, synthetic"));
+    return FieldError(
+        "training.dataset",
+        absl::StrCat("'", t.dataset(), "' is not one of fashion-mnist, mnist, synthetic"));
   }
   if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
-  if (t.validation_examples() < 1) return FieldError("training.validation_examples", "must be >= 1");
+  if (t.validation_examples() < 1)
+    return FieldError("training.validation_examples", "must be >= 1");
   if (t.train_examples() + t.validation_examples() > 60000) {
-    return FieldError("training.train_examples", "train_examples + validation_examples exceed the 60000 training images");
+    return FieldError("training.train_examples",
+                      "train_examples + validation_examples exceed the 60000 training images");
   }
-  if (t.test_examples() < 0 || t.test_examples() > 10000) return FieldError("training.test_examples", "is out of range [0, 10000]");
-  if (t.batch_size() < 1 || t.batch_size() > 65536) return FieldError("training.batch_size", "is out of range [1, 65536]");
-  if (t.learning_rate() <= 0 || t.learning_rate() > 10) return FieldError("training.learning_rate", "is out of range (0, 10]");
+  if (t.test_examples() < 0 || t.test_examples() > 10000)
+    return FieldError("training.test_examples", "is out of range [0, 10000]");
+  if (t.batch_size() < 1 || t.batch_size() > 65536)
+    return FieldError("training.batch_size", "is out of range [1, 65536]");
+  if (t.learning_rate() <= 0 || t.learning_rate() > 10)
+    return FieldError("training.learning_rate", "is out of range (0, 10]");
   if (t.weight_decay() < 0) return FieldError("training.weight_decay", "must be >= 0");
   if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
-  if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400) return FieldError("lease_seconds", "is out of range [5, 86400]");
+  if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
+    return FieldError("lease_seconds", "is out of range [5, 86400]");
   if (spec.search_space().mbconv().in_channels() != 1 && t.dataset() != "synthetic") {
-    return FieldError("search_space.mbconv.in_channels", "must be 1 for the grayscale Fashion-MNIST/MNIST data sets");
+    return FieldError("search_space.mbconv.in_channels",
+                      "must be 1 for the grayscale Fashion-MNIST/MNIST data sets");
   }
   return absl::OkStatus();
 }

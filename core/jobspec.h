@@ -2,9 +2,8 @@
 // validation with field paths, then defaults.
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {

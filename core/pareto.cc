@@ -14,9 +14,10 @@ namespace nasforge {
 namespace {
 
 constexpr std::array<absl::string_view, 12> kMetrics = {
-    "accuracy",      "test_accuracy",  "macs",         "params",
-    "latency_ms",    "latency_p90_ms", "latency_p99_ms", "latency_spread",
-    "peak_memory_bytes", "train_seconds", "images_per_second", "epochs"};
+    "accuracy",       "test_accuracy",     "macs",
+    "params",         "latency_ms",        "latency_p90_ms",
+    "latency_p99_ms", "latency_spread",    "peak_memory_bytes",
+    "train_seconds",  "images_per_second", "epochs"};
 
 double Sign(const v1::Objective& o) { return o.direction() == v1::MAXIMIZE ? -1.0 : 1.0; }
 
@@ -152,7 +153,7 @@ absl::Status ValidateObjectives(const google::protobuf::RepeatedPtrField<v1::Obj
     std::string p = absl::StrCat(path, "[", i, "]");
     if (!IsKnownMetric(objs[i].metric())) {
       return FieldError(p + ".metric", absl::StrCat("unknown metric '", objs[i].metric(),
-                                                     "' (known: ", KnownMetricsList(), ")"));
+                                                    "' (known: ", KnownMetricsList(), ")"));
     }
     if (objs[i].direction() == v1::DIRECTION_UNSPECIFIED) {
       return FieldError(p + ".direction", "must be MAXIMIZE or MINIMIZE");
@@ -173,7 +174,7 @@ absl::Status ValidateConstraints(const google::protobuf::RepeatedPtrField<v1::Co
     const auto& c = cons[i];
     if (!IsKnownMetric(c.metric())) {
       return FieldError(p + ".metric", absl::StrCat("unknown metric '", c.metric(),
-                                                     "' (known: ", KnownMetricsList(), ")"));
+                                                    "' (known: ", KnownMetricsList(), ")"));
     }
     if (!c.has_lower() && !c.has_upper()) return FieldError(p, "needs lower or upper");
     if (c.has_lower() && c.has_upper() && c.lower() > c.upper()) {

@@ -5,10 +5,10 @@
 #include <cstddef>
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {

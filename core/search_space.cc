@@ -61,10 +61,12 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view
   const auto& s = space.mbconv();
   std::string p = absl::StrCat(path, ".mbconv");
   if (s.resolution() < 8 || s.resolution() > 1024) {
-    return FieldError(p + ".resolution", absl::StrCat(s.resolution(), " is out of range [8, 1024]"));
+    return FieldError(p + ".resolution",
+                      absl::StrCat(s.resolution(), " is out of range [8, 1024]"));
   }
   if (s.in_channels() < 1 || s.in_channels() > 16) {
-    return FieldError(p + ".in_channels", absl::StrCat(s.in_channels(), " is out of range [1, 16]"));
+    return FieldError(p + ".in_channels",
+                      absl::StrCat(s.in_channels(), " is out of range [1, 16]"));
   }
   if (s.num_classes() < 2) {
     return FieldError(p + ".num_classes", absl::StrCat(s.num_classes(), " must be >= 2"));
@@ -117,7 +119,8 @@ absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_vie
     if (st.expansion() < 1) return FieldError(sp + ".expansion", "must be >= 1");
     if (st.repeats() < 1) return FieldError(sp + ".repeats", "must be >= 1");
     if (st.channels() < 1) return FieldError(sp + ".channels", "must be >= 1");
-    if (st.se_ratio() < 0 || st.se_ratio() > 1) return FieldError(sp + ".se_ratio", "not in [0, 1]");
+    if (st.se_ratio() < 0 || st.se_ratio() > 1)
+      return FieldError(sp + ".se_ratio", "not in [0, 1]");
     if (st.stride() != 1 && st.stride() != 2) return FieldError(sp + ".stride", "is not 1 or 2");
   }
   if (a.head_channels() < 0) return FieldError(p + ".head_channels", "must be >= 0");
@@ -169,8 +172,8 @@ std::string CanonicalEncoding(const v1::Architecture& arch) {
                                     a.in_channels(), a.num_classes(), a.stem_channels(),
                                     a.stem_stride() == 0 ? 1 : a.stem_stride());
   for (const auto& st : a.stages()) {
-    absl::StrAppendFormat(&out, ";k%de%dr%dc%dse%.4fs%d", st.kernel(), st.expansion(),
-                          st.repeats(), st.channels(), st.se_ratio(), st.stride());
+    absl::StrAppendFormat(&out, ";k%de%dr%dc%dse%.4fs%d", st.kernel(), st.expansion(), st.repeats(),
+                          st.channels(), st.se_ratio(), st.stride());
   }
   absl::StrAppendFormat(&out, ";head%d;%s;drop%.4f", a.head_channels(),
                         a.activation().empty() ? "silu" : a.activation(), a.dropout());

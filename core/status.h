@@ -11,10 +11,10 @@
 #define NF_CONCAT_INNER(a, b) a##b
 #define NF_CONCAT(a, b) NF_CONCAT_INNER(a, b)
 
-#define NF_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::absl::Status nf_status_ = (expr);          \
-    if (!nf_status_.ok()) return nf_status_;     \
+#define NF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status nf_status_ = (expr);      \
+    if (!nf_status_.ok()) return nf_status_; \
   } while (0)
 
 #define NF_ASSIGN_OR_RETURN(lhs, expr) \

@@ -41,8 +41,8 @@ absl::StatusOr<ImageSet> ReadIdx(const std::string& images_path, const std::stri
   NF_ASSIGN_OR_RETURN(auto img, ReadAll(images_path));
   NF_ASSIGN_OR_RETURN(auto lab, ReadAll(labels_path));
   if (img.size() < 16 || BigEndian(img.data()) != 0x00000803) {
-    return absl::DataLossError(absl::StrCat("'", images_path,
-                                            "' is not an IDX image file (magic 0x00000803)"));
+    return absl::DataLossError(
+        absl::StrCat("'", images_path, "' is not an IDX image file (magic 0x00000803)"));
   }
   ImageSet s;
   s.count = static_cast<int>(BigEndian(img.data() + 4));
@@ -51,12 +51,12 @@ absl::StatusOr<ImageSet> ReadIdx(const std::string& images_path, const std::stri
   size_t want = 16 + size_t{static_cast<size_t>(s.count)} * s.height * s.width;
   if (img.size() != want) {
     return absl::DataLossError(absl::StrCat("'", images_path, "': header says ", s.count, "x",
-                                            s.height, "x", s.width, " (", want, " bytes), file has ",
-                                            img.size()));
+                                            s.height, "x", s.width, " (", want,
+                                            " bytes), file has ", img.size()));
   }
   if (lab.size() < 8 || BigEndian(lab.data()) != 0x00000801) {
-    return absl::DataLossError(absl::StrCat("'", labels_path,
-                                            "' is not an IDX label file (magic 0x00000801)"));
+    return absl::DataLossError(
+        absl::StrCat("'", labels_path, "' is not an IDX label file (magic 0x00000801)"));
   }
   if (BigEndian(lab.data() + 4) != static_cast<uint32_t>(s.count) ||
       lab.size() != 8 + static_cast<size_t>(s.count)) {

@@ -1,11 +1,10 @@
 // nasforge-worker: flags -> WorkerOptions, wiring, signal handling. Logic is in worker_loop.cc.
-#include <utility>  // before Boost.Asio (g++ 12, C++20)
-
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
 #include <fstream>
 #include <thread>
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -20,7 +19,8 @@ ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "directory with the IDX files (train-/t10k-images-idx3-ubyte[.gz], ...)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
-ABSL_FLAG(std::string, hardware_profile, "", "profile name latencies are keyed by; "
+ABSL_FLAG(std::string, hardware_profile, "",
+          "profile name latencies are keyed by; "
           "default cpu-<threads>t");
 ABSL_FLAG(std::string, worker_id, "", "stable worker id; default: assigned by the controller");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "/metrics HOST:PORT; empty: off");
@@ -109,8 +109,10 @@ int main(int argc, char** argv) {
   signals.async_wait(on_signal);
 
   Log(LogLevel::kInfo, "worker_starting",
-      {{"controller", absl::GetFlag(FLAGS_controller)}, {"profile", o.hardware.name()},
-       {"threads", threads}, {"data_dir", to.data_dir}});
+      {{"controller", absl::GetFlag(FLAGS_controller)},
+       {"profile", o.hardware.name()},
+       {"threads", threads},
+       {"data_dir", to.data_dir}});
   absl::Status st = loop.Run();
   if (!st.ok()) {
     Log(LogLevel::kError, "worker_failed", {{"error", st.message()}});

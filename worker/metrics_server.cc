@@ -1,9 +1,6 @@
 #include "worker/metrics_server.h"
 
-#include <utility>  // before Boost.Asio (g++ 12, C++20)
-
 #include <prometheus/text_serializer.h>
-
 #include <sys/socket.h>
 
 #include <atomic>
@@ -11,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <thread>
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -31,15 +29,16 @@ class BeastMetricsServer final : public MetricsServer {
   absl::Status Start(const std::string& host, uint16_t port) {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(host, ec);
-    if (ec) return absl::InvalidArgumentError(absl::StrCat("metrics-listen: bad host '", host, "'"));
+    if (ec)
+      return absl::InvalidArgumentError(absl::StrCat("metrics-listen: bad host '", host, "'"));
     tcp::endpoint ep(addr, port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return absl::UnavailableError(absl::StrCat("metrics-listen ", host, ":", port,
-                                                 ": ", ec.message()));
+      return absl::UnavailableError(
+          absl::StrCat("metrics-listen ", host, ":", port, ": ", ec.message()));
     }
     port_ = acceptor_.local_endpoint().port();
     thread_ = std::thread([this] { Serve(); });

@@ -36,12 +36,11 @@ torch::Tensor Act(const torch::Tensor& x, const std::string& a) {
 // A conv that remembers its last output size, so MACs can be counted from the built module.
 struct CountedConvImpl : torch::nn::Module {
   CountedConvImpl(int in, int out, int k, int stride, int groups, bool bias) {
-    conv = register_module(
-        "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
-                                      .stride(stride)
-                                      .padding(k / 2)
-                                      .groups(groups)
-                                      .bias(bias)));
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
+                                                         .stride(stride)
+                                                         .padding(k / 2)
+                                                         .groups(groups)
+                                                         .bias(bias)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = conv->forward(x);
@@ -61,8 +60,8 @@ struct MBConvBlockImpl : torch::nn::Module {
       expand = register_module("expand", CountedConv(in, hidden, 1, 1, 1, false));
       expand_bn = register_module("expand_bn", torch::nn::BatchNorm2d(hidden));
     }
-    depthwise =
-        register_module("depthwise", CountedConv(hidden, hidden, st.kernel(), stride, hidden, false));
+    depthwise = register_module("depthwise",
+                                CountedConv(hidden, hidden, st.kernel(), stride, hidden, false));
     depthwise_bn = register_module("depthwise_bn", torch::nn::BatchNorm2d(hidden));
     if (st.se_ratio() > 0) {
       int sq = SqueezeChannels(in, st.se_ratio());
@@ -96,8 +95,8 @@ TORCH_MODULE(MBConvBlock);
 struct MBConvNetImpl : torch::nn::Module {
   explicit MBConvNetImpl(const v1::MBConvArch& a) : act(a.activation()) {
     int stem_stride = a.stem_stride() == 0 ? 1 : a.stem_stride();
-    stem = register_module("stem", CountedConv(a.in_channels(), a.stem_channels(), 3, stem_stride,
-                                               1, false));
+    stem = register_module(
+        "stem", CountedConv(a.in_channels(), a.stem_channels(), 3, stem_stride, 1, false));
     stem_bn = register_module("stem_bn", torch::nn::BatchNorm2d(a.stem_channels()));
     blocks = register_module("blocks", torch::nn::Sequential());
     int c = a.stem_channels();
@@ -222,7 +221,9 @@ class TorchTrainer final : public Trainer {
     test_ = ToTensors(test);
     loaded_ = t.dataset();
     Log(LogLevel::kInfo, "data_loaded",
-        {{"dataset", loaded_}, {"train", train.count}, {"test", test.count},
+        {{"dataset", loaded_},
+         {"train", train.count},
+         {"test", test.count},
          {"dir", t.dataset() == "synthetic" ? "-" : o_.data_dir}});
     return absl::OkStatus();
   }
@@ -287,10 +288,10 @@ class TorchTrainer final : public Trainer {
     const auto& t = req.training;
     NF_RETURN_IF_ERROR(LoadData(t));
     if (a.in_channels() != train_.x.size(1) || a.resolution() != train_.x.size(2)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "architecture expects ", a.in_channels(), "x", a.resolution(), "x", a.resolution(),
-          " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2), "x",
-          train_.x.size(3)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("architecture expects ", a.in_channels(), "x", a.resolution(), "x",
+                       a.resolution(), " inputs but the data set has ", train_.x.size(1), "x",
+                       train_.x.size(2), "x", train_.x.size(3)));
     }
     ResetPeakRss();
     torch::manual_seed(req.seed);
@@ -317,8 +318,9 @@ class TorchTrainer final : public Trainer {
     torch::Tensor tr_i = to_tensor(train_idx), va_i = to_tensor(val_idx);
     torch::Tensor val_x = train_.x.index_select(0, va_i), val_y = train_.y.index_select(0, va_i);
 
-    torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(t.learning_rate())
-                                                   .weight_decay(t.weight_decay()));
+    torch::optim::AdamW opt(
+        net->parameters(),
+        torch::optim::AdamWOptions(t.learning_rate()).weight_decay(t.weight_decay()));
     const int64_t n = tr_i.size(0);
     const int64_t steps_per_epoch = (n + t.batch_size() - 1) / t.batch_size();
     const int64_t total_steps = steps_per_epoch * req.epochs;
@@ -330,8 +332,8 @@ class TorchTrainer final : public Trainer {
     for (int epoch = 1; epoch <= req.epochs; ++epoch) {
       auto t0 = Clock::now();
       net->train();
-      torch::Tensor perm = tr_i.index_select(
-          0, torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64)));
+      torch::Tensor perm =
+          tr_i.index_select(0, torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64)));
       double loss_sum = 0;
       int64_t batches = 0;
       for (int64_t i = 0; i < n; i += t.batch_size()) {

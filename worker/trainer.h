@@ -44,14 +44,14 @@ class Trainer {
   // Trains `req`. `on_epoch` is called after each epoch's validation; kStop ends training and
   // still measures the model, kAbort ends it without a result (ABORTED). `abort` is polled
   // between batches. Thread-compatible: one Train at a time.
-  virtual absl::StatusOr<TrainResult> Train(const TrainRequest& req,
-                                            const std::function<Verdict(const EpochReport&)>& on_epoch,
-                                            const std::atomic<bool>& abort) = 0;
+  virtual absl::StatusOr<TrainResult> Train(
+      const TrainRequest& req, const std::function<Verdict(const EpochReport&)>& on_epoch,
+      const std::atomic<bool>& abort) = 0;
 };
 
 struct TorchTrainerOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
-  int threads = 1;                 // intra-op threads for training and latency
+  int threads = 1;  // intra-op threads for training and latency
   int latency_warmup = 10;
   int latency_max_runs = 300;
   double latency_max_seconds = 3.0;

@@ -71,13 +71,15 @@ absl::Status WorkerLoop::Register() {
       worker_id_ = resp->worker_id();
       heartbeat_seconds_ = std::max(1, resp->heartbeat_seconds());
       Log(LogLevel::kInfo, "registered",
-          {{"worker", worker_id_}, {"profile", options_.hardware.name()},
+          {{"worker", worker_id_},
+           {"profile", options_.hardware.name()},
            {"heartbeat_seconds", heartbeat_seconds_}});
       return absl::OkStatus();
     }
     if (absl::IsInvalidArgument(resp.status())) return resp.status();
     Log(LogLevel::kWarn, "register_failed",
-        {{"error", resp.status().message()}, {"retry_in_ms", absl::ToInt64Milliseconds(backoff)},
+        {{"error", resp.status().message()},
+         {"retry_in_ms", absl::ToInt64Milliseconds(backoff)},
          {"action", "is the controller running at --controller?"}});
     SleepUnlessStopped(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -100,7 +102,8 @@ absl::Status WorkerLoop::Run() {
         continue;
       }
       Log(LogLevel::kWarn, "lease_failed",
-          {{"worker", worker_id_}, {"error", resp.status().message()},
+          {{"worker", worker_id_},
+           {"error", resp.status().message()},
            {"retry_in_ms", absl::ToInt64Milliseconds(backoff)}});
       SleepUnlessStopped(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
@@ -110,7 +113,8 @@ absl::Status WorkerLoop::Run() {
     if (!resp->has_trial()) {
       if (options_.exit_when_idle > absl::ZeroDuration() &&
           absl::Now() - idle_since > options_.exit_when_idle) {
-        Log(LogLevel::kInfo, "idle_exit", {{"worker", worker_id_}, {"trials", trials_done_.load()}});
+        Log(LogLevel::kInfo, "idle_exit",
+            {{"worker", worker_id_}, {"trials", trials_done_.load()}});
         break;
       }
       SleepUnlessStopped(absl::Milliseconds(std::max(50, resp->retry_after_ms())));
@@ -145,13 +149,17 @@ void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation, int eve
         abort_trial_ = true;
       } else if (!resp.ok() && LeaseGone(resp.status())) {
         Log(LogLevel::kWarn, "lease_lost",
-            {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_},
+            {{"job", lease.job_id()},
+             {"trial", lease.trial_id()},
+             {"worker", worker_id_},
              {"error", resp.status().message()}});
         lease_lost_ = true;
         abort_trial_ = true;
       } else if (!resp.ok()) {
         Log(LogLevel::kWarn, "heartbeat_failed",
-            {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_},
+            {{"job", lease.job_id()},
+             {"trial", lease.trial_id()},
+             {"worker", worker_id_},
              {"error", resp.status().message()}});
       }
       if (generation_.load() == generation) {
@@ -171,8 +179,12 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
   lease_lost_ = false;
   if (metrics_) metrics_->busy.Set(1);
   Log(LogLevel::kInfo, "trial_started",
-      {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
-       {"epoch_token", l.epoch()}, {"epochs", lease.epochs()}, {"hash", lease.arch_hash()}});
+      {{"job", l.job_id()},
+       {"trial", l.trial_id()},
+       {"worker", worker_id_},
+       {"epoch_token", l.epoch()},
+       {"epochs", lease.epochs()},
+       {"hash", lease.arch_hash()}});
   StartHeartbeats(l, gen,
                   lease.heartbeat_seconds() > 0 ? lease.heartbeat_seconds() : heartbeat_seconds_);
 
@@ -188,10 +200,14 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
       metrics_->train_images_per_second.Set(r.images_per_second);
     }
     Log(LogLevel::kInfo, "epoch",
-        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+        {{"job", l.job_id()},
+         {"trial", l.trial_id()},
+         {"worker", worker_id_},
          {"epoch", absl::StrCat(r.epoch, "/", lease.epochs())},
-         {"val_accuracy", r.validation_accuracy}, {"loss", r.train_loss},
-         {"seconds", r.seconds}, {"images_per_second", static_cast<int64_t>(r.images_per_second)}});
+         {"val_accuracy", r.validation_accuracy},
+         {"loss", r.train_loss},
+         {"seconds", r.seconds},
+         {"images_per_second", static_cast<int64_t>(r.images_per_second)}});
     v1::ReportProgressRequest pr;
     pr.set_worker_id(worker_id_);
     *pr.mutable_lease() = l;
@@ -206,7 +222,9 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
         return Verdict::kAbort;
       }
       Log(LogLevel::kWarn, "progress_report_failed",
-          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"error", resp.status().message()},
+          {{"job", l.job_id()},
+           {"trial", l.trial_id()},
+           {"error", resp.status().message()},
            {"action", "training continues"}});
       return Verdict::kContinue;
     }
@@ -223,7 +241,9 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
   if (lease_lost_) {
     if (metrics_) metrics_->trials_handed_back_total.Increment();
     Log(LogLevel::kInfo, "trial_dropped",
-        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
+        {{"job", l.job_id()},
+         {"trial", l.trial_id()},
+         {"worker", worker_id_},
          {"reason", "lease lost or job cancelled"}});
     return;
   }
@@ -247,8 +267,12 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
     absl::Status st = client_->ReportResult(rr);
     if (st.ok() || LeaseGone(st)) {
       Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "trial_reported",
-          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"worker", worker_id_},
-           {"outcome", rr.handed_back() ? "handed_back" : rr.failed() ? "failed" : "ok"},
+          {{"job", l.job_id()},
+           {"trial", l.trial_id()},
+           {"worker", worker_id_},
+           {"outcome", rr.handed_back() ? "handed_back"
+                       : rr.failed()    ? "failed"
+                                        : "ok"},
            {"accuracy", rr.metrics().count("accuracy") ? rr.metrics().at("accuracy") : -1.0},
            {"test_accuracy",
             rr.metrics().count("test_accuracy") ? rr.metrics().at("test_accuracy") : -1.0},
@@ -259,13 +283,17 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
     }
     if (absl::Now() > give_up || (stop_ && rr.handed_back() && attempt >= 3)) {
       Log(LogLevel::kError, "report_dropped",
-          {{"job", l.job_id()}, {"trial", l.trial_id()}, {"attempts", attempt},
+          {{"job", l.job_id()},
+           {"trial", l.trial_id()},
+           {"attempts", attempt},
            {"error", st.message()},
            {"action", "the controller is unreachable; its lease expiry will re-queue the trial"}});
       break;
     }
     Log(LogLevel::kWarn, "report_failed",
-        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"attempt", attempt},
+        {{"job", l.job_id()},
+         {"trial", l.trial_id()},
+         {"attempt", attempt},
          {"error", st.message()}});
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);

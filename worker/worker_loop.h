@@ -3,8 +3,6 @@
 // hands the current trial back so another worker picks it up at once.
 #pragma once
 
-#include <utility>  // before Boost.Asio (g++ 12, C++20)
-
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -13,6 +11,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <thread>
+#include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -35,7 +34,7 @@ struct WorkerMetrics {
 struct WorkerOptions {
   std::string worker_id;  // empty: the controller assigns one
   v1::HardwareProfile hardware;
-  int max_trials = 0;                      // exit after this many trials; 0 = never
+  int max_trials = 0;                                    // exit after this many trials; 0 = never
   absl::Duration exit_when_idle = absl::ZeroDuration();  // exit after idling this long; 0 = never
   absl::Duration max_backoff = absl::Seconds(5);
   // How long a finished trial's result is retried while the controller is unreachable.
@@ -78,9 +77,9 @@ class WorkerLoop {
   std::thread io_thread_;
 
   std::atomic<bool> stop_{false};
-  std::atomic<bool> abort_trial_{false};   // set by Stop() or a heartbeat that says cancel/stale
-  std::atomic<bool> lease_lost_{false};    // the controller no longer honours our lease
-  std::atomic<int> generation_{0};         // invalidates heartbeat timers of finished trials
+  std::atomic<bool> abort_trial_{false};  // set by Stop() or a heartbeat that says cancel/stale
+  std::atomic<bool> lease_lost_{false};   // the controller no longer honours our lease
+  std::atomic<int> generation_{0};        // invalidates heartbeat timers of finished trials
   std::atomic<int> trials_done_{0};
 };
 

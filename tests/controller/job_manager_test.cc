@@ -357,10 +357,11 @@ TEST_F(JobManagerTest, ParetoQueryReturnsOnlyNonDominatedCandidates) {
   auto front = jm_->QueryPareto(q).value();
   ASSERT_GT(front.trials_size(), 0);
   auto all = jm_->ListCandidates([&] {
-    v1::ListCandidatesRequest r;
-    r.set_job_id(job.id());
-    return r;
-  }()).value();
+                  v1::ListCandidatesRequest r;
+                  r.set_job_id(job.id());
+                  return r;
+                }())
+                 .value();
   for (const auto& f : front.trials()) {
     for (const auto& t : all.trials()) {
       bool dominates = t.metrics().at("accuracy") >= f.metrics().at("accuracy") &&
@@ -372,7 +373,8 @@ TEST_F(JobManagerTest, ParetoQueryReturnsOnlyNonDominatedCandidates) {
   }
   // Sorted by the first objective, best first.
   for (int i = 1; i < front.trials_size(); ++i) {
-    EXPECT_GE(front.trials(i - 1).metrics().at("accuracy"), front.trials(i).metrics().at("accuracy"));
+    EXPECT_GE(front.trials(i - 1).metrics().at("accuracy"),
+              front.trials(i).metrics().at("accuracy"));
   }
   q.set_hardware_profile("gpu-a100");
   EXPECT_EQ(jm_->QueryPareto(q)->trials_size(), 0);

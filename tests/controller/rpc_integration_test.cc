@@ -15,8 +15,8 @@
 #include "controller/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nasforge/v1/nasforge.grpc.pb.h"
 #include "health.grpc.pb.h"
+#include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
 namespace {
@@ -244,7 +244,8 @@ TEST_P(RpcIntegrationTest, JobsSurviveAControllerRestart) {
   ControllerOptions o;
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";
-  o.store_url = GetParam() == "postgresql" ? std::getenv("NASFORGE_TEST_PG_URL") : "sqlite://" + db_;
+  o.store_url =
+      GetParam() == "postgresql" ? std::getenv("NASFORGE_TEST_PG_URL") : "sqlite://" + db_;
   controller_->Shutdown();
   controller_.reset();
   auto c2 = Controller::Start(o);

@@ -160,8 +160,7 @@ TEST_P(StoreConformanceTest, DataSurvivesReopen) {
   EXPECT_EQ((*s)->LoadTrials("j")->size(), 50u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest,
-                         ::testing::Values("sqlite", "postgresql"),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
 TEST(StoreTest, BadUrlsAreClearErrors) {

@@ -53,7 +53,8 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
   spec = ParseJobSpecYaml(Replace(ReadExample(), "kernel: [3, 5, 7]", "kernel: [3, 4]"));
   EXPECT_THAT(spec.status().message(),
               HasSubstr("search_space.mbconv.stages[1].kernel: 4 is not odd"));
-  spec = ParseJobSpecYaml(Replace(ReadExample(), "metric: macs\n    direction", "metric: flops\n    direction"));
+  spec = ParseJobSpecYaml(
+      Replace(ReadExample(), "metric: macs\n    direction", "metric: flops\n    direction"));
   EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
   spec = ParseJobSpecYaml(Replace(ReadExample(), "name: random", "name: genetic"));
   EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not supported"));
@@ -66,7 +67,8 @@ TEST(JobSpecTest, YamlSyntaxErrorGivesLine) {
 }
 
 TEST(JobSpecTest, QuotedNumbersStayStrings) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "name: fashion-mnist-quick", "name: \"123\""));
+  auto spec =
+      ParseJobSpecYaml(Replace(ReadExample(), "name: fashion-mnist-quick", "name: \"123\""));
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name(), "123");
 }

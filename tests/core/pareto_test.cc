@@ -26,7 +26,7 @@ TEST(ParetoTest, SelectParetoAppliesDirectionsAndConstraints) {
   MetricMap b{{"accuracy", 0.85}, {"macs", 50}, {"latency_ms", 2}};
   MetricMap c{{"accuracy", 0.80}, {"macs", 80}, {"latency_ms", 1}};  // dominated by b
   MetricMap d{{"accuracy", 0.95}, {"macs", 400}, {"latency_ms", 9}};
-  MetricMap e{{"macs", 10}};                                          // no accuracy
+  MetricMap e{{"macs", 10}};  // no accuracy
   auto acc = ParseObjective("accuracy:max");
   auto macs = ParseObjective("macs:min");
   ASSERT_TRUE(acc.ok() && macs.ok());
@@ -43,7 +43,8 @@ TEST(ParetoTest, SelectParetoAppliesDirectionsAndConstraints) {
 
 TEST(ParetoTest, ParsingErrorsSayWhatIsWrong) {
   EXPECT_THAT(ParseObjective("accuracy").status().message(), HasSubstr("METRIC:max"));
-  EXPECT_THAT(ParseObjective("accuracy:up").status().message(), HasSubstr("'up' is not max or min"));
+  EXPECT_THAT(ParseObjective("accuracy:up").status().message(),
+              HasSubstr("'up' is not max or min"));
   EXPECT_THAT(ParseObjective("acc:max").status().message(), HasSubstr("unknown metric 'acc'"));
   EXPECT_THAT(ParseConstraint("latency_ms<=fast").status().message(), HasSubstr("not a number"));
   auto c = ParseConstraint("accuracy >= 0.9");

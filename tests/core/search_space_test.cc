@@ -94,8 +94,8 @@ TEST(CostTest, HandCountedTinyNetwork) {
   int64_t expand = 16 * 8, expand_bn = 32, dw = 16 * 9, dw_bn = 32;
   int64_t se = (16 * 2 + 2) + (2 * 16 + 16), project = 8 * 16, project_bn = 16;
   int64_t fc = 8 * 10 + 10;
-  EXPECT_EQ(c.params, stem + stem_bn + expand + expand_bn + dw + dw_bn + se + project +
-                          project_bn + fc);
+  EXPECT_EQ(c.params,
+            stem + stem_bn + expand + expand_bn + dw + dw_bn + se + project + project_bn + fc);
   int64_t macs = stem * 64 + expand * 64 + dw * 16 + (16 * 2 + 2 * 16) + project * 16 + 80;
   EXPECT_EQ(c.macs, macs);
 }

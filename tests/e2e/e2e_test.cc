@@ -97,8 +97,8 @@ class EndToEndTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  std::string dir_ = absl::StrCat(std::filesystem::temp_directory_path().string(), "/e2e-",
-                                  getpid());
+  std::string dir_ =
+      absl::StrCat(std::filesystem::temp_directory_path().string(), "/e2e-", getpid());
   Process controller_, w1_, w2_;
 };
 

@@ -34,8 +34,8 @@ TEST(DatasetTest, ReadsDebianFashionMnist) {
 }
 
 TEST(DatasetTest, CorruptAndMissingFilesAreClearErrors) {
-  std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(), "/idx-",
-                                 getpid());
+  std::string dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(), "/idx-", getpid());
   std::filesystem::create_directories(dir);
   EXPECT_THAT(ReadIdxSplit(dir, "train").status().message(),
               HasSubstr("install Debian's dataset-fashion-mnist"));

@@ -86,13 +86,16 @@ TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
   TrainRequest req = SmallRequest("synthetic");
   req.epochs = 5;
   int calls = 0;
-  auto r = trainer->Train(req, [&](const EpochReport&) { return ++calls == 1 ? Verdict::kStop : Verdict::kContinue; }, abort);
+  auto r = trainer->Train(
+      req, [&](const EpochReport&) { return ++calls == 1 ? Verdict::kStop : Verdict::kContinue; },
+      abort);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->stopped_early);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(r->metrics.at("epochs"), 1);
   abort = true;
-  auto aborted = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+  auto aborted = trainer->Train(
+      req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
   EXPECT_EQ(aborted.status().code(), absl::StatusCode::kAborted);
 }
 
@@ -101,7 +104,8 @@ TEST(TorchTrainerTest, MismatchedInputShapeIsAClearError) {
   std::atomic<bool> abort{false};
   TrainRequest req = SmallRequest("synthetic");
   req.architecture.mutable_mbconv()->set_resolution(32);
-  auto r = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+  auto r = trainer->Train(
+      req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("expects 1x32x32 inputs"));
 }
