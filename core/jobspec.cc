@@ -117,20 +117,27 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   NF_RETURN_IF_ERROR(ValidateObjectives(spec.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(spec.constraints(), "constraints"));
   const auto& t = spec.training();
-  if (t.dataset() != "fashion-mnist" && t.dataset() != "mnist" && t.dataset() != "synthetic") {
-    return FieldError(
-        "training.dataset",
-        absl::StrCat("'", t.dataset(), "' is not one of fashion-mnist, mnist, synthetic"));
+  // Images each data set holds: (training images, test images). All are 1x28x28, 10 classes.
+  int train_images, test_images;
+  if (t.dataset() == "fashion-mnist") {
+    train_images = 60000, test_images = 10000;
+  } else if (t.dataset() == "synthetic") {
+    train_images = 8000, test_images = 2000;
+  } else {
+    return FieldError("training.dataset",
+                      absl::StrCat("'", t.dataset(), "' is not one of fashion-mnist, synthetic"));
   }
   if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
   if (t.validation_examples() < 1)
     return FieldError("training.validation_examples", "must be >= 1");
-  if (t.train_examples() + t.validation_examples() > 60000) {
+  if (t.train_examples() + t.validation_examples() >= train_images) {
     return FieldError("training.train_examples",
-                      "train_examples + validation_examples exceed the 60000 training images");
+                      absl::StrCat("train_examples + validation_examples must stay below the ",
+                                   train_images, " training images of ", t.dataset()));
   }
-  if (t.test_examples() < 0 || t.test_examples() > 10000)
-    return FieldError("training.test_examples", "is out of range [0, 10000]");
+  if (t.test_examples() < 0 || t.test_examples() > test_images)
+    return FieldError("training.test_examples",
+                      absl::StrCat("is out of range [0, ", test_images, "]"));
   if (t.batch_size() < 1 || t.batch_size() > 65536)
     return FieldError("training.batch_size", "is out of range [1, 65536]");
   if (t.learning_rate() <= 0 || t.learning_rate() > 10)
@@ -139,9 +146,18 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
   if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
     return FieldError("lease_seconds", "is out of range [5, 86400]");
-  if (spec.search_space().mbconv().in_channels() != 1 && t.dataset() != "synthetic") {
+  const auto& m = spec.search_space().mbconv();
+  if (m.in_channels() != 1) {
     return FieldError("search_space.mbconv.in_channels",
-                      "must be 1 for the grayscale Fashion-MNIST/MNIST data sets");
+                      absl::StrCat(m.in_channels(), ": ", t.dataset(), " images have 1 channel"));
+  }
+  if (m.resolution() != 28) {
+    return FieldError("search_space.mbconv.resolution",
+                      absl::StrCat(m.resolution(), ": ", t.dataset(), " images are 28x28"));
+  }
+  if (m.num_classes() != 10) {
+    return FieldError("search_space.mbconv.num_classes",
+                      absl::StrCat(m.num_classes(), ": ", t.dataset(), " has 10 classes"));
   }
   return absl::OkStatus();
 }

@@ -60,6 +60,16 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
   EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not supported"));
 }
 
+TEST(JobSpecTest, SpecMustFitTheDataSet) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "resolution: 28", "resolution: 32"));
+  EXPECT_THAT(spec.status().message(),
+              HasSubstr("search_space.mbconv.resolution: 32: fashion-mnist images are 28x28"));
+  spec = ParseJobSpecYaml(Replace(ReadExample(), "train_examples: 15000", "train_examples: 58000"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("training.train_examples"));
+  spec = ParseJobSpecYaml(Replace(ReadExample(), "dataset: fashion-mnist", "dataset: cifar10"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("training.dataset: 'cifar10' is not one of"));
+}
+
 TEST(JobSpecTest, YamlSyntaxErrorGivesLine) {
   auto spec = ParseJobSpecYaml("name: x\nbudget: [1, 2\n");
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
