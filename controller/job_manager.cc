@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/cost.h"
+#include "core/early_stopping.h"
 #include "core/jobspec.h"
 #include "core/log.h"
 #include "core/pareto.h"
@@ -422,7 +423,16 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
     *t->mutable_update_time() = ToProto(clock_->Now());
     batch.trials.push_back(*t);
     events.push_back(Event(*js, t, "trial_progress"));
-    resp.set_decision(v1::CONTINUE);
+    StopDecision d = DecideEarlyStop(*js, *t);
+    resp.set_decision(d.stop ? v1::STOP : v1::CONTINUE);
+    resp.set_reason(d.reason);
+    if (!d.reason.empty()) {
+      Log(LogLevel::kInfo, d.stop ? "trial_early_stopped" : "trial_kept",
+          {{"job", js->job.id()},
+           {"trial", t->id()},
+           {"epoch", req.point().epoch()},
+           {"reason", d.reason}});
+    }
   }
   Commit(std::move(batch), std::move(events));
   return resp;
@@ -723,6 +733,50 @@ void JobManager::MaybeFinish(JobState& js, Events& events) {
        {"succeeded", c.succeeded()},
        {"failed", c.failed()},
        {"best", js.job.has_best_objective() ? js.job.best_objective() : -1.0}});
+}
+
+StopDecision JobManager::DecideEarlyStop(const JobState& js, const v1::Trial& t) const {
+  const v1::JobSpec& spec = js.job.spec();
+  StoppingInput in;
+  in.rule = &spec.early_stopping();
+  in.max_epochs = spec.budget().epochs();
+  in.curve = &t.curve();
+  for (const auto& o : js.trials) {
+    if (o.id() == t.id()) continue;
+    if (o.state() == v1::TRIAL_SUCCEEDED || o.state() == v1::TRIAL_STOPPED) {
+      in.completed.push_back(&o.curve());
+    } else if (o.state() == v1::TRIAL_RUNNING) {
+      in.others.push_back(&o.curve());
+    }
+  }
+  // On the current front: no finished trial is at least as accurate as this one's best so far
+  // and no more costly in every cost objective known before training (macs, params).
+  std::vector<v1::Objective> costs;
+  for (const auto& o : spec.objectives()) {
+    if (o.metric() == "macs" || o.metric() == "params") costs.push_back(o);
+  }
+  if (!costs.empty()) {
+    double best = -1e300;
+    for (const auto& p : t.curve()) best = std::max(best, p.value());
+    bool dominated = false;
+    for (const auto& o : js.trials) {
+      if (o.state() != v1::TRIAL_SUCCEEDED || !o.metrics().count("accuracy")) continue;
+      bool no_worse = o.metrics().at("accuracy") >= best;
+      bool better = o.metrics().at("accuracy") > best;
+      for (const auto& c : costs) {
+        double mine = t.metrics().count(c.metric()) ? t.metrics().at(c.metric()) : 0;
+        double theirs = o.metrics().count(c.metric()) ? o.metrics().at(c.metric()) : 0;
+        no_worse = no_worse && theirs <= mine;
+        better = better || theirs < mine;
+      }
+      if (no_worse && better) {
+        dominated = true;
+        break;
+      }
+    }
+    in.on_cost_front = !dominated;
+  }
+  return Decide(in);
 }
 
 void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(clock_->Now()); }

@@ -20,6 +20,7 @@
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
 #include "core/clock.h"
+#include "core/early_stopping.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -101,6 +102,9 @@ class JobManager {
   void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
                   v1::LeaseTrialResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The job's early-stopping rule applied to `t`'s latest progress point.
+  StopDecision DecideEarlyStop(const JobState& js, const v1::Trial& t) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Finishes the job when no trial is left to run.
   void MaybeFinish(JobState& js, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/early_stopping.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -146,6 +147,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
   if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
     return FieldError("lease_seconds", "is out of range [5, 86400]");
+  NF_RETURN_IF_ERROR(
+      ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping"));
   const auto& m = spec.search_space().mbconv();
   if (m.in_channels() != 1) {
     return FieldError("search_space.mbconv.in_channels",

@@ -385,6 +385,87 @@ TEST_F(JobManagerTest, ParetoQueryReturnsOnlyNonDominatedCandidates) {
   EXPECT_THAT(jm_->QueryPareto(q).status().message(), HasSubstr("objectives[0].metric"));
 }
 
+TEST_F(JobManagerTest, MedianRuleStopsAWeakTrialAndParetoSkipsItByDefault) {
+  v1::JobSpec spec = TinySpec(5, 5);
+  spec.mutable_budget()->set_epochs(4);
+  spec.mutable_early_stopping()->set_rule("median");
+  spec.mutable_early_stopping()->set_keep_cost_front(false);
+  spec.clear_objectives();
+  auto* o = spec.add_objectives();
+  o->set_metric("accuracy");
+  o->set_direction(v1::MAXIMIZE);
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  std::vector<v1::LeaseTrialResponse> l;
+  for (int i = 0; i < 4; ++i) l.push_back(Lease(w));
+  auto progress = [&](const v1::LeaseTrialResponse& lease, int epoch, double v) {
+    v1::ReportProgressRequest p;
+    p.set_worker_id(w);
+    *p.mutable_lease() = lease.lease();
+    p.mutable_point()->set_epoch(epoch);
+    p.mutable_point()->set_value(v);
+    return jm_->ReportProgress(p).value();
+  };
+  for (int i = 0; i < 3; ++i) {
+    for (int e = 1; e <= 4; ++e) {
+      EXPECT_EQ(progress(l[i], e, 0.8 + 0.01 * e).decision(), v1::CONTINUE);
+    }
+    ASSERT_TRUE(Report(w, l[i], 0.84).ok());
+  }
+  auto r = progress(l[3], 1, 0.3);
+  EXPECT_EQ(r.decision(), v1::STOP);
+  EXPECT_THAT(r.reason(), HasSubstr("median rule"));
+  v1::ReportResultRequest res;
+  res.set_worker_id(w);
+  *res.mutable_lease() = l[3].lease();
+  res.set_stopped_early(true);
+  (*res.mutable_metrics())["accuracy"] = 0.3;
+  ASSERT_TRUE(jm_->ReportResult(res).ok());
+  auto t = jm_->GetCandidate(job.id(), l[3].lease().trial_id()).value();
+  EXPECT_EQ(t.state(), v1::TRIAL_STOPPED);
+  EXPECT_EQ(t.curve_size(), 1);  // the partial curve is kept
+  v1::QueryParetoRequest q;
+  q.set_job_id(job.id());
+  q.add_objectives()->set_metric("accuracy");
+  q.mutable_objectives(0)->set_direction(v1::MINIMIZE);  // would pick the stopped one first
+  EXPECT_EQ(jm_->QueryPareto(q)->considered(), 3);
+  q.set_include_stopped(true);
+  EXPECT_EQ(jm_->QueryPareto(q)->considered(), 4);
+}
+
+TEST_F(JobManagerTest, CheapCandidateOnTheFrontIsNotStoppedForLowAccuracy) {
+  v1::JobSpec spec = TinySpec(5, 5);
+  spec.mutable_budget()->set_epochs(4);
+  spec.mutable_early_stopping()->set_rule("median");  // keep_cost_front defaults to on
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  std::vector<v1::LeaseTrialResponse> l;
+  for (int i = 0; i < 5; ++i) l.push_back(Lease(w));
+  // Finish the three most expensive candidates with high accuracy; the cheapest one then reports
+  // a low first epoch: nothing finished is as cheap, so it stays.
+  std::sort(l.begin(), l.end(), [](const auto& a, const auto& b) {
+    return ComputeCost(a.architecture()).macs > ComputeCost(b.architecture()).macs;
+  });
+  ASSERT_LT(ComputeCost(l[4].architecture()).macs, ComputeCost(l[2].architecture()).macs);
+  for (int i = 0; i < 3; ++i) {
+    v1::ReportProgressRequest p;
+    p.set_worker_id(w);
+    *p.mutable_lease() = l[i].lease();
+    p.mutable_point()->set_epoch(1);
+    p.mutable_point()->set_value(0.9);
+    ASSERT_TRUE(jm_->ReportProgress(p).ok());
+    ASSERT_TRUE(Report(w, l[i], 0.9).ok());
+  }
+  v1::ReportProgressRequest p;
+  p.set_worker_id(w);
+  *p.mutable_lease() = l[4].lease();
+  p.mutable_point()->set_epoch(1);
+  p.mutable_point()->set_value(0.2);
+  auto r = jm_->ReportProgress(p).value();
+  EXPECT_EQ(r.decision(), v1::CONTINUE);
+  EXPECT_THAT(r.reason(), HasSubstr("kept: on the cost front"));
+}
+
 TEST_F(JobManagerTest, WatchersSeeEveryEventUntilTheJobEnds) {
   v1::Job job = Submit(TinySpec(2));
   std::vector<std::string> kinds;

@@ -1,0 +1,143 @@
+#include "core/early_stopping.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/status.h"
+
+namespace nasforge {
+namespace {
+
+using Curve = google::protobuf::RepeatedPtrField<v1::CurvePoint>;
+
+// Value at `epoch` (exact match), or false.
+bool ValueAt(const Curve& c, int epoch, double* v) {
+  for (const auto& p : c) {
+    if (p.epoch() == epoch) {
+      *v = p.value();
+      return true;
+    }
+  }
+  return false;
+}
+
+// Mean of the values up to and including `epoch`; false if the curve has none that early or
+// does not reach `epoch`.
+bool RunningAverage(const Curve& c, int epoch, double* avg) {
+  double sum = 0;
+  int n = 0;
+  bool reached = false;
+  for (const auto& p : c) {
+    if (p.epoch() > epoch) break;
+    sum += p.value();
+    ++n;
+    reached = reached || p.epoch() == epoch;
+  }
+  if (n == 0 || !reached) return false;
+  *avg = sum / n;
+  return true;
+}
+
+double MedianOf(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+StopDecision MedianRule(const StoppingInput& in, int epoch) {
+  const auto& r = *in.rule;
+  int grace = r.grace_epochs() > 0 ? r.grace_epochs() : 1;
+  int min_completed = r.min_completed() > 0 ? r.min_completed() : 3;
+  if (epoch < grace) return {};
+  std::vector<double> avgs;
+  for (const Curve* c : in.completed) {
+    double a;
+    if (RunningAverage(*c, epoch, &a)) avgs.push_back(a);
+  }
+  if (static_cast<int>(avgs.size()) < min_completed) return {};
+  double best = -1e300;
+  for (const auto& p : *in.curve) best = std::max(best, p.value());
+  double med = MedianOf(avgs);
+  if (best < med) {
+    return {true, absl::StrFormat("median rule: best %.4f at epoch %d is below the median %.4f "
+                                  "of %d completed trials' running averages",
+                                  best, epoch, med, avgs.size())};
+  }
+  return {};
+}
+
+StopDecision Asha(const StoppingInput& in, int epoch, double value) {
+  const auto& r = *in.rule;
+  int min_epochs = r.min_epochs() > 0 ? r.min_epochs() : 1;
+  int eta = r.eta() > 0 ? r.eta() : 3;
+  std::vector<int> rungs = AshaRungs(min_epochs, eta, in.max_epochs);
+  if (std::find(rungs.begin(), rungs.end(), epoch) == rungs.end()) return {};
+  // Every other trial that reached this rung, finished or running.
+  std::vector<double> at_rung;
+  for (const auto* group : {&in.completed, &in.others}) {
+    for (const Curve* c : *group) {
+      double v;
+      if (ValueAt(*c, epoch, &v)) at_rung.push_back(v);
+    }
+  }
+  at_rung.push_back(value);
+  // Top 1/eta of the rung (at least one promotion); ties promote.
+  size_t k = std::max<size_t>(1, at_rung.size() / eta);
+  std::sort(at_rung.begin(), at_rung.end(), std::greater<double>());
+  double cutoff = at_rung[k - 1];
+  if (value >= cutoff) return {};
+  return {true, absl::StrFormat("asha: %.4f at rung epoch %d is not in the top 1/%d (cutoff "
+                                "%.4f of %d trials)",
+                                value, epoch, eta, cutoff, at_rung.size())};
+}
+
+}  // namespace
+
+std::vector<int> AshaRungs(int min_epochs, int eta, int max_epochs) {
+  std::vector<int> rungs;
+  for (int64_t r = min_epochs; r < max_epochs; r *= eta) {
+    rungs.push_back(static_cast<int>(r));
+    if (eta < 2) break;
+  }
+  return rungs;
+}
+
+StopDecision Decide(const StoppingInput& in) {
+  if (in.rule == nullptr || in.curve == nullptr || in.curve->empty()) return {};
+  const std::string& rule = in.rule->rule();
+  if (rule.empty() || rule == "none") return {};
+  const auto& last = (*in.curve)[in.curve->size() - 1];
+  if (last.epoch() >= in.max_epochs) return {};  // nothing left to save
+  StopDecision d =
+      rule == "median" ? MedianRule(in, last.epoch()) : Asha(in, last.epoch(), last.value());
+  bool keep_front = !in.rule->has_keep_cost_front() || in.rule->keep_cost_front();
+  if (d.stop && keep_front && in.on_cost_front) {
+    return {false, "kept: on the cost front (" + d.reason + ")"};
+  }
+  return d;
+}
+
+absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,
+                                   absl::string_view path) {
+  const std::string& r = es.rule();
+  if (!r.empty() && r != "none" && r != "median" && r != "asha") {
+    return FieldError(absl::StrCat(path, ".rule"),
+                      absl::StrCat("'", r, "' is not one of none, median, asha"));
+  }
+  if (es.grace_epochs() < 0) return FieldError(absl::StrCat(path, ".grace_epochs"), "must be >= 0");
+  if (es.min_completed() < 0)
+    return FieldError(absl::StrCat(path, ".min_completed"), "must be >= 0");
+  if (es.min_epochs() < 0 || es.min_epochs() > max_epochs) {
+    return FieldError(
+        absl::StrCat(path, ".min_epochs"),
+        absl::StrCat(es.min_epochs(), " is out of range [0, budget.epochs=", max_epochs, "]"));
+  }
+  if (es.eta() != 0 && (es.eta() < 2 || es.eta() > 100)) {
+    return FieldError(absl::StrCat(path, ".eta"),
+                      absl::StrCat(es.eta(), " is out of range [2, 100]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace nasforge

@@ -1,0 +1,42 @@
+// Controller-side early-stopping rules as pure functions over learning curves, so they are
+// deterministic and testable with scripted curves. The controller calls Decide() on every
+// progress report and answers CONTINUE or STOP.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+struct StopDecision {
+  bool stop = false;
+  std::string reason;  // why, for the worker's log and the trial record
+};
+
+// Everything a rule may look at for one report.
+struct StoppingInput {
+  const v1::EarlyStopping* rule = nullptr;
+  int max_epochs = 1;
+  // The reporting trial's curve, including the new point (epochs ascending).
+  const google::protobuf::RepeatedPtrField<v1::CurvePoint>* curve = nullptr;
+  // Curves of the job's other trials: finished (succeeded/stopped) and, for ASHA, running ones.
+  std::vector<const google::protobuf::RepeatedPtrField<v1::CurvePoint>*> completed;
+  std::vector<const google::protobuf::RepeatedPtrField<v1::CurvePoint>*> others;
+  // True when the trial's cost metrics put it on the cost front (see keep_cost_front).
+  bool on_cost_front = false;
+};
+
+StopDecision Decide(const StoppingInput& in);
+
+// Validates the rule's fields; `path` prefixes field names ("early_stopping.eta: ...").
+absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,
+                                   absl::string_view path);
+
+// ASHA rung epochs below max_epochs: min_epochs * eta^k.
+std::vector<int> AshaRungs(int min_epochs, int eta, int max_epochs);
+
+}  // namespace nasforge
