@@ -17,19 +17,13 @@
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
+#include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string ReadExample() {
-  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) +
-                  "/search_spaces/examples/fashion_mnist_quick.yaml");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::ReadExampleJob;
 
 std::string Http(int port, const std::string& path) {
   std::string cmd = absl::StrCat("curl -sf http://127.0.0.1:", port, path);
@@ -106,7 +100,7 @@ TEST_P(RpcIntegrationTest, MalformedSpecsGetInvalidArgumentNamingTheField) {
       {"direction: MINIMIZE", "direction: SIDEWAYS", "direction"},
   };
   for (const auto& c : cases) {
-    std::string yaml = ReadExample();
+    std::string yaml = ReadExampleJob();
     size_t pos = yaml.find(c.from);
     ASSERT_NE(pos, std::string::npos) << "the example job no longer contains " << c.from;
     yaml.replace(pos, c.from.size(), c.to);
@@ -126,7 +120,7 @@ TEST_P(RpcIntegrationTest, MalformedSpecsGetInvalidArgumentNamingTheField) {
 }
 
 TEST_P(RpcIntegrationTest, WorkerProtocolWithFencingAndWatch) {
-  std::string yaml = ReadExample();
+  std::string yaml = ReadExampleJob();
   ASSERT_NE(yaml.find("max_trials: 12"), std::string::npos);
   yaml.replace(yaml.find("max_trials: 12"), 14, "max_trials: 2");
   v1::Job job = Submit(yaml);
@@ -240,7 +234,7 @@ TEST_P(RpcIntegrationTest, JobsSurviveAControllerRestart) {
   if (GetParam() == "postgresql") {
     // Other tests share the cluster: restart against the same URL and find our job by id.
   }
-  v1::Job job = Submit(ReadExample());
+  v1::Job job = Submit(ReadExampleJob());
   ControllerOptions o;
   o.listen = "127.0.0.1:0";
   o.metrics_listen = "";

@@ -5,19 +5,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string ReadExample() {
-  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) +
-                  "/search_spaces/examples/fashion_mnist_quick.yaml");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using testing::ReadExampleJob;
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
   auto p = s.find(from);
@@ -26,7 +20,7 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
 }
 
 TEST(JobSpecTest, ExampleParsesWithDefaults) {
-  auto spec = ParseJobSpecYaml(ReadExample());
+  auto spec = ParseJobSpecYaml(ReadExampleJob());
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->budget().max_trials(), 12);
   EXPECT_EQ(spec->budget().max_attempts(), 3);  // default
@@ -36,37 +30,38 @@ TEST(JobSpecTest, ExampleParsesWithDefaults) {
 }
 
 TEST(JobSpecTest, UnknownFieldIsNamed) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "max_trials:", "max_trails:"));
+  auto spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "max_trials:", "max_trails:"));
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(spec.status().message(), HasSubstr("max_trails"));
 }
 
 TEST(JobSpecTest, WrongTypeIsNamed) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "epochs: 3", "epochs: two"));
+  auto spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "epochs: 3", "epochs: two"));
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(spec.status().message(), HasSubstr("epochs"));
 }
 
 TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "max_trials: 12", "max_trials: 0"));
+  auto spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "max_trials: 12", "max_trials: 0"));
   EXPECT_THAT(spec.status().message(), HasSubstr("budget.max_trials: 0 must be >= 1"));
-  spec = ParseJobSpecYaml(Replace(ReadExample(), "kernel: [3, 5, 7]", "kernel: [3, 4]"));
+  spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "kernel: [3, 5, 7]", "kernel: [3, 4]"));
   EXPECT_THAT(spec.status().message(),
               HasSubstr("search_space.mbconv.stages[1].kernel: 4 is not odd"));
   spec = ParseJobSpecYaml(
-      Replace(ReadExample(), "metric: macs\n    direction", "metric: flops\n    direction"));
+      Replace(ReadExampleJob(), "metric: macs\n    direction", "metric: flops\n    direction"));
   EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
-  spec = ParseJobSpecYaml(Replace(ReadExample(), "name: random", "name: genetic"));
+  spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "name: random", "name: genetic"));
   EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not supported"));
 }
 
 TEST(JobSpecTest, SpecMustFitTheDataSet) {
-  auto spec = ParseJobSpecYaml(Replace(ReadExample(), "resolution: 28", "resolution: 32"));
+  auto spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "resolution: 28", "resolution: 32"));
   EXPECT_THAT(spec.status().message(),
               HasSubstr("search_space.mbconv.resolution: 32: fashion-mnist images are 28x28"));
-  spec = ParseJobSpecYaml(Replace(ReadExample(), "train_examples: 15000", "train_examples: 58000"));
+  spec =
+      ParseJobSpecYaml(Replace(ReadExampleJob(), "train_examples: 15000", "train_examples: 58000"));
   EXPECT_THAT(spec.status().message(), HasSubstr("training.train_examples"));
-  spec = ParseJobSpecYaml(Replace(ReadExample(), "dataset: fashion-mnist", "dataset: cifar10"));
+  spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "dataset: fashion-mnist", "dataset: cifar10"));
   EXPECT_THAT(spec.status().message(), HasSubstr("training.dataset: 'cifar10' is not one of"));
 }
 
@@ -78,7 +73,7 @@ TEST(JobSpecTest, YamlSyntaxErrorGivesLine) {
 
 TEST(JobSpecTest, QuotedNumbersStayStrings) {
   auto spec =
-      ParseJobSpecYaml(Replace(ReadExample(), "name: fashion-mnist-quick", "name: \"123\""));
+      ParseJobSpecYaml(Replace(ReadExampleJob(), "name: fashion-mnist-quick", "name: \"123\""));
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name(), "123");
 }

@@ -8,46 +8,39 @@
 #include "core/jobspec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
 
 using ::testing::HasSubstr;
-
-v1::SearchSpace LoadSpace() {
-  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/mbconv_small.yaml");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  v1::SearchSpace s;
-  EXPECT_TRUE(YamlToMessage(ss.str(), &s).ok());
-  return s;
-}
+using testing::LoadSmallSpace;
 
 TEST(SearchSpaceTest, ShippedSpaceValidates) {
-  v1::SearchSpace s = LoadSpace();
+  v1::SearchSpace s = LoadSmallSpace();
   EXPECT_TRUE(ValidateSearchSpace(s, "search_space").ok());
   EXPECT_EQ(SpaceSize(s), 3u * 3 * (2 * 3 * 2 * 2 * 2) * (3 * 2 * 3 * 3 * 2) * (2 * 2 * 2 * 3 * 2));
 }
 
 TEST(SearchSpaceTest, ErrorsNameTheField) {
-  v1::SearchSpace s = LoadSpace();
+  v1::SearchSpace s = LoadSmallSpace();
   s.mutable_mbconv()->mutable_stages(2)->set_kernel(0, 4);
   absl::Status st = ValidateSearchSpace(s, "search_space");
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr("search_space.mbconv.stages[2].kernel: 4 is not odd"));
 
-  s = LoadSpace();
+  s = LoadSmallSpace();
   s.mutable_mbconv()->mutable_stages(0)->clear_channels();
   EXPECT_THAT(ValidateSearchSpace(s, "search_space").message(),
               HasSubstr("stages[0].channels: needs at least one choice"));
 
-  s = LoadSpace();
+  s = LoadSmallSpace();
   s.mutable_mbconv()->set_activation("tanh");
   EXPECT_THAT(ValidateSearchSpace(s, "x").message(), HasSubstr("x.mbconv.activation"));
 }
 
 TEST(SearchSpaceTest, ThousandSamplesValidateAndHashStably) {
-  v1::SearchSpace s = LoadSpace();
+  v1::SearchSpace s = LoadSmallSpace();
   std::set<std::string> hashes;
   for (uint64_t i = 0; i < 1000; ++i) {
     v1::Architecture a = SampleArchitecture(s, MixSeed(42, i));
@@ -65,7 +58,7 @@ TEST(SearchSpaceTest, ThousandSamplesValidateAndHashStably) {
 }
 
 TEST(SearchSpaceTest, DifferentArchitecturesHashDifferently) {
-  v1::SearchSpace s = LoadSpace();
+  v1::SearchSpace s = LoadSmallSpace();
   v1::Architecture a = SampleArchitecture(s, 1);
   v1::Architecture b = a;
   b.mutable_mbconv()->mutable_stages(1)->set_kernel(a.mbconv().stages(1).kernel() == 3 ? 5 : 3);

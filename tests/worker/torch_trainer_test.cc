@@ -7,22 +7,16 @@
 #include "core/search_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 #include "worker/trainer.h"
 
 namespace nasforge {
 namespace {
 
-v1::SearchSpace LoadSpace() {
-  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/mbconv_small.yaml");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  v1::SearchSpace s;
-  EXPECT_TRUE(YamlToMessage(ss.str(), &s).ok());
-  return s;
-}
+using testing::LoadSmallSpace;
 
 TEST(TorchBuilderTest, BuiltModulesMatchTheAnalyticCountExactly) {
-  v1::SearchSpace space = LoadSpace();
+  v1::SearchSpace space = LoadSmallSpace();
   for (uint64_t i = 0; i < 60; ++i) {
     v1::Architecture a = SampleArchitecture(space, MixSeed(11, i));
     // Vary what the shipped space fixes, too.
@@ -38,7 +32,7 @@ TEST(TorchBuilderTest, BuiltModulesMatchTheAnalyticCountExactly) {
 }
 
 TrainRequest SmallRequest(const std::string& dataset) {
-  v1::SearchSpace space = LoadSpace();
+  v1::SearchSpace space = LoadSmallSpace();
   TrainRequest r;
   r.architecture = SampleArchitecture(space, 5);
   r.training.set_dataset(dataset);

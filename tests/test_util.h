@@ -1,0 +1,35 @@
+// Helpers shared by the tests: files of the source tree (search spaces, example jobs).
+#pragma once
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/jobspec.h"
+#include "gtest/gtest.h"
+
+namespace nasforge::testing {
+
+// Contents of `relative` (from the repository root); a test failure if it cannot be read.
+inline std::string ReadSourceFile(const std::string& relative) {
+  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/" + relative);
+  EXPECT_TRUE(f.good()) << "cannot read " << relative;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The quick-start job spec, as YAML text.
+inline std::string ReadExampleJob() {
+  return ReadSourceFile("search_spaces/examples/fashion_mnist_quick.yaml");
+}
+
+// search_spaces/mbconv_small.yaml, parsed.
+inline v1::SearchSpace LoadSmallSpace() {
+  v1::SearchSpace s;
+  absl::Status st = YamlToMessage(ReadSourceFile("search_spaces/mbconv_small.yaml"), &s);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return s;
+}
+
+}  // namespace nasforge::testing
