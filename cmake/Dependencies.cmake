@@ -21,3 +21,9 @@ if(NASFORGE_WITH_TORCH)
   find_package(Torch REQUIRED)
 endif()
 get_target_property(GRPC_CPP_PLUGIN gRPC::grpc_cpp_plugin LOCATION)
+# libcsv (libcsv-dev) ships neither pkg-config nor CMake files.
+find_path(CSV_INCLUDE_DIR csv.h REQUIRED)
+find_library(CSV_LIBRARY csv REQUIRED)
+add_library(csv::csv UNKNOWN IMPORTED)
+set_target_properties(csv::csv PROPERTIES IMPORTED_LOCATION ${CSV_LIBRARY}
+                      INTERFACE_INCLUDE_DIRECTORIES ${CSV_INCLUDE_DIR})

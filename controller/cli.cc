@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -20,10 +21,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bench/two_fidelity.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
+#include "core/table.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
@@ -42,6 +45,9 @@ constexpr char kUsage[] =
     "  space describe SPACE.yaml                          choices and size of a search space\n"
     "  space sample SPACE.yaml [-n N] [--seed S]          valid architectures (JSON lines)\n"
     "  cost ARCH.yaml [--json]                            analytic MACs and params\n"
+    "  bench early-stopping --table CSV --low-column C --high-column C --report-column C\n"
+    "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
+    "        [--runs 100] [--seed S] [--json]   successive halving vs full fidelity, equal cost\n"
     "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051.\n";
 
 struct Args {
@@ -282,6 +288,72 @@ int Offline(const Args& a) {
   return 0;
 }
 
+// Benchmarks that run in process on a table: no controller needed.
+int Bench(const Args& a) {
+  if (a.positional.size() < 2 || a.positional[1] != "early-stopping") {
+    std::cerr << "error: use 'bench early-stopping ...'\n" << kUsage;
+    return 2;
+  }
+  for (const char* required : {"table", "low-column", "high-column", "report-column"}) {
+    if (a.Get(required).empty()) {
+      std::cerr << "error: bench early-stopping needs --" << required << "\n";
+      return 2;
+    }
+  }
+  auto table = Table::ReadCsv(a.Get("table"));
+  if (!table.ok()) {
+    std::cerr << "error: " << table.status().message() << "\n";
+    return 2;
+  }
+  TwoFidelityOptions o;
+  o.low_column = a.Get("low-column");
+  o.high_column = a.Get("high-column");
+  o.report_column = a.Get("report-column");
+  o.seeds_column = a.Get("seeds-column");
+  if (a.Has("low-cost")) o.low_cost = std::atof(a.Get("low-cost").c_str());
+  if (a.Has("low-count")) o.low_count = std::atoi(a.Get("low-count").c_str());
+  if (a.Has("promote")) o.promote = std::atoi(a.Get("promote").c_str());
+  if (a.Has("runs")) o.runs = std::atoi(a.Get("runs").c_str());
+  if (a.Has("seed")) o.seed = std::strtoull(a.Get("seed").c_str(), nullptr, 10);
+  auto r = RunTwoFidelityBench(*table, o);
+  if (!r.ok()) {
+    std::cerr << "error: " << r.status().message() << "\n";
+    return 2;
+  }
+  auto summary = [](const RunSummary& s) {
+    return nlohmann::json{{"mean", s.mean},
+                          {"std", s.stddev},
+                          {"cost_full_trainings", s.cost},
+                          {"full_fidelity_evaluations", s.queries}};
+  };
+  nlohmann::json sh = summary(r->successive_halving);
+  sh["low_fidelity_evaluations"] = o.low_count;
+  nlohmann::json j = {{"table", a.Get("table")},
+                      {"runs", o.runs},
+                      {"report_column", o.report_column},
+                      {"full_fidelity_random", summary(r->full_fidelity)},
+                      {"successive_halving", sh},
+                      {"best_accuracy_delta_pp", r->best_accuracy_delta_pp},
+                      {"compute_ratio", r->compute_ratio},
+                      {"compute_ratio_is_lower_bound", r->compute_ratio_is_lower_bound},
+                      {"random_full_trainings_to_match", r->full_queries_to_match}};
+  if (a.Has("json")) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "%s over %d runs\n"
+        "  full-fidelity random search, %d trainings:        %.2f +- %.2f\n"
+        "  successive halving, %d low + %d full (%.1f):   %.2f +- %.2f\n"
+        "  delta at equal cost: %+.2f pp; random search needs %d full trainings to match "
+        "(compute ratio %s%.1fx)\n",
+        o.report_column, o.runs, r->full_fidelity.queries, r->full_fidelity.mean,
+        r->full_fidelity.stddev, o.low_count, o.promote, r->successive_halving.cost,
+        r->successive_halving.mean, r->successive_halving.stddev, r->best_accuracy_delta_pp,
+        r->full_queries_to_match, r->compute_ratio_is_lower_bound ? ">=" : "", r->compute_ratio);
+  }
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   Args a = Parse(argc, argv);
   if (a.positional.empty() || a.Has("help")) {
@@ -289,6 +361,7 @@ int Run(int argc, char** argv) {
     return a.Has("help") ? 0 : 2;
   }
   if (a.positional[0] == "space" || a.positional[0] == "cost") return Offline(a);
+  if (a.positional[0] == "bench") return Bench(a);
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
   auto stub =
