@@ -741,12 +741,15 @@ StopDecision JobManager::DecideEarlyStop(const JobState& js, const v1::Trial& t)
   in.rule = &spec.early_stopping();
   in.max_epochs = spec.budget().epochs();
   in.curve = &t.curve();
+  in.trial_id = t.id();
   for (const auto& o : js.trials) {
     if (o.id() == t.id()) continue;
     if (o.state() == v1::TRIAL_SUCCEEDED || o.state() == v1::TRIAL_STOPPED) {
       in.completed.push_back(&o.curve());
+      in.completed_ids.push_back(o.id());
     } else if (o.state() == v1::TRIAL_RUNNING) {
       in.others.push_back(&o.curve());
+      in.others_ids.push_back(o.id());
     }
   }
   // On the current front: no finished trial is at least as accurate as this one's best so far

@@ -67,32 +67,50 @@ StopDecision MedianRule(const StoppingInput& in, int epoch) {
   return {};
 }
 
-StopDecision Asha(const StoppingInput& in, int epoch, double value) {
+StopDecision Asha(const StoppingInput& in, int epoch, double value, bool hyperband) {
   const auto& r = *in.rule;
   int min_epochs = r.min_epochs() > 0 ? r.min_epochs() : 1;
   int eta = r.eta() > 0 ? r.eta() : 3;
+  int bracket = -1;
+  if (hyperband) {
+    bracket = HyperbandBracket(in.trial_id, min_epochs, eta, in.max_epochs);
+    for (int b = 0; b < bracket; ++b) min_epochs *= eta;
+  }
   std::vector<int> rungs = AshaRungs(min_epochs, eta, in.max_epochs);
   if (std::find(rungs.begin(), rungs.end(), epoch) == rungs.end()) return {};
-  // Every other trial that reached this rung, finished or running.
+  // Every other trial (of the same bracket) that reached this rung, finished or running.
   std::vector<double> at_rung;
-  for (const auto* group : {&in.completed, &in.others}) {
-    for (const Curve* c : *group) {
+  auto collect = [&](const std::vector<const Curve*>& curves, const std::vector<int64_t>& ids) {
+    for (size_t i = 0; i < curves.size(); ++i) {
+      if (hyperband &&
+          (i >= ids.size() || HyperbandBracket(ids[i], r.min_epochs() > 0 ? r.min_epochs() : 1, eta,
+                                               in.max_epochs) != bracket)) {
+        continue;
+      }
       double v;
-      if (ValueAt(*c, epoch, &v)) at_rung.push_back(v);
+      if (ValueAt(*curves[i], epoch, &v)) at_rung.push_back(v);
     }
-  }
+  };
+  collect(in.completed, in.completed_ids);
+  collect(in.others, in.others_ids);
   at_rung.push_back(value);
   // Top 1/eta of the rung (at least one promotion); ties promote.
   size_t k = std::max<size_t>(1, at_rung.size() / eta);
   std::sort(at_rung.begin(), at_rung.end(), std::greater<double>());
   double cutoff = at_rung[k - 1];
   if (value >= cutoff) return {};
-  return {true, absl::StrFormat("asha: %.4f at rung epoch %d is not in the top 1/%d (cutoff "
+  return {true, absl::StrFormat("%s: %.4f at rung epoch %d is not in the top 1/%d (cutoff "
                                 "%.4f of %d trials)",
+                                hyperband ? absl::StrCat("hyperband bracket ", bracket) : "asha",
                                 value, epoch, eta, cutoff, at_rung.size())};
 }
 
 }  // namespace
+
+int HyperbandBracket(int64_t trial_id, int min_epochs, int eta, int max_epochs) {
+  int brackets = static_cast<int>(AshaRungs(min_epochs, eta, max_epochs).size()) + 1;
+  return static_cast<int>(trial_id % brackets);
+}
 
 std::vector<int> AshaRungs(int min_epochs, int eta, int max_epochs) {
   std::vector<int> rungs;
@@ -109,8 +127,8 @@ StopDecision Decide(const StoppingInput& in) {
   if (rule.empty() || rule == "none") return {};
   const auto& last = (*in.curve)[in.curve->size() - 1];
   if (last.epoch() >= in.max_epochs) return {};  // nothing left to save
-  StopDecision d =
-      rule == "median" ? MedianRule(in, last.epoch()) : Asha(in, last.epoch(), last.value());
+  StopDecision d = rule == "median" ? MedianRule(in, last.epoch())
+                                    : Asha(in, last.epoch(), last.value(), rule == "hyperband");
   bool keep_front = !in.rule->has_keep_cost_front() || in.rule->keep_cost_front();
   if (d.stop && keep_front && in.on_cost_front) {
     return {false, "kept: on the cost front (" + d.reason + ")"};
@@ -121,9 +139,9 @@ StopDecision Decide(const StoppingInput& in) {
 absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,
                                    absl::string_view path) {
   const std::string& r = es.rule();
-  if (!r.empty() && r != "none" && r != "median" && r != "asha") {
+  if (!r.empty() && r != "none" && r != "median" && r != "asha" && r != "hyperband") {
     return FieldError(absl::StrCat(path, ".rule"),
-                      absl::StrCat("'", r, "' is not one of none, median, asha"));
+                      absl::StrCat("'", r, "' is not one of none, median, asha, hyperband"));
   }
   if (es.grace_epochs() < 0) return FieldError(absl::StrCat(path, ".grace_epochs"), "must be >= 0");
   if (es.min_completed() < 0)

@@ -26,6 +26,10 @@ struct StoppingInput {
   // Curves of the job's other trials: finished (succeeded/stopped) and, for ASHA, running ones.
   std::vector<const google::protobuf::RepeatedPtrField<v1::CurvePoint>*> completed;
   std::vector<const google::protobuf::RepeatedPtrField<v1::CurvePoint>*> others;
+  // Trial ids (hyperband assigns brackets by id): of the reporting trial, and parallel to
+  // `completed` and `others`.
+  int64_t trial_id = 0;
+  std::vector<int64_t> completed_ids, others_ids;
   // True when the trial's cost metrics put it on the cost front (see keep_cost_front).
   bool on_cost_front = false;
 };
@@ -38,5 +42,9 @@ absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,
 
 // ASHA rung epochs below max_epochs: min_epochs * eta^k.
 std::vector<int> AshaRungs(int min_epochs, int eta, int max_epochs);
+
+// Hyperband on top of ASHA: trial `id` runs in bracket id % (rungs + 1); bracket b starts its
+// rungs at min_epochs * eta^b, and the last bracket trains everything to the end.
+int HyperbandBracket(int64_t trial_id, int min_epochs, int eta, int max_epochs);
 
 }  // namespace nasforge

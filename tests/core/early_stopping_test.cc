@@ -95,6 +95,37 @@ TEST(EarlyStoppingTest, AshaPromotesTheTopOneOverEtaAtEachRung) {
   EXPECT_FALSE(f.Run(Make({0.5, 0.6, 0.75}), 9).stop);
 }
 
+TEST(EarlyStoppingTest, HyperbandBracketsStartTheirRungsLater) {
+  // min 1, eta 3, 27 epochs: rungs 1, 3, 9 -> 4 brackets (rungs from 1, 3, 9, none).
+  EXPECT_EQ(HyperbandBracket(0, 1, 3, 27), 0);
+  EXPECT_EQ(HyperbandBracket(5, 1, 3, 27), 1);
+  EXPECT_EQ(HyperbandBracket(7, 1, 3, 27), 3);
+  Fixture f;
+  f.rule.set_rule("hyperband");
+  f.rule.set_min_epochs(1);
+  f.rule.set_eta(3);
+  // Bracket 0 peers (ids 0, 4, 8) are strong at epoch 1; a bracket-1 peer (id 1) is weak.
+  f.done = {Make({0.9, 0.9, 0.9}), Make({0.8, 0.8, 0.8}), Make({0.85, 0.85, 0.85}),
+            Make({0.1, 0.1, 0.1})};
+  f.rule.set_grace_epochs(0);
+  auto run = [&](int64_t id, const Curve& mine) {
+    StoppingInput in;
+    in.rule = &f.rule;
+    in.max_epochs = 27;
+    in.curve = &mine;
+    in.trial_id = id;
+    for (auto& c : f.done) in.completed.push_back(&c);
+    in.completed_ids = {0, 4, 8, 1};
+    return Decide(in);
+  };
+  EXPECT_TRUE(run(12, Make({0.5})).stop) << "bracket 0: rung at epoch 1 against 0.9 0.8 0.85";
+  EXPECT_FALSE(run(13, Make({0.5})).stop) << "bracket 1 has no rung at epoch 1";
+  EXPECT_TRUE(run(13, Make({0.5, 0.5, 0.05})).stop) << "bracket 1: rung at epoch 3 vs id 1";
+  auto d = run(13, Make({0.5, 0.5, 0.05}));
+  EXPECT_THAT(d.reason, HasSubstr("hyperband bracket 1"));
+  EXPECT_FALSE(run(15, Make({0.0, 0.0, 0.0})).stop) << "bracket 3 trains to the end";
+}
+
 TEST(EarlyStoppingTest, CostFrontProtectsUnlessDisabled) {
   Fixture f;
   f.rule.set_rule("median");
@@ -108,9 +139,9 @@ TEST(EarlyStoppingTest, CostFrontProtectsUnlessDisabled) {
 
 TEST(EarlyStoppingTest, ValidationNamesTheField) {
   v1::EarlyStopping es;
-  es.set_rule("hyperband");
+  es.set_rule("bohb");
   EXPECT_THAT(ValidateEarlyStopping(es, 10, "early_stopping").message(),
-              HasSubstr("early_stopping.rule: 'hyperband' is not one of"));
+              HasSubstr("early_stopping.rule: 'bohb' is not one of"));
   es.set_rule("asha");
   es.set_eta(1);
   EXPECT_THAT(ValidateEarlyStopping(es, 10, "early_stopping").message(),
