@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "controller/strategy.h"
 #include "core/cost.h"
 #include "core/early_stopping.h"
 #include "core/jobspec.h"
@@ -75,6 +76,10 @@ absl::Status JobManager::Recover() {
       js->hashes.insert(js->trials[i].arch_hash());
     }
     js->job = std::move(j);
+    NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
+    for (const auto& t : js->trials) {
+      if (TrialTerminal(t.state())) js->strategy->Tell(t);
+    }
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
@@ -129,6 +134,7 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
       if (it != idempotency_.end()) return jobs_.at(it->second)->job;
     }
     auto js = std::make_unique<JobState>();
+    NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(spec, 0));
     std::string id;
     do {
       id = NewJobId();
@@ -483,7 +489,10 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     }
     Recount(*js);
     Touch(js->job);
-    if (TrialTerminal(t->state()) && metrics_) metrics_->trials_finished_total.Increment();
+    if (TrialTerminal(t->state())) {
+      js->strategy->Tell(*t);
+      if (metrics_) metrics_->trials_finished_total.Increment();
+    }
     Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
         {{"job", js->job.id()},
          {"trial", t->id()},
@@ -523,6 +532,7 @@ void JobManager::ExpireLeases() {
           t.set_error(absl::StrCat("lease expired ", t.attempts(),
                                    " times without a heartbeat (last worker ", t.worker_id(),
                                    "); workers may be crashing on this candidate"));
+          js.strategy->Tell(t);
           if (metrics_) metrics_->trials_finished_total.Increment();
         } else {
           t.set_state(v1::TRIAL_QUEUED);
@@ -597,34 +607,35 @@ v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
   for (const auto& c : spec.constraints()) {
     if (c.metric() == "macs" || c.metric() == "params") cost_bounds.push_back(c);
   }
-  for (int miss = 0; miss < kMaxSampleMisses; ++miss) {
-    uint64_t index = js.job.next_sample();
-    js.job.set_next_sample(index + 1);
-    v1::Architecture arch =
-        SampleArchitecture(spec.search_space(), MixSeed(spec.budget().seed(), index));
-    std::string hash = ArchHash(arch);
-    if (js.hashes.count(hash)) continue;  // never train a duplicate within a job
-    ArchCost cost = ComputeCost(arch);
+  std::string hash;
+  ArchCost cost;
+  // Admissible: never trained in this job (same hash), and within the macs/params bounds.
+  auto admissible = [&](const v1::Architecture& arch) {
+    hash = ArchHash(arch);
+    if (js.hashes.count(hash)) return false;
+    cost = ComputeCost(arch);
     MetricMap m{{"macs", static_cast<double>(cost.macs)},
                 {"params", static_cast<double>(cost.params)}};
-    if (!MeetsConstraints(m, cost_bounds)) {
-      js.job.mutable_counts()->set_rejected_by_cost(js.job.counts().rejected_by_cost() + 1);
-      js.hashes.insert(hash);
-      if (metrics_) metrics_->rejected_by_cost_total.Increment();
-      Log(LogLevel::kDebug, "candidate_rejected_by_cost",
-          {{"job", js.job.id()}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
-      continue;
-    }
+    js.hashes.insert(hash);
+    if (MeetsConstraints(m, cost_bounds)) return true;
+    js.job.mutable_counts()->set_rejected_by_cost(js.job.counts().rejected_by_cost() + 1);
+    if (metrics_) metrics_->rejected_by_cost_total.Increment();
+    Log(LogLevel::kDebug, "candidate_rejected_by_cost",
+        {{"job", js.job.id()}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
+    return false;
+  };
+  std::optional<v1::Architecture> arch = js.strategy->Ask(admissible, kMaxSampleMisses);
+  js.job.set_next_sample(js.strategy->position());
+  if (arch.has_value()) {
     v1::Trial t;
     t.set_job_id(js.job.id());
     t.set_id(static_cast<int64_t>(js.trials.size()));
-    *t.mutable_architecture() = std::move(arch);
+    *t.mutable_architecture() = std::move(*arch);
     t.set_arch_hash(hash);
     t.set_state(v1::TRIAL_QUEUED);
     (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
     (*t.mutable_metrics())["params"] = static_cast<double>(cost.params);
     *t.mutable_create_time() = ToProto(clock_->Now());
-    js.hashes.insert(hash);
     js.trials.push_back(std::move(t));
     return &js.trials.back();
   }

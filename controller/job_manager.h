@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
+#include "controller/strategy.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
 #include "nasforge/v1/nasforge.pb.h"
@@ -81,7 +82,8 @@ class JobManager {
   struct JobState {
     v1::Job job;
     std::vector<v1::Trial> trials;  // index == trial id
-    std::set<std::string> hashes;
+    std::set<std::string> hashes;   // every candidate seen: trained or rejected by cost
+    std::unique_ptr<Strategy> strategy;
     bool exhausted = false;  // the sampler found no new admissible candidate
   };
   struct Subscriber {
