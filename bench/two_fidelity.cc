@@ -55,15 +55,21 @@ void Sample(std::vector<size_t>& idx, size_t n, std::mt19937_64& rng) {
   }
 }
 
-double RandomSearch(const Data& d, std::vector<size_t>& idx, size_t queries, std::mt19937_64& rng) {
-  Sample(idx, queries, rng);
+// Evaluates idx[0, n) at full fidelity; returns the report value of the fittest.
+double ReportOfFittest(const Data& d, const std::vector<size_t>& idx, size_t n,
+                       std::mt19937_64& rng) {
   size_t best = idx[0];
   double best_fit = -1e300;
-  for (size_t i = 0; i < queries; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     double f = HighFitness(d, idx[i], rng);
     if (f > best_fit) best_fit = f, best = idx[i];
   }
   return d.report[best];
+}
+
+double RandomSearch(const Data& d, std::vector<size_t>& idx, size_t queries, std::mt19937_64& rng) {
+  Sample(idx, queries, rng);
+  return ReportOfFittest(d, idx, queries, rng);
 }
 
 double SuccessiveHalving(const Data& d, std::vector<size_t>& idx, size_t low_count, size_t promote,
@@ -71,13 +77,7 @@ double SuccessiveHalving(const Data& d, std::vector<size_t>& idx, size_t low_cou
   Sample(idx, low_count, rng);
   std::partial_sort(idx.begin(), idx.begin() + promote, idx.begin() + low_count,
                     [&](size_t a, size_t b) { return d.low[a] > d.low[b]; });
-  size_t best = idx[0];
-  double best_fit = -1e300;
-  for (size_t i = 0; i < promote; ++i) {
-    double f = HighFitness(d, idx[i], rng);
-    if (f > best_fit) best_fit = f, best = idx[i];
-  }
-  return d.report[best];
+  return ReportOfFittest(d, idx, promote, rng);
 }
 
 RunSummary Summarise(const std::vector<double>& v, double cost, int queries) {

@@ -89,6 +89,15 @@ Process StartController(const std::string& listen, const std::string& db, int* p
 
 class EndToEndTest : public ::testing::Test {
  protected:
+  // Two workers on `target`, one LibTorch thread each, logging to dir_/<prefix>-<i>.log.
+  void StartWorkers(const std::string& target, const std::string& prefix) {
+    for (int i = 1; i <= 2; ++i) {
+      (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
+                                    absl::StrCat("--worker-id=", prefix, "-", i)},
+                                   absl::StrCat(dir_, "/", prefix, "-", i, ".log"), false);
+    }
+  }
+
   void TearDown() override {
     for (auto* p : {&w1_, &w2_, &controller_}) {
       if (p->pid > 0) kill(p->pid, SIGKILL);
@@ -108,12 +117,7 @@ TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
   controller_ = StartController("127.0.0.1:0", dir_ + "/e2e.db", &port);
   ASSERT_GT(port, 0) << "controller did not start";
   std::string target = absl::StrCat("127.0.0.1:", port);
-
-  for (int i = 1; i <= 2; ++i) {
-    (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
-                                  absl::StrCat("--worker-id=e2e-", i)},
-                                 absl::StrCat(dir_, "/worker-", i, ".log"), false);
-  }
+  StartWorkers(target, "e2e");
 
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto stub = v1::JobService::NewStub(channel);
@@ -211,11 +215,7 @@ TEST_F(EndToEndTest, SurvivesControllerCrashAndWorkerKill) {
   controller_ = StartController("127.0.0.1:0", db, &port);
   ASSERT_GT(port, 0);
   std::string target = absl::StrCat("127.0.0.1:", port);
-  for (int i = 1; i <= 2; ++i) {
-    (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
-                                  absl::StrCat("--worker-id=fault-", i)},
-                                 absl::StrCat(dir_, "/fault-worker-", i, ".log"), false);
-  }
+  StartWorkers(target, "fault");
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto stub = v1::JobService::NewStub(channel);
   v1::SubmitJobRequest req;
