@@ -89,6 +89,32 @@ Process StartController(const std::string& listen, const std::string& db, int* p
 
 class EndToEndTest : public ::testing::Test {
  protected:
+  // Submits a YAML job spec; an empty id (and a test failure) if the controller refuses it.
+  static v1::Job Submit(v1::JobService::Stub& stub, const std::string& yaml) {
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(yaml);
+    v1::Job job;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::Status s = stub.SubmitJob(&ctx, req, &job);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return job;
+  }
+
+  // Every candidate of `job_id` (waits for the channel to be ready).
+  static v1::ListCandidatesResponse Candidates(v1::JobService::Stub& stub,
+                                               const std::string& job_id) {
+    v1::ListCandidatesResponse all;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ListCandidatesRequest r;
+    r.set_job_id(job_id);
+    grpc::Status s = stub.ListCandidates(&ctx, r, &all);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return all;
+  }
+
   // Two workers on `target`, one LibTorch thread each, logging to dir_/<prefix>-<i>.log.
   void StartWorkers(const std::string& target, const std::string& prefix) {
     for (int i = 1; i <= 2; ++i) {
@@ -121,8 +147,7 @@ TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
 
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto stub = v1::JobService::NewStub(channel);
-  v1::SubmitJobRequest req;
-  req.set_spec_yaml(R"(
+  v1::Job job = Submit(*stub, R"(
 name: e2e
 budget: {max_trials: 4, max_parallel_trials: 2, epochs: 2, seed: 5}
 constraints: [{metric: macs, upper: 3000000}]
@@ -139,12 +164,7 @@ search_space:
       - {stride: 2, kernel: [3, 5], expansion: [3, 6], repeats: [1, 2], channels: [32, 48], se_ratio: [0]}
     head_channels: [0, 64]
 )");
-  v1::Job job;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    ASSERT_TRUE(stub->SubmitJob(&ctx, req, &job).ok());
-  }
+  ASSERT_FALSE(job.id().empty());
 
   // Watch until the job ends (the stream closes itself then).
   v1::Job last;
@@ -161,13 +181,7 @@ search_space:
   ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.error();
   EXPECT_EQ(last.counts().succeeded(), 4);
 
-  v1::ListCandidatesResponse all;
-  {
-    grpc::ClientContext ctx;
-    v1::ListCandidatesRequest r;
-    r.set_job_id(job.id());
-    ASSERT_TRUE(stub->ListCandidates(&ctx, r, &all).ok());
-  }
+  v1::ListCandidatesResponse all = Candidates(*stub, job.id());
   ASSERT_EQ(all.trials_size(), 4);
   std::set<std::string> workers;
   for (const auto& t : all.trials()) {
@@ -218,8 +232,7 @@ TEST_F(EndToEndTest, SurvivesControllerCrashAndWorkerKill) {
   StartWorkers(target, "fault");
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto stub = v1::JobService::NewStub(channel);
-  v1::SubmitJobRequest req;
-  req.set_spec_yaml(R"(
+  v1::Job job = Submit(*stub, R"(
 name: fault
 lease_seconds: 5
 budget: {max_trials: 4, max_parallel_trials: 2, epochs: 3, seed: 9}
@@ -236,12 +249,7 @@ search_space:
       - {stride: 2, kernel: [3, 5], expansion: [3, 6], repeats: [1, 2], channels: [16, 24], se_ratio: [0, 0.25]}
     head_channels: [0, 64]
 )");
-  v1::Job job;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    ASSERT_TRUE(stub->SubmitJob(&ctx, req, &job).ok());
-  }
+  ASSERT_FALSE(job.id().empty());
   // Reads the watch stream until `stop` says so; returns the last job snapshot.
   auto watch_until = [&](const std::function<bool(const v1::JobEvent&)>& stop) {
     grpc::ClientContext ctx;
@@ -292,14 +300,7 @@ search_space:
   v1::JobEvent end = watch_until([](const v1::JobEvent&) { return false; });
   ASSERT_EQ(end.job().state(), v1::JOB_SUCCEEDED) << end.job().error();
   EXPECT_EQ(end.job().counts().succeeded(), 4);
-  v1::ListCandidatesResponse all;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    v1::ListCandidatesRequest r;
-    r.set_job_id(job.id());
-    ASSERT_TRUE(stub->ListCandidates(&ctx, r, &all).ok());
-  }
+  v1::ListCandidatesResponse all = Candidates(*stub, job.id());
   ASSERT_EQ(all.trials_size(), 4);
   std::set<std::string> hashes;
   bool retried_elsewhere = false;
