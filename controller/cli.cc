@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -26,6 +27,7 @@
 #include "core/jobspec.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
+#include "core/status.h"
 #include "core/table.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
@@ -43,8 +45,8 @@ constexpr char kUsage[] =
     "  cancel JOB                                         cancel a job\n"
     "  jobs [--json]                                      list jobs, newest first\n"
     "  space describe SPACE.yaml                          choices and size of a search space\n"
-    "  space sample SPACE.yaml [-n N] [--seed S]          valid architectures (JSON lines)\n"
-    "  cost ARCH.yaml [--json]                            analytic MACs and params\n"
+    "  space sample SPACE.yaml [-n N] [--seed S] [--json] valid architectures (YAML stream)\n"
+    "  cost ARCH.yaml [--resolution N] [--layers] [--json] analytic MACs and params\n"
     "  bench early-stopping --table CSV --low-column C --high-column C --report-column C\n"
     "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
     "        [--runs 100] [--seed S] [--json]   successive halving vs full fidelity, equal cost\n"
@@ -169,6 +171,35 @@ std::string Metric(const v1::Trial& t, const std::string& k) {
   return it == t.metrics().end() ? "-" : Human(it->second);
 }
 
+// One line per architecture: the choices that differ between candidates.
+std::string ArchSummary(const v1::Architecture& a) {
+  std::string out;
+  auto sep = [&] { return out.empty() ? "" : " "; };
+  if (a.has_mbconv()) {
+    for (const auto& st : a.mbconv().stages()) {
+      absl::StrAppend(&out, sep(), "k", st.kernel(), "e", st.expansion(), "x", st.repeats(), "c",
+                      st.channels(), st.se_ratio() > 0 ? "se" : "");
+    }
+  } else if (a.has_resnet()) {
+    absl::StrAppend(&out, a.resnet().block(), " stem", a.resnet().stem_channels());
+    for (const auto& st : a.resnet().stages()) {
+      absl::StrAppend(&out, sep(), st.blocks(), "x", st.channels());
+    }
+  } else if (a.has_convnext()) {
+    absl::StrAppend(&out, "p", a.convnext().patch_size(), " k", a.convnext().kernel(), " r",
+                    a.convnext().mlp_ratio());
+    for (const auto& st : a.convnext().stages()) {
+      absl::StrAppend(&out, sep(), st.depth(), "x", st.channels());
+    }
+  } else if (a.has_nb201()) {
+    out = a.nb201().cell();
+  } else if (a.has_mlp()) {
+    out = "mlp";
+    for (int u : a.mlp().units()) absl::StrAppend(&out, "-", u);
+  }
+  return out;
+}
+
 void PrintTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
   std::printf("%-5s %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", "trial", "state", "val_acc",
               "test_acc", "macs", "params", "latency_ms", "train_s", "epochs", "arch");
@@ -178,11 +209,7 @@ void PrintTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
       if (it == t.metrics().end()) return "-";
       return absl::StrFormat(*absl::ParsedFormat<'f'>::New(fmt), it->second);
     };
-    std::string arch;
-    for (const auto& st : t.architecture().mbconv().stages()) {
-      absl::StrAppend(&arch, arch.empty() ? "" : " ", "k", st.kernel(), "e", st.expansion(), "x",
-                      st.repeats(), "c", st.channels(), st.se_ratio() > 0 ? "se" : "");
-    }
+    std::string arch = ArchSummary(t.architecture());
     std::printf("%-5lld %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n",
                 static_cast<long long>(t.id()), Short(v1::TrialState_Name(t.state())).c_str(),
                 f("accuracy", "%.4f").c_str(), f("test_accuracy", "%.4f").c_str(),
@@ -243,17 +270,40 @@ int Offline(const Args& a) {
     v1::Architecture arch;
     absl::Status st = YamlToMessage(ReadFile(a.positional[1]), &arch);
     if (st.ok()) st = ValidateArchitecture(arch, "architecture");
+    if (st.ok() && a.Has("resolution")) {
+      int r = 0;
+      if (!absl::SimpleAtoi(a.Get("resolution"), &r)) {
+        st = FieldError("--resolution", "'" + a.Get("resolution") + "' is not an integer");
+      } else {
+        st = SetResolution(&arch, r);
+        if (st.ok()) st = ValidateArchitecture(arch, "architecture");
+      }
+    }
     if (!st.ok()) {
       std::cerr << "error: " << a.positional[1] << ": " << st.message() << "\n";
       return 2;
     }
     ArchCost c = ComputeCost(arch);
+    const InputShape in = ArchInputShape(arch);
     if (a.Has("json")) {
-      std::cout << absl::StrFormat("{\"macs\": %d, \"params\": %d, \"hash\": \"%s\"}\n", c.macs,
-                                   c.params, ArchHash(arch));
+      std::cout << absl::StrFormat(
+          "{\"macs\": %d, \"params\": %d, \"kind\": \"%s\", \"resolution\": %d, "
+          "\"hash\": \"%s\"}\n",
+          c.macs, c.params, KindName(arch), arch.has_mlp() ? 0 : in.height, ArchHash(arch));
     } else {
-      std::cout << "macs   " << c.macs << " (" << Human(c.macs) << ")\nparams " << c.params << " ("
-                << Human(c.params) << ")\nhash   " << ArchHash(arch) << "\n";
+      if (a.Has("layers")) {
+        std::printf("%-32s %-6s %6s %6s %3s %3s %6s %5s %14s %12s\n", "layer", "kind", "in", "out",
+                    "k", "s", "groups", "size", "macs", "params");
+        for (const auto& l : c.layers) {
+          std::printf("%-32s %-6s %6d %6d %3d %3d %6d %5d %14lld %12lld\n", l.name.c_str(),
+                      l.kind.c_str(), l.in_channels, l.out_channels, l.kernel, l.stride, l.groups,
+                      l.out_size, static_cast<long long>(l.macs),
+                      static_cast<long long>(l.params));
+        }
+      }
+      std::cout << "kind   " << KindName(arch) << "\nmacs   " << c.macs << " (" << Human(c.macs)
+                << ")\nparams " << c.params << " (" << Human(c.params) << ")\nhash   "
+                << ArchHash(arch) << "\n";
     }
     return 0;
   }
@@ -269,7 +319,14 @@ int Offline(const Args& a) {
     return 2;
   }
   if (a.positional[1] == "describe") {
-    std::cout << Json(space) << "\nsize: " << SpaceSize(space) << " architectures\n";
+    std::cout << "kind: " << KindName(space) << "\n";
+    std::cout << "decisions:\n";
+    for (const auto& d : SpaceDecisions(space)) {
+      std::cout << "  " << d.name << ": " << d.choices << " choice" << (d.choices == 1 ? "" : "s")
+                << "\n";
+    }
+    std::cout << "size: " << SpaceSize(space) << " architectures\n";
+    std::cout << "space:\n" << Json(space) << "\n";
     return 0;
   }
   int n = a.Has("n") ? std::atoi(a.Get("n").c_str()) : 1;
@@ -277,13 +334,20 @@ int Offline(const Args& a) {
   for (int i = 0; i < n; ++i) {
     v1::Architecture arch = SampleArchitecture(space, MixSeed(seed, i));
     ArchCost c = ComputeCost(arch);
-    std::string json;
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(arch, &json, o);
-    std::cout << absl::StrFormat(
-        "{\"hash\": \"%s\", \"macs\": %d, \"params\": %d, \"architecture\": %s}\n", ArchHash(arch),
-        c.macs, c.params, json);
+    if (a.Has("json")) {
+      std::string json;
+      google::protobuf::util::JsonPrintOptions o;
+      o.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(arch, &json, o);
+      std::cout << absl::StrFormat(
+          "{\"hash\": \"%s\", \"macs\": %d, \"params\": %d, \"architecture\": %s}\n",
+          ArchHash(arch), c.macs, c.params, json);
+    } else {
+      // A YAML stream: each document is an architecture file for `nasforge cost`.
+      std::cout << absl::StrFormat("--- # hash %s, macs %d, params %d\n", ArchHash(arch), c.macs,
+                                   c.params)
+                << MessageToYaml(arch) << "\n";
+    }
   }
   return 0;
 }

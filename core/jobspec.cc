@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
@@ -51,7 +52,44 @@ nlohmann::json YamlToJson(const YAML::Node& n) {
   return nullptr;
 }
 
+void EmitJson(const nlohmann::json& j, YAML::Emitter* out) {
+  if (j.is_object()) {
+    *out << YAML::BeginMap;
+    for (const auto& [k, v] : j.items()) {
+      *out << YAML::Key << k << YAML::Value;
+      EmitJson(v, out);
+    }
+    *out << YAML::EndMap;
+  } else if (j.is_array()) {
+    // Lists of scalars read best inline: [3, 5, 7].
+    bool flat = std::all_of(j.begin(), j.end(), [](const auto& e) { return e.is_primitive(); });
+    *out << (flat ? YAML::Flow : YAML::Block) << YAML::BeginSeq;
+    for (const auto& e : j) EmitJson(e, out);
+    *out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    *out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_boolean()) {
+    *out << j.get<bool>();
+  } else if (j.is_number_integer()) {
+    *out << j.get<int64_t>();
+  } else if (j.is_number()) {
+    *out << j.get<double>();
+  } else {
+    *out << YAML::Null;
+  }
+}
+
 }  // namespace
+
+std::string MessageToYaml(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, o);
+  YAML::Emitter out;
+  EmitJson(nlohmann::json::parse(json), &out);
+  return out.c_str();
+}
 
 absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* message) {
   nlohmann::json j;
@@ -149,18 +187,27 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     return FieldError("lease_seconds", "is out of range [5, 86400]");
   NF_RETURN_IF_ERROR(
       ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping"));
-  const auto& m = spec.search_space().mbconv();
-  if (m.in_channels() != 1) {
-    return FieldError("search_space.mbconv.in_channels",
-                      absl::StrCat(m.in_channels(), ": ", t.dataset(), " images have 1 channel"));
+  const std::string kind = absl::StrCat("search_space.", KindName(spec.search_space()));
+  const InputShape in = SpaceInputShape(spec.search_space());
+  if (spec.search_space().has_mlp()) {
+    if (in.channels != 28 * 28) {
+      return FieldError(kind + ".in_features",
+                        absl::StrCat(in.channels, ": ", t.dataset(),
+                                     " images flatten to 784 features"));
+    }
+  } else {
+    if (in.channels != 1) {
+      return FieldError(kind + ".in_channels",
+                        absl::StrCat(in.channels, ": ", t.dataset(), " images have 1 channel"));
+    }
+    if (in.height != 28) {
+      return FieldError(kind + ".resolution",
+                        absl::StrCat(in.height, ": ", t.dataset(), " images are 28x28"));
+    }
   }
-  if (m.resolution() != 28) {
-    return FieldError("search_space.mbconv.resolution",
-                      absl::StrCat(m.resolution(), ": ", t.dataset(), " images are 28x28"));
-  }
-  if (m.num_classes() != 10) {
-    return FieldError("search_space.mbconv.num_classes",
-                      absl::StrCat(m.num_classes(), ": ", t.dataset(), " has 10 classes"));
+  if (in.num_classes != 10) {
+    return FieldError(kind + ".num_classes",
+                      absl::StrCat(in.num_classes, ": ", t.dataset(), " has 10 classes"));
   }
   return absl::OkStatus();
 }

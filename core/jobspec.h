@@ -12,6 +12,9 @@ namespace nasforge {
 // INVALID_ARGUMENT errors naming the field.
 absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* message);
 
+// The message as block YAML (protobuf field names), readable back by YamlToMessage.
+std::string MessageToYaml(const google::protobuf::Message& message);
+
 // Parses and validates a job spec and fills defaults.
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(absl::string_view yaml);
 

@@ -1,11 +1,17 @@
-// Search-space model: validation (errors name the field), seeded sampling, the canonical
-// encoding of an architecture and its stable hash (dedupe within a job).
+// Search-space model, the same for every kind (MBConv, ResNet, ConvNeXt, NAS-Bench-201 cell,
+// MLP): validation (errors name the field), the decision vector ("genes": one choice index per
+// decision) that sampling, mutation, crossover and encodings for strategies work on, the
+// canonical encoding of an architecture and its stable hash (dedupe within a job).
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -17,9 +23,34 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view
 // Checks a concrete architecture (what a worker is asked to build).
 absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_view path);
 
+// Checks that `arch` is valid and one of the architectures of `space`.
+absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& arch,
+                          absl::string_view path);
+
+// One decision of a space: its name (a field path) and how many choices it has.
+struct Decision {
+  std::string name;
+  int choices = 1;
+};
+using Genes = std::vector<int>;
+
+// REQUIRES for everything below taking a space: ValidateSearchSpace(space).ok().
+std::vector<Decision> SpaceDecisions(const v1::SearchSpace& space);
+v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& genes);
+// nullopt if `arch` is not in `space`.
+std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
+                                        const v1::Architecture& arch);
+
 // A deterministic sample: the same (space, seed) always gives the same architecture.
-// REQUIRES: ValidateSearchSpace(space).ok().
 v1::Architecture SampleArchitecture(const v1::SearchSpace& space, uint64_t seed);
+Genes SampleGenes(const v1::SearchSpace& space, std::mt19937_64& rng);
+
+// Changes one decision that has more than one choice to another choice, retrying until the
+// decoded architecture differs from the parent's (up to 32 tries; spaces with a single
+// architecture return the parent).
+Genes MutateGenes(const v1::SearchSpace& space, const Genes& parent, std::mt19937_64& rng);
+// Uniform crossover: each decision from either parent with probability 1/2.
+Genes CrossoverGenes(const Genes& a, const Genes& b, std::mt19937_64& rng);
 
 // Number of distinct architectures in the space (saturates at UINT64_MAX).
 uint64_t SpaceSize(const v1::SearchSpace& space);
@@ -30,6 +61,26 @@ std::string CanonicalEncoding(const v1::Architecture& arch);
 
 // Stable 64-bit FNV-1a hash of the canonical encoding, as 16 hex digits.
 std::string ArchHash(const v1::Architecture& arch);
+
+// The architecture with defaults filled in (what workers build and stores keep).
+v1::Architecture NormalizedArchitecture(const v1::Architecture& arch);
+
+// Input shape the architecture expects: {channels, height, width}; an MLP gives
+// {in_features, 1, 1}.
+struct InputShape {
+  int channels = 1, height = 1, width = 1;
+  int num_classes = 0;
+};
+InputShape ArchInputShape(const v1::Architecture& arch);
+// The same for every architecture of a space.
+InputShape SpaceInputShape(const v1::SearchSpace& space);
+
+// Sets the input resolution (e.g. `nasforge cost --resolution 320`); MLPs have none.
+absl::Status SetResolution(v1::Architecture* arch, int resolution);
+
+// Kind name of a space / an architecture ("mbconv", "resnet", ...), "" when unset.
+std::string KindName(const v1::SearchSpace& space);
+std::string KindName(const v1::Architecture& arch);
 
 // Mixes a job seed with a counter into an independent 64-bit seed (splitmix64).
 uint64_t MixSeed(uint64_t seed, uint64_t counter);

@@ -1,0 +1,97 @@
+// One search-space kind (MBConv, ResNet, ConvNeXt, NAS-Bench-201 cell, MLP): how to validate
+// its space and architecture messages, how an architecture maps to a vector of choice indices
+// ("genes"), and its layer plan for the analytic cost. search_space.cc builds sampling,
+// mutation, crossover, hashing and sizes on top of this, the same for every kind.
+// Internal to core: users call search_space.h and cost.h.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/cost.h"
+#include "core/search_space.h"
+#include "core/status.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+class SpaceKind {
+ public:
+  virtual ~SpaceKind() = default;
+  virtual absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const = 0;
+  virtual absl::Status ValidateArch(const v1::Architecture& arch, const std::string& p) const = 0;
+  // Fills defaults so that equal architectures have equal messages.
+  virtual void Normalize(v1::Architecture* arch) const = 0;
+  virtual std::vector<Decision> Decisions(const v1::SearchSpace& space) const = 0;
+  // REQUIRES: genes[i] < Decisions(space)[i].choices.
+  virtual v1::Architecture Decode(const v1::SearchSpace& space,
+                                  const std::vector<int>& genes) const = 0;
+  // nullopt if `arch` is not in `space`.
+  virtual std::optional<std::vector<int>> Encode(const v1::SearchSpace& space,
+                                                 const v1::Architecture& arch) const = 0;
+  // Distinct architectures; default: the product of the choice counts.
+  virtual uint64_t Size(const v1::SearchSpace& space) const;
+  virtual void Plan(const v1::Architecture& arch, Planner* p) const = 0;
+  virtual void SetResolution(v1::Architecture* arch, int resolution) const = 0;
+  virtual InputShape Input(const v1::Architecture& arch) const = 0;
+};
+
+// The kind of a space / an architecture; nullptr when the oneof is unset.
+const SpaceKind* KindOf(const v1::SearchSpace& space);
+const SpaceKind* KindOf(const v1::Architecture& arch);
+
+const SpaceKind& MBConvKind();
+const SpaceKind& ResNetKind();
+const SpaceKind& ConvNeXtKind();
+const SpaceKind& NB201Kind();
+const SpaceKind& MLPKind();
+
+// --- helpers shared by the kinds -------------------------------------------------------------
+
+uint64_t SatMul(uint64_t a, uint64_t b);
+
+template <typename T>
+absl::Status CheckChoices(const google::protobuf::RepeatedField<T>& values, absl::string_view path,
+                          T lo, T hi, bool must_be_odd = false) {
+  if (values.empty()) return FieldError(path, "needs at least one choice");
+  for (int i = 0; i < values.size(); ++i) {
+    T v = values[i];
+    if (v < lo || v > hi) {
+      return FieldError(path, absl::StrCat(v, " is out of range [", lo, ", ", hi, "]"));
+    }
+    if constexpr (std::is_integral_v<T>) {
+      if (must_be_odd && v % 2 == 0) return FieldError(path, absl::StrCat(v, " is not odd"));
+    }
+    for (int j = 0; j < i; ++j) {
+      if (values[j] == v) return FieldError(path, absl::StrCat(v, " is listed twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Each value must be one of `allowed`; no repeats; at least one.
+absl::Status CheckNames(const google::protobuf::RepeatedPtrField<std::string>& values,
+                        absl::string_view path, const std::vector<std::string>& allowed);
+absl::Status CheckName(const std::string& value, absl::string_view path,
+                       const std::vector<std::string>& allowed);
+absl::Status CheckRange(int64_t v, absl::string_view path, int64_t lo, int64_t hi);
+
+// Index of `v` in `choices`, or -1. A one-element list matches any value equal to it.
+template <typename C, typename T>
+int IndexOf(const C& choices, const T& v) {
+  for (int i = 0; i < choices.size(); ++i) {
+    if (choices[i] == v) return i;
+  }
+  return -1;
+}
+
+// Appends a decision to `d` (name, choices).
+inline void AddDecision(std::vector<Decision>* d, std::string name, int choices) {
+  d->push_back({std::move(name), choices});
+}
+
+}  // namespace nasforge
