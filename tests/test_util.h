@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "core/jobspec.h"
 #include "gtest/gtest.h"
@@ -30,6 +31,33 @@ inline v1::SearchSpace LoadSmallSpace() {
   absl::Status st = YamlToMessage(ReadSourceFile("search_spaces/mbconv_small.yaml"), &s);
   EXPECT_TRUE(st.ok()) << st.ToString();
   return s;
+}
+
+}  // namespace nasforge::testing
+
+namespace nasforge::testing {
+
+// Every search-space file shipped in search_spaces/ (not the examples or references).
+inline std::vector<std::string> ShippedSpaceFiles() {
+  return {"mbconv_small.yaml",      "mbconv_imagenet.yaml", "resnet_small.yaml",
+          "resnet_imagenet.yaml",   "convnext_small.yaml",  "convnext_imagenet.yaml",
+          "nb201_cifar.yaml",       "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"};
+}
+
+// search_spaces/<name>, parsed (a test failure if it does not parse).
+inline v1::SearchSpace LoadSpace(const std::string& name) {
+  v1::SearchSpace s;
+  absl::Status st = YamlToMessage(ReadSourceFile("search_spaces/" + name), &s);
+  EXPECT_TRUE(st.ok()) << name << ": " << st.ToString();
+  return s;
+}
+
+// search_spaces/reference/<name>, parsed.
+inline v1::Architecture LoadReference(const std::string& name) {
+  v1::Architecture a;
+  absl::Status st = YamlToMessage(ReadSourceFile("search_spaces/reference/" + name), &a);
+  EXPECT_TRUE(st.ok()) << name << ": " << st.ToString();
+  return a;
 }
 
 }  // namespace nasforge::testing

@@ -1,5 +1,5 @@
-// The only translation unit that includes LibTorch: the MBConv builder, the training loop, the
-// module-based cost count and the latency benchmark.
+// The training loop, the module-based cost check and the latency benchmark (the builders are in
+// torch_models.cc).
 #include <sys/resource.h>
 #include <torch/torch.h>
 
@@ -16,6 +16,7 @@
 #include "core/search_space.h"
 #include "core/status.h"
 #include "worker/dataset.h"
+#include "worker/torch_models.h"
 #include "worker/trainer.h"
 
 namespace nasforge {
@@ -27,126 +28,13 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-torch::Tensor Act(const torch::Tensor& x, const std::string& a) {
-  if (a == "relu") return torch::relu(x);
-  if (a == "relu6") return torch::hardtanh(x, 0.0, 6.0);
-  return torch::silu(x);
-}
+using Net = std::shared_ptr<NetImpl>;
 
-// A conv that remembers its last output size, so MACs can be counted from the built module.
-struct CountedConvImpl : torch::nn::Module {
-  CountedConvImpl(int in, int out, int k, int stride, int groups, bool bias) {
-    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
-                                                         .stride(stride)
-                                                         .padding(k / 2)
-                                                         .groups(groups)
-                                                         .bias(bias)));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv->forward(x);
-    out_hw = y.size(2) * y.size(3);
-    return y;
-  }
-  torch::nn::Conv2d conv{nullptr};
-  int64_t out_hw = 0;
-};
-TORCH_MODULE(CountedConv);
-
-struct MBConvBlockImpl : torch::nn::Module {
-  MBConvBlockImpl(int in, const v1::MBConvStage& st, int stride, std::string act)
-      : act(std::move(act)) {
-    int hidden = in * st.expansion();
-    if (st.expansion() != 1) {
-      expand = register_module("expand", CountedConv(in, hidden, 1, 1, 1, false));
-      expand_bn = register_module("expand_bn", torch::nn::BatchNorm2d(hidden));
-    }
-    depthwise = register_module("depthwise",
-                                CountedConv(hidden, hidden, st.kernel(), stride, hidden, false));
-    depthwise_bn = register_module("depthwise_bn", torch::nn::BatchNorm2d(hidden));
-    if (st.se_ratio() > 0) {
-      int sq = SqueezeChannels(in, st.se_ratio());
-      se_reduce = register_module("se_reduce", CountedConv(hidden, sq, 1, 1, 1, true));
-      se_expand = register_module("se_expand", CountedConv(sq, hidden, 1, 1, 1, true));
-    }
-    project = register_module("project", CountedConv(hidden, st.channels(), 1, 1, 1, false));
-    project_bn = register_module("project_bn", torch::nn::BatchNorm2d(st.channels()));
-    residual = stride == 1 && in == st.channels();
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor h = x;
-    if (!expand.is_empty()) h = Act(expand_bn->forward(expand->forward(h)), act);
-    h = Act(depthwise_bn->forward(depthwise->forward(h)), act);
-    if (!se_reduce.is_empty()) {
-      auto s = torch::adaptive_avg_pool2d(h, {1, 1});
-      s = torch::sigmoid(se_expand->forward(Act(se_reduce->forward(s), act)));
-      h = h * s;
-    }
-    h = project_bn->forward(project->forward(h));
-    return residual ? h + x : h;
-  }
-  std::string act;
-  CountedConv expand{nullptr}, depthwise{nullptr}, se_reduce{nullptr}, se_expand{nullptr},
-      project{nullptr};
-  torch::nn::BatchNorm2d expand_bn{nullptr}, depthwise_bn{nullptr}, project_bn{nullptr};
-  bool residual = false;
-};
-TORCH_MODULE(MBConvBlock);
-
-struct MBConvNetImpl : torch::nn::Module {
-  explicit MBConvNetImpl(const v1::MBConvArch& a) : act(a.activation()) {
-    int stem_stride = a.stem_stride() == 0 ? 1 : a.stem_stride();
-    stem = register_module(
-        "stem", CountedConv(a.in_channels(), a.stem_channels(), 3, stem_stride, 1, false));
-    stem_bn = register_module("stem_bn", torch::nn::BatchNorm2d(a.stem_channels()));
-    blocks = register_module("blocks", torch::nn::Sequential());
-    int c = a.stem_channels();
-    for (const auto& st : a.stages()) {
-      for (int b = 0; b < st.repeats(); ++b) {
-        blocks->push_back(MBConvBlock(c, st, b == 0 ? st.stride() : 1, act));
-        c = st.channels();
-      }
-    }
-    if (a.head_channels() > 0) {
-      head = register_module("head", CountedConv(c, a.head_channels(), 1, 1, 1, false));
-      head_bn = register_module("head_bn", torch::nn::BatchNorm2d(a.head_channels()));
-      c = a.head_channels();
-    }
-    dropout = register_module("dropout", torch::nn::Dropout(a.dropout()));
-    classifier = register_module("classifier", torch::nn::Linear(c, a.num_classes()));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    x = Act(stem_bn->forward(stem->forward(x)), act);
-    x = blocks->forward(x);
-    if (!head.is_empty()) x = Act(head_bn->forward(head->forward(x)), act);
-    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return classifier->forward(dropout->forward(x));
-  }
-  std::string act;
-  CountedConv stem{nullptr}, head{nullptr};
-  torch::nn::BatchNorm2d stem_bn{nullptr}, head_bn{nullptr};
-  torch::nn::Sequential blocks{nullptr};
-  torch::nn::Dropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
-};
-TORCH_MODULE(MBConvNet);
-
-std::pair<int64_t, int64_t> CountModule(MBConvNet& net, const v1::MBConvArch& a) {
-  int64_t params = 0;
-  for (const auto& p : net->parameters()) params += p.numel();
-  net->eval();
-  {
-    torch::NoGradGuard ng;
-    net->forward(torch::zeros({1, a.in_channels(), a.resolution(), a.resolution()}));
-  }
-  int64_t macs = 0;
-  for (const auto& m : net->modules(/*include_self=*/false)) {
-    if (auto c = std::dynamic_pointer_cast<CountedConvImpl>(m)) {
-      macs += c->conv->weight.numel() * c->out_hw;
-    } else if (auto l = std::dynamic_pointer_cast<torch::nn::LinearImpl>(m)) {
-      macs += l->weight.numel();
-    }
-  }
-  return {params, macs};
+// A zero input of the architecture's shape, batch 1.
+torch::Tensor ExampleInput(const v1::Architecture& arch, int64_t batch = 1) {
+  InputShape in = ArchInputShape(arch);
+  if (arch.has_mlp()) return torch::zeros({batch, in.channels});
+  return torch::zeros({batch, in.channels, in.height, in.width});
 }
 
 // Peak RSS of this process since the last reset (VmHWM), in bytes.
@@ -240,7 +128,7 @@ class TorchTrainer final : public Trainer {
     return {x, y};
   }
 
-  static double Accuracy(MBConvNet& net, const torch::Tensor& x, const torch::Tensor& y) {
+  static double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y) {
     torch::NoGradGuard ng;
     net->eval();
     int64_t correct = 0;
@@ -252,10 +140,10 @@ class TorchTrainer final : public Trainer {
     return x.size(0) == 0 ? 0.0 : static_cast<double>(correct) / x.size(0);
   }
 
-  void Latency(MBConvNet& net, const v1::MBConvArch& a, std::map<std::string, double>* m) {
+  void Latency(const Net& net, const v1::Architecture& a, std::map<std::string, double>* m) {
     torch::NoGradGuard ng;
     net->eval();
-    auto x = torch::randn({1, a.in_channels(), a.resolution(), a.resolution()});
+    auto x = torch::randn_like(ExampleInput(a));
     for (int i = 0; i < o_.latency_warmup; ++i) net->forward(x);
     std::vector<double> ms;
     auto t0 = Clock::now();
@@ -284,22 +172,28 @@ class TorchTrainer final : public Trainer {
                                         const std::function<Verdict(const EpochReport&)>& on_epoch,
                                         const std::atomic<bool>& abort) {
     NF_RETURN_IF_ERROR(ValidateArchitecture(req.architecture, "architecture"));
-    const auto& a = req.architecture.mbconv();
+    const v1::Architecture& a = req.architecture;
     const auto& t = req.training;
     NF_RETURN_IF_ERROR(LoadData(t));
-    if (a.in_channels() != train_.x.size(1) || a.resolution() != train_.x.size(2)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("architecture expects ", a.in_channels(), "x", a.resolution(), "x",
-                       a.resolution(), " inputs but the data set has ", train_.x.size(1), "x",
-                       train_.x.size(2), "x", train_.x.size(3)));
+    const InputShape in = ArchInputShape(a);
+    const bool fits = a.has_mlp() ? in.channels == train_.x[0].numel()
+                                  : in.channels == train_.x.size(1) &&
+                                        in.height == train_.x.size(2) &&
+                                        in.width == train_.x.size(3);
+    if (!fits) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "architecture expects ", in.channels, "x", in.height, "x", in.width,
+          " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2), "x",
+          train_.x.size(3)));
     }
     ResetPeakRss();
     torch::manual_seed(req.seed);
-    MBConvNet net(a);
+    Net net = BuildNet(a);
 
     // The analytic cost model and the built module must agree exactly.
-    ArchCost analytic = ComputeCost(req.architecture);
-    auto [params, macs] = CountModule(net, a);
+    ArchCost analytic = ComputeCost(a);
+    NetCount counted = CountNet(*net, ExampleInput(a));
+    const int64_t params = counted.params, macs = counted.macs;
     if (params != analytic.params || macs != analytic.macs) {
       return absl::InternalError(absl::StrCat(
           "cost model disagrees with the built module: analytic params=", analytic.params,
@@ -409,11 +303,12 @@ std::unique_ptr<Trainer> NewTorchTrainer(const TorchTrainerOptions& options) {
   return std::make_unique<TorchTrainer>(options);
 }
 
-absl::StatusOr<std::pair<int64_t, int64_t>> CountBuiltModel(const v1::Architecture& arch) {
+absl::StatusOr<BuiltModelCount> CountBuiltModel(const v1::Architecture& arch, int batch) {
   NF_RETURN_IF_ERROR(ValidateArchitecture(arch, "architecture"));
   try {
-    MBConvNet net(arch.mbconv());
-    return CountModule(net, arch.mbconv());
+    Net net = BuildNet(arch);
+    NetCount n = CountNet(*net, ExampleInput(arch, batch));
+    return BuiltModelCount{n.params, n.macs, n.output_shape};
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
   }

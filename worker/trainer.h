@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nasforge/v1/nasforge.pb.h"
@@ -63,8 +64,13 @@ struct TorchTrainerOptions {
 std::unique_ptr<Trainer> NewTorchTrainer(const TorchTrainerOptions& options);
 
 // Builds `arch` in LibTorch and counts parameters (from the module's tensors) and MACs (from
-// each conv/linear weight and the output size seen in a forward pass). For cross-checking the
-// analytic cost model in tests.
-absl::StatusOr<std::pair<int64_t, int64_t>> CountBuiltModel(const v1::Architecture& arch);
+// each conv/linear weight and the output positions seen in a forward pass of a zero batch of
+// `batch` inputs). For cross-checking the analytic cost model in tests and tools.
+struct BuiltModelCount {
+  int64_t params = 0;
+  int64_t macs = 0;
+  std::vector<int64_t> output_shape;  // of the forward pass: {batch, num_classes}
+};
+absl::StatusOr<BuiltModelCount> CountBuiltModel(const v1::Architecture& arch, int batch = 1);
 
 }  // namespace nasforge

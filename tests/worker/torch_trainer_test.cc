@@ -26,8 +26,45 @@ TEST(TorchBuilderTest, BuiltModulesMatchTheAnalyticCountExactly) {
     auto counted = CountBuiltModel(a);
     ASSERT_TRUE(counted.ok()) << counted.status();
     ArchCost c = ComputeCost(a);
-    EXPECT_EQ(counted->first, c.params) << CanonicalEncoding(a);
-    EXPECT_EQ(counted->second, c.macs) << CanonicalEncoding(a);
+    EXPECT_EQ(counted->params, c.params) << CanonicalEncoding(a);
+    EXPECT_EQ(counted->macs, c.macs) << CanonicalEncoding(a);
+  }
+}
+
+// Every reference architecture builds; module parameters equal the analytic count and the
+// published figure; the forward pass gives [batch, classes].
+TEST(TorchBuilderTest, ReferenceArchitecturesBuildWithTheirPublishedCounts) {
+  for (const std::string f :
+       {"efficientnet_b0.yaml", "mobilenet_v2.yaml", "resnet18.yaml", "resnet50.yaml",
+        "convnext_tiny.yaml", "nb201_best.yaml", "nb201_resnet_like.yaml"}) {
+    v1::Architecture a = testing::LoadReference(f);
+    auto counted = CountBuiltModel(a, /*batch=*/2);
+    ASSERT_TRUE(counted.ok()) << f << ": " << counted.status();
+    ArchCost c = ComputeCost(a);
+    EXPECT_EQ(counted->params, c.params) << f;
+    EXPECT_EQ(counted->macs, c.macs) << f;
+    InputShape in = ArchInputShape(a);
+    EXPECT_EQ(counted->output_shape, (std::vector<int64_t>{2, in.num_classes})) << f;
+  }
+}
+
+// A sample of every shipped space builds with matching counts and output shape.
+TEST(TorchBuilderTest, SamplesOfEverySpaceBuildWithMatchingCounts) {
+  for (const auto& file : testing::ShippedSpaceFiles()) {
+    v1::SearchSpace space = testing::LoadSpace(file);
+    const bool big = SpaceInputShape(space).height >= 200;
+    const int n = big ? 2 : 8;  // ImageNet-scale forward passes are slow on one core
+    for (int i = 0; i < n; ++i) {
+      v1::Architecture a = SampleArchitecture(space, MixSeed(5, i));
+      auto counted = CountBuiltModel(a, /*batch=*/2);
+      ASSERT_TRUE(counted.ok()) << file << ": " << counted.status();
+      ArchCost c = ComputeCost(a);
+      EXPECT_EQ(counted->params, c.params) << file << " " << CanonicalEncoding(a);
+      EXPECT_EQ(counted->macs, c.macs) << file << " " << CanonicalEncoding(a);
+      EXPECT_EQ(counted->output_shape,
+                (std::vector<int64_t>{2, SpaceInputShape(space).num_classes}))
+          << file;
+    }
   }
 }
 
