@@ -111,6 +111,22 @@ TEST(TorchTrainerTest, TrainsOnRealFashionMnistAndMeasures) {
   EXPECT_FALSE(r->stopped_early);
 }
 
+// Every small-image space kind trains on real Fashion-MNIST through the same trainer.
+TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
+  auto trainer = NewTorchTrainer({});
+  std::atomic<bool> abort{false};
+  for (const std::string file : {"resnet_small.yaml", "convnext_small.yaml",
+                                 "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"}) {
+    TrainRequest req = SmallRequest("fashion-mnist");
+    req.architecture = SampleArchitecture(testing::LoadSpace(file), 3);
+    req.epochs = 1;
+    auto r = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+    ASSERT_TRUE(r.ok()) << file << ": " << r.status();
+    EXPECT_GT(r->metrics.at("accuracy"), 0.4) << file;  // chance is 0.1
+    EXPECT_EQ(r->metrics.at("params"), ComputeCost(req.architecture).params) << file;
+  }
+}
+
 TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
   auto trainer = NewTorchTrainer({});
   std::atomic<bool> abort{false};
