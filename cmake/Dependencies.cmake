@@ -27,3 +27,5 @@ find_library(CSV_LIBRARY csv REQUIRED)
 add_library(csv::csv UNKNOWN IMPORTED)
 set_target_properties(csv::csv PROPERTIES IMPORTED_LOCATION ${CSV_LIBRARY}
                       INTERFACE_INCLUDE_DIRECTORIES ${CSV_INCLUDE_DIR})
+
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)

@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bench/strategy_bench.h"
 #include "bench/two_fidelity.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
@@ -29,6 +30,7 @@
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/table.h"
+#include "core/tabular.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
@@ -47,6 +49,10 @@ constexpr char kUsage[] =
     "  space describe SPACE.yaml                          choices and size of a search space\n"
     "  space sample SPACE.yaml [-n N] [--seed S] [--json] valid architectures (YAML stream)\n"
     "  cost ARCH.yaml [--resolution N] [--layers] [--json] analytic MACs and params\n"
+    "  bench strategies --table CSV --fitness-column C --report-column C [--seeds-column C]\n"
+    "        [--strategy random,rea,bo,nsga2] [--queries 100] [--runs 100] [--seed S]\n"
+    "        [--multi-objective] [--population P] [--sample-size S] [--initial-samples N]\n"
+    "        [--space SPACE.yaml] [--key-column arch_str] [--json]   strategies on a table\n"
     "  bench early-stopping --table CSV --low-column C --high-column C --report-column C\n"
     "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
     "        [--runs 100] [--seed S] [--json]   successive halving vs full fidelity, equal cost\n"
@@ -62,7 +68,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kBoolFlags = {"json", "watch", "include-stopped", "help"};
+const std::set<std::string> kBoolFlags = {"json",   "watch",           "include-stopped",
+                                          "help",   "layers",          "multi-objective"};
 
 Args Parse(int argc, char** argv) {
   Args a;
@@ -353,9 +360,101 @@ int Offline(const Args& a) {
 }
 
 // Benchmarks that run in process on a table: no controller needed.
+int BenchStrategies(const Args& a) {
+  for (const char* required : {"table", "fitness-column", "report-column"}) {
+    if (a.Get(required).empty()) {
+      std::cerr << "error: bench strategies needs --" << required << "\n";
+      return 2;
+    }
+  }
+  TabularOptions t;
+  t.table = a.Get("table");
+  t.key_column = a.Get("key-column", "arch_str");
+  t.fitness_column = a.Get("fitness-column");
+  t.report_columns = {a.Get("report-column")};
+  t.seeds_column = a.Get("seeds-column");
+  auto oracle = TabularOracle::Load(t);
+  if (!oracle.ok()) {
+    std::cerr << "error: " << oracle.status().message() << "\n";
+    return 2;
+  }
+  StrategyBenchOptions o;
+  auto int_flag = [&](const char* name, int def) {
+    return a.Has(name) ? std::atoi(a.Get(name).c_str()) : def;
+  };
+  o.queries = int_flag("queries", 100);
+  o.runs = int_flag("runs", 100);
+  o.seed = a.Has("seed") ? std::strtoull(a.Get("seed").c_str(), nullptr, 10) : 1;
+  o.multi_objective = a.Has("multi-objective");
+  o.strategy_options.set_population(int_flag("population", 0));
+  o.strategy_options.set_sample_size(int_flag("sample-size", 0));
+  o.strategy_options.set_initial_samples(int_flag("initial-samples", 0));
+  if (a.Has("space")) {
+    absl::Status st = YamlToMessage(ReadFile(a.Get("space")), &o.space);
+    if (!st.ok()) {
+      std::cerr << "error: " << a.Get("space") << ": " << st.message() << "\n";
+      return 2;
+    }
+  }
+  const int latency_obs = int_flag("latency-observations", 1000);
+  nlohmann::json out = nlohmann::json::object();
+  out["table"] = t.table;
+  out["fitness_column"] = t.fitness_column;
+  out["report_column"] = t.report_columns[0];
+  out["seeds_column"] = t.seeds_column;
+  out["queries"] = o.queries;
+  out["runs"] = o.runs;
+  out["multi_objective"] = o.multi_objective;
+  out["strategies"] = nlohmann::json::array();
+  for (const std::string& name :
+       std::vector<std::string>(absl::StrSplit(a.Get("strategy", "random"), ','))) {
+    o.strategy = name == "rea" ? "evolution" : name;
+    auto r = RunStrategyBench(*oracle, o);
+    if (!r.ok()) {
+      std::cerr << "error: " << name << ": " << r.status().message() << "\n";
+      return 2;
+    }
+    double suggest_ms = -1;
+    if (latency_obs > 0) {
+      auto l = SuggestionLatencyMs(*oracle, o, latency_obs, 20);
+      if (l.ok()) suggest_ms = *l;
+    }
+    nlohmann::json j;
+    j["strategy"] = name;
+    j["checkpoints"] = nlohmann::json::array();
+    for (const auto& c : r->checkpoints) {
+      nlohmann::json cj = {{"queries", c.queries}, {"mean", c.mean}, {"stddev", c.stddev}};
+      if (o.multi_objective) cj["hypervolume"] = c.hypervolume;
+      j["checkpoints"].push_back(cj);
+    }
+    j["best_so_far_curve"] = r->curve;
+    j["ask_ms_mean"] = r->ask_ms_mean;
+    j["ask_ms_p99"] = r->ask_ms_p99;
+    j["suggest_ms_at_observations"] = {{"observations", latency_obs}, {"ms", suggest_ms}};
+    if (o.multi_objective) {
+      j["hypervolume_reference"] = {{"fitness", r->hv_reference_accuracy},
+                                    {"params_m", r->hv_reference_params}};
+    }
+    out["strategies"].push_back(j);
+    if (!a.Has("json")) {
+      std::printf("%-10s", name.c_str());
+      for (const auto& c : r->checkpoints) {
+        std::printf("  @%d: %.2f +- %.2f", c.queries, c.mean, c.stddev);
+        if (o.multi_objective) std::printf(" (hv %.3f)", c.hypervolume);
+      }
+      std::printf("   ask %.2f ms, at %d observations %.2f ms\n", r->ask_ms_mean, latency_obs,
+                  suggest_ms);
+      std::fflush(stdout);
+    }
+  }
+  if (a.Has("json")) std::cout << out.dump(1) << "\n";
+  return 0;
+}
+
 int Bench(const Args& a) {
+  if (a.positional.size() >= 2 && a.positional[1] == "strategies") return BenchStrategies(a);
   if (a.positional.size() < 2 || a.positional[1] != "early-stopping") {
-    std::cerr << "error: use 'bench early-stopping ...'\n" << kUsage;
+    std::cerr << "error: use 'bench early-stopping ...' or 'bench strategies ...'\n" << kUsage;
     return 2;
   }
   for (const char* required : {"table", "low-column", "high-column", "report-column"}) {

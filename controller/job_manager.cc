@@ -77,9 +77,15 @@ absl::Status JobManager::Recover() {
     }
     js->job = std::move(j);
     NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
+    // Tell finished trials in the order they finished, as the strategy first saw them.
+    std::vector<const v1::Trial*> finished;
     for (const auto& t : js->trials) {
-      if (TrialTerminal(t.state())) js->strategy->Tell(t);
+      if (TrialTerminal(t.state())) finished.push_back(&t);
     }
+    std::stable_sort(finished.begin(), finished.end(), [](const v1::Trial* a, const v1::Trial* b) {
+      return FromProto(a->update_time()) < FromProto(b->update_time());
+    });
+    for (const v1::Trial* t : finished) js->strategy->Tell(*t);
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
@@ -120,6 +126,9 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
     if (absl::Status st = ValidateJobSpec(spec); !st.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
     }
+  }
+  if (absl::Status st = ValidateStrategy(spec); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
   }
   if (req.idempotency_key().size() > 200) {
     return FieldError("idempotency_key", "longer than 200 characters");
@@ -624,13 +633,13 @@ v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
         {{"job", js.job.id()}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
     return false;
   };
-  std::optional<v1::Architecture> arch = js.strategy->Ask(admissible, kMaxSampleMisses);
+  Proposal p = js.strategy->Ask(admissible, kMaxSampleMisses);
   js.job.set_next_sample(js.strategy->position());
-  if (arch.has_value()) {
+  if (p.kind == Proposal::Kind::kCandidate) {
     v1::Trial t;
     t.set_job_id(js.job.id());
     t.set_id(static_cast<int64_t>(js.trials.size()));
-    *t.mutable_architecture() = std::move(*arch);
+    *t.mutable_architecture() = std::move(p.arch);
     t.set_arch_hash(hash);
     t.set_state(v1::TRIAL_QUEUED);
     (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
@@ -639,14 +648,19 @@ v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
     js.trials.push_back(std::move(t));
     return &js.trials.back();
   }
+  if (p.kind == Proposal::Kind::kWait) {
+    bool in_flight = false;
+    for (const auto& t : js.trials) in_flight |= !TrialTerminal(t.state());
+    if (in_flight) return nullptr;  // ask again when a result arrives
+    p.reason = "the strategy waits for results but none are in flight: " + p.reason;
+  }
   js.exhausted = true;
-  js.job.set_error(absl::StrCat("search space exhausted: ", kMaxSampleMisses,
-                                " consecutive samples were duplicates or over a cost bound; "
-                                "widen the space or relax macs/params constraints"));
-  Log(LogLevel::kWarn, "space_exhausted",
+  js.job.set_error(p.reason);
+  Log(LogLevel::kInfo, "strategy_done",
       {{"job", js.job.id()},
        {"trials", js.trials.size()},
-       {"rejected_by_cost", js.job.counts().rejected_by_cost()}});
+       {"rejected_by_cost", js.job.counts().rejected_by_cost()},
+       {"reason", p.reason}});
   return nullptr;
 }
 

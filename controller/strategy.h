@@ -1,26 +1,44 @@
 // The ask/tell interface every search strategy implements. A strategy's state is rebuilt from
 // the job's stored history: construct it with the job's spec and stored position, then Tell()
-// every finished trial in id order. Same seed and same results give the same proposals.
+// every finished trial in the order they finished. Same seed and same results give the same
+// proposals. Duplicates never reach a worker: the JobManager's admissible() rejects an
+// architecture whose hash the job has seen, and the strategy proposes again.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/search_space.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
+
+struct Proposal {
+  enum class Kind {
+    kCandidate,  // `arch` is admissible: train it
+    kWait,       // nothing until more results arrive (e.g. compound scaling between steps)
+    kDone,       // nothing more to propose; `reason` says why
+  };
+  Kind kind = Kind::kDone;
+  v1::Architecture arch;
+  std::string reason;
+};
+
+using Admissible = std::function<bool(const v1::Architecture&)>;
 
 class Strategy {
  public:
   virtual ~Strategy() = default;
   // Proposes the next candidate. `admissible` says whether a proposal may be used (not a
   // duplicate, within the cost bounds); a strategy proposes until one is admissible or it has
-  // tried `max_attempts` times (nullopt: nothing new to propose).
-  virtual std::optional<v1::Architecture> Ask(
-      const std::function<bool(const v1::Architecture&)>& admissible, int max_attempts) = 0;
+  // tried `max_attempts` times (then kDone: the space looks exhausted).
+  virtual Proposal Ask(const Admissible& admissible, int max_attempts) = 0;
   // A trial reached a terminal state (its metrics and curve are final).
   virtual void Tell(const v1::Trial& trial) = 0;
   // Opaque position stored with the job (Job.next_sample) so a restart resumes the sequence.
@@ -30,5 +48,31 @@ class Strategy {
 // The strategy named by spec.strategy.name, resuming at `position`.
 // REQUIRES: ValidateJobSpec(spec).ok().
 absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, uint64_t position);
+
+// Checks spec.strategy (name and options), errors name the field.
+absl::Status ValidateStrategy(const v1::JobSpec& spec);
+
+// --- shared by the strategies ----------------------------------------------------------------
+
+// The trial's objective values, each oriented so that larger is better (MINIMIZE objectives
+// negated); nullopt unless the trial succeeded with every objective reported.
+std::optional<std::vector<double>> OrientedObjectives(const v1::JobSpec& spec,
+                                                      const v1::Trial& trial);
+
+// Total violation of spec.constraints by the trial's metrics, each relative to its bound
+// (0 = feasible).
+double ConstraintViolation(const v1::JobSpec& spec, const v1::Trial& trial);
+
+// Samples until admissible (at most max_attempts); kDone with an exhaustion reason otherwise.
+Proposal SampleAdmissible(const v1::SearchSpace& space, std::mt19937_64& rng,
+                          const Admissible& admissible, int max_attempts);
+Proposal Exhausted(int attempts);
+
+std::unique_ptr<Strategy> NewRandomStrategy(const v1::JobSpec& spec, uint64_t position);
+std::unique_ptr<Strategy> NewEvolutionStrategy(const v1::JobSpec& spec, uint64_t position);
+std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t position);
+std::unique_ptr<Strategy> NewBayesOptStrategy(const v1::JobSpec& spec, uint64_t position);
+absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::JobSpec& spec,
+                                                                     uint64_t position);
 
 }  // namespace nasforge

@@ -139,9 +139,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (!spec.has_search_space()) return FieldError("search_space", "is required");
   NF_RETURN_IF_ERROR(ValidateSearchSpace(spec.search_space(), "search_space"));
   const auto& s = spec.strategy().name();
-  if (s != "random") {
+  if (s != "random" && s != "evolution" && s != "nsga2" && s != "bo" && s != "compound_scaling") {
     return FieldError("strategy.name",
-                      absl::StrCat("'", s, "' is not supported (supported: random)"));
+                      absl::StrCat("'", s,
+                                   "' is not one of random, evolution, nsga2, bo, "
+                                   "compound_scaling"));
   }
   const auto& b = spec.budget();
   if (b.max_trials() < 1)
@@ -162,9 +164,17 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     train_images = 60000, test_images = 10000;
   } else if (t.dataset() == "synthetic") {
     train_images = 8000, test_images = 2000;
+  } else if (t.dataset() == "tabular") {
+    // Answered by tabular workers (--backend tabular) from a benchmark table: no images.
+    if (!spec.search_space().has_nb201()) {
+      return FieldError("training.dataset",
+                        "tabular answers NAS-Bench-201 cells: the search space must be nb201");
+    }
+    return ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping");
   } else {
-    return FieldError("training.dataset",
-                      absl::StrCat("'", t.dataset(), "' is not one of fashion-mnist, synthetic"));
+    return FieldError("training.dataset", absl::StrCat("'", t.dataset(),
+                                                       "' is not one of fashion-mnist, "
+                                                       "synthetic, tabular"));
   }
   if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
   if (t.validation_examples() < 1)
@@ -200,10 +210,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
       return FieldError(kind + ".in_channels",
                         absl::StrCat(in.channels, ": ", t.dataset(), " images have 1 channel"));
     }
-    if (in.height != 28) {
-      return FieldError(kind + ".resolution",
-                        absl::StrCat(in.height, ": ", t.dataset(), " images are 28x28"));
-    }
+    // Other resolutions are fine: the worker resizes the 28x28 images (bilinear), as
+    // compound scaling's resolution factor needs.
   }
   if (in.num_classes != 10) {
     return FieldError(kind + ".num_classes",

@@ -128,13 +128,24 @@ class TorchTrainer final : public Trainer {
     return {x, y};
   }
 
-  static double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y) {
+  // Images resized (bilinear) to the architecture's resolution when it differs from the data's.
+  static torch::Tensor Fit(const torch::Tensor& x, int64_t size) {
+    if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
+    return torch::nn::functional::interpolate(
+        x, torch::nn::functional::InterpolateFuncOptions()
+               .size(std::vector<int64_t>{size, size})
+               .mode(torch::kBilinear)
+               .align_corners(false));
+  }
+
+  static double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y,
+                         int64_t size) {
     torch::NoGradGuard ng;
     net->eval();
     int64_t correct = 0;
     for (int64_t i = 0; i < x.size(0); i += 1000) {
       int64_t e = std::min<int64_t>(i + 1000, x.size(0));
-      auto pred = net->forward(x.slice(0, i, e)).argmax(1);
+      auto pred = net->forward(Fit(x.slice(0, i, e), size)).argmax(1);
       correct += pred.eq(y.slice(0, i, e)).sum().item<int64_t>();
     }
     return x.size(0) == 0 ? 0.0 : static_cast<double>(correct) / x.size(0);
@@ -177,9 +188,8 @@ class TorchTrainer final : public Trainer {
     NF_RETURN_IF_ERROR(LoadData(t));
     const InputShape in = ArchInputShape(a);
     const bool fits = a.has_mlp() ? in.channels == train_.x[0].numel()
-                                  : in.channels == train_.x.size(1) &&
-                                        in.height == train_.x.size(2) &&
-                                        in.width == train_.x.size(3);
+                                  : in.channels == train_.x.size(1);
+    const int64_t size = a.has_mlp() ? 0 : in.height;
     if (!fits) {
       return absl::InvalidArgumentError(absl::StrCat(
           "architecture expects ", in.channels, "x", in.height, "x", in.width,
@@ -242,7 +252,7 @@ class TorchTrainer final : public Trainer {
         auto x = train_.x.index_select(0, idx);
         auto y = train_.y.index_select(0, idx);
         opt.zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+        auto loss = torch::nn::functional::cross_entropy(net->forward(Fit(x, size)), y);
         loss.backward();
         opt.step();
         loss_sum += loss.item<double>();
@@ -255,7 +265,7 @@ class TorchTrainer final : public Trainer {
       EpochReport r;
       r.epoch = epoch;
       r.train_loss = loss_sum / std::max<int64_t>(1, batches);
-      r.validation_accuracy = Accuracy(net, val_x, val_y);
+      r.validation_accuracy = Accuracy(net, val_x, val_y, size);
       r.seconds = secs;
       r.images = n;
       r.images_per_second = n / std::max(secs, 1e-9);
@@ -281,7 +291,7 @@ class TorchTrainer final : public Trainer {
       test_x = test_x.slice(0, 0, t.test_examples());
       test_y = test_y.slice(0, 0, t.test_examples());
     }
-    m["test_accuracy"] = Accuracy(net, test_x, test_y);
+    m["test_accuracy"] = Accuracy(net, test_x, test_y, size);
     m["macs"] = static_cast<double>(macs);
     m["params"] = static_cast<double>(params);
     m["train_seconds"] = train_seconds;

@@ -1,0 +1,198 @@
+#include "bench/strategy_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "controller/strategy.h"
+#include "core/cost.h"
+#include "core/search_space.h"
+#include "core/status.h"
+
+namespace nasforge {
+namespace {
+
+v1::JobSpec BenchSpec(const StrategyBenchOptions& o, uint64_t seed) {
+  v1::JobSpec spec;
+  *spec.mutable_search_space() = o.space;
+  if (!spec.search_space().has_nb201() && spec.search_space().space_case() ==
+                                              v1::SearchSpace::SPACE_NOT_SET) {
+    spec.mutable_search_space()->mutable_nb201();
+  }
+  *spec.mutable_strategy() = o.strategy_options;
+  spec.mutable_strategy()->set_name(o.strategy);
+  spec.mutable_budget()->set_seed(seed);
+  spec.mutable_budget()->set_max_trials(o.queries);
+  auto* acc = spec.add_objectives();
+  acc->set_metric("accuracy");
+  acc->set_direction(v1::MAXIMIZE);
+  if (o.multi_objective) {
+    auto* p = spec.add_objectives();
+    p->set_metric("params");
+    p->set_direction(v1::MINIMIZE);
+  }
+  return spec;
+}
+
+double Mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+double Stddev(const std::vector<double>& v) {
+  double m = Mean(v), s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return v.size() < 2 ? 0 : std::sqrt(s / (v.size() - 1));
+}
+
+}  // namespace
+
+double Hypervolume2D(std::vector<std::pair<double, double>> pts, double ref_a, double ref_b) {
+  // Sort by b ascending (cheapest first); sweep keeping the best a so far.
+  std::sort(pts.begin(), pts.end(),
+            [](const auto& x, const auto& y) { return x.second < y.second; });
+  double hv = 0, best_a = ref_a;
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (pts[i].second >= ref_b) break;
+    best_a = std::max(best_a, pts[i].first);
+    double next_b = i + 1 < pts.size() ? std::min(pts[i + 1].second, ref_b) : ref_b;
+    hv += (best_a - ref_a) * (next_b - pts[i].second);
+  }
+  return hv;
+}
+
+absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,
+                                                     const StrategyBenchOptions& o) {
+  if (o.queries < 1) return FieldError("--queries", "must be >= 1");
+  if (o.runs < 1) return FieldError("--runs", "must be >= 1");
+  if (oracle.options().report_columns.empty()) return FieldError("--report-column", "is required");
+  v1::JobSpec probe = BenchSpec(o, o.seed);
+  NF_RETURN_IF_ERROR(ValidateSearchSpace(probe.search_space(), "space"));
+  NF_RETURN_IF_ERROR(ValidateStrategy(probe));
+
+  std::vector<int> cps = o.checkpoints;
+  if (cps.empty()) {
+    for (int q : {10, 25, 50, 75, 100, 150, 200, 300, 500, 1000}) {
+      if (q < o.queries) cps.push_back(q);
+    }
+    cps.push_back(o.queries);
+  }
+  StrategyBenchResult res;
+  res.strategy = o.strategy;
+  // Hypervolume reference: the worst fitness and the largest parameter count in the table's
+  // space, so every candidate contributes (documented in the README).
+  v1::Architecture probe_arch = DecodeArchitecture(
+      probe.search_space(), Genes(SpaceDecisions(probe.search_space()).size(), 0));
+  res.hv_reference_accuracy = 1e300;
+  for (size_t r = 0; r < oracle.rows(); ++r) {
+    res.hv_reference_accuracy = std::min(res.hv_reference_accuracy, oracle.MeanFitness(r));
+  }
+  {
+    v1::Architecture all3 = probe_arch;
+    if (all3.has_nb201()) {
+      all3.mutable_nb201()->set_cell(
+          "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+          "nor_conv_3x3~2|");
+    }
+    res.hv_reference_params = static_cast<double>(ComputeCost(all3).params) / 1e6;
+  }
+
+  std::vector<std::vector<double>> at_query(o.queries);  // best-so-far report per run
+  std::vector<std::vector<double>> hv_at(cps.size());
+  std::vector<double> ask_ms;
+  for (int run = 0; run < o.runs; ++run) {
+    const uint64_t seed = MixSeed(o.seed, run);
+    v1::JobSpec spec = BenchSpec(o, seed);
+    NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(spec, 0));
+    std::mt19937_64 noise(MixSeed(seed, 0x0b5e));
+    std::set<std::string> seen;
+    double best_fit = -1e300, best_report = 0;
+    std::vector<std::pair<double, double>> observed;  // (fitness, params M)
+    size_t cp = 0;
+    for (int q = 0; q < o.queries; ++q) {
+      auto admissible = [&](const v1::Architecture& a) {
+        return seen.insert(ArchHash(a)).second;
+      };
+      auto t0 = std::chrono::steady_clock::now();
+      Proposal p = strategy->Ask(admissible, 1000);
+      ask_ms.push_back(std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count());
+      if (p.kind != Proposal::Kind::kCandidate) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("run ", run, " query ", q, ": the strategy proposed nothing (",
+                         p.reason, ")"));
+      }
+      NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(p.arch));
+      double fit = oracle.SampleFitness(row, noise);
+      double params = static_cast<double>(ComputeCost(p.arch).params);
+      v1::Trial t;
+      t.set_id(q);
+      *t.mutable_architecture() = p.arch;
+      t.set_state(v1::TRIAL_SUCCEEDED);
+      (*t.mutable_metrics())["accuracy"] = fit;
+      (*t.mutable_metrics())["params"] = params;
+      strategy->Tell(t);
+      if (fit > best_fit) {
+        best_fit = fit;
+        best_report = oracle.Report(row, 0);
+      }
+      observed.emplace_back(fit, params / 1e6);
+      at_query[q].push_back(best_report);
+      if (cp < cps.size() && q + 1 == cps[cp]) {
+        hv_at[cp].push_back(
+            Hypervolume2D(observed, res.hv_reference_accuracy, res.hv_reference_params));
+        ++cp;
+      }
+    }
+  }
+  for (int q = 0; q < o.queries; ++q) res.curve.push_back(Mean(at_query[q]));
+  for (size_t i = 0; i < cps.size(); ++i) {
+    Checkpoint c;
+    c.queries = cps[i];
+    c.mean = Mean(at_query[cps[i] - 1]);
+    c.stddev = Stddev(at_query[cps[i] - 1]);
+    c.hypervolume = Mean(hv_at[i]);
+    res.checkpoints.push_back(c);
+  }
+  res.ask_ms_mean = Mean(ask_ms);
+  std::sort(ask_ms.begin(), ask_ms.end());
+  res.ask_ms_p99 = ask_ms[static_cast<size_t>(0.99 * (ask_ms.size() - 1))];
+  return res;
+}
+
+absl::StatusOr<double> SuggestionLatencyMs(const TabularOracle& oracle,
+                                           const StrategyBenchOptions& o, int observations,
+                                           int asks) {
+  v1::JobSpec spec = BenchSpec(o, o.seed);
+  NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(spec, 0));
+  std::mt19937_64 rng(o.seed);
+  std::set<std::string> seen;
+  for (int i = 0; i < observations; ++i) {
+    v1::Architecture a = DecodeArchitecture(spec.search_space(),
+                                            SampleGenes(spec.search_space(), rng));
+    if (!seen.insert(ArchHash(a)).second) continue;
+    NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(a));
+    v1::Trial t;
+    t.set_id(i);
+    *t.mutable_architecture() = a;
+    t.set_state(v1::TRIAL_SUCCEEDED);
+    (*t.mutable_metrics())["accuracy"] = oracle.SampleFitness(row, rng);
+    (*t.mutable_metrics())["params"] = static_cast<double>(ComputeCost(a).params);
+    strategy->Tell(t);
+  }
+  double total = 0;
+  for (int i = 0; i < asks; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    Proposal p = strategy->Ask([&](const v1::Architecture& a) { return !seen.count(ArchHash(a)); },
+                               1000);
+    total += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                 .count();
+    if (p.kind == Proposal::Kind::kCandidate) seen.insert(ArchHash(p.arch));
+  }
+  return total / asks;
+}
+
+}  // namespace nasforge

@@ -1,0 +1,55 @@
+// Search strategies on a tabular benchmark, in process, with the real strategy code: each run
+// asks a fresh strategy for `queries` candidates, answers each from the table (one seed's
+// fitness when a seeds column is given: a noisy run), and records the report column of the
+// candidate with the best fitness so far.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/tabular.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+struct StrategyBenchOptions {
+  std::string strategy = "random";
+  int queries = 100;
+  int runs = 100;
+  uint64_t seed = 1;
+  // Objectives: fitness (as "accuracy", maximised); with `multi_objective`, params minimised too.
+  bool multi_objective = false;
+  v1::Strategy strategy_options;  // population, sample size, ... (name is `strategy`)
+  v1::SearchSpace space;          // default: the NAS-Bench-201 cell space (C=16, N=5)
+  std::vector<int> checkpoints;   // queries at which to summarise; default 10,25,50,100,...
+};
+
+struct Checkpoint {
+  int queries = 0;
+  double mean = 0, stddev = 0;  // report column of the best-fitness candidate over runs
+  double hypervolume = 0;       // multi-objective: mean over runs (see .cc for the reference)
+};
+
+struct StrategyBenchResult {
+  std::string strategy;
+  std::vector<Checkpoint> checkpoints;
+  std::vector<double> curve;  // mean best-so-far report value after each query
+  double ask_ms_mean = 0, ask_ms_p99 = 0;  // time per Ask (suggestion), all runs
+  double hv_reference_accuracy = 0, hv_reference_params = 0;
+};
+
+absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,
+                                                     const StrategyBenchOptions& o);
+
+// Time per suggestion after `observations` random results have been told (what a long job
+// costs the controller). Returns milliseconds, mean over `asks` suggestions.
+absl::StatusOr<double> SuggestionLatencyMs(const TabularOracle& oracle,
+                                           const StrategyBenchOptions& o, int observations,
+                                           int asks);
+
+// 2-D hypervolume of points (maximise a, minimise b) against reference (ref_a, ref_b).
+double Hypervolume2D(std::vector<std::pair<double, double>> points, double ref_a, double ref_b);
+
+}  // namespace nasforge

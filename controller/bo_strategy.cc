@@ -1,0 +1,214 @@
+// Bayesian optimisation over any search space: a Gaussian process on the space's decision
+// vector (controller/gp.h: ARD Hamming kernel, hyperparameters by marginal likelihood) and
+// expected improvement. One objective: EI on it, the incumbent being the best posterior mean at
+// an observed point (robust to noisy results). Several objectives: ParEGO -- each proposal
+// draws random weights and models their augmented Chebyshev scalarisation of the normalised
+// objectives. The acquisition is maximised by local search: candidates are random samples and
+// every single-decision mutation of the best observed points, then the best few climb by single
+// mutations while EI improves. The first `initial_samples` proposals are random.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "controller/gp.h"
+#include "controller/strategy.h"
+
+namespace nasforge {
+namespace {
+
+class BayesOptStrategy final : public Strategy {
+ public:
+  BayesOptStrategy(v1::JobSpec spec, uint64_t position)
+      : spec_(std::move(spec)),
+        decisions_(SpaceDecisions(spec_.search_space())),
+        initial_(spec_.strategy().initial_samples() > 0 ? spec_.strategy().initial_samples() : 10),
+        max_points_(spec_.strategy().max_model_points() > 0 ? spec_.strategy().max_model_points()
+                                                            : 300),
+        gp_(static_cast<int>(decisions_.size())),
+        position_(position) {}
+
+  Proposal Ask(const Admissible& admissible, int max_attempts) override {
+    std::mt19937_64 rng(MixSeed(spec_.budget().seed() ^ 0xb0, position_++));
+    const auto& space = spec_.search_space();
+    if (static_cast<int>(obs_.size()) < initial_) {
+      return SampleAdmissible(space, rng, admissible, max_attempts);
+    }
+    FitModel(rng);
+    // Incumbent: the best posterior mean at an observed point.
+    std::vector<std::pair<double, size_t>> by_mean;
+    for (size_t i = 0; i < model_x_.size(); ++i) {
+      double mu, sd;
+      gp_.Predict(model_x_[i], &mu, &sd);
+      by_mean.push_back({mu, i});
+    }
+    std::sort(by_mean.rbegin(), by_mean.rend());
+    const double best = by_mean.front().first;
+
+    std::map<std::string, std::pair<double, Genes>> scored;  // hash -> (EI, genes)
+    auto score = [&](const Genes& g) -> double {
+      std::string h = ArchHash(DecodeArchitecture(space, g));
+      if (told_.count(h)) return -1;
+      auto it = scored.find(h);
+      if (it != scored.end()) return it->second.first;
+      double mu, sd;
+      gp_.Predict(g, &mu, &sd);
+      double ei = ExpectedImprovement(mu, sd, best);
+      scored[h] = {ei, g};
+      return ei;
+    };
+    const size_t parents = std::min<size_t>(10, by_mean.size());
+    for (size_t p = 0; p < parents; ++p) {
+      for (const Genes& g : Neighbours(model_x_[by_mean[p].second])) score(g);
+    }
+    for (int i = 0; i < 200; ++i) score(SampleGenes(space, rng));
+    // Local search from the best few.
+    std::vector<std::pair<double, Genes>> starts;
+    for (const auto& [h, eg] : scored) starts.push_back(eg);
+    std::sort(starts.begin(), starts.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    starts.resize(std::min<size_t>(5, starts.size()));
+    for (auto [ei, g] : starts) {
+      for (int step = 0; step < 20; ++step) {
+        double best_ei = ei;
+        Genes best_g;
+        for (const Genes& n : Neighbours(g)) {
+          double e = score(n);
+          if (e > best_ei) best_ei = e, best_g = n;
+        }
+        if (best_g.empty()) break;
+        ei = best_ei;
+        g = best_g;
+      }
+    }
+    std::vector<std::pair<double, Genes>> ranked;
+    for (auto& [h, eg] : scored) ranked.push_back(eg);
+    std::sort(ranked.begin(), ranked.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    int attempts = 0;
+    for (const auto& [ei, g] : ranked) {
+      if (ei < 0 || attempts >= max_attempts) break;
+      ++attempts;
+      v1::Architecture arch = DecodeArchitecture(space, g);
+      told_.insert(ArchHash(arch));  // proposed: never propose it again
+      if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
+    }
+    return SampleAdmissible(space, rng, admissible, max_attempts);
+  }
+
+  void Tell(const v1::Trial& trial) override {
+    auto genes = EncodeArchitecture(spec_.search_space(), trial.architecture());
+    if (genes) told_.insert(ArchHash(trial.architecture()));
+    auto obj = OrientedObjectives(spec_, trial);
+    if (!obj || !genes) return;
+    obs_.push_back({*genes, *obj});
+  }
+  uint64_t position() const override { return position_; }
+
+ private:
+  struct Observation {
+    Genes genes;
+    std::vector<double> obj;  // larger is better
+  };
+
+  std::vector<Genes> Neighbours(const Genes& g) const {
+    std::vector<Genes> out;
+    for (size_t d = 0; d < decisions_.size(); ++d) {
+      for (int c = 0; c < decisions_[d].choices; ++c) {
+        if (c == g[d]) continue;
+        Genes n = g;
+        n[d] = c;
+        out.push_back(std::move(n));
+      }
+    }
+    return out;
+  }
+
+  // Targets for the GP: the objective, or a ParEGO scalarisation with fresh random weights.
+  std::vector<double> Targets(size_t count, std::mt19937_64& rng) const {
+    const size_t m = spec_.objectives_size();
+    std::vector<double> y;
+    if (m <= 1) {
+      for (size_t i = 0; i < count; ++i) y.push_back(obs_[i].obj[0]);
+      return y;
+    }
+    std::vector<double> lo(m, 1e300), hi(m, -1e300), lambda(m);
+    for (size_t i = 0; i < count; ++i) {
+      for (size_t k = 0; k < m; ++k) {
+        lo[k] = std::min(lo[k], obs_[i].obj[k]);
+        hi[k] = std::max(hi[k], obs_[i].obj[k]);
+      }
+    }
+    double sum = 0;
+    for (auto& l : lambda) sum += (l = std::exponential_distribution<double>(1.0)(rng));
+    for (auto& l : lambda) l /= sum;
+    for (size_t i = 0; i < count; ++i) {
+      double worst = 0, total = 0;
+      for (size_t k = 0; k < m; ++k) {
+        double gap = hi[k] > lo[k] ? (hi[k] - obs_[i].obj[k]) / (hi[k] - lo[k]) : 0;
+        worst = std::max(worst, lambda[k] * gap);
+        total += lambda[k] * gap;
+      }
+      y.push_back(-(worst + 0.05 * total));
+    }
+    return y;
+  }
+
+  // At most max_points_ of the first `count` observations: the best two thirds by target, then
+  // the most recent.
+  std::vector<size_t> Keep(const std::vector<double>& y) const {
+    std::vector<size_t> keep(y.size());
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = i;
+    if (keep.size() <= static_cast<size_t>(max_points_)) return keep;
+    std::vector<size_t> by_y = keep;
+    std::sort(by_y.begin(), by_y.end(), [&](size_t a, size_t b) { return y[a] > y[b]; });
+    std::set<size_t> chosen(by_y.begin(), by_y.begin() + 2 * max_points_ / 3);
+    for (size_t i = y.size(); i-- > 0 && chosen.size() < static_cast<size_t>(max_points_);) {
+      chosen.insert(i);
+    }
+    return std::vector<size_t>(chosen.begin(), chosen.end());
+  }
+
+  // Hyperparameters are a function of the data only (fitted from the initial values), so a
+  // strategy rebuilt from history proposes exactly what the original would. One objective:
+  // refitted at every observation up to 60, then on the first 10*k observations (every tenth
+  // result); several objectives: refitted on each proposal's scalarisation.
+  void FitModel(std::mt19937_64& rng) {
+    const size_t n = obs_.size();
+    const bool multi = spec_.objectives_size() > 1;
+    std::vector<double> y = Targets(n, rng);
+    const size_t hyper_n = multi || n <= 60 ? n : n / 10 * 10;
+    if (multi || hyper_n != hyper_n_) {
+      std::mt19937_64 unused(0);
+      std::vector<double> hy =
+          hyper_n == n ? y : Targets(hyper_n, unused);  // one objective: no randomness
+      std::vector<Genes> hx;
+      std::vector<double> hyk;
+      for (size_t i : Keep(hy)) hx.push_back(obs_[i].genes), hyk.push_back(hy[i]);
+      gp_.Reset();
+      gp_.Fit(hx, hyk, multi && hx.size() > 60 ? 15 : 60);
+      hyper_n_ = hyper_n;
+    }
+    model_x_.clear();
+    std::vector<double> model_y;
+    for (size_t i : Keep(y)) model_x_.push_back(obs_[i].genes), model_y.push_back(y[i]);
+    gp_.Fit(model_x_, model_y, 0);
+  }
+
+  const v1::JobSpec spec_;
+  const std::vector<Decision> decisions_;
+  const int initial_, max_points_;
+  CategoricalGP gp_;
+  uint64_t position_;
+  size_t hyper_n_ = 0;
+  std::vector<Observation> obs_;
+  std::vector<Genes> model_x_;
+  std::set<std::string> told_;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> NewBayesOptStrategy(const v1::JobSpec& spec, uint64_t position) {
+  return std::make_unique<BayesOptStrategy>(spec, position);
+}
+
+}  // namespace nasforge

@@ -1,0 +1,48 @@
+// Gaussian-process regression over categorical decision vectors (the genes of a search space),
+// with an exponentiated-Hamming kernel with one weight per decision (ARD):
+//   k(x, x') = s2 * exp(-sum_d w_d * [x_d != x'_d])  (+ noise on the diagonal).
+// Targets are standardised; log w_d, log s2 and log noise are fitted by maximising the log
+// marginal likelihood with Adam on its analytic gradient. Linear algebra: Eigen.
+#pragma once
+
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "core/search_space.h"
+
+namespace nasforge {
+
+class CategoricalGP {
+ public:
+  explicit CategoricalGP(int dims);
+  // Back to the initial hyperparameters (so a fit depends only on its data).
+  void Reset();
+  // Fits hyperparameters (warm-started from the previous fit) and the posterior.
+  // `iterations` of Adam; 0 keeps the current hyperparameters.
+  void Fit(const std::vector<Genes>& x, const std::vector<double>& y, int iterations);
+  // Posterior mean and standard deviation of the latent function, in the units of y.
+  void Predict(const Genes& x, double* mean, double* stddev) const;
+  double LogMarginalLikelihood() const { return lml_; }
+  const std::vector<double>& weights() const { return w_; }
+  double noise() const { return noise_; }
+
+ private:
+  void Factor();  // K, its Cholesky factor and alpha for the current hyperparameters
+  double Kernel(const Genes& a, const Genes& b) const;
+
+  int dims_;
+  std::vector<double> w_;
+  double s2_ = 1.0, noise_ = 0.1;
+  std::vector<Genes> x_;
+  Eigen::VectorXd y_;  // standardised
+  double y_mean_ = 0, y_scale_ = 1;
+  Eigen::LLT<Eigen::MatrixXd> llt_;
+  Eigen::VectorXd alpha_;
+  double lml_ = 0;
+};
+
+// Expected improvement over `best` for a Gaussian with (mean, stddev); maximisation.
+double ExpectedImprovement(double mean, double stddev, double best, double xi = 0.0);
+
+}  // namespace nasforge

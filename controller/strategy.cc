@@ -1,0 +1,97 @@
+#include "controller/strategy.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+
+namespace nasforge {
+
+absl::Status ValidateStrategy(const v1::JobSpec& spec) {
+  const auto& s = spec.strategy();
+  const std::string& n = s.name();
+  if (n != "random" && n != "evolution" && n != "nsga2" && n != "bo" &&
+      n != "compound_scaling") {
+    return FieldError("strategy.name",
+                      absl::StrCat("'", n,
+                                   "' is not one of random, evolution, nsga2, bo, "
+                                   "compound_scaling"));
+  }
+  if (s.population() < 0 || s.population() == 1 || s.population() > 10000) {
+    return FieldError("strategy.population", absl::StrCat(s.population(), " is not in [2, 10000]"));
+  }
+  if (s.sample_size() < 0 || (s.population() > 0 && s.sample_size() > s.population())) {
+    return FieldError("strategy.sample_size",
+                      absl::StrCat(s.sample_size(), " must be in [1, population]"));
+  }
+  if (s.initial_samples() < 0) return FieldError("strategy.initial_samples", "must be >= 0");
+  if (s.max_model_points() < 0 || (s.max_model_points() > 0 && s.max_model_points() < 10)) {
+    return FieldError("strategy.max_model_points", "must be >= 10");
+  }
+  if (n == "nsga2" && spec.objectives_size() < 2) {
+    return FieldError("objectives", "nsga2 needs at least two objectives");
+  }
+  if (n == "compound_scaling") {
+    auto st = NewCompoundScalingStrategy(spec, 0);
+    if (!st.ok()) return st.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, uint64_t position) {
+  const std::string& name = spec.strategy().name();
+  if (name == "random" || name.empty()) return NewRandomStrategy(spec, position);
+  if (name == "evolution") return NewEvolutionStrategy(spec, position);
+  if (name == "nsga2") return NewNsga2Strategy(spec, position);
+  if (name == "bo") return NewBayesOptStrategy(spec, position);
+  if (name == "compound_scaling") return NewCompoundScalingStrategy(spec, position);
+  return FieldError("strategy.name", absl::StrCat("'", name, "' is not supported"));
+}
+
+std::optional<std::vector<double>> OrientedObjectives(const v1::JobSpec& spec,
+                                                      const v1::Trial& trial) {
+  if (trial.state() != v1::TRIAL_SUCCEEDED) return std::nullopt;
+  std::vector<double> v;
+  for (const auto& o : spec.objectives()) {
+    auto it = trial.metrics().find(o.metric());
+    if (it == trial.metrics().end() || !std::isfinite(it->second)) return std::nullopt;
+    v.push_back(o.direction() == v1::MINIMIZE ? -it->second : it->second);
+  }
+  return v;
+}
+
+double ConstraintViolation(const v1::JobSpec& spec, const v1::Trial& trial) {
+  double total = 0;
+  for (const auto& c : spec.constraints()) {
+    auto it = trial.metrics().find(c.metric());
+    if (it == trial.metrics().end()) continue;
+    double x = it->second;
+    if (c.has_upper() && x > c.upper()) {
+      total += (x - c.upper()) / std::max(1e-12, std::abs(c.upper()));
+    }
+    if (c.has_lower() && x < c.lower()) {
+      total += (c.lower() - x) / std::max(1e-12, std::abs(c.lower()));
+    }
+  }
+  return total;
+}
+
+Proposal Exhausted(int attempts) {
+  Proposal p;
+  p.kind = Proposal::Kind::kDone;
+  p.reason = absl::StrCat("search space exhausted: ", attempts,
+                          " consecutive proposals were duplicates or over a cost bound; widen "
+                          "the space or relax macs/params constraints");
+  return p;
+}
+
+Proposal SampleAdmissible(const v1::SearchSpace& space, std::mt19937_64& rng,
+                          const Admissible& admissible, int max_attempts) {
+  for (int i = 0; i < max_attempts; ++i) {
+    v1::Architecture arch = DecodeArchitecture(space, SampleGenes(space, rng));
+    if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
+  }
+  return Exhausted(max_attempts);
+}
+
+}  // namespace nasforge

@@ -1,0 +1,52 @@
+// A tabular benchmark as an oracle: rows keyed by an architecture key (NAS-Bench-201's arch
+// string), a fitness column (optionally per-seed values to sample one noisy run) and columns
+// to report. Column names come from the caller: nothing about one data set is hard-coded.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/table.h"
+#include "nasforge/v1/nasforge.pb.h"
+
+namespace nasforge {
+
+struct TabularOptions {
+  std::string table;                        // CSV path
+  std::string key_column = "arch_str";      // the NAS-Bench-201 arch string
+  std::string fitness_column;               // e.g. c10_val_200ep
+  std::vector<std::string> report_columns;  // e.g. c10_test_200ep
+  std::string seeds_column;                 // optional, ';'-separated per-seed fitness
+};
+
+class TabularOracle {
+ public:
+  // Errors name the flag and list the table's columns when a column is missing.
+  static absl::StatusOr<TabularOracle> Load(const TabularOptions& o);
+
+  size_t rows() const { return fitness_.size(); }
+  // Row of an architecture (NB201: its cell string); NOT_FOUND naming the key otherwise.
+  absl::StatusOr<size_t> Find(const v1::Architecture& arch) const;
+  absl::StatusOr<size_t> FindKey(const std::string& key) const;
+  // One run's fitness: a random seed's value when a seeds column was given, else the mean.
+  double SampleFitness(size_t row, std::mt19937_64& rng) const;
+  double MeanFitness(size_t row) const { return fitness_[row]; }
+  // Report column i (in TabularOptions::report_columns order).
+  double Report(size_t row, size_t i) const { return reports_[i][row]; }
+  const std::string& Key(size_t row) const { return keys_[row]; }
+  const TabularOptions& options() const { return o_; }
+
+ private:
+  TabularOptions o_;
+  std::vector<std::string> keys_;
+  std::unordered_map<std::string, size_t> index_;
+  std::vector<double> fitness_;
+  std::vector<std::vector<double>> seeds_;
+  std::vector<std::vector<double>> reports_;
+};
+
+}  // namespace nasforge
