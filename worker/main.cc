@@ -10,9 +10,12 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/flags.h"
 #include "core/log.h"
 #include "worker/metrics_server.h"
+#include "worker/tabular_trainer.h"
+#include "worker/trainer.h"
 #include "worker/worker_loop.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
@@ -26,6 +29,14 @@ ABSL_FLAG(std::string, worker_id, "", "stable worker id; default: assigned by th
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "/metrics HOST:PORT; empty: off");
 ABSL_FLAG(int, max_trials, 0, "exit after this many trials (0: run until SIGTERM)");
 ABSL_FLAG(double, exit_when_idle, 0, "exit after this many seconds without work (0: never)");
+ABSL_FLAG(std::string, backend, "torch",
+          "torch (train with LibTorch) or tabular (answer NAS-Bench-201 cells from --table)");
+ABSL_FLAG(std::string, table, "", "tabular: benchmark CSV keyed by the NAS-Bench-201 arch string");
+ABSL_FLAG(std::string, key_column, "arch_str", "tabular: the column holding the arch string");
+ABSL_FLAG(std::string, fitness_column, "", "tabular: column reported as the trial's accuracy");
+ABSL_FLAG(std::string, report_columns, "", "tabular: comma-separated columns also reported");
+ABSL_FLAG(std::string, seeds_column, "",
+          "tabular: ';'-separated per-seed fitness; each trial reports one seed's value");
 
 namespace {
 
@@ -85,10 +96,43 @@ int main(int argc, char** argv) {
     Log(LogLevel::kInfo, "metrics_listening", {{"port", metrics_server->port()}});
   }
 
-  nasforge::TorchTrainerOptions to;
-  to.data_dir = absl::GetFlag(FLAGS_data_dir);
-  to.threads = threads;
-  auto trainer = nasforge::NewTorchTrainer(to);
+  std::unique_ptr<nasforge::Trainer> trainer;
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend == "tabular") {
+    nasforge::TabularOptions t;
+    t.table = absl::GetFlag(FLAGS_table);
+    t.key_column = absl::GetFlag(FLAGS_key_column);
+    t.fitness_column = absl::GetFlag(FLAGS_fitness_column);
+    t.seeds_column = absl::GetFlag(FLAGS_seeds_column);
+    for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_report_columns), ',',
+                                              absl::SkipEmpty())) {
+      t.report_columns.emplace_back(c);
+    }
+    if (t.table.empty()) {
+      Log(LogLevel::kError, "bad_flags",
+          {{"error", "--backend tabular needs --table"}, {"action", "pass --table CSV"}});
+      return 2;
+    }
+    auto tt = nasforge::NewTabularTrainer(t);
+    if (!tt.ok()) {
+      Log(LogLevel::kError, "table_load_failed",
+          {{"table", t.table},
+           {"error", tt.status().message()},
+           {"action", "check the path and the column flags"}});
+      return 2;
+    }
+    trainer = std::move(*tt);
+    Log(LogLevel::kInfo, "table_loaded", {{"table", t.table}, {"fitness", t.fitness_column}});
+  } else if (backend == "torch") {
+    nasforge::TorchTrainerOptions to;
+    to.data_dir = absl::GetFlag(FLAGS_data_dir);
+    to.threads = threads;
+    trainer = nasforge::NewTorchTrainer(to);
+  } else {
+    Log(LogLevel::kError, "bad_flags",
+        {{"error", "--backend must be torch or tabular"}, {"backend", backend}});
+    return 2;
+  }
   auto client = nasforge::NewGrpcControllerClient(absl::GetFlag(FLAGS_controller));
   nasforge::WorkerLoop loop(client.get(), trainer.get(), o, &metrics);
 
@@ -112,7 +156,7 @@ int main(int argc, char** argv) {
       {{"controller", absl::GetFlag(FLAGS_controller)},
        {"profile", o.hardware.name()},
        {"threads", threads},
-       {"data_dir", to.data_dir}});
+       {"backend", backend}});
   absl::Status st = loop.Run();
   if (!st.ok()) {
     Log(LogLevel::kError, "worker_failed", {{"error", st.message()}});

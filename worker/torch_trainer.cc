@@ -94,6 +94,10 @@ class TorchTrainer final : public Trainer {
   absl::Status LoadData(const v1::Training& t) {
     if (loaded_ == t.dataset()) return absl::OkStatus();
     ImageSet train, test;
+    if (t.dataset() == "tabular") {
+      return absl::FailedPreconditionError(
+          "training.dataset 'tabular' is answered by --backend tabular workers, not by training");
+    }
     if (t.dataset() == "synthetic") {
       train = MakeSynthetic(8000, 28, 10, 1);
       test = MakeSynthetic(2000, 28, 10, 2);

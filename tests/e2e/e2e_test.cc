@@ -18,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/table.h"
+#include "core/tabular.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 extern char** environ;
@@ -105,23 +107,57 @@ class EndToEndTest : public ::testing::Test {
   static v1::ListCandidatesResponse Candidates(v1::JobService::Stub& stub,
                                                const std::string& job_id) {
     v1::ListCandidatesResponse all;
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ListCandidatesRequest r;
-    r.set_job_id(job_id);
-    grpc::Status s = stub.ListCandidates(&ctx, r, &all);
-    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::string token;
+    do {
+      grpc::ClientContext ctx;
+      ctx.set_wait_for_ready(true);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      v1::ListCandidatesRequest r;
+      r.set_job_id(job_id);
+      r.set_page_token(token);
+      v1::ListCandidatesResponse page;
+      grpc::Status s = stub.ListCandidates(&ctx, r, &page);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok()) break;
+      for (auto& t : *page.mutable_trials()) *all.add_trials() = std::move(t);
+      token = page.next_page_token();
+    } while (!token.empty());
     return all;
   }
 
   // Two workers on `target`, one LibTorch thread each, logging to dir_/<prefix>-<i>.log.
-  void StartWorkers(const std::string& target, const std::string& prefix) {
+  void StartWorkers(const std::string& target, const std::string& prefix,
+                    const std::vector<std::string>& extra = {}) {
     for (int i = 1; i <= 2; ++i) {
-      (i == 1 ? w1_ : w2_) = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
-                                    absl::StrCat("--worker-id=", prefix, "-", i)},
-                                   absl::StrCat(dir_, "/", prefix, "-", i, ".log"), false);
+      std::vector<std::string> args = {NASFORGE_WORKER_BIN, "--controller=" + target,
+                                       "--threads=1",
+                                       absl::StrCat("--worker-id=", prefix, "-", i)};
+      args.insert(args.end(), extra.begin(), extra.end());
+      (i == 1 ? w1_ : w2_) = Spawn(args, absl::StrCat(dir_, "/", prefix, "-", i, ".log"), false);
     }
+  }
+
+  // Watches `job_id` until it ends (the stream closes itself then); the last state seen.
+  static v1::Job WaitForEnd(v1::JobService::Stub& stub, const std::string& job_id) {
+    v1::Job last;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    v1::WatchJobRequest w;
+    w.set_job_id(job_id);
+    auto reader = stub.WatchJob(&ctx, w);
+    v1::JobEvent e;
+    while (reader->Read(&e)) last = e.job();
+    EXPECT_TRUE(reader->Finish().ok());
+    return last;
+  }
+
+  static v1::QueryParetoResponse Front(v1::JobService::Stub& stub, const std::string& job_id) {
+    v1::QueryParetoResponse front;
+    grpc::ClientContext ctx;
+    v1::QueryParetoRequest q;
+    q.set_job_id(job_id);
+    EXPECT_TRUE(stub.QueryPareto(&ctx, q, &front).ok());
+    return front;
   }
 
   void TearDown() override {
@@ -315,6 +351,115 @@ search_space:
     }
   }
   EXPECT_TRUE(retried_elsewhere);
+}
+
+// Tabular workers answer a regularized-evolution job over the NAS-Bench-201 table (the shipped
+// example job): every trial's accuracy is one training seed's value of its cell, no cell twice.
+TEST_F(EndToEndTest, TabularWorkersRunTheNB201EvolutionExample) {
+  std::filesystem::create_directories(dir_);
+  int port = 0;
+  controller_ = StartController("127.0.0.1:0", dir_ + "/tab.db", &port);
+  ASSERT_GT(port, 0);
+  std::string target = absl::StrCat("127.0.0.1:", port);
+  const std::string table = std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv";
+  StartWorkers(target, "tab",
+               {"--backend=tabular", "--table=" + table, "--fitness-column=c10_val_200ep",
+                "--seeds-column=c10_val_200ep_seeds", "--report-columns=c10_test_200ep"});
+  auto stub = v1::JobService::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/examples/nb201_tabular.yaml");
+  std::stringstream yaml;
+  yaml << f.rdbuf();
+  v1::Job job = Submit(*stub, yaml.str());
+  ASSERT_FALSE(job.id().empty());
+  v1::Job last = WaitForEnd(*stub, job.id());
+  ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.error();
+  EXPECT_EQ(last.counts().succeeded(), 300);
+
+  TabularOptions o;
+  o.table = table;
+  o.fitness_column = "c10_val_200ep";
+  o.seeds_column = "c10_val_200ep_seeds";
+  o.report_columns = {"c10_test_200ep"};
+  auto oracle = TabularOracle::Load(o);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  auto seeds = Table::ReadCsv(table);
+  ASSERT_TRUE(seeds.ok());
+  const int seeds_col = *seeds->Column("c10_val_200ep_seeds", "");
+  v1::ListCandidatesResponse all = Candidates(*stub, job.id());
+  ASSERT_EQ(all.trials_size(), 300);
+  std::set<std::string> cells;
+  double best = 0, mean_fitness = 0;
+  for (const auto& t : all.trials()) {
+    ASSERT_TRUE(t.architecture().has_nb201());
+    EXPECT_TRUE(cells.insert(t.architecture().nb201().cell()).second) << "trained twice";
+    size_t row = *oracle->Find(t.architecture());
+    double acc = t.metrics().at("accuracy");
+    auto per_seed = *seeds->Numbers(row, seeds_col);
+    EXPECT_NE(std::find(per_seed.begin(), per_seed.end(), acc), per_seed.end())
+        << "accuracy " << acc << " is not one of the seeds of " << oracle->Key(row);
+    EXPECT_EQ(t.metrics().at("c10_test_200ep"), oracle->Report(row, 0));
+    best = std::max(best, acc);
+  }
+  for (size_t r = 0; r < oracle->rows(); ++r) mean_fitness += oracle->MeanFitness(r);
+  mean_fitness /= oracle->rows();
+  // Evolution climbs well above the table's mean cell.
+  EXPECT_GT(best, mean_fitness + 5) << best << " vs mean " << mean_fitness;
+  EXPECT_GE(Front(*stub, job.id()).trials_size(), 2);  // accuracy vs params
+}
+
+// Compound scaling with real LibTorch training: the base, the phi = 1 grid model and the best
+// triple at phi = 2, 3 are trained, in that family order; QueryPareto answers from them.
+TEST_F(EndToEndTest, CompoundScalingTrainsTheScaledFamily) {
+  std::filesystem::create_directories(dir_);
+  int port = 0;
+  controller_ = StartController("127.0.0.1:0", dir_ + "/cs.db", &port);
+  ASSERT_GT(port, 0);
+  std::string target = absl::StrCat("127.0.0.1:", port);
+  StartWorkers(target, "cs");
+  auto stub = v1::JobService::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  v1::Job job = Submit(*stub, R"(
+name: e2e-compound-scaling
+strategy:
+  name: compound_scaling
+  compound_scaling: {alpha: [1.2], beta: [1.1], gamma: [1.15], max_phi: 3, width_divisor: 4}
+budget: {max_trials: 10, max_parallel_trials: 2, epochs: 1, seed: 3}
+objectives: [{metric: accuracy, direction: MAXIMIZE}, {metric: macs, direction: MINIMIZE}]
+training: {dataset: fashion-mnist, train_examples: 5000, validation_examples: 500,
+           test_examples: 500, batch_size: 32, learning_rate: 0.004}
+search_space:
+  mbconv:
+    resolution: 28
+    in_channels: 1
+    num_classes: 10
+    stem_channels: [8]
+    stem_stride: 2
+    stages:
+      - {stride: 2, kernel: [3], expansion: [3], repeats: [1], channels: [16], se_ratio: [0.25]}
+      - {stride: 1, kernel: [3], expansion: [3], repeats: [2], channels: [24], se_ratio: [0]}
+    head_channels: [64]
+)");
+  ASSERT_FALSE(job.id().empty());
+  v1::Job last = WaitForEnd(*stub, job.id());
+  ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.error();
+  EXPECT_THAT(last.error(), ::testing::HasSubstr("compound scaling finished"));
+  v1::ListCandidatesResponse all = Candidates(*stub, job.id());
+  ASSERT_EQ(all.trials_size(), 4);  // base, phi = 1, 2, 3
+  std::vector<int> resolution;
+  double macs = 0;
+  for (const auto& t : all.trials()) {
+    EXPECT_EQ(t.state(), v1::TRIAL_SUCCEEDED);
+    EXPECT_GT(t.metrics().at("accuracy"), 0.3);  // real training, chance is 0.1
+    EXPECT_GT(t.metrics().at("macs"), macs);     // each member bigger than the last
+    macs = t.metrics().at("macs");
+    resolution.push_back(t.architecture().mbconv().resolution());
+  }
+  // 28 * 1.15^phi, rounded: 28, 32, 37, 43.
+  EXPECT_EQ(resolution, (std::vector<int>{28, 32, 37, 43}));
+  v1::QueryParetoResponse front = Front(*stub, job.id());
+  ASSERT_GE(front.trials_size(), 1);
+  for (const auto& f : front.trials()) EXPECT_LT(f.id(), 4);
 }
 
 }  // namespace
