@@ -5,7 +5,12 @@
 #include <numeric>
 #include <random>
 
+#include <set>
+#include <unordered_map>
+
 #include "absl/strings/str_cat.h"
+#include "controller/strategy.h"
+#include "core/search_space.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -14,6 +19,7 @@ namespace {
 struct Data {
   std::vector<double> low, high, report;
   std::vector<std::vector<double>> seeds;  // empty when no seeds column
+  std::unordered_map<std::string, size_t> rows;  // key -> row (for strategies)
 };
 
 absl::StatusOr<Data> Load(const Table& t, const TwoFidelityOptions& o) {
@@ -25,6 +31,10 @@ absl::StatusOr<Data> Load(const Table& t, const TwoFidelityOptions& o) {
     NF_ASSIGN_OR_RETURN(seeds, t.Column(o.seeds_column, "--seeds-column"));
   }
   Data d;
+  if (o.low_strategy != "random") {
+    NF_ASSIGN_OR_RETURN(int key, t.Column(o.key_column, "--key-column"));
+    for (size_t r = 0; r < t.rows(); ++r) d.rows[t.Cell(r, key)] = r;
+  }
   for (size_t r = 0; r < t.rows(); ++r) {
     NF_ASSIGN_OR_RETURN(double l, t.Number(r, low));
     NF_ASSIGN_OR_RETURN(double h, t.Number(r, high));
@@ -80,6 +90,44 @@ double SuccessiveHalving(const Data& d, std::vector<size_t>& idx, size_t low_cou
   return ReportOfFittest(d, idx, promote, rng);
 }
 
+// Successive halving whose low-fidelity candidates come from a job strategy.
+absl::StatusOr<double> StrategyHalving(const Data& d, const TwoFidelityOptions& o, int run,
+                                       std::mt19937_64& rng) {
+  v1::JobSpec spec;
+  spec.mutable_search_space()->mutable_nb201();
+  spec.mutable_strategy()->set_name(o.low_strategy);
+  spec.mutable_budget()->set_seed(MixSeed(o.seed, run));
+  auto* obj = spec.add_objectives();
+  obj->set_metric("accuracy");
+  obj->set_direction(v1::MAXIMIZE);
+  NF_RETURN_IF_ERROR(ValidateStrategy(spec));
+  NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(spec, 0));
+  std::set<std::string> seen;
+  std::vector<size_t> chosen;
+  for (int q = 0; q < o.low_count; ++q) {
+    Proposal p = strategy->Ask(
+        [&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; }, 1000);
+    if (p.kind != Proposal::Kind::kCandidate) break;
+    auto it = d.rows.find(p.arch.nb201().cell());
+    if (it == d.rows.end()) {
+      return absl::NotFoundError(absl::StrCat("'", p.arch.nb201().cell(),
+                                              "' is not in the table (--key-column ",
+                                              o.key_column, ")"));
+    }
+    chosen.push_back(it->second);
+    v1::Trial t;
+    t.set_id(q);
+    *t.mutable_architecture() = p.arch;
+    t.set_state(v1::TRIAL_SUCCEEDED);
+    (*t.mutable_metrics())["accuracy"] = d.low[it->second];
+    strategy->Tell(t);
+  }
+  const size_t promote = std::min<size_t>(o.promote, chosen.size());
+  std::partial_sort(chosen.begin(), chosen.begin() + promote, chosen.end(),
+                    [&](size_t a, size_t b) { return d.low[a] > d.low[b]; });
+  return ReportOfFittest(d, chosen, promote, rng);
+}
+
 RunSummary Summarise(const std::vector<double>& v, double cost, int queries) {
   RunSummary s;
   s.mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
@@ -121,7 +169,12 @@ absl::StatusOr<TwoFidelityResult> RunTwoFidelityBench(const Table& table,
   random_mean(equal_queries, &full);
   std::mt19937_64 rng(o.seed ^ 0x5a5a5a5a);
   for (int r = 0; r < o.runs; ++r) {
-    sh.push_back(SuccessiveHalving(d, idx, o.low_count, o.promote, rng));
+    if (o.low_strategy == "random") {
+      sh.push_back(SuccessiveHalving(d, idx, o.low_count, o.promote, rng));
+    } else {
+      NF_ASSIGN_OR_RETURN(double v, StrategyHalving(d, o, r, rng));
+      sh.push_back(v);
+    }
   }
   TwoFidelityResult res;
   res.full_fidelity = Summarise(full, static_cast<double>(equal_queries), equal_queries);

@@ -22,6 +22,11 @@ struct TwoFidelityOptions {
   int promote = 28;      // the best of them, evaluated at full fidelity
   int runs = 100;
   uint64_t seed = 1;
+  // Who picks the low-fidelity candidates: "random" (uniform, distinct rows) or a job strategy
+  // ("evolution", "bo") asked for candidates of the NAS-Bench-201 cell space and told their
+  // low-fidelity fitness; rows are found by `key_column`.
+  std::string low_strategy = "random";
+  std::string key_column = "arch_str";
 };
 
 struct RunSummary {

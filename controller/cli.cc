@@ -55,6 +55,7 @@ constexpr char kUsage[] =
     "        [--space SPACE.yaml] [--key-column arch_str] [--json]   strategies on a table\n"
     "  bench early-stopping --table CSV --low-column C --high-column C --report-column C\n"
     "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
+    "        [--low-strategy random|rea|bo] [--key-column arch_str]\n"
     "        [--runs 100] [--seed S] [--json]   successive halving vs full fidelity, equal cost\n"
     "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051.\n";
 
@@ -476,6 +477,8 @@ int Bench(const Args& a) {
   if (a.Has("low-cost")) o.low_cost = std::atof(a.Get("low-cost").c_str());
   if (a.Has("low-count")) o.low_count = std::atoi(a.Get("low-count").c_str());
   if (a.Has("promote")) o.promote = std::atoi(a.Get("promote").c_str());
+  if (a.Has("low-strategy")) o.low_strategy = a.Get("low-strategy") == "rea" ? "evolution" : a.Get("low-strategy");
+  if (a.Has("key-column")) o.key_column = a.Get("key-column");
   if (a.Has("runs")) o.runs = std::atoi(a.Get("runs").c_str());
   if (a.Has("seed")) o.seed = std::strtoull(a.Get("seed").c_str(), nullptr, 10);
   auto r = RunTwoFidelityBench(*table, o);
@@ -491,6 +494,7 @@ int Bench(const Args& a) {
   };
   nlohmann::json sh = summary(r->successive_halving);
   sh["low_fidelity_evaluations"] = o.low_count;
+  sh["low_fidelity_strategy"] = o.low_strategy;
   nlohmann::json j = {{"table", a.Get("table")},
                       {"runs", o.runs},
                       {"report_column", o.report_column},

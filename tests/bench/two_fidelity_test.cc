@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/table.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -102,6 +103,31 @@ TEST_F(TwoFidelityTest, OptionsAreValidated) {
   o.report_column = "nope";
   EXPECT_THAT(std::string(RunTwoFidelityBench(*t, o).status().message()),
               HasSubstr("--report-column"));
+}
+
+// Halving whose cheap evaluations are proposed by regularized evolution (told the cheap
+// fidelity) promotes better cells than halving over uniform samples, on the NAS-Bench-201 table.
+TEST_F(TwoFidelityTest, StrategyDrivenHalvingBeatsRandomHalving) {
+  auto table =
+      Table::ReadCsv(std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv");
+  ASSERT_TRUE(table.ok()) << table.status();
+  TwoFidelityOptions o;
+  o.low_column = "c10_val_12ep";
+  o.high_column = "c10_val_200ep";
+  o.seeds_column = "c10_val_200ep_seeds";
+  o.report_column = "c10_test_200ep";
+  o.low_count = 400;
+  o.promote = 10;
+  o.runs = 20;
+  auto random = RunTwoFidelityBench(*table, o);
+  o.low_strategy = "evolution";
+  auto rea = RunTwoFidelityBench(*table, o);
+  ASSERT_TRUE(random.ok() && rea.ok()) << random.status() << rea.status();
+  EXPECT_GT(rea->successive_halving.mean, random->successive_halving.mean + 0.05);
+  EXPECT_EQ(rea->successive_halving.cost, random->successive_halving.cost);
+  o.low_strategy = "annealing";
+  EXPECT_THAT(std::string(RunTwoFidelityBench(*table, o).status().message()),
+              HasSubstr("strategy.name: 'annealing' is not one of"));
 }
 
 }  // namespace
