@@ -35,44 +35,55 @@ class BayesOptStrategy final : public Strategy {
     }
     FitModel(rng);
     // Incumbent: the best posterior mean at an observed point.
+    std::vector<double> mu, sd;
+    gp_.PredictMany(model_x_, &mu, &sd);
     std::vector<std::pair<double, size_t>> by_mean;
-    for (size_t i = 0; i < model_x_.size(); ++i) {
-      double mu, sd;
-      gp_.Predict(model_x_[i], &mu, &sd);
-      by_mean.push_back({mu, i});
-    }
+    for (size_t i = 0; i < model_x_.size(); ++i) by_mean.push_back({mu[i], i});
     std::sort(by_mean.rbegin(), by_mean.rend());
     const double best = by_mean.front().first;
 
-    std::map<std::string, std::pair<double, Genes>> scored;  // hash -> (EI, genes)
-    auto score = [&](const Genes& g) -> double {
-      std::string h = ArchHash(DecodeArchitecture(space, g));
-      if (told_.count(h)) return -1;
-      auto it = scored.find(h);
-      if (it != scored.end()) return it->second.first;
-      double mu, sd;
-      gp_.Predict(g, &mu, &sd);
-      double ei = ExpectedImprovement(mu, sd, best);
-      scored[h] = {ei, g};
-      return ei;
+    // EI of canonical genes, computed in batches; -1 for what was told or proposed.
+    std::map<Genes, double> scored;
+    auto score = [&](const std::vector<Genes>& batch) {
+      std::vector<Genes> fresh;
+      for (const Genes& g : batch) {
+        Genes c = CanonicalGenes(space, g);
+        if (scored.count(c)) continue;
+        if (told_.count(c)) {
+          scored[c] = -1;
+        } else {
+          scored[c] = 0;
+          fresh.push_back(std::move(c));
+        }
+      }
+      if (fresh.empty()) return;
+      std::vector<double> m, s;
+      gp_.PredictMany(fresh, &m, &s);
+      for (size_t i = 0; i < fresh.size(); ++i) {
+        scored[fresh[i]] = ExpectedImprovement(m[i], s[i], best);
+      }
     };
+    std::vector<Genes> first;
     const size_t parents = std::min<size_t>(10, by_mean.size());
     for (size_t p = 0; p < parents; ++p) {
-      for (const Genes& g : Neighbours(model_x_[by_mean[p].second])) score(g);
+      for (Genes& g : Neighbours(model_x_[by_mean[p].second])) first.push_back(std::move(g));
     }
-    for (int i = 0; i < 200; ++i) score(SampleGenes(space, rng));
-    // Local search from the best few.
+    for (int i = 0; i < 200; ++i) first.push_back(SampleGenes(space, rng));
+    score(first);
+    // Local search from the best few: move to the best neighbour while EI improves.
     std::vector<std::pair<double, Genes>> starts;
-    for (const auto& [h, eg] : scored) starts.push_back(eg);
+    for (const auto& [g, ei] : scored) starts.push_back({ei, g});
     std::sort(starts.begin(), starts.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
     starts.resize(std::min<size_t>(5, starts.size()));
     for (auto [ei, g] : starts) {
       for (int step = 0; step < 20; ++step) {
+        std::vector<Genes> around = Neighbours(g);
+        score(around);
         double best_ei = ei;
         Genes best_g;
-        for (const Genes& n : Neighbours(g)) {
-          double e = score(n);
+        for (const Genes& n : around) {
+          double e = scored.at(CanonicalGenes(space, n));
           if (e > best_ei) best_ei = e, best_g = n;
         }
         if (best_g.empty()) break;
@@ -81,7 +92,7 @@ class BayesOptStrategy final : public Strategy {
       }
     }
     std::vector<std::pair<double, Genes>> ranked;
-    for (auto& [h, eg] : scored) ranked.push_back(eg);
+    for (auto& [g, ei] : scored) ranked.push_back({ei, g});
     std::sort(ranked.begin(), ranked.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
     int attempts = 0;
@@ -89,26 +100,20 @@ class BayesOptStrategy final : public Strategy {
       if (ei < 0 || attempts >= max_attempts) break;
       ++attempts;
       v1::Architecture arch = DecodeArchitecture(space, g);
-      told_.insert(ArchHash(arch));  // proposed: never propose it again
+      told_.insert(g);  // proposed: never propose it again
       if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
     }
     return SampleAdmissible(space, rng, admissible, max_attempts);
   }
 
   void Tell(const v1::Trial& trial) override {
-    auto genes = EncodeArchitecture(spec_.search_space(), trial.architecture());
-    if (genes) told_.insert(ArchHash(trial.architecture()));
-    auto obj = OrientedObjectives(spec_, trial);
-    if (!obj || !genes) return;
-    obs_.push_back({*genes, *obj});
+    if (auto g = EncodeArchitecture(spec_.search_space(), trial.architecture())) told_.insert(*g);
+    if (auto r = ScoreTrial(spec_, trial)) obs_.push_back({std::move(r->genes), std::move(r->obj)});
   }
   uint64_t position() const override { return position_; }
 
  private:
-  struct Observation {
-    Genes genes;
-    std::vector<double> obj;  // larger is better
-  };
+  using Observation = Scored;
 
   std::vector<Genes> Neighbours(const Genes& g) const {
     std::vector<Genes> out;
@@ -153,25 +158,23 @@ class BayesOptStrategy final : public Strategy {
     return y;
   }
 
-  // At most max_points_ of the first `count` observations: the best two thirds by target, then
-  // the most recent.
-  std::vector<size_t> Keep(const std::vector<double>& y) const {
+  // At most `limit` of the observations: the best two thirds by target, then the most recent.
+  static std::vector<size_t> Keep(const std::vector<double>& y, size_t limit) {
     std::vector<size_t> keep(y.size());
     for (size_t i = 0; i < keep.size(); ++i) keep[i] = i;
-    if (keep.size() <= static_cast<size_t>(max_points_)) return keep;
+    if (keep.size() <= limit) return keep;
     std::vector<size_t> by_y = keep;
     std::sort(by_y.begin(), by_y.end(), [&](size_t a, size_t b) { return y[a] > y[b]; });
-    std::set<size_t> chosen(by_y.begin(), by_y.begin() + 2 * max_points_ / 3);
-    for (size_t i = y.size(); i-- > 0 && chosen.size() < static_cast<size_t>(max_points_);) {
-      chosen.insert(i);
-    }
+    std::set<size_t> chosen(by_y.begin(), by_y.begin() + 2 * limit / 3);
+    for (size_t i = y.size(); i-- > 0 && chosen.size() < limit;) chosen.insert(i);
     return std::vector<size_t>(chosen.begin(), chosen.end());
   }
 
   // Hyperparameters are a function of the data only (fitted from the initial values), so a
   // strategy rebuilt from history proposes exactly what the original would. One objective:
   // refitted at every observation up to 60, then on the first 10*k observations (every tenth
-  // result); several objectives: refitted on each proposal's scalarisation.
+  // result); several objectives: refitted on each proposal's scalarisation. The posterior uses
+  // at most max_model_points observations (default 300).
   void FitModel(std::mt19937_64& rng) {
     const size_t n = obs_.size();
     const bool multi = spec_.objectives_size() > 1;
@@ -183,14 +186,19 @@ class BayesOptStrategy final : public Strategy {
           hyper_n == n ? y : Targets(hyper_n, unused);  // one objective: no randomness
       std::vector<Genes> hx;
       std::vector<double> hyk;
-      for (size_t i : Keep(hy)) hx.push_back(obs_[i].genes), hyk.push_back(hy[i]);
+      // Hyperparameters from at most 150 points: O(n^3) per Adam step.
+      for (size_t i : Keep(hy, std::min<size_t>(max_points_, 150))) {
+        hx.push_back(obs_[i].genes), hyk.push_back(hy[i]);
+      }
       gp_.Reset();
       gp_.Fit(hx, hyk, multi && hx.size() > 60 ? 15 : 60);
       hyper_n_ = hyper_n;
     }
     model_x_.clear();
     std::vector<double> model_y;
-    for (size_t i : Keep(y)) model_x_.push_back(obs_[i].genes), model_y.push_back(y[i]);
+    for (size_t i : Keep(y, max_points_)) {
+      model_x_.push_back(obs_[i].genes), model_y.push_back(y[i]);
+    }
     gp_.Fit(model_x_, model_y, 0);
   }
 
@@ -202,7 +210,7 @@ class BayesOptStrategy final : public Strategy {
   size_t hyper_n_ = 0;
   std::vector<Observation> obs_;
   std::vector<Genes> model_x_;
-  std::set<std::string> told_;
+  std::set<Genes> told_;  // canonical genes told or proposed
 };
 
 }  // namespace

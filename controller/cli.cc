@@ -53,6 +53,8 @@ constexpr char kUsage[] =
     "        [--strategy random,rea,bo,nsga2] [--queries 100] [--runs 100] [--seed S]\n"
     "        [--multi-objective] [--population P] [--sample-size S] [--initial-samples N]\n"
     "        [--space SPACE.yaml] [--key-column arch_str] [--json]   strategies on a table\n"
+    "  bench early-stopping --job JOB.yaml [--json]   the job with and without its early-stopping\n"
+    "        rule on the running controller: compute_ratio, best_accuracy_delta_pp\n"
     "  bench early-stopping --table CSV --low-column C --high-column C --report-column C\n"
     "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
     "        [--low-strategy random|rea|bo] [--key-column arch_str]\n"
@@ -227,13 +229,13 @@ void PrintTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
   }
 }
 
-int Watch(v1::JobService::Stub& stub, const std::string& id) {
+int Watch(v1::JobService::Stub& stub, const std::string& id, std::ostream& out = std::cout) {
   grpc::ClientContext ctx;
   v1::WatchJobRequest req;
   req.set_job_id(id);
   auto reader = stub.WatchJob(&ctx, req);
   v1::JobEvent e;
-  bool tty = isatty(STDOUT_FILENO);
+  bool tty = isatty(&out == &std::cout ? STDOUT_FILENO : STDERR_FILENO);
   v1::Job last;
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
   while (reader->Read(&e)) {
@@ -243,16 +245,16 @@ int Watch(v1::JobService::Stub& stub, const std::string& id) {
     auto n = std::chrono::steady_clock::now();
     bool finished = e.kind() == "job_finished" || e.kind() == "trial_finished";
     if (tty) {
-      std::cout << "\r\033[K" << Bar(last, now) << std::flush;
+      out << "\r\033[K" << Bar(last, now) << std::flush;
     } else if (finished || n - last_print > std::chrono::seconds(10)) {
-      std::cout << Bar(last, now) << "\n" << std::flush;
+      out << Bar(last, now) << "\n" << std::flush;
       last_print = n;
     }
   }
-  if (tty) std::cout << "\n";
+  if (tty) out << "\n";
   grpc::Status s = reader->Finish();
   if (!s.ok()) return Fail(s, "watch");
-  std::cout << "job " << id << " " << Short(v1::JobState_Name(last.state())) << "\n";
+  out << "job " << id << " " << Short(v1::JobState_Name(last.state())) << "\n";
   return last.state() == v1::JOB_SUCCEEDED ? 0 : 3;
 }
 
@@ -410,38 +412,41 @@ int BenchStrategies(const Args& a) {
   for (const std::string& name :
        std::vector<std::string>(absl::StrSplit(a.Get("strategy", "random"), ','))) {
     o.strategy = name == "rea" ? "evolution" : name;
-    auto r = RunStrategyBench(*oracle, o);
+    StrategyBenchOptions so = o;
+    so.multi_objective = o.multi_objective || o.strategy == "nsga2";  // nsga2 needs two
+    auto r = RunStrategyBench(*oracle, so);
     if (!r.ok()) {
       std::cerr << "error: " << name << ": " << r.status().message() << "\n";
       return 2;
     }
     double suggest_ms = -1;
     if (latency_obs > 0) {
-      auto l = SuggestionLatencyMs(*oracle, o, latency_obs, 20);
+      auto l = SuggestionLatencyMs(*oracle, so, latency_obs, 40);
       if (l.ok()) suggest_ms = *l;
     }
     nlohmann::json j;
     j["strategy"] = name;
     j["checkpoints"] = nlohmann::json::array();
     for (const auto& c : r->checkpoints) {
-      nlohmann::json cj = {{"queries", c.queries}, {"mean", c.mean}, {"stddev", c.stddev}};
-      if (o.multi_objective) cj["hypervolume"] = c.hypervolume;
+      nlohmann::json cj = {{"queries", c.queries},
+                           {"mean", c.mean},
+                           {"stddev", c.stddev},
+                           {"hypervolume", c.hypervolume}};
       j["checkpoints"].push_back(cj);
     }
     j["best_so_far_curve"] = r->curve;
     j["ask_ms_mean"] = r->ask_ms_mean;
     j["ask_ms_p99"] = r->ask_ms_p99;
     j["suggest_ms_at_observations"] = {{"observations", latency_obs}, {"ms", suggest_ms}};
-    if (o.multi_objective) {
-      j["hypervolume_reference"] = {{"fitness", r->hv_reference_accuracy},
-                                    {"params_m", r->hv_reference_params}};
-    }
+    j["objectives"] = so.multi_objective ? "accuracy:max,params:min" : "accuracy:max";
+    j["hypervolume_reference"] = {{"fitness", r->hv_reference_accuracy},
+                                  {"params_m", r->hv_reference_params}};
     out["strategies"].push_back(j);
     if (!a.Has("json")) {
       std::printf("%-10s", name.c_str());
       for (const auto& c : r->checkpoints) {
         std::printf("  @%d: %.2f +- %.2f", c.queries, c.mean, c.stddev);
-        if (o.multi_objective) std::printf(" (hv %.3f)", c.hypervolume);
+        std::printf(" (hv %.3f)", c.hypervolume);
       }
       std::printf("   ask %.2f ms, at %d observations %.2f ms\n", r->ask_ms_mean, latency_obs,
                   suggest_ms);
@@ -452,8 +457,124 @@ int BenchStrategies(const Args& a) {
   return 0;
 }
 
+// Every trial of a job (all pages).
+absl::StatusOr<std::vector<v1::Trial>> AllTrials(v1::JobService::Stub& stub,
+                                                 const std::string& id) {
+  std::vector<v1::Trial> out;
+  std::string token;
+  do {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ListCandidatesRequest r;
+    r.set_job_id(id);
+    r.set_page_size(1000);
+    r.set_page_token(token);
+    v1::ListCandidatesResponse page;
+    grpc::Status s = stub.ListCandidates(&ctx, r, &page);
+    if (!s.ok()) return absl::UnavailableError(s.error_message());
+    for (auto& t : *page.mutable_trials()) out.push_back(std::move(t));
+    token = page.next_page_token();
+  } while (!token.empty());
+  return out;
+}
+
+// The same job with and without early stopping, on the running service, one after the other
+// (so they do not share CPUs): training compute (sum of train_seconds and of epochs over all
+// trials) and the best validation accuracy.
+int BenchEarlyStoppingLive(const Args& a) {
+  auto spec = ParseJobSpecYaml(ReadFile(a.Get("job")));
+  if (!spec.ok()) {
+    std::cerr << "error: " << a.Get("job") << ": " << spec.status().message() << "\n";
+    return 2;
+  }
+  if (spec->early_stopping().rule() == "none" || spec->early_stopping().rule().empty()) {
+    std::cerr << "error: " << a.Get("job") << ": early_stopping.rule: the job must use a rule\n";
+    return 2;
+  }
+  const char* env = getenv("NASFORGE_CONTROLLER");
+  std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
+  auto stub =
+      v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  struct Outcome {
+    std::string id;
+    double train_seconds = 0, epochs = 0, best = 0, wall = 0;
+    int stopped = 0, trials = 0;
+  };
+  auto run = [&](v1::JobSpec s, const std::string& label) -> absl::StatusOr<Outcome> {
+    s.set_name(s.name() + "-" + label);
+    v1::SubmitJobRequest req;
+    *req.mutable_spec() = s;
+    v1::Job job;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status st = stub->SubmitJob(&ctx, req, &job);
+    if (!st.ok()) return absl::InvalidArgumentError(st.error_message());
+    std::cerr << label << ": job " << job.id() << "\n";
+    auto t0 = std::chrono::steady_clock::now();
+    Watch(*stub, job.id(), std::cerr);  // stdout is for the result
+    Outcome o;
+    o.id = job.id();
+    o.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    NF_ASSIGN_OR_RETURN(auto trials, AllTrials(*stub, job.id()));
+    for (const auto& t : trials) {
+      auto m = [&](const char* k) {
+        auto it = t.metrics().find(k);
+        return it == t.metrics().end() ? 0.0 : it->second;
+      };
+      o.train_seconds += m("train_seconds");
+      o.epochs += m("epochs");
+      o.best = std::max(o.best, m("accuracy"));
+      o.stopped += t.state() == v1::TRIAL_STOPPED;
+      ++o.trials;
+    }
+    return o;
+  };
+  v1::JobSpec base = *spec;
+  base.mutable_early_stopping()->set_rule("none");
+  auto without = run(base, "no-early-stopping");
+  if (!without.ok()) {
+    std::cerr << "error: " << without.status().message() << "\n";
+    return 1;
+  }
+  auto with = run(*spec, spec->early_stopping().rule());
+  if (!with.ok()) {
+    std::cerr << "error: " << with.status().message() << "\n";
+    return 1;
+  }
+  auto side = [](const Outcome& o) {
+    return nlohmann::json{{"job", o.id},          {"trials", o.trials},
+                          {"stopped", o.stopped}, {"train_seconds", o.train_seconds},
+                          {"epochs", o.epochs},   {"best_accuracy", o.best},
+                          {"wall_seconds", o.wall}};
+  };
+  nlohmann::json j = {
+      {"job_spec", a.Get("job")},
+      {"rule", spec->early_stopping().rule()},
+      {"without", side(*without)},
+      {"with", side(*with)},
+      {"compute_ratio", without->train_seconds / std::max(1e-9, with->train_seconds)},
+      {"epochs_ratio", without->epochs / std::max(1e-9, with->epochs)},
+      {"best_accuracy_delta_pp", 100 * (with->best - without->best)}};
+  if (a.Has("json")) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "without early stopping: %d trials, %.0f epochs, %.0f train s, best %.4f\n"
+        "with %s: %d trials (%d stopped), %.0f epochs, %.0f train s, best %.4f\n"
+        "compute ratio %.2fx (epochs %.2fx), best accuracy delta %+.2f pp\n",
+        without->trials, without->epochs, without->train_seconds, without->best,
+        spec->early_stopping().rule(), with->trials, with->stopped, with->epochs,
+        with->train_seconds, with->best, j["compute_ratio"].get<double>(),
+        j["epochs_ratio"].get<double>(), j["best_accuracy_delta_pp"].get<double>());
+  }
+  return 0;
+}
+
 int Bench(const Args& a) {
   if (a.positional.size() >= 2 && a.positional[1] == "strategies") return BenchStrategies(a);
+  if (a.positional.size() >= 2 && a.positional[1] == "early-stopping" && a.Has("job")) {
+    return BenchEarlyStoppingLive(a);
+  }
   if (a.positional.size() < 2 || a.positional[1] != "early-stopping") {
     std::cerr << "error: use 'bench early-stopping ...' or 'bench strategies ...'\n" << kUsage;
     return 2;

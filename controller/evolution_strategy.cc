@@ -24,26 +24,22 @@ class EvolutionStrategy final : public Strategy {
     if (static_cast<int>(members_.size()) < population_) {
       return SampleAdmissible(space, rng, admissible, max_attempts);
     }
-    for (int i = 0; i < max_attempts; ++i) {
+    // Tournament of sample_size members; the winner's child differs in one decision.
+    return ProposeGenes(space, rng, admissible, max_attempts, [&] {
       const Member* best = nullptr;
       for (int k = 0; k < sample_size_; ++k) {
         const Member& m = members_[std::uniform_int_distribution<size_t>(
             0, members_.size() - 1)(rng)];
         if (best == nullptr || m.fitness > best->fitness) best = &m;
       }
-      v1::Architecture child = DecodeArchitecture(space, MutateGenes(space, best->genes, rng));
-      if (admissible(child)) return {Proposal::Kind::kCandidate, std::move(child), ""};
-    }
-    // Every neighbour of the tournament winners is taken: fall back to fresh samples.
-    return SampleAdmissible(space, rng, admissible, max_attempts);
+      return MutateGenes(space, best->genes, rng);
+    });
   }
 
   void Tell(const v1::Trial& trial) override {
-    auto obj = OrientedObjectives(spec_, trial);
-    if (!obj) return;
-    auto genes = EncodeArchitecture(spec_.search_space(), trial.architecture());
-    if (!genes) return;
-    members_.push_back({*genes, (*obj)[0]});
+    auto r = ScoreTrial(spec_, trial);
+    if (!r) return;
+    members_.push_back({std::move(r->genes), r->obj[0]});
     if (static_cast<int>(members_.size()) > population_) members_.pop_front();  // aging
   }
   uint64_t position() const override { return position_; }

@@ -97,6 +97,24 @@ void CategoricalGP::Predict(const Genes& x, double* mean, double* stddev) const 
   *stddev = y_scale_ * std::sqrt(var);
 }
 
+void CategoricalGP::PredictMany(const std::vector<Genes>& xs, std::vector<double>* mean,
+                                std::vector<double>* stddev) const {
+  const int n = static_cast<int>(x_.size()), m = static_cast<int>(xs.size());
+  Eigen::MatrixXd k(n, m);
+  for (int j = 0; j < m; ++j) {
+    for (int i = 0; i < n; ++i) k(i, j) = Kernel(xs[j], x_[i]);
+  }
+  Eigen::VectorXd mu = k.transpose() * alpha_;
+  llt_.matrixL().solveInPlace(k);
+  Eigen::VectorXd reduce = k.colwise().squaredNorm().transpose();
+  mean->resize(m);
+  stddev->resize(m);
+  for (int j = 0; j < m; ++j) {
+    (*mean)[j] = y_mean_ + y_scale_ * mu(j);
+    (*stddev)[j] = y_scale_ * std::sqrt(std::max(1e-12, s2_ - reduce(j)));
+  }
+}
+
 double ExpectedImprovement(double mean, double stddev, double best, double xi) {
   double d = mean - best - xi;
   if (stddev <= 1e-12) return std::max(0.0, d);

@@ -23,6 +23,9 @@ class CategoricalGP {
   void Fit(const std::vector<Genes>& x, const std::vector<double>& y, int iterations);
   // Posterior mean and standard deviation of the latent function, in the units of y.
   void Predict(const Genes& x, double* mean, double* stddev) const;
+  // The same for many points at once (one triangular solve with many right-hand sides).
+  void PredictMany(const std::vector<Genes>& xs, std::vector<double>* mean,
+                   std::vector<double>* stddev) const;
   double LogMarginalLikelihood() const { return lml_; }
   const std::vector<double>& weights() const { return w_; }
   double noise() const { return noise_; }

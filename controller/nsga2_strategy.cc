@@ -92,23 +92,17 @@ class Nsga2Strategy final : public Strategy {
       const Member& b = pop_[pick(rng)];
       return Better(b, a) ? b : a;
     };
-    for (int i = 0; i < max_attempts; ++i) {
+    return ProposeGenes(space, rng, admissible, max_attempts, [&] {
       const Member& a = tournament();
       const Member& b = tournament();
-      Genes child = CrossoverGenes(a.genes, b.genes, rng);
-      child = MutateGenes(space, child, rng);
-      v1::Architecture arch = DecodeArchitecture(space, child);
-      if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
-    }
-    return SampleAdmissible(space, rng, admissible, max_attempts);
+      return MutateGenes(space, CrossoverGenes(a.genes, b.genes, rng), rng);
+    });
   }
 
   void Tell(const v1::Trial& trial) override {
-    auto obj = OrientedObjectives(spec_, trial);
-    if (!obj) return;
-    auto genes = EncodeArchitecture(spec_.search_space(), trial.architecture());
-    if (!genes) return;
-    pop_.push_back({*genes, *obj, ConstraintViolation(spec_, trial)});
+    auto r = ScoreTrial(spec_, trial);
+    if (!r) return;
+    pop_.push_back({std::move(r->genes), std::move(r->obj), ConstraintViolation(spec_, trial)});
     RankAndCrowd(&pop_);
     if (static_cast<int>(pop_.size()) > population_) {
       // Environmental selection: drop the worst by (rank, crowding).

@@ -85,6 +85,24 @@ Proposal Exhausted(int attempts) {
   return p;
 }
 
+Proposal ProposeGenes(const v1::SearchSpace& space, std::mt19937_64& rng,
+                      const Admissible& admissible, int max_attempts,
+                      const std::function<Genes()>& make) {
+  for (int i = 0; i < max_attempts; ++i) {
+    v1::Architecture arch = DecodeArchitecture(space, make());
+    if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
+  }
+  return SampleAdmissible(space, rng, admissible, max_attempts);
+}
+
+std::optional<Scored> ScoreTrial(const v1::JobSpec& spec, const v1::Trial& trial) {
+  auto obj = OrientedObjectives(spec, trial);
+  if (!obj) return std::nullopt;
+  auto genes = EncodeArchitecture(spec.search_space(), trial.architecture());
+  if (!genes) return std::nullopt;
+  return Scored{std::move(*genes), std::move(*obj)};
+}
+
 Proposal SampleAdmissible(const v1::SearchSpace& space, std::mt19937_64& rng,
                           const Admissible& admissible, int max_attempts) {
   for (int i = 0; i < max_attempts; ++i) {

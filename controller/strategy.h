@@ -68,6 +68,20 @@ Proposal SampleAdmissible(const v1::SearchSpace& space, std::mt19937_64& rng,
                           const Admissible& admissible, int max_attempts);
 Proposal Exhausted(int attempts);
 
+// Genes from `make` until one decodes to an admissible architecture (at most max_attempts),
+// then fresh random samples (every child `make` can produce may already be taken).
+Proposal ProposeGenes(const v1::SearchSpace& space, std::mt19937_64& rng,
+                      const Admissible& admissible, int max_attempts,
+                      const std::function<Genes()>& make);
+
+// A result as the population-based strategies keep it: genes and oriented objectives; nullopt
+// unless the trial succeeded with every objective and lies in the space.
+struct Scored {
+  Genes genes;
+  std::vector<double> obj;  // larger is better
+};
+std::optional<Scored> ScoreTrial(const v1::JobSpec& spec, const v1::Trial& trial);
+
 std::unique_ptr<Strategy> NewRandomStrategy(const v1::JobSpec& spec, uint64_t position);
 std::unique_ptr<Strategy> NewEvolutionStrategy(const v1::JobSpec& spec, uint64_t position);
 std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t position);

@@ -5,14 +5,22 @@
 #include "core/space_kind.h"
 
 namespace nasforge {
+namespace {
+
+LayerCost Layer(std::string name, const char* kind, int in, int out) {
+  LayerCost l;
+  l.name = std::move(name);
+  l.kind = kind;
+  l.in_channels = in;
+  l.out_channels = out;
+  return l;
+}
+
+}  // namespace
 
 int Planner::Conv(std::string name, int in, int out, int k, int stride, int pad, int groups,
                   bool bias, int in_size) {
-  LayerCost l;
-  l.name = std::move(name);
-  l.kind = "conv";
-  l.in_channels = in;
-  l.out_channels = out;
+  LayerCost l = Layer(std::move(name), "conv", in, out);
   l.kernel = k;
   l.stride = stride;
   l.groups = groups;
@@ -27,30 +35,20 @@ int Planner::Conv(std::string name, int in, int out, int k, int stride, int pad,
 }
 
 void Planner::BatchNorm(std::string name, int c, int size) {
-  LayerCost l;
-  l.name = std::move(name);
-  l.kind = "bn";
-  l.in_channels = l.out_channels = c;
+  LayerCost l = Layer(std::move(name), "bn", c, c);
   l.out_size = size;
   l.params = 2 * int64_t{c};
   Add(std::move(l));
 }
 
 void Planner::LayerNorm(std::string name, int c) {
-  LayerCost l;
-  l.name = std::move(name);
-  l.kind = "ln";
-  l.in_channels = l.out_channels = c;
+  LayerCost l = Layer(std::move(name), "ln", c, c);
   l.params = 2 * int64_t{c};
   Add(std::move(l));
 }
 
 void Planner::Linear(std::string name, int in, int out, bool bias, int64_t rows) {
-  LayerCost l;
-  l.name = std::move(name);
-  l.kind = "linear";
-  l.in_channels = in;
-  l.out_channels = out;
+  LayerCost l = Layer(std::move(name), "linear", in, out);
   l.bias = bias;
   l.params = int64_t{in} * out + (bias ? out : 0);
   l.macs = int64_t{in} * out * rows;
@@ -58,9 +56,7 @@ void Planner::Linear(std::string name, int in, int out, bool bias, int64_t rows)
 }
 
 void Planner::Param(std::string name, int64_t count) {
-  LayerCost l;
-  l.name = std::move(name);
-  l.kind = "param";
+  LayerCost l = Layer(std::move(name), "param", 0, 0);
   l.params = count;
   Add(std::move(l));
 }

@@ -134,6 +134,12 @@ std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
   return genes;
 }
 
+Genes CanonicalGenes(const v1::SearchSpace& space, const Genes& genes) {
+  const SpaceKind* k = KindOf(space);
+  auto g = k->Encode(space, k->Decode(space, genes));
+  return g ? *g : genes;
+}
+
 Genes SampleGenes(const v1::SearchSpace& space, std::mt19937_64& rng) {
   Genes g;
   for (const auto& d : SpaceDecisions(space)) {

@@ -41,6 +41,11 @@ v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& g
 std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
                                         const v1::Architecture& arch);
 
+// The genes of DecodeArchitecture(space, genes) -- decisions that do not change the
+// architecture (an MLP layer beyond its depth) set to 0 -- without hashing: equal architectures,
+// equal canonical genes.
+Genes CanonicalGenes(const v1::SearchSpace& space, const Genes& genes);
+
 // A deterministic sample: the same (space, seed) always gives the same architecture.
 v1::Architecture SampleArchitecture(const v1::SearchSpace& space, uint64_t seed);
 Genes SampleGenes(const v1::SearchSpace& space, std::mt19937_64& rng);

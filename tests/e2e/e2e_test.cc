@@ -137,6 +137,20 @@ class EndToEndTest : public ::testing::Test {
     }
   }
 
+  // The controller on a fresh SQLite store (dir_/<prefix>.db) and two workers with
+  // `worker_flags`; the JobService stub (null, and a test failure, if the controller fails).
+  std::unique_ptr<v1::JobService::Stub> StartService(
+      const std::string& prefix, const std::vector<std::string>& worker_flags = {}) {
+    std::filesystem::create_directories(dir_);
+    int port = 0;
+    controller_ = StartController("127.0.0.1:0", dir_ + "/" + prefix + ".db", &port);
+    EXPECT_GT(port, 0) << "controller did not start";
+    if (port == 0) return nullptr;
+    const std::string target = absl::StrCat("127.0.0.1:", port);
+    StartWorkers(target, prefix, worker_flags);
+    return v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  }
+
   // Watches `job_id` until it ends (the stream closes itself then); the last state seen.
   static v1::Job WaitForEnd(v1::JobService::Stub& stub, const std::string& job_id) {
     v1::Job last;
@@ -174,15 +188,8 @@ class EndToEndTest : public ::testing::Test {
 };
 
 TEST_F(EndToEndTest, TwoWorkersTrainARealSearchAndTheFrontIsNonDominated) {
-  std::filesystem::create_directories(dir_);
-  int port = 0;
-  controller_ = StartController("127.0.0.1:0", dir_ + "/e2e.db", &port);
-  ASSERT_GT(port, 0) << "controller did not start";
-  std::string target = absl::StrCat("127.0.0.1:", port);
-  StartWorkers(target, "e2e");
-
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  auto stub = v1::JobService::NewStub(channel);
+  auto stub = StartService("e2e");
+  ASSERT_NE(stub, nullptr);
   v1::Job job = Submit(*stub, R"(
 name: e2e
 budget: {max_trials: 4, max_parallel_trials: 2, epochs: 2, seed: 5}
@@ -202,18 +209,7 @@ search_space:
 )");
   ASSERT_FALSE(job.id().empty());
 
-  // Watch until the job ends (the stream closes itself then).
-  v1::Job last;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
-    v1::WatchJobRequest w;
-    w.set_job_id(job.id());
-    auto reader = stub->WatchJob(&ctx, w);
-    v1::JobEvent e;
-    while (reader->Read(&e)) last = e.job();
-    ASSERT_TRUE(reader->Finish().ok());
-  }
+  v1::Job last = WaitForEnd(*stub, job.id());
   ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.error();
   EXPECT_EQ(last.counts().succeeded(), 4);
 
@@ -232,13 +228,7 @@ search_space:
   }
   EXPECT_EQ(workers.size(), 2u) << "both workers should have trained";
 
-  v1::QueryParetoResponse front;
-  {
-    grpc::ClientContext ctx;
-    v1::QueryParetoRequest q;
-    q.set_job_id(job.id());
-    ASSERT_TRUE(stub->QueryPareto(&ctx, q, &front).ok());
-  }
+  v1::QueryParetoResponse front = Front(*stub, job.id());
   ASSERT_GE(front.trials_size(), 1);
   for (const auto& f : front.trials()) {
     for (const auto& t : all.trials()) {
@@ -356,17 +346,11 @@ search_space:
 // Tabular workers answer a regularized-evolution job over the NAS-Bench-201 table (the shipped
 // example job): every trial's accuracy is one training seed's value of its cell, no cell twice.
 TEST_F(EndToEndTest, TabularWorkersRunTheNB201EvolutionExample) {
-  std::filesystem::create_directories(dir_);
-  int port = 0;
-  controller_ = StartController("127.0.0.1:0", dir_ + "/tab.db", &port);
-  ASSERT_GT(port, 0);
-  std::string target = absl::StrCat("127.0.0.1:", port);
   const std::string table = std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv";
-  StartWorkers(target, "tab",
-               {"--backend=tabular", "--table=" + table, "--fitness-column=c10_val_200ep",
-                "--seeds-column=c10_val_200ep_seeds", "--report-columns=c10_test_200ep"});
-  auto stub = v1::JobService::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto stub = StartService(
+      "tab", {"--backend=tabular", "--table=" + table, "--fitness-column=c10_val_200ep",
+              "--seeds-column=c10_val_200ep_seeds", "--report-columns=c10_test_200ep"});
+  ASSERT_NE(stub, nullptr);
   std::ifstream f(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/examples/nb201_tabular.yaml");
   std::stringstream yaml;
   yaml << f.rdbuf();
@@ -411,14 +395,8 @@ TEST_F(EndToEndTest, TabularWorkersRunTheNB201EvolutionExample) {
 // Compound scaling with real LibTorch training: the base, the phi = 1 grid model and the best
 // triple at phi = 2, 3 are trained, in that family order; QueryPareto answers from them.
 TEST_F(EndToEndTest, CompoundScalingTrainsTheScaledFamily) {
-  std::filesystem::create_directories(dir_);
-  int port = 0;
-  controller_ = StartController("127.0.0.1:0", dir_ + "/cs.db", &port);
-  ASSERT_GT(port, 0);
-  std::string target = absl::StrCat("127.0.0.1:", port);
-  StartWorkers(target, "cs");
-  auto stub = v1::JobService::NewStub(
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto stub = StartService("cs");
+  ASSERT_NE(stub, nullptr);
   v1::Job job = Submit(*stub, R"(
 name: e2e-compound-scaling
 strategy:
