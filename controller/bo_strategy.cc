@@ -5,12 +5,13 @@
 // draws random weights and models their augmented Chebyshev scalarisation of the normalised
 // objectives. The acquisition is maximised by local search: candidates are random samples and
 // every single-decision mutation of the best observed points, then the best few climb by single
-// mutations while EI improves. The first `initial_samples` proposals are random.
+// mutations while EI improves. The first `initial_samples` (default 6) proposals are random.
 #include <algorithm>
 #include <map>
 #include <set>
 
 #include "controller/gp.h"
+#include "core/cost.h"
 #include "controller/strategy.h"
 
 namespace nasforge {
@@ -21,11 +22,23 @@ class BayesOptStrategy final : public Strategy {
   BayesOptStrategy(v1::JobSpec spec, uint64_t position)
       : spec_(std::move(spec)),
         decisions_(SpaceDecisions(spec_.search_space())),
-        initial_(spec_.strategy().initial_samples() > 0 ? spec_.strategy().initial_samples() : 10),
+        initial_(spec_.strategy().initial_samples() > 0 ? spec_.strategy().initial_samples() : 6),
         max_points_(spec_.strategy().max_model_points() > 0 ? spec_.strategy().max_model_points()
                                                             : 300),
         gp_(static_cast<int>(decisions_.size())),
-        position_(position) {}
+        position_(position) {
+    // Two objectives, one of them a cost known before training (macs/params, minimised):
+    // model the other one and maximise the exact expected hypervolume improvement.
+    if (spec_.objectives_size() == 2) {
+      for (int c = 0; c < 2; ++c) {
+        const auto& o = spec_.objectives(c);
+        if ((o.metric() == "macs" || o.metric() == "params") && o.direction() == v1::MINIMIZE) {
+          cost_index_ = c;
+          model_index_ = 1 - c;
+        }
+      }
+    }
+  }
 
   Proposal Ask(const Admissible& admissible, int max_attempts) override {
     std::mt19937_64 rng(MixSeed(spec_.budget().seed() ^ 0xb0, position_++));
@@ -41,6 +54,7 @@ class BayesOptStrategy final : public Strategy {
     for (size_t i = 0; i < model_x_.size(); ++i) by_mean.push_back({mu[i], i});
     std::sort(by_mean.rbegin(), by_mean.rend());
     const double best = by_mean.front().first;
+    if (cost_index_ >= 0) PrepareFront(mu);
 
     // EI of canonical genes, computed in batches; -1 for what was told or proposed.
     std::map<Genes, double> scored;
@@ -60,7 +74,9 @@ class BayesOptStrategy final : public Strategy {
       std::vector<double> m, s;
       gp_.PredictMany(fresh, &m, &s);
       for (size_t i = 0; i < fresh.size(); ++i) {
-        scored[fresh[i]] = ExpectedImprovement(m[i], s[i], best);
+        scored[fresh[i]] = cost_index_ >= 0
+                               ? ExpectedHypervolumeImprovement(space, fresh[i], m[i], s[i])
+                               : ExpectedImprovement(m[i], s[i], best);
       }
     };
     std::vector<Genes> first;
@@ -132,8 +148,8 @@ class BayesOptStrategy final : public Strategy {
   std::vector<double> Targets(size_t count, std::mt19937_64& rng) const {
     const size_t m = spec_.objectives_size();
     std::vector<double> y;
-    if (m <= 1) {
-      for (size_t i = 0; i < count; ++i) y.push_back(obs_[i].obj[0]);
+    if (m <= 1 || cost_index_ >= 0) {
+      for (size_t i = 0; i < count; ++i) y.push_back(obs_[i].obj[std::max(0, model_index_)]);
       return y;
     }
     std::vector<double> lo(m, 1e300), hi(m, -1e300), lambda(m);
@@ -158,6 +174,59 @@ class BayesOptStrategy final : public Strategy {
     return y;
   }
 
+  double Cost(const v1::SearchSpace& space, const Genes& g) const {
+    ArchCost c = ComputeCost(DecodeArchitecture(space, g));
+    return static_cast<double>(spec_.objectives(cost_index_).metric() == "macs" ? c.macs
+                                                                                : c.params);
+  }
+
+  // The current front for EHVI: observed points as (cost, posterior mean of the modelled
+  // objective), reduced to the staircase A(q) = best value among points with cost <= q.
+  // Reference point: the lower quartile of the observed values (the front that matters is above
+  // the typical candidate) and twice the largest observed cost (room to explore bigger models).
+  void PrepareFront(const std::vector<double>& mu) {
+    std::vector<std::pair<double, double>> pts;  // (cost, value)
+    std::vector<double> values;
+    ref_cost_ = 0;
+    for (size_t i = 0; i < model_x_.size(); ++i) {
+      double cost = -model_obj_[i][cost_index_];  // oriented: -cost
+      pts.push_back({cost, mu[i]});
+      values.push_back(model_obj_[i][model_index_]);
+      ref_cost_ = std::max(ref_cost_, 2 * cost);
+    }
+    std::nth_element(values.begin(), values.begin() + values.size() / 4, values.end());
+    ref_value_ = values[values.size() / 4];
+    std::sort(pts.begin(), pts.end());
+    steps_.clear();  // (cost where the level starts, level)
+    double level = ref_value_;
+    for (const auto& [c, v] : pts) {
+      if (v > level) {
+        level = v;
+        steps_.push_back({c, v});
+      }
+    }
+  }
+
+  // E[HV gain] of a point with known cost and value ~ N(mean, sd): the sum over the staircase
+  // segments right of its cost of segment length x EI over that segment's level.
+  double ExpectedHypervolumeImprovement(const v1::SearchSpace& space, const Genes& g, double mean,
+                                        double sd) const {
+    const double cost = Cost(space, g);
+    if (cost >= ref_cost_) return 0;
+    double level = ref_value_, total = 0, from = cost;
+    size_t k = 0;
+    for (; k < steps_.size() && steps_[k].first <= cost; ++k) level = steps_[k].second;
+    for (; k <= steps_.size(); ++k) {
+      double to = k < steps_.size() ? std::min(steps_[k].first, ref_cost_) : ref_cost_;
+      if (to > from) total += (to - from) * ExpectedImprovement(mean, sd, level);
+      if (k == steps_.size()) break;
+      level = steps_[k].second;
+      from = std::max(from, steps_[k].first);
+      if (from >= ref_cost_) break;
+    }
+    return total / ref_cost_;
+  }
+
   // At most `limit` of the observations: the best two thirds by target, then the most recent.
   static std::vector<size_t> Keep(const std::vector<double>& y, size_t limit) {
     std::vector<size_t> keep(y.size());
@@ -177,7 +246,7 @@ class BayesOptStrategy final : public Strategy {
   // at most max_model_points observations (default 300).
   void FitModel(std::mt19937_64& rng) {
     const size_t n = obs_.size();
-    const bool multi = spec_.objectives_size() > 1;
+    const bool multi = spec_.objectives_size() > 1 && cost_index_ < 0;  // ParEGO
     std::vector<double> y = Targets(n, rng);
     const size_t hyper_n = multi || n <= 60 ? n : n / 10 * 10;
     if (multi || hyper_n != hyper_n_) {
@@ -195,9 +264,11 @@ class BayesOptStrategy final : public Strategy {
       hyper_n_ = hyper_n;
     }
     model_x_.clear();
+    model_obj_.clear();
     std::vector<double> model_y;
     for (size_t i : Keep(y, max_points_)) {
       model_x_.push_back(obs_[i].genes), model_y.push_back(y[i]);
+      model_obj_.push_back(obs_[i].obj);
     }
     gp_.Fit(model_x_, model_y, 0);
   }
@@ -210,6 +281,10 @@ class BayesOptStrategy final : public Strategy {
   size_t hyper_n_ = 0;
   std::vector<Observation> obs_;
   std::vector<Genes> model_x_;
+  std::vector<std::vector<double>> model_obj_;
+  int cost_index_ = -1, model_index_ = -1;  // EHVI mode when cost_index_ >= 0
+  double ref_value_ = 0, ref_cost_ = 0;
+  std::vector<std::pair<double, double>> steps_;
   std::set<Genes> told_;  // canonical genes told or proposed
 };
 
