@@ -6,7 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/search_space.h"
 #include "core/status.h"

@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 #include "core/search_space.h"
 #include "core/status.h"
 

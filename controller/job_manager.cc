@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/early_stopping.h"
 #include "core/jobspec.h"

@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
 #include "nasforge/v1/nasforge.pb.h"

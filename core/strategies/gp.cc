@@ -1,4 +1,4 @@
-#include "controller/gp.h"
+#include "core/strategies/gp.h"
 
 #include <cmath>
 

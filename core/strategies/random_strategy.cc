@@ -1,6 +1,6 @@
 // Random search: candidate i of a job is SampleArchitecture(space, MixSeed(seed, i)), so the
 // sequence depends only on the seed and resumes from the stored position.
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {

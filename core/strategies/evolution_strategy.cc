@@ -5,7 +5,7 @@
 // MixSeed(seed, k), so a rebuilt strategy continues the same sequence.
 #include <deque>
 
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {

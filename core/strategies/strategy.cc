@@ -1,4 +1,4 @@
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 
 #include <cmath>
 

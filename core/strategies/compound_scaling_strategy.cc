@@ -7,7 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 #include "core/scaling.h"
 #include "core/status.h"
 

@@ -1,5 +1,5 @@
 // Bayesian optimisation over any search space: a Gaussian process on the space's decision
-// vector (controller/gp.h: ARD Hamming kernel, hyperparameters by marginal likelihood) and
+// vector (core/strategies/gp.h: ARD Hamming kernel, hyperparameters by marginal likelihood) and
 // expected improvement. One objective: EI on it, the incumbent being the best posterior mean at
 // an observed point (robust to noisy results). Several objectives: ParEGO -- each proposal
 // draws random weights and models their augmented Chebyshev scalarisation of the normalised
@@ -10,9 +10,9 @@
 #include <map>
 #include <set>
 
-#include "controller/gp.h"
+#include "core/strategies/gp.h"
 #include "core/cost.h"
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {

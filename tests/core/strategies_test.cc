@@ -3,8 +3,8 @@
 #include <cmath>
 #include <set>
 
-#include "controller/gp.h"
-#include "controller/strategy.h"
+#include "core/strategies/gp.h"
+#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/nb201.h"
 #include "core/scaling.h"

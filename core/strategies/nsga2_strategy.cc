@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "controller/strategy.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {
