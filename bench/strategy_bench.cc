@@ -6,10 +6,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {
@@ -17,8 +17,8 @@ namespace {
 v1::JobSpec BenchSpec(const StrategyBenchOptions& o, uint64_t seed) {
   v1::JobSpec spec;
   *spec.mutable_search_space() = o.space;
-  if (!spec.search_space().has_nb201() && spec.search_space().space_case() ==
-                                              v1::SearchSpace::SPACE_NOT_SET) {
+  if (!spec.search_space().has_nb201() &&
+      spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
     spec.mutable_search_space()->mutable_nb201();
   }
   *spec.mutable_strategy() = o.strategy_options;
@@ -113,18 +113,14 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
     std::vector<std::pair<double, double>> observed;  // (fitness, params M)
     size_t cp = 0;
     for (int q = 0; q < o.queries; ++q) {
-      auto admissible = [&](const v1::Architecture& a) {
-        return seen.insert(ArchHash(a)).second;
-      };
+      auto admissible = [&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; };
       auto t0 = std::chrono::steady_clock::now();
       Proposal p = strategy->Ask(admissible, 1000);
-      ask_ms.push_back(std::chrono::duration<double, std::milli>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count());
+      ask_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       if (p.kind != Proposal::Kind::kCandidate) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("run ", run, " query ", q, ": the strategy proposed nothing (",
-                         p.reason, ")"));
+        return absl::FailedPreconditionError(absl::StrCat(
+            "run ", run, " query ", q, ": the strategy proposed nothing (", p.reason, ")"));
       }
       NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(p.arch));
       double fit = oracle.SampleFitness(row, noise);
@@ -172,8 +168,8 @@ absl::StatusOr<double> SuggestionLatencyMs(const TabularOracle& oracle,
   std::mt19937_64 rng(o.seed);
   std::set<std::string> seen;
   for (int i = 0; i < observations; ++i) {
-    v1::Architecture a = DecodeArchitecture(spec.search_space(),
-                                            SampleGenes(spec.search_space(), rng));
+    v1::Architecture a =
+        DecodeArchitecture(spec.search_space(), SampleGenes(spec.search_space(), rng));
     if (!seen.insert(ArchHash(a)).second) continue;
     NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(a));
     v1::Trial t;
@@ -191,8 +187,8 @@ absl::StatusOr<double> SuggestionLatencyMs(const TabularOracle& oracle,
     auto t0 = std::chrono::steady_clock::now();
     Proposal p = strategy->Ask(
         [&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; }, 1000);
-    total += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                 .count();
+    total +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (p.kind != Proposal::Kind::kCandidate) break;
     NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(p.arch));
     v1::Trial t;

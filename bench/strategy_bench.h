@@ -35,7 +35,7 @@ struct Checkpoint {
 struct StrategyBenchResult {
   std::string strategy;
   std::vector<Checkpoint> checkpoints;
-  std::vector<double> curve;  // mean best-so-far report value after each query
+  std::vector<double> curve;               // mean best-so-far report value after each query
   double ask_ms_mean = 0, ask_ms_p99 = 0;  // time per Ask (suggestion), all runs
   double hv_reference_accuracy = 0, hv_reference_params = 0;
 };

@@ -4,21 +4,20 @@
 #include <cmath>
 #include <numeric>
 #include <random>
-
 #include <set>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
-#include "core/strategies/strategy.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {
 
 struct Data {
   std::vector<double> low, high, report;
-  std::vector<std::vector<double>> seeds;  // empty when no seeds column
+  std::vector<std::vector<double>> seeds;        // empty when no seeds column
   std::unordered_map<std::string, size_t> rows;  // key -> row (for strategies)
 };
 
@@ -110,9 +109,8 @@ absl::StatusOr<double> StrategyHalving(const Data& d, const TwoFidelityOptions& 
     if (p.kind != Proposal::Kind::kCandidate) break;
     auto it = d.rows.find(p.arch.nb201().cell());
     if (it == d.rows.end()) {
-      return absl::NotFoundError(absl::StrCat("'", p.arch.nb201().cell(),
-                                              "' is not in the table (--key-column ",
-                                              o.key_column, ")"));
+      return absl::NotFoundError(absl::StrCat(
+          "'", p.arch.nb201().cell(), "' is not in the table (--key-column ", o.key_column, ")"));
     }
     chosen.push_back(it->second);
     v1::Trial t;

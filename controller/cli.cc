@@ -71,8 +71,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kBoolFlags = {"json",   "watch",           "include-stopped",
-                                          "help",   "layers",          "multi-objective"};
+const std::set<std::string> kBoolFlags = {"json", "watch",  "include-stopped",
+                                          "help", "layers", "multi-objective"};
 
 Args Parse(int argc, char** argv) {
   Args a;
@@ -307,8 +307,7 @@ int Offline(const Args& a) {
         for (const auto& l : c.layers) {
           std::printf("%-32s %-6s %6d %6d %3d %3d %6d %5d %14lld %12lld\n", l.name.c_str(),
                       l.kind.c_str(), l.in_channels, l.out_channels, l.kernel, l.stride, l.groups,
-                      l.out_size, static_cast<long long>(l.macs),
-                      static_cast<long long>(l.params));
+                      l.out_size, static_cast<long long>(l.macs), static_cast<long long>(l.params));
         }
       }
       std::cout << "kind   " << KindName(arch) << "\nmacs   " << c.macs << " (" << Human(c.macs)
@@ -542,9 +541,9 @@ int BenchEarlyStoppingLive(const Args& a) {
     return 1;
   }
   auto side = [](const Outcome& o) {
-    return nlohmann::json{{"job", o.id},          {"trials", o.trials},
-                          {"stopped", o.stopped}, {"train_seconds", o.train_seconds},
-                          {"epochs", o.epochs},   {"best_accuracy", o.best},
+    return nlohmann::json{{"job", o.id},           {"trials", o.trials},
+                          {"stopped", o.stopped},  {"train_seconds", o.train_seconds},
+                          {"epochs", o.epochs},    {"best_accuracy", o.best},
                           {"wall_seconds", o.wall}};
   };
   nlohmann::json j = {
@@ -598,7 +597,8 @@ int Bench(const Args& a) {
   if (a.Has("low-cost")) o.low_cost = std::atof(a.Get("low-cost").c_str());
   if (a.Has("low-count")) o.low_count = std::atoi(a.Get("low-count").c_str());
   if (a.Has("promote")) o.promote = std::atoi(a.Get("promote").c_str());
-  if (a.Has("low-strategy")) o.low_strategy = a.Get("low-strategy") == "rea" ? "evolution" : a.Get("low-strategy");
+  if (a.Has("low-strategy"))
+    o.low_strategy = a.Get("low-strategy") == "rea" ? "evolution" : a.Get("low-strategy");
   if (a.Has("key-column")) o.key_column = a.Get("key-column");
   if (a.Has("runs")) o.runs = std::atoi(a.Get("runs").c_str());
   if (a.Has("seed")) o.seed = std::strtoull(a.Get("seed").c_str(), nullptr, 10);

@@ -7,7 +7,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/early_stopping.h"
 #include "core/jobspec.h"
@@ -15,6 +14,7 @@
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {

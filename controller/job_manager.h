@@ -19,9 +19,9 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
-#include "core/strategies/strategy.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
+#include "core/strategies/strategy.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {

@@ -140,10 +140,9 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   NF_RETURN_IF_ERROR(ValidateSearchSpace(spec.search_space(), "search_space"));
   const auto& s = spec.strategy().name();
   if (s != "random" && s != "evolution" && s != "nsga2" && s != "bo" && s != "compound_scaling") {
-    return FieldError("strategy.name",
-                      absl::StrCat("'", s,
-                                   "' is not one of random, evolution, nsga2, bo, "
-                                   "compound_scaling"));
+    return FieldError("strategy.name", absl::StrCat("'", s,
+                                                    "' is not one of random, evolution, nsga2, bo, "
+                                                    "compound_scaling"));
   }
   const auto& b = spec.budget();
   if (b.max_trials() < 1)
@@ -201,9 +200,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   const InputShape in = SpaceInputShape(spec.search_space());
   if (spec.search_space().has_mlp()) {
     if (in.channels != 28 * 28) {
-      return FieldError(kind + ".in_features",
-                        absl::StrCat(in.channels, ": ", t.dataset(),
-                                     " images flatten to 784 features"));
+      return FieldError(kind + ".in_features", absl::StrCat(in.channels, ": ", t.dataset(),
+                                                            " images flatten to 784 features"));
     }
   } else {
     if (in.channels != 1) {

@@ -9,8 +9,7 @@
 namespace nasforge {
 
 absl::StatusOr<v1::Architecture> ScaleArchitecture(const v1::Architecture& base, double depth,
-                                                   double width, double resolution,
-                                                   int divisor) {
+                                                   double width, double resolution, int divisor) {
   if (depth <= 0 || width <= 0 || resolution <= 0) {
     return absl::InvalidArgumentError("scaling factors must be positive");
   }

@@ -50,23 +50,35 @@ uint64_t SpaceKind::Size(const v1::SearchSpace& space) const {
 
 const SpaceKind* KindOf(const v1::SearchSpace& space) {
   switch (space.space_case()) {
-    case v1::SearchSpace::kMbconv: return &MBConvKind();
-    case v1::SearchSpace::kResnet: return &ResNetKind();
-    case v1::SearchSpace::kConvnext: return &ConvNeXtKind();
-    case v1::SearchSpace::kNb201: return &NB201Kind();
-    case v1::SearchSpace::kMlp: return &MLPKind();
-    default: return nullptr;
+    case v1::SearchSpace::kMbconv:
+      return &MBConvKind();
+    case v1::SearchSpace::kResnet:
+      return &ResNetKind();
+    case v1::SearchSpace::kConvnext:
+      return &ConvNeXtKind();
+    case v1::SearchSpace::kNb201:
+      return &NB201Kind();
+    case v1::SearchSpace::kMlp:
+      return &MLPKind();
+    default:
+      return nullptr;
   }
 }
 
 const SpaceKind* KindOf(const v1::Architecture& arch) {
   switch (arch.arch_case()) {
-    case v1::Architecture::kMbconv: return &MBConvKind();
-    case v1::Architecture::kResnet: return &ResNetKind();
-    case v1::Architecture::kConvnext: return &ConvNeXtKind();
-    case v1::Architecture::kNb201: return &NB201Kind();
-    case v1::Architecture::kMlp: return &MLPKind();
-    default: return nullptr;
+    case v1::Architecture::kMbconv:
+      return &MBConvKind();
+    case v1::Architecture::kResnet:
+      return &ResNetKind();
+    case v1::Architecture::kConvnext:
+      return &ConvNeXtKind();
+    case v1::Architecture::kNb201:
+      return &NB201Kind();
+    case v1::Architecture::kMlp:
+      return &MLPKind();
+    default:
+      return nullptr;
   }
 }
 

@@ -38,8 +38,7 @@ using Genes = std::vector<int>;
 std::vector<Decision> SpaceDecisions(const v1::SearchSpace& space);
 v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& genes);
 // nullopt if `arch` is not in `space`.
-std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
-                                        const v1::Architecture& arch);
+std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space, const v1::Architecture& arch);
 
 // The genes of DecodeArchitecture(space, genes) -- decisions that do not change the
 // architecture (an MLP layer beyond its depth) set to 0 -- without hashing: equal architectures,

@@ -48,8 +48,8 @@ absl::StatusOr<TabularOracle> TabularOracle::Load(const TabularOptions& o) {
 absl::StatusOr<size_t> TabularOracle::FindKey(const std::string& key) const {
   auto it = index_.find(key);
   if (it == index_.end()) {
-    return absl::NotFoundError(absl::StrCat("'", key, "' is not in ", o_.table, " (column ",
-                                            o_.key_column, ")"));
+    return absl::NotFoundError(
+        absl::StrCat("'", key, "' is not in ", o_.table, " (column ", o_.key_column, ")"));
   }
   return it->second;
 }

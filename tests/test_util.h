@@ -39,9 +39,9 @@ namespace nasforge::testing {
 
 // Every search-space file shipped in search_spaces/ (not the examples or references).
 inline std::vector<std::string> ShippedSpaceFiles() {
-  return {"mbconv_small.yaml",      "mbconv_imagenet.yaml", "resnet_small.yaml",
-          "resnet_imagenet.yaml",   "convnext_small.yaml",  "convnext_imagenet.yaml",
-          "nb201_cifar.yaml",       "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"};
+  return {"mbconv_small.yaml",    "mbconv_imagenet.yaml",     "resnet_small.yaml",
+          "resnet_imagenet.yaml", "convnext_small.yaml",      "convnext_imagenet.yaml",
+          "nb201_cifar.yaml",     "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"};
 }
 
 // search_spaces/<name>, parsed (a test failure if it does not parse).

@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
     t.key_column = absl::GetFlag(FLAGS_key_column);
     t.fitness_column = absl::GetFlag(FLAGS_fitness_column);
     t.seeds_column = absl::GetFlag(FLAGS_seeds_column);
-    for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_report_columns), ',',
-                                              absl::SkipEmpty())) {
+    for (absl::string_view c :
+         absl::StrSplit(absl::GetFlag(FLAGS_report_columns), ',', absl::SkipEmpty())) {
       t.report_columns.emplace_back(c);
     }
     if (t.table.empty()) {

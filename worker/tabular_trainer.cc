@@ -21,7 +21,8 @@ class TabularTrainer final : public Trainer {
     if (req.training.dataset() != "tabular") {
       return absl::FailedPreconditionError(absl::StrCat(
           "this worker answers jobs with training.dataset 'tabular' from a table; the job's "
-          "data set is '", req.training.dataset(), "': run a --backend torch worker for it"));
+          "data set is '",
+          req.training.dataset(), "': run a --backend torch worker for it"));
     }
     NF_ASSIGN_OR_RETURN(size_t row, oracle_.Find(req.architecture));
     std::mt19937_64 rng(req.seed);

@@ -22,11 +22,10 @@ torch::Tensor Act(const torch::Tensor& x, const std::string& a) {
 // A conv that remembers its last output size, so MACs can be counted from the built module.
 struct CountedConvImpl : nn::Module {
   CountedConvImpl(int in, int out, int k, int stride, int pad, int groups, bool bias) {
-    conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(in, out, k)
-                                                  .stride(stride)
-                                                  .padding(pad)
-                                                  .groups(groups)
-                                                  .bias(bias)));
+    conv = register_module(
+        "conv",
+        nn::Conv2d(
+            nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).groups(groups).bias(bias)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = conv->forward(x);
@@ -244,8 +243,8 @@ struct ConvNeXtNet : NetImpl {
     int k = a.kernel() == 0 ? 7 : a.kernel();
     int ratio = a.mlp_ratio() == 0 ? 4 : a.mlp_ratio();
     double ls = a.layer_scale() == 0 ? 1e-6 : a.layer_scale();
-    stem = register_module("stem", CountedConv(a.in_channels(), c, a.patch_size(), a.patch_size(),
-                                               0, 1, true));
+    stem = register_module(
+        "stem", CountedConv(a.in_channels(), c, a.patch_size(), a.patch_size(), 0, 1, true));
     stem_ln = register_module("stem_norm", LN(c));
     for (int s = 0; s < a.stages_size(); ++s) {
       const auto& st = a.stages(s);
@@ -327,8 +326,7 @@ struct NB201ReductionImpl : nn::Module {
     shortcut = register_module("shortcut", CountedConv(in, out, 1, 1, 0, 1, false));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    return conv_b->forward(conv_a->forward(x)) +
-           shortcut->forward(torch::avg_pool2d(x, 2, 2, 0));
+    return conv_b->forward(conv_a->forward(x)) + shortcut->forward(torch::avg_pool2d(x, 2, 2, 0));
   }
   ReLUConvBN conv_a{nullptr}, conv_b{nullptr};
   CountedConv shortcut{nullptr};
@@ -398,12 +396,18 @@ struct MLPNet : NetImpl {
 std::shared_ptr<NetImpl> BuildNet(const v1::Architecture& arch_in) {
   const v1::Architecture arch = NormalizedArchitecture(arch_in);
   switch (arch.arch_case()) {
-    case v1::Architecture::kMbconv: return std::make_shared<MBConvNet>(arch.mbconv());
-    case v1::Architecture::kResnet: return std::make_shared<ResNetNet>(arch.resnet());
-    case v1::Architecture::kConvnext: return std::make_shared<ConvNeXtNet>(arch.convnext());
-    case v1::Architecture::kNb201: return std::make_shared<NB201Net>(arch.nb201());
-    case v1::Architecture::kMlp: return std::make_shared<MLPNet>(arch.mlp());
-    default: return nullptr;
+    case v1::Architecture::kMbconv:
+      return std::make_shared<MBConvNet>(arch.mbconv());
+    case v1::Architecture::kResnet:
+      return std::make_shared<ResNetNet>(arch.resnet());
+    case v1::Architecture::kConvnext:
+      return std::make_shared<ConvNeXtNet>(arch.convnext());
+    case v1::Architecture::kNb201:
+      return std::make_shared<NB201Net>(arch.nb201());
+    case v1::Architecture::kMlp:
+      return std::make_shared<MLPNet>(arch.mlp());
+    default:
+      return nullptr;
   }
 }
 

@@ -135,11 +135,10 @@ class TorchTrainer final : public Trainer {
   // Images resized (bilinear) to the architecture's resolution when it differs from the data's.
   static torch::Tensor Fit(const torch::Tensor& x, int64_t size) {
     if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
-    return torch::nn::functional::interpolate(
-        x, torch::nn::functional::InterpolateFuncOptions()
-               .size(std::vector<int64_t>{size, size})
-               .mode(torch::kBilinear)
-               .align_corners(false));
+    return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{size, size})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false));
   }
 
   static double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y,
@@ -191,14 +190,14 @@ class TorchTrainer final : public Trainer {
     const auto& t = req.training;
     NF_RETURN_IF_ERROR(LoadData(t));
     const InputShape in = ArchInputShape(a);
-    const bool fits = a.has_mlp() ? in.channels == train_.x[0].numel()
-                                  : in.channels == train_.x.size(1);
+    const bool fits =
+        a.has_mlp() ? in.channels == train_.x[0].numel() : in.channels == train_.x.size(1);
     const int64_t size = a.has_mlp() ? 0 : in.height;
     if (!fits) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "architecture expects ", in.channels, "x", in.height, "x", in.width,
-          " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2), "x",
-          train_.x.size(3)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("architecture expects ", in.channels, "x", in.height, "x", in.width,
+                       " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2),
+                       "x", train_.x.size(3)));
     }
     ResetPeakRss();
     torch::manual_seed(req.seed);

@@ -60,8 +60,7 @@ class MBConv final : public SpaceKind {
       const auto& st = a.stages(i);
       std::string sp = absl::StrCat(p, ".stages[", i, "]");
       if (st.kernel() < 1 || st.kernel() % 2 == 0) {
-        return FieldError(sp + ".kernel",
-                          absl::StrCat(st.kernel(), " is not a positive odd size"));
+        return FieldError(sp + ".kernel", absl::StrCat(st.kernel(), " is not a positive odd size"));
       }
       NF_RETURN_IF_ERROR(CheckRange(st.expansion(), sp + ".expansion", 1, 12));
       NF_RETURN_IF_ERROR(CheckRange(st.repeats(), sp + ".repeats", 1, 64));
@@ -157,8 +156,8 @@ class MBConv final : public SpaceKind {
     const auto& a = arch.mbconv();
     int size = a.resolution();
     int stem_stride = a.stem_stride() == 0 ? 1 : a.stem_stride();
-    size = p->Conv("stem.conv", a.in_channels(), a.stem_channels(), 3, stem_stride, 1, 1, false,
-                   size);
+    size =
+        p->Conv("stem.conv", a.in_channels(), a.stem_channels(), 3, stem_stride, 1, 1, false, size);
     p->BatchNorm("stem.bn", a.stem_channels(), size);
     int c = a.stem_channels();
     for (int s = 0; s < a.stages_size(); ++s) {

@@ -25,8 +25,9 @@ absl::StatusOr<std::array<std::string, 6>> ParseNB201Cell(const std::string& cel
   std::vector<std::string> nodes = absl::StrSplit(cell, '+');
   if (nodes.size() != 3) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", cell, "' is not a NAS-Bench-201 arch string: expected 3 nodes "
-                                "separated by '+', like |op~0|+|op~0|op~1|+|op~0|op~1|op~2|"));
+        absl::StrCat("'", cell,
+                     "' is not a NAS-Bench-201 arch string: expected 3 nodes "
+                     "separated by '+', like |op~0|+|op~0|op~1|+|op~0|op~1|op~2|"));
   }
   std::array<std::string, 6> ops;
   int e = 0;
@@ -45,8 +46,8 @@ absl::StatusOr<std::array<std::string, 6>> ParseNB201Cell(const std::string& cel
     for (int i = 0; i <= j; ++i) {
       std::vector<std::string> parts = absl::StrSplit(edges[i], '~');
       if (parts.size() != 2 || parts[1] != std::to_string(i)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "edge '", edges[i], "' of node ", j + 1, " must be op~", i, " (inputs in order)"));
+        return absl::InvalidArgumentError(absl::StrCat("edge '", edges[i], "' of node ", j + 1,
+                                                       " must be op~", i, " (inputs in order)"));
       }
       NF_RETURN_IF_ERROR(CheckName(parts[0], absl::StrCat("edge ", i, "->", j + 1), NB201Ops()));
       ops[e++] = parts[0];
@@ -137,8 +138,8 @@ class NB201 final : public SpaceKind {
     if (!ops.ok()) return std::nullopt;
     Genes g;
     for (const auto& op : *ops) {
-      int i = space.nb201().ops().empty() ? IndexOf(NB201Ops(), op)
-                                          : IndexOf(space.nb201().ops(), op);
+      int i =
+          space.nb201().ops().empty() ? IndexOf(NB201Ops(), op) : IndexOf(space.nb201().ops(), op);
       if (i < 0) return std::nullopt;
       g.push_back(i);
     }

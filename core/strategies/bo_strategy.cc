@@ -10,8 +10,8 @@
 #include <map>
 #include <set>
 
-#include "core/strategies/gp.h"
 #include "core/cost.h"
+#include "core/strategies/gp.h"
 #include "core/strategies/strategy.h"
 
 namespace nasforge {

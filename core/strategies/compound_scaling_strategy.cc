@@ -7,9 +7,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "core/strategies/strategy.h"
 #include "core/scaling.h"
 #include "core/status.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {
@@ -22,7 +22,9 @@ class CompoundScalingStrategy final : public Strategy {
  public:
   CompoundScalingStrategy(v1::JobSpec spec, v1::Architecture base, std::vector<Triple> grid,
                           uint64_t position)
-      : spec_(std::move(spec)), base_(std::move(base)), grid_(std::move(grid)),
+      : spec_(std::move(spec)),
+        base_(std::move(base)),
+        grid_(std::move(grid)),
         position_(position) {
     const auto& c = spec_.strategy().compound_scaling();
     max_phi_ = c.max_phi() > 0 ? c.max_phi() : 3;
@@ -104,8 +106,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::J
   if (c.has_base()) {
     NF_RETURN_IF_ERROR(ValidateArchitecture(c.base(), p + ".base"));
     if (KindName(c.base()) != KindName(spec.search_space())) {
-      return FieldError(p + ".base", absl::StrCat("a ", KindName(c.base()),
-                                                  " architecture in a ",
+      return FieldError(p + ".base", absl::StrCat("a ", KindName(c.base()), " architecture in a ",
                                                   KindName(spec.search_space()), " job"));
     }
     base = c.base();
@@ -136,7 +137,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::J
   }
   if (grid.empty()) {
     return FieldError(p, absl::StrCat("no (alpha, beta, gamma) in the grid has alpha * beta^2 * "
-                                      "gamma^2 within ", tol * 100, "% of ", target));
+                                      "gamma^2 within ",
+                                      tol * 100, "% of ", target));
   }
   for (const auto& t : grid) {
     auto a = ScaleArchitecture(base, t.alpha, t.beta, t.gamma,

@@ -28,8 +28,8 @@ class EvolutionStrategy final : public Strategy {
     return ProposeGenes(space, rng, admissible, max_attempts, [&] {
       const Member* best = nullptr;
       for (int k = 0; k < sample_size_; ++k) {
-        const Member& m = members_[std::uniform_int_distribution<size_t>(
-            0, members_.size() - 1)(rng)];
+        const Member& m =
+            members_[std::uniform_int_distribution<size_t>(0, members_.size() - 1)(rng)];
         if (best == nullptr || m.fitness > best->fitness) best = &m;
       }
       return MutateGenes(space, best->genes, rng);

@@ -33,8 +33,7 @@ void CategoricalGP::Factor() {
   lml_ = -0.5 * y_.dot(alpha_) - 0.5 * logdet - 0.5 * n * std::log(2 * M_PI);
 }
 
-void CategoricalGP::Fit(const std::vector<Genes>& x, const std::vector<double>& y,
-                        int iterations) {
+void CategoricalGP::Fit(const std::vector<Genes>& x, const std::vector<double>& y, int iterations) {
   const int n = static_cast<int>(x.size());
   x_ = x;
   y_mean_ = 0;

@@ -5,9 +5,8 @@
 // marginal likelihood with Adam on its analytic gradient. Linear algebra: Eigen.
 #pragma once
 
-#include <vector>
-
 #include <Eigen/Dense>
+#include <vector>
 
 #include "core/search_space.h"
 

@@ -39,8 +39,10 @@ void RankAndCrowd(std::vector<Member>* pop) {
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < n; ++j) {
       if (i == j) continue;
-      if (ConstrainedDominates((*pop)[i], (*pop)[j])) dominated[i].push_back(j);
-      else if (ConstrainedDominates((*pop)[j], (*pop)[i])) ++count[i];
+      if (ConstrainedDominates((*pop)[i], (*pop)[j]))
+        dominated[i].push_back(j);
+      else if (ConstrainedDominates((*pop)[j], (*pop)[i]))
+        ++count[i];
     }
     if (count[i] == 0) front.push_back(i);
   }
@@ -106,9 +108,8 @@ class Nsga2Strategy final : public Strategy {
     RankAndCrowd(&pop_);
     if (static_cast<int>(pop_.size()) > population_) {
       // Environmental selection: drop the worst by (rank, crowding).
-      auto worst = std::max_element(pop_.begin(), pop_.end(), [](const Member& x, const Member& y) {
-        return Better(x, y);
-      });
+      auto worst = std::max_element(pop_.begin(), pop_.end(),
+                                    [](const Member& x, const Member& y) { return Better(x, y); });
       pop_.erase(worst);
       RankAndCrowd(&pop_);
     }

@@ -10,12 +10,10 @@ namespace nasforge {
 absl::Status ValidateStrategy(const v1::JobSpec& spec) {
   const auto& s = spec.strategy();
   const std::string& n = s.name();
-  if (n != "random" && n != "evolution" && n != "nsga2" && n != "bo" &&
-      n != "compound_scaling") {
-    return FieldError("strategy.name",
-                      absl::StrCat("'", n,
-                                   "' is not one of random, evolution, nsga2, bo, "
-                                   "compound_scaling"));
+  if (n != "random" && n != "evolution" && n != "nsga2" && n != "bo" && n != "compound_scaling") {
+    return FieldError("strategy.name", absl::StrCat("'", n,
+                                                    "' is not one of random, evolution, nsga2, bo, "
+                                                    "compound_scaling"));
   }
   if (s.population() < 0 || s.population() == 1 || s.population() > 10000) {
     return FieldError("strategy.population", absl::StrCat(s.population(), " is not in [2, 10000]"));

@@ -108,8 +108,7 @@ TEST_F(TwoFidelityTest, OptionsAreValidated) {
 // Halving whose cheap evaluations are proposed by regularized evolution (told the cheap
 // fidelity) promotes better cells than halving over uniform samples, on the NAS-Bench-201 table.
 TEST_F(TwoFidelityTest, StrategyDrivenHalvingBeatsRandomHalving) {
-  auto table =
-      Table::ReadCsv(std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv");
+  auto table = Table::ReadCsv(std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv");
   ASSERT_TRUE(table.ok()) << table.status();
   TwoFidelityOptions o;
   o.low_column = "c10_val_12ep";

@@ -59,12 +59,12 @@ TEST(CostTest, ResolutionChangesMacsNotParams) {
 }
 
 TEST(CostTest, MakeDivisibleMatchesTorchvision) {
-  EXPECT_EQ(MakeDivisible(32 * 1.1), 32);   // 35.2 -> 32 (not 10% below)
-  EXPECT_EQ(MakeDivisible(16 * 1.4), 24);   // 22.4 -> 24
-  EXPECT_EQ(MakeDivisible(3.0), 8);         // at least the divisor
+  EXPECT_EQ(MakeDivisible(32 * 1.1), 32);  // 35.2 -> 32 (not 10% below)
+  EXPECT_EQ(MakeDivisible(16 * 1.4), 24);  // 22.4 -> 24
+  EXPECT_EQ(MakeDivisible(3.0), 8);        // at least the divisor
   EXPECT_EQ(MakeDivisible(1280 * 1.1), 1408);
-  EXPECT_EQ(MakeDivisible(92.0), 96);       // 92 -> 96
-  EXPECT_EQ(MakeDivisible(83.0), 80);       // 80 >= 0.9 * 83
+  EXPECT_EQ(MakeDivisible(92.0), 96);  // 92 -> 96
+  EXPECT_EQ(MakeDivisible(83.0), 80);  // 80 >= 0.9 * 83
 }
 
 // True when `table_params` (rounded to 100) is the mean of k in {2, 3} networks of this skeleton
@@ -87,8 +87,7 @@ bool IsMeanOfNeighbours(int64_t ours, int64_t table_params, int64_t d1, int64_t 
 // networks that differ by whole conv edges (a merge of records in the source data). The test
 // requires every other row to match exactly and each of those to be explained that way.
 TEST(CostTest, NB201ParamsMatchTheTableForEveryCell) {
-  auto table =
-      Table::ReadCsv(std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv");
+  auto table = Table::ReadCsv(std::string(NASFORGE_SOURCE_DIR) + "/bench/data/nb201_cifar10.csv");
   ASSERT_TRUE(table.ok()) << table.status();
   ASSERT_EQ(table->rows(), 15625u);
   auto arch_col = table->Column("arch_str", "test");

@@ -51,7 +51,8 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
       Replace(ReadExampleJob(), "metric: macs\n    direction", "metric: flops\n    direction"));
   EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
   spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "name: random", "name: genetic"));
-  EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not one of random, evolution"));
+  EXPECT_THAT(spec.status().message(),
+              HasSubstr("strategy.name: 'genetic' is not one of random, evolution"));
 }
 
 TEST(JobSpecTest, SpecMustFitTheDataSet) {
@@ -59,8 +60,7 @@ TEST(JobSpecTest, SpecMustFitTheDataSet) {
   EXPECT_THAT(spec.status().message(),
               HasSubstr("search_space.mbconv.in_channels: 3: fashion-mnist images have 1 channel"));
   // Another resolution is fine: the worker resizes the images.
-  EXPECT_TRUE(
-      ParseJobSpecYaml(Replace(ReadExampleJob(), "resolution: 28", "resolution: 32")).ok());
+  EXPECT_TRUE(ParseJobSpecYaml(Replace(ReadExampleJob(), "resolution: 28", "resolution: 32")).ok());
   spec =
       ParseJobSpecYaml(Replace(ReadExampleJob(), "train_examples: 15000", "train_examples: 58000"));
   EXPECT_THAT(spec.status().message(), HasSubstr("training.train_examples"));

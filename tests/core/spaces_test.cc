@@ -29,7 +29,8 @@ TEST_P(ShippedSpaceTest, ThousandSamplesValidateEncodeAndHashStably) {
   for (uint64_t i = 0; i < 1000; ++i) {
     v1::Architecture a = SampleArchitecture(s, MixSeed(7, i));
     ASSERT_TRUE(ValidateArchitecture(a, "architecture").ok())
-        << ValidateArchitecture(a, "architecture") << "\n" << CanonicalEncoding(a);
+        << ValidateArchitecture(a, "architecture") << "\n"
+        << CanonicalEncoding(a);
     EXPECT_TRUE(CheckInSpace(s, a, "architecture").ok());
     EXPECT_EQ(ArchHash(a), ArchHash(SampleArchitecture(s, MixSeed(7, i))));
     // Through the wire format and through YAML (what `space sample` prints): same hash.
@@ -78,8 +79,7 @@ TEST_P(ShippedSpaceTest, MutationChangesOneDecisionAndCrossoverMixesParents) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Spaces, ShippedSpaceTest,
-                         ::testing::ValuesIn(testing::ShippedSpaceFiles()),
-                         [](const auto& info) {
+                         ::testing::ValuesIn(testing::ShippedSpaceFiles()), [](const auto& info) {
                            std::string n = info.param.substr(0, info.param.find('.'));
                            return n;
                          });
@@ -96,23 +96,23 @@ TEST(SpacesTest, SizesCountDistinctArchitectures) {
 }
 
 TEST(SpacesTest, ReferencesLieInTheImageNetSpaces) {
-  EXPECT_TRUE(CheckInSpace(LoadSpace("mbconv_imagenet.yaml"), LoadReference("efficientnet_b0.yaml"),
-                           "arch")
-                  .ok());
+  EXPECT_TRUE(
+      CheckInSpace(LoadSpace("mbconv_imagenet.yaml"), LoadReference("efficientnet_b0.yaml"), "arch")
+          .ok());
   EXPECT_TRUE(
       CheckInSpace(LoadSpace("resnet_imagenet.yaml"), LoadReference("resnet18.yaml"), "a").ok());
   EXPECT_TRUE(
       CheckInSpace(LoadSpace("resnet_imagenet.yaml"), LoadReference("resnet50.yaml"), "a").ok());
-  EXPECT_TRUE(CheckInSpace(LoadSpace("convnext_imagenet.yaml"),
-                           LoadReference("convnext_tiny.yaml"), "a")
-                  .ok());
+  EXPECT_TRUE(
+      CheckInSpace(LoadSpace("convnext_imagenet.yaml"), LoadReference("convnext_tiny.yaml"), "a")
+          .ok());
   EXPECT_TRUE(
       CheckInSpace(LoadSpace("nb201_cifar.yaml"), LoadReference("nb201_best.yaml"), "a").ok());
   // Not in: MobileNetV2 is relu6, the space is silu; ResNet-50 is not an MBConv.
-  EXPECT_THAT(CheckInSpace(LoadSpace("mbconv_imagenet.yaml"), LoadReference("mobilenet_v2.yaml"),
-                           "arch")
-                  .message(),
-              HasSubstr("arch: is not one of the architectures of the search space"));
+  EXPECT_THAT(
+      CheckInSpace(LoadSpace("mbconv_imagenet.yaml"), LoadReference("mobilenet_v2.yaml"), "arch")
+          .message(),
+      HasSubstr("arch: is not one of the architectures of the search space"));
   EXPECT_THAT(
       CheckInSpace(LoadSpace("mbconv_imagenet.yaml"), LoadReference("resnet50.yaml"), "arch")
           .message(),
@@ -134,12 +134,14 @@ TEST(SpacesTest, ErrorsNameTheFieldForEveryKind) {
               HasSubstr("search_space.resnet.stages[1].stride: 3 is not 1 or 2"));
   EXPECT_THAT(err("convnext_small.yaml", [](auto* s) { s->mutable_convnext()->set_kernel(0, 4); }),
               HasSubstr("search_space.convnext.kernel: 4 is not odd"));
-  EXPECT_THAT(err("convnext_small.yaml", [](auto* s) { s->mutable_convnext()->set_patch_size(0, 16); }),
-              HasSubstr("search_space.convnext.resolution: 28 is too small for patch size 16"));
+  EXPECT_THAT(
+      err("convnext_small.yaml", [](auto* s) { s->mutable_convnext()->set_patch_size(0, 16); }),
+      HasSubstr("search_space.convnext.resolution: 28 is too small for patch size 16"));
   EXPECT_THAT(err("nb201_cifar.yaml", [](auto* s) { s->mutable_nb201()->set_ops(2, "conv_5x5"); }),
               HasSubstr("search_space.nb201.ops[2]: 'conv_5x5' is not one of none, skip_connect"));
-  EXPECT_THAT(err("mlp_tabular.yaml", [](auto* s) { s->mutable_mlp()->mutable_layers()->RemoveLast(); }),
-              HasSubstr("search_space.mlp.layers: has 2 entries but depth allows 3"));
+  EXPECT_THAT(
+      err("mlp_tabular.yaml", [](auto* s) { s->mutable_mlp()->mutable_layers()->RemoveLast(); }),
+      HasSubstr("search_space.mlp.layers: has 2 entries but depth allows 3"));
   EXPECT_THAT(err("mbconv_imagenet.yaml",
                   [](auto* s) { s->mutable_mbconv()->mutable_stages(2)->set_kernel(0, 4); }),
               HasSubstr("search_space.mbconv.stages[2].kernel: 4 is not odd"));
@@ -159,14 +161,12 @@ TEST(SpacesTest, NB201ArchStringsParseAndErrorsSayWhy) {
   EXPECT_THAT(std::string(ParseNB201Cell("|nor_conv_3x3~0|+|x~0|").status().message()),
               HasSubstr("expected 3 nodes"));
   EXPECT_THAT(
-      std::string(ParseNB201Cell("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-                      .status()
-                      .message()),
+      std::string(
+          ParseNB201Cell("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|").status().message()),
       HasSubstr("edge 0->1: 'conv' is not one of"));
   EXPECT_THAT(
-      std::string(ParseNB201Cell("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|")
-                      .status()
-                      .message()),
+      std::string(
+          ParseNB201Cell("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|").status().message()),
       HasSubstr("must be op~0"));
   v1::Architecture a = LoadReference("nb201_best.yaml");
   a.mutable_nb201()->set_cell("|none~0|");

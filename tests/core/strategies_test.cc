@@ -3,12 +3,12 @@
 #include <cmath>
 #include <set>
 
-#include "core/strategies/gp.h"
-#include "core/strategies/strategy.h"
 #include "core/cost.h"
 #include "core/nb201.h"
 #include "core/scaling.h"
 #include "core/search_space.h"
+#include "core/strategies/gp.h"
+#include "core/strategies/strategy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -61,13 +61,13 @@ v1::Trial Result(int64_t id, const v1::Architecture& a) {
 
 // Runs `n` ask/tell rounds; returns the proposals' hashes (and the trials told).
 std::vector<std::string> AskTell(Strategy& s, int n, std::vector<v1::Trial>* told = nullptr,
-                             std::set<std::string>* seen_in = nullptr) {
+                                 std::set<std::string>* seen_in = nullptr) {
   std::set<std::string> local;
   std::set<std::string>& seen = seen_in ? *seen_in : local;
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {
-    Proposal p = s.Ask([&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; },
-                       100);
+    Proposal p =
+        s.Ask([&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; }, 100);
     EXPECT_EQ(p.kind, Proposal::Kind::kCandidate) << p.reason;
     if (p.kind != Proposal::Kind::kCandidate) break;
     out.push_back(ArchHash(p.arch));
@@ -143,8 +143,8 @@ TEST(StrategyTest, EvolutionMutatesOneDecisionOfAPopulationMember) {
   std::set<std::string> seen;
   for (const auto& t : told) seen.insert(ArchHash(t.architecture()));
   for (int i = 0; i < 20; ++i) {
-    Proposal p = s->Ask([&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; },
-                        100);
+    Proposal p =
+        s->Ask([&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; }, 100);
     ASSERT_EQ(p.kind, Proposal::Kind::kCandidate);
     Genes child = *EncodeArchitecture(spec.search_space(), p.arch);
     // The population is the last 10 told (aging).
@@ -242,7 +242,7 @@ TEST(ScalingTest, DepthRoundsUpWidthRoundsToTheDivisorResolutionRounds) {
   // torchvision's efficientnet_b1 has 7,794,184 parameters.
   EXPECT_EQ(ComputeCost(*b1).params, 7794184);
   auto wide = ScaleArchitecture(b0, 1.0, 1.2, 1.0);
-  EXPECT_EQ(wide->mbconv().stem_channels(), 40);  // 38.4 -> 40
+  EXPECT_EQ(wide->mbconv().stem_channels(), 40);       // 38.4 -> 40
   EXPECT_EQ(wide->mbconv().stages(0).channels(), 24);  // 19.2 -> 24 (16 is > 10% below)
 }
 

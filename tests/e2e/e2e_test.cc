@@ -16,10 +16,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "core/table.h"
 #include "core/tabular.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 extern char** environ;
@@ -129,8 +129,7 @@ class EndToEndTest : public ::testing::Test {
   void StartWorkers(const std::string& target, const std::string& prefix,
                     const std::vector<std::string>& extra = {}) {
     for (int i = 1; i <= 2; ++i) {
-      std::vector<std::string> args = {NASFORGE_WORKER_BIN, "--controller=" + target,
-                                       "--threads=1",
+      std::vector<std::string> args = {NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1",
                                        absl::StrCat("--worker-id=", prefix, "-", i)};
       args.insert(args.end(), extra.begin(), extra.end());
       (i == 1 ? w1_ : w2_) = Spawn(args, absl::StrCat(dir_, "/", prefix, "-", i, ".log"), false);

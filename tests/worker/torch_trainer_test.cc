@@ -120,7 +120,8 @@ TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
     TrainRequest req = SmallRequest("fashion-mnist");
     req.architecture = SampleArchitecture(testing::LoadSpace(file), 3);
     req.epochs = 1;
-    auto r = trainer->Train(req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
+    auto r = trainer->Train(
+        req, [](const EpochReport&) { return Verdict::kContinue; }, abort);
     ASSERT_TRUE(r.ok()) << file << ": " << r.status();
     EXPECT_GT(r->metrics.at("accuracy"), 0.4) << file;  // chance is 0.1
     EXPECT_EQ(r->metrics.at("params"), ComputeCost(req.architecture).params) << file;
