@@ -40,7 +40,7 @@ class CompoundScalingStrategy final : public Strategy {
     }
     // Step 1 must be complete before choosing the triple.
     for (size_t i = 0; i <= grid_.size(); ++i) {
-      if (!done_.count(ArchHash(Step1(i)))) {
+      if (!done_.count(Step1Hash(i))) {
         return {Proposal::Kind::kWait, {}, "waiting for the phi = 1 grid results"};
       }
     }
@@ -72,16 +72,23 @@ class CompoundScalingStrategy final : public Strategy {
     return ScaleArchitecture(base_, std::pow(t.alpha, phi), std::pow(t.beta, phi),
                              std::pow(t.gamma, phi), divisor_);
   }
+  // Hashes of the step-1 proposals, computed once (Ask checks them while it waits).
+  const std::string& Step1Hash(size_t i) {
+    if (step1_hashes_.empty()) {
+      for (size_t k = 0; k <= grid_.size(); ++k) step1_hashes_.push_back(ArchHash(Step1(k)));
+    }
+    return step1_hashes_[i];
+  }
   v1::Architecture Step1(size_t i) const {
     if (i == 0) return NormalizedArchitecture(base_);
     auto a = Scale(grid_[i - 1], 1);
     return a.ok() ? *a : NormalizedArchitecture(base_);
   }
-  size_t BestTriple() const {
+  size_t BestTriple() {
     size_t best = 0;
     double best_score = -1e300;
     for (size_t i = 0; i < grid_.size(); ++i) {
-      auto it = score_.find(ArchHash(Step1(i + 1)));
+      auto it = score_.find(Step1Hash(i + 1));
       if (it != score_.end() && it->second > best_score) best_score = it->second, best = i;
     }
     return best;
@@ -93,6 +100,7 @@ class CompoundScalingStrategy final : public Strategy {
   int max_phi_ = 3, divisor_ = 8;
   uint64_t position_;
   std::set<std::string> done_;
+  std::vector<std::string> step1_hashes_;
   std::map<std::string, double> score_;
 };
 
