@@ -14,8 +14,10 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -681,11 +683,31 @@ int Run(int argc, char** argv) {
     ss << f.rdbuf();
     v1::SubmitJobRequest req;
     req.set_spec_yaml(ss.str());
-    req.set_idempotency_key(a.Get("idempotency-key"));
+    // Idempotent by default: a fresh key per command, reused by the retries below, so an answer
+    // lost on the way (or a store outage) never makes a second job.
+    std::string key = a.Get("idempotency-key");
+    if (key.empty()) {
+      std::random_device rd;
+      key = absl::StrFormat("cli-%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+    }
+    req.set_idempotency_key(key);
     v1::Job job;
-    auto c = ctx();
-    grpc::Status s = stub->SubmitJob(c.get(), req, &job);
-    if (!s.ok()) return Fail(s, absl::StrCat("submit ", a.positional[1]));
+    grpc::Status s;
+    for (int attempt = 1;; ++attempt) {
+      auto c = ctx();
+      s = stub->SubmitJob(c.get(), req, &job);
+      bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      if (s.ok() || !transient || attempt >= 5) break;
+      std::cerr << "level=warn event=submit_retry attempt=" << attempt << " error=\""
+                << s.error_message() << "\" key=" << key << "\n";
+      std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
+    }
+    if (!s.ok()) {
+      std::cerr << "hint: retrying with --idempotency-key " << key
+                << " can never create a second job\n";
+      return Fail(s, absl::StrCat("submit ", a.positional[1]));
+    }
     if (a.Has("json")) {
       std::cout << Json(job) << "\n";
     } else {

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <cmath>
 #include <random>
 
 #include "absl/strings/numbers.h"
@@ -15,6 +16,7 @@
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/strategies/strategy.h"
+#include "core/test_hooks.h"
 
 namespace nasforge {
 namespace {
@@ -77,21 +79,32 @@ absl::Status JobManager::Recover() {
     }
     js->job = std::move(j);
     NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
-    // Tell finished trials in the order they finished, as the strategy first saw them.
-    std::vector<const v1::Trial*> finished;
-    for (const auto& t : js->trials) {
+    // Tell finished trials in the order they finished (their stored finish sequence), as the
+    // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in
+    // update-time order, and are numbered now.
+    std::vector<v1::Trial*> finished;
+    for (auto& t : js->trials) {
       if (TrialTerminal(t.state())) finished.push_back(&t);
     }
     std::stable_sort(finished.begin(), finished.end(), [](const v1::Trial* a, const v1::Trial* b) {
-      return FromProto(a->update_time()) < FromProto(b->update_time());
+      if ((a->finish_seq() == 0) != (b->finish_seq() == 0)) return a->finish_seq() == 0;
+      if (a->finish_seq() == 0) return FromProto(a->update_time()) < FromProto(b->update_time());
+      return a->finish_seq() < b->finish_seq();
     });
-    for (const v1::Trial* t : finished) js->strategy->Tell(*t);
+    uint64_t seq = 0;
+    for (v1::Trial* t : finished) {
+      if (t->finish_seq() == 0) t->set_finish_seq(++seq);
+      seq = std::max(seq, t->finish_seq());
+      js->strategy->Tell(*t);
+    }
+    js->job.set_finish_seq(std::max(js->job.finish_seq(), seq));
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
       if (t.state() != v1::TRIAL_RUNNING) continue;
-      absl::Time grace = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
-      if (FromProto(t.lease_deadline()) < grace) *t.mutable_lease_deadline() = ToProto(grace);
+      absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
+      leases_.Grant({js->job.id(), t.id()}, t.lease_epoch(), t.worker_id(), clock_->Steady() + ttl);
+      *t.mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
     }
     if (!js->job.idempotency_key().empty()) {
       idempotency_[js->job.idempotency_key()] = js->job.id();
@@ -142,6 +155,7 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
       auto it = idempotency_.find(req.idempotency_key());
       if (it != idempotency_.end()) return jobs_.at(it->second)->job;
     }
+    NF_RETURN_IF_ERROR(writer_->Admit());
     auto js = std::make_unique<JobState>();
     NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(spec, 0));
     std::string id;
@@ -154,7 +168,7 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
     js->job.set_idempotency_key(req.idempotency_key());
     *js->job.mutable_create_time() = ToProto(clock_->Now());
     Touch(js->job);
-    batch.jobs.push_back(js->job);
+    Stage(batch, js->job);
     if (!req.idempotency_key().empty()) idempotency_[req.idempotency_key()] = id;
     job_order_.push_back(id);
     out = js->job;
@@ -166,8 +180,9 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
          {"strategy", spec.strategy().name()},
          {"max_trials", spec.budget().max_trials()},
          {"space_size", SpaceSize(spec.search_space())}});
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
   return out;
 }
 
@@ -199,24 +214,27 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id) {
     absl::MutexLock l(&mu_);
     NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));
     if (JobTerminal(js->job.state())) return js->job;  // idempotent
+    NF_RETURN_IF_ERROR(writer_->Admit());
     for (auto& t : js->trials) {
       if (!TrialTerminal(t.state())) {
         t.set_state(v1::TRIAL_CANCELLED);
         *t.mutable_update_time() = ToProto(clock_->Now());
-        batch.trials.push_back(t);
+        Finished(*js, t);
+        Stage(batch, t);
       }
     }
     js->job.set_state(v1::JOB_CANCELLED);
     *js->job.mutable_end_time() = ToProto(clock_->Now());
     Recount(*js);
     Touch(js->job);
-    batch.jobs.push_back(js->job);
+    Stage(batch, js->job);
     events.push_back(Event(*js, nullptr, "job_finished"));
     UpdateGauges();
     out = js->job;
     Log(LogLevel::kInfo, "job_cancelled", {{"job", js->job.id()}});
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
   return out;
 }
 
@@ -320,6 +338,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
   v1::RegisterWorkerResponse resp;
   {
     absl::MutexLock l(&mu_);
+    NF_RETURN_IF_ERROR(writer_->Admit());
     std::string id = req.worker_id();
     if (id.empty()) {
       std::random_device rd;
@@ -333,8 +352,8 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     *w.mutable_hardware() = req.hardware();
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
     *w.mutable_last_seen() = ToProto(clock_->Now());
-    worker_seen_[id] = clock_->Now();
-    batch.workers.push_back(w);
+    worker_seen_[id] = clock_->Steady();
+    Stage(batch, w);
     resp.set_worker_id(id);
     resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
     UpdateGauges();
@@ -344,8 +363,8 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
          {"threads", req.hardware().threads()},
          {"cpu", req.hardware().cpu_model()},
          {"again", known}});
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), {});
   return resp;
 }
 
@@ -360,11 +379,26 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTri
           "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
     }
     TouchWorker(req.worker_id());
+    // A lease that cannot be made durable is not handed out: refuse before deciding anything.
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
+    // one served longest ago. A job with a huge max_parallel_trials cannot starve the others.
+    std::vector<JobState*> order;
     for (const std::string& id : job_order_) {
       JobState& js = *jobs_.at(id);
       if (js.job.state() != v1::JOB_RUNNING) continue;
+      if (js.job.counts().running() >= js.job.spec().budget().max_parallel_trials()) continue;
+      order.push_back(&js);
+    }
+    std::stable_sort(order.begin(), order.end(), [](const JobState* a, const JobState* b) {
+      if (a->job.counts().running() != b->job.counts().running()) {
+        return a->job.counts().running() < b->job.counts().running();
+      }
+      return a->last_grant < b->last_grant;
+    });
+    for (JobState* jsp : order) {
+      JobState& js = *jsp;
       const auto& budget = js.job.spec().budget();
-      if (js.job.counts().running() >= budget.max_parallel_trials()) continue;
       v1::Trial* t = nullptr;
       for (auto& cand : js.trials) {  // re-queued trials first
         if (cand.state() == v1::TRIAL_QUEUED) {
@@ -375,12 +409,16 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTri
       if (t == nullptr && !js.exhausted &&
           static_cast<int>(js.trials.size()) < budget.max_trials()) {
         t = NewTrial(js, batch);
-        if (t == nullptr) MaybeFinish(js, events);
+        if (t == nullptr) {
+          MaybeFinish(js, events);
+          Stage(batch, js.job);
+        }
       }
       if (t == nullptr) continue;
       GrantLease(js, *t, req.worker_id(), &resp);
-      batch.trials.push_back(*t);
-      batch.jobs.push_back(js.job);
+      js.last_grant = ++grants_;
+      Stage(batch, *t);
+      Stage(batch, js.job);
       events.push_back(Event(js, t, "trial_leased"));
       break;
     }
@@ -388,25 +426,63 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTri
       resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
     }
     UpdateGauges();
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
   return resp;
+}
+
+void JobManager::AbandonLease(const v1::Lease& lease, const std::string& worker_id) {
+  WriteBatch batch;
+  Events events;
+  {
+    absl::MutexLock l(&mu_);
+    auto found = FindJob(lease.job_id());
+    if (!found.ok()) return;
+    JobState& js = **found;
+    if (lease.trial_id() < 0 || lease.trial_id() >= static_cast<int64_t>(js.trials.size())) return;
+    v1::Trial& t = js.trials[lease.trial_id()];
+    if (t.state() != v1::TRIAL_RUNNING || t.lease_epoch() != lease.epoch() ||
+        t.worker_id() != worker_id) {
+      return;
+    }
+    leases_.Release({js.job.id(), t.id()});
+    t.set_state(v1::TRIAL_QUEUED);
+    t.set_attempts(std::max(0, t.attempts() - 1));
+    t.clear_lease_deadline();
+    *t.mutable_update_time() = ToProto(clock_->Now());
+    Recount(js);
+    Touch(js.job);
+    Stage(batch, t);
+    Stage(batch, js.job);
+    events.push_back(Event(js, &t, "trial_requeued"));
+    Log(LogLevel::kWarn, "lease_abandoned",
+        {{"job", js.job.id()},
+         {"trial", t.id()},
+         {"worker", worker_id},
+         {"epoch", t.lease_epoch()},
+         {"reason", "the grant was not durable; the worker was told to retry"}});
+    UpdateGauges();
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
 }
 
 absl::StatusOr<v1::HeartbeatResponse> JobManager::Heartbeat(const v1::HeartbeatRequest& req) {
   absl::MutexLock l(&mu_);
   TouchWorker(req.worker_id());
-  NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/true));
+  NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/true));
   auto [js, t] = jt;
   v1::HeartbeatResponse resp;
   if (t->state() == v1::TRIAL_CANCELLED) {
     resp.set_cancel(true);
     return resp;
   }
-  // Heartbeat deadlines live in memory (no write per heartbeat); Recover() gives running trials
-  // a fresh lease after a restart.
-  absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
-  *t->mutable_lease_deadline() = ToProto(deadline);
+  // Heartbeat deadlines live in memory (no write per heartbeat, so leases survive a store
+  // outage); Recover() gives running trials a fresh lease after a restart.
+  absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
+  leases_.Extend({js->job.id(), t->id()}, t->lease_epoch(), clock_->Steady() + ttl);
+  *t->mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
   *resp.mutable_deadline() = t->lease_deadline();
   return resp;
 }
@@ -419,25 +495,43 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
   {
     absl::MutexLock l(&mu_);
     TouchWorker(req.worker_id());
-    NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/true));
+    NF_ASSIGN_OR_RETURN(auto jt,
+                        CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/true));
     auto [js, t] = jt;
     if (t->state() == v1::TRIAL_CANCELLED) {
       resp.set_decision(v1::STOP);
       resp.set_reason("job cancelled");
       return resp;
     }
-    if (req.point().epoch() < 1) return FieldError("point.epoch", "must be >= 1");
-    if (t->curve_size() > 0 && req.point().epoch() <= t->curve(t->curve_size() - 1).epoch()) {
+    const v1::CurvePoint& p = req.point();
+    if (p.epoch() < 1) return FieldError("point.epoch", "must be >= 1");
+    int max_epochs = js->job.spec().budget().epochs();
+    if (max_epochs > 0 && p.epoch() > max_epochs) {
+      return FieldError("point.epoch", absl::StrCat(p.epoch(), " is past the job's budget of ",
+                                                    max_epochs, " epochs"));
+    }
+    for (auto [v, name] : {std::pair{p.value(), "point.value"},
+                           {p.loss(), "point.loss"},
+                           {p.seconds(), "point.seconds"}}) {
+      if (!std::isfinite(v)) return FieldError(name, "must be a finite number");
+    }
+    bool retry = t->curve_size() > 0 && p.epoch() == t->curve(t->curve_size() - 1).epoch();
+    if (!retry && t->curve_size() > 0 && p.epoch() < t->curve(t->curve_size() - 1).epoch()) {
       return FieldError("point.epoch",
-                        absl::StrCat(req.point().epoch(), " is not after the last reported epoch ",
+                        absl::StrCat(p.epoch(), " is not after the last reported epoch ",
                                      t->curve(t->curve_size() - 1).epoch()));
     }
-    *t->add_curve() = req.point();
-    absl::Time deadline = clock_->Now() + absl::Seconds(js->job.spec().lease_seconds());
-    *t->mutable_lease_deadline() = ToProto(deadline);
-    *t->mutable_update_time() = ToProto(clock_->Now());
-    batch.trials.push_back(*t);
-    events.push_back(Event(*js, t, "trial_progress"));
+    absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
+    leases_.Extend({js->job.id(), t->id()}, t->lease_epoch(), clock_->Steady() + ttl);
+    *t->mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
+    if (!retry) {
+      // A repeated epoch (a retry after a lost answer) is answered again, not recorded twice.
+      NF_RETURN_IF_ERROR(writer_->Admit());
+      *t->add_curve() = p;
+      *t->mutable_update_time() = ToProto(clock_->Now());
+      Stage(batch, *t);
+      events.push_back(Event(*js, t, "trial_progress"));
+    }
     StopDecision d = DecideEarlyStop(*js, *t);
     resp.set_decision(d.stop ? v1::STOP : v1::CONTINUE);
     resp.set_reason(d.reason);
@@ -448,8 +542,9 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
            {"epoch", req.point().epoch()},
            {"reason", d.reason}});
     }
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
   return resp;
 }
 
@@ -459,9 +554,28 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
   {
     absl::MutexLock l(&mu_);
     TouchWorker(req.worker_id());
-    NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), /*allow_cancelled=*/false));
+    // A retry of a report that was applied (its answer was lost) is answered OK again and counted
+    // once: same trial, same epoch, same worker, and the trial not leased again since.
+    if (auto found = FindJob(req.lease().job_id()); found.ok()) {
+      JobState* js = *found;
+      int64_t id = req.lease().trial_id();
+      if (id >= 0 && id < static_cast<int64_t>(js->trials.size())) {
+        const v1::Trial& t = js->trials[id];
+        if (req.lease().epoch() != 0 && t.reported_epoch() == req.lease().epoch() &&
+            t.lease_epoch() == req.lease().epoch() && t.worker_id() == req.worker_id()) {
+          Log(LogLevel::kInfo, "trial_report_repeated",
+              {{"job", js->job.id()}, {"trial", id}, {"worker", req.worker_id()}});
+          return absl::OkStatus();
+        }
+      }
+    }
+    NF_ASSIGN_OR_RETURN(auto jt,
+                        CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/false));
     auto [js, t] = jt;
+    NF_RETURN_IF_ERROR(writer_->Admit());
     const auto& budget = js->job.spec().budget();
+    leases_.Release({js->job.id(), t->id()});
+    t->set_reported_epoch(t->lease_epoch());
     *t->mutable_update_time() = ToProto(clock_->Now());
     t->clear_lease_deadline();
     const char* outcome;
@@ -496,6 +610,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
         if (better) js->job.set_best_objective(it->second);
       }
     }
+    if (TrialTerminal(t->state())) Finished(*js, *t);
     Recount(*js);
     Touch(js->job);
     if (TrialTerminal(t->state())) {
@@ -510,13 +625,14 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
          {"attempt", t->attempts()},
          {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},
          {"error", req.error()}});
-    batch.trials.push_back(*t);
+    Stage(batch, *t);
     events.push_back(Event(*js, t, "trial_finished"));
     MaybeFinish(*js, events);
-    batch.jobs.push_back(js->job);
+    Stage(batch, js->job);
     UpdateGauges();
+    EnqueueLocked(std::move(batch));
   }
-  Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
   return absl::OkStatus();
 }
 
@@ -526,47 +642,51 @@ void JobManager::ExpireLeases() {
   {
     absl::MutexLock l(&mu_);
     absl::Time now = clock_->Now();
-    for (const std::string& id : job_order_) {
-      JobState& js = *jobs_.at(id);
-      if (js.job.counts().running() == 0) continue;
-      bool changed = false;
-      for (auto& t : js.trials) {
-        if (t.state() != v1::TRIAL_RUNNING || FromProto(t.lease_deadline()) > now) continue;
-        if (metrics_) metrics_->leases_expired_total.Increment();
-        t.clear_curve();
-        t.clear_lease_deadline();
-        *t.mutable_update_time() = ToProto(now);
-        if (t.attempts() >= js.job.spec().budget().max_attempts()) {
-          t.set_state(v1::TRIAL_FAILED);
-          t.set_error(absl::StrCat("lease expired ", t.attempts(),
-                                   " times without a heartbeat (last worker ", t.worker_id(),
-                                   "); workers may be crashing on this candidate"));
-          js.strategy->Tell(t);
-          if (metrics_) metrics_->trials_finished_total.Increment();
-        } else {
-          t.set_state(v1::TRIAL_QUEUED);
-        }
-        Log(LogLevel::kWarn, "lease_expired",
-            {{"job", id},
-             {"trial", t.id()},
-             {"worker", t.worker_id()},
-             {"epoch", t.lease_epoch()},
-             {"attempt", t.attempts()},
-             {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
-        batch.trials.push_back(t);
-        events.push_back(Event(js, &t, "trial_finished"));
-        changed = true;
+    std::set<JobState*> changed;
+    for (const LeaseTable::Key& key : leases_.Expired(clock_->Steady())) {
+      leases_.Release(key);
+      auto found = FindJob(key.first);
+      if (!found.ok()) continue;
+      JobState& js = **found;
+      if (key.second < 0 || key.second >= static_cast<int64_t>(js.trials.size())) continue;
+      v1::Trial& t = js.trials[key.second];
+      if (t.state() != v1::TRIAL_RUNNING) continue;
+      if (metrics_) metrics_->leases_expired_total.Increment();
+      t.clear_curve();
+      t.clear_lease_deadline();
+      *t.mutable_update_time() = ToProto(now);
+      if (t.attempts() >= js.job.spec().budget().max_attempts()) {
+        t.set_state(v1::TRIAL_FAILED);
+        t.set_error(absl::StrCat("lease expired ", t.attempts(),
+                                 " times without a heartbeat (last worker ", t.worker_id(),
+                                 "); workers may be crashing on this candidate"));
+        Finished(js, t);
+        js.strategy->Tell(t);
+        if (metrics_) metrics_->trials_finished_total.Increment();
+      } else {
+        t.set_state(v1::TRIAL_QUEUED);
       }
-      if (changed) {
-        Recount(js);
-        MaybeFinish(js, events);
-        Touch(js.job);
-        batch.jobs.push_back(js.job);
-      }
+      Log(LogLevel::kWarn, "lease_expired",
+          {{"job", js.job.id()},
+           {"trial", t.id()},
+           {"worker", t.worker_id()},
+           {"epoch", t.lease_epoch()},
+           {"attempt", t.attempts()},
+           {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
+      Stage(batch, t);
+      events.push_back(Event(js, &t, "trial_finished"));
+      changed.insert(&js);
+    }
+    for (JobState* js : changed) {
+      Recount(*js);
+      MaybeFinish(*js, events);
+      Touch(js->job);
+      Stage(batch, js->job);
     }
     UpdateGauges();
+    if (!batch.empty()) EnqueueLocked(std::move(batch));
   }
-  if (!batch.empty()) Commit(std::move(batch), std::move(events));
+  Publish(std::move(events));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -592,7 +712,7 @@ absl::StatusOr<const JobManager::JobState*> JobManager::FindJobConst(absl::strin
 }
 
 absl::StatusOr<std::pair<JobManager::JobState*, v1::Trial*>> JobManager::CheckLease(
-    const v1::Lease& lease, bool allow_cancelled) {
+    const v1::Lease& lease, const std::string& worker_id, bool allow_cancelled) {
   NF_ASSIGN_OR_RETURN(JobState * js, FindJob(lease.job_id()));
   if (lease.trial_id() < 0 || lease.trial_id() >= static_cast<int64_t>(js->trials.size())) {
     return absl::NotFoundError(
@@ -606,6 +726,12 @@ absl::StatusOr<std::pair<JobManager::JobState*, v1::Trial*>> JobManager::CheckLe
         "lease.epoch: stale lease for trial ", lease.job_id(), "/", lease.trial_id(), " (yours ",
         lease.epoch(), ", current ", t->lease_epoch(), ", state ", v1::TrialState_Name(t->state()),
         "); the lease expired or the job ended. Drop this trial and lease another."));
+  }
+  if (t->worker_id() != worker_id) {
+    if (metrics_) metrics_->stale_reports_total.Increment();
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker_id: lease ", lease.job_id(), "/", lease.trial_id(), " epoch ",
+                     lease.epoch(), " was granted to another worker; drop this trial"));
   }
   return std::make_pair(js, t);
 }
@@ -667,11 +793,14 @@ v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
 void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
                             v1::LeaseTrialResponse* resp) {
   absl::Time now = clock_->Now();
+  absl::Duration ttl = absl::Seconds(js.job.spec().lease_seconds());
   t.set_state(v1::TRIAL_RUNNING);
   t.set_lease_epoch(t.lease_epoch() + 1);
   t.set_attempts(t.attempts() + 1);
   t.set_worker_id(worker_id);
-  *t.mutable_lease_deadline() = ToProto(now + absl::Seconds(js.job.spec().lease_seconds()));
+  t.clear_curve();
+  *t.mutable_lease_deadline() = ToProto(now + ttl);
+  leases_.Grant({js.job.id(), t.id()}, t.lease_epoch(), worker_id, clock_->Steady() + ttl);
   *t.mutable_update_time() = ToProto(now);
   Recount(js);
   Touch(js.job);
@@ -811,7 +940,7 @@ void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(cloc
 
 void JobManager::TouchWorker(const std::string& worker_id) {
   auto it = workers_.find(worker_id);
-  if (it != workers_.end()) worker_seen_[worker_id] = clock_->Now();
+  if (it != workers_.end()) worker_seen_[worker_id] = clock_->Steady();
 }
 
 void JobManager::UpdateGauges() {
@@ -831,7 +960,7 @@ void JobManager::UpdateGauges() {
   for (int s = 1; s <= 6; ++s) metrics_->trials_by_state[s]->Set(counts[s]);
   metrics_->leases_active.Set(counts[v1::TRIAL_RUNNING]);
   metrics_->jobs_running.Set(running_jobs);
-  absl::Time cutoff = clock_->Now() - 3 * options_.heartbeat_interval -
+  absl::Time cutoff = clock_->Steady() - 3 * options_.heartbeat_interval -
                       absl::Seconds(30);  // a worker busy in a long epoch still counts
   int live = 0;
   for (const auto& [id, seen] : worker_seen_) live += seen >= cutoff;
@@ -850,8 +979,31 @@ v1::JobEvent JobManager::Event(const JobState& js, const v1::Trial* t, const cha
   return e;
 }
 
-void JobManager::Commit(WriteBatch batch, Events events) {
+void JobManager::Stage(WriteBatch& batch, v1::Job& job) {
+  job.set_version(job.version() + 1);
+  batch.jobs.push_back(job);
+}
+void JobManager::Stage(WriteBatch& batch, v1::Trial& t) {
+  t.set_version(t.version() + 1);
+  batch.trials.push_back(t);
+}
+void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
+  w.set_version(w.version() + 1);
+  batch.workers.push_back(w);
+}
+
+void JobManager::Finished(JobState& js, v1::Trial& t) {
+  js.job.set_finish_seq(js.job.finish_seq() + 1);
+  t.set_finish_seq(js.job.finish_seq());
+  leases_.Release({js.job.id(), t.id()});
+}
+
+void JobManager::EnqueueLocked(WriteBatch batch) {
+  TEST_PAUSE_POINT("job_manager.before_enqueue");
   if (!batch.empty()) writer_->Enqueue(std::move(batch));
+}
+
+void JobManager::Publish(Events events) {
   if (events.empty()) return;
   absl::MutexLock s(&sub_mu_);
   for (const auto& e : events) {

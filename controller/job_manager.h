@@ -5,6 +5,12 @@
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the
 // change is durable wait on writer()->WhenDurable(writer()->LastEnqueued(), ...).
 //
+// Ordering: every change bumps the version of each row it touches and is enqueued to the writer
+// under the same lock it was decided under, so the writer sees changes in decision order and the
+// store's compare-and-set keeps the newest. Mutating calls first ask the writer to admit them:
+// while the store fails (or the queue is full) they answer UNAVAILABLE and change nothing.
+// Heartbeats live in memory only, so leases survive a store outage.
+//
 // Thread-safe: every public method may be called from any thread.
 #pragma once
 
@@ -17,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "controller/lease_table.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
 #include "core/clock.h"
@@ -71,6 +78,9 @@ class JobManager {
   absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
       const v1::ReportProgressRequest& request);
   absl::Status ReportResult(const v1::ReportResultRequest& request);
+  // Undoes a grant whose LeaseTrial answer was an error (its write did not become durable): the
+  // trial is queued again, its attempt not counted. The epoch stays used (never issued again).
+  void AbandonLease(const v1::Lease& lease, const std::string& worker_id);
 
   // Re-queues (or fails, after max_attempts) trials whose lease deadline has passed. The
   // controller calls it on a timer; tests call it after advancing a FakeClock.
@@ -84,7 +94,8 @@ class JobManager {
     std::vector<v1::Trial> trials;  // index == trial id
     std::set<std::string> hashes;   // every candidate seen: trained or rejected by cost
     std::unique_ptr<Strategy> strategy;
-    bool exhausted = false;  // the sampler found no new admissible candidate
+    bool exhausted = false;   // the sampler found no new admissible candidate
+    uint64_t last_grant = 0;  // grant counter value at this job's last lease (fair sharing)
   };
   struct Subscriber {
     std::string job_id;
@@ -97,8 +108,17 @@ class JobManager {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Checks a worker's lease against the trial's fencing token.
   absl::StatusOr<std::pair<JobState*, v1::Trial*>> CheckLease(const v1::Lease& lease,
+                                                              const std::string& worker_id,
                                                               bool allow_cancelled)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `t` terminal bookkeeping: finish order, lease released.
+  void Finished(JobState& js, v1::Trial& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bump the row version and add the row to `batch`.
+  void Stage(WriteBatch& batch, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Stage(WriteBatch& batch, v1::Trial& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Stage(WriteBatch& batch, v1::Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands `batch` to the writer in decision order (under mu_).
+  void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Samples the next admissible candidate; nullptr when the space is exhausted.
   v1::Trial* NewTrial(JobState& js, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
@@ -113,8 +133,8 @@ class JobManager {
   void TouchWorker(const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JobEvent Event(const JobState& js, const v1::Trial* t, const char* kind) const;
-  // Commits `batch` and delivers `events` (outside the lock).
-  void Commit(WriteBatch batch, Events events) ABSL_LOCKS_EXCLUDED(mu_);
+  // Delivers `events` to watchers (outside mu_).
+  void Publish(Events events) ABSL_LOCKS_EXCLUDED(mu_);
 
   Store* const store_;
   StoreWriter* const writer_;
@@ -127,7 +147,9 @@ class JobManager {
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(mu_);  // steady clock
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(sub_mu_);

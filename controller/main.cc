@@ -1,11 +1,16 @@
 // nasforge-controller: parses flags, starts the controller, waits for SIGINT/SIGTERM.
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/time/clock.h"
 #include "controller/server.h"
 #include "core/flags.h"
 #include "core/log.h"
@@ -15,6 +20,11 @@ ABSL_FLAG(std::string, store, "sqlite://nasforge.db",
           "store URL: sqlite:///path.db (embedded) or postgresql://user@host:port/db");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "/metrics HOST:PORT; empty: off");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (for scripts)");
+ABSL_FLAG(bool, standby, false,
+          "when another controller owns the store, wait as a hot standby and take over when it "
+          "dies (instead of exiting with an error)");
+ABSL_FLAG(int, shutdown_seconds, 8,
+          "SIGTERM/SIGINT: stop serving and flush the store within this many seconds");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -25,6 +35,14 @@ int main(int argc, char** argv) {
   o.listen = absl::GetFlag(FLAGS_listen);
   o.store_url = absl::GetFlag(FLAGS_store);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  o.standby = absl::GetFlag(FLAGS_standby);
+  boost::asio::io_context io;
+  std::atomic<bool> fatal{false};
+  // Another controller took the store: stop serving at once (nothing more can be made durable).
+  o.on_fatal = [&] {
+    fatal = true;
+    boost::asio::post(io, [&] { io.stop(); });
+  };
   auto controller = nasforge::Controller::Start(o);
   if (!controller.ok()) {
     nasforge::Log(nasforge::LogLevel::kError, "controller_start_failed",
@@ -39,12 +57,18 @@ int main(int argc, char** argv) {
       std::rename(tmp.c_str(), pf.c_str());
     }
   }
-  boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
     nasforge::Log(nasforge::LogLevel::kInfo, "signal", {{"signal", sig}, {"action", "shutdown"}});
   });
   io.run();
-  (*controller)->Shutdown();
+  bool clean =
+      (*controller)->Shutdown(absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_shutdown_seconds)));
+  if (fatal || !clean) {
+    // Threads may still be inside the database: leave without running destructors.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(fatal ? 3 : 1);
+  }
   return 0;
 }

@@ -30,12 +30,15 @@ ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::Sta
   return r;
 }
 
+// Streams a job's events. Every path ends in exactly one Finish (gRPC requires it even after a
+// cancel): the job finished and the queue drained, a failed write, or the client went away
+// (OnCancel, also raised by server shutdown).
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
   WatchReactor(JobManager* jm, const std::string& job_id) : jm_(jm) {
     auto handle = jm_->Subscribe(job_id, [this](const v1::JobEvent& e) { Push(e); });
     if (!handle.ok()) {
-      Finish(ToGrpcStatus(handle.status()));
+      FinishOnce(ToGrpcStatus(handle.status()));
       return;
     }
     std::lock_guard<std::mutex> l(mu_);
@@ -45,29 +48,35 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
   void OnWriteDone(bool ok) override {
     bool finish = false;
-    bool unsubscribe = false;
+    grpc::Status status = grpc::Status::OK;
     {
       std::lock_guard<std::mutex> l(mu_);
       writing_ = false;
-      if (!ok) {
-        done_ = unsubscribe = true;
+      if (!ok || done_) {
+        done_ = finish = true;
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "watch ended: the stream was closed");
       } else if (!queue_.empty()) {
         StartNextLocked();
         return;
       } else if (closing_) {
-        done_ = unsubscribe = finish = true;
+        done_ = finish = true;
       }
     }
-    if (unsubscribe) Unsubscribe();
-    if (finish) Finish(grpc::Status::OK);
+    if (finish) {
+      Unsubscribe();
+      FinishOnce(status);
+    }
   }
 
   void OnCancel() override {
+    bool finish_now;
     {
       std::lock_guard<std::mutex> l(mu_);
       done_ = true;
+      finish_now = !writing_;  // else OnWriteDone finishes
     }
     Unsubscribe();
+    if (finish_now) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
   }
 
   void OnDone() override {
@@ -95,6 +104,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     writing_ = true;
     StartWrite(&current_);
   }
+  void FinishOnce(grpc::Status s) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(std::move(s));
+  }
   void Unsubscribe() {
     uint64_t h = 0;
     {
@@ -115,6 +132,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   bool writing_ = false;
   bool closing_ = false;
   bool done_ = false;
+  bool finished_ = false;
 };
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
@@ -170,7 +188,25 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   ServerUnaryReactor* LeaseTrial(CallbackServerContext* ctx, const v1::LeaseTrialRequest* req,
                                  v1::LeaseTrialResponse* resp) override {
-    return Finish(ctx, jm_, jm_->LeaseTrial(*req), resp, true);
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    auto result = jm_->LeaseTrial(*req);
+    if (!result.ok()) {
+      r->Finish(ToGrpcStatus(result.status()));
+      return r;
+    }
+    *resp = std::move(result).value();
+    // A grant that did not become durable is not handed out: undo it and answer the error.
+    JobManager* jm = jm_;
+    std::string worker = req->worker_id();
+    jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(),
+                               [r, jm, resp, worker](absl::Status s) {
+                                 if (!s.ok() && resp->has_trial()) {
+                                   jm->AbandonLease(resp->lease(), worker);
+                                   resp->Clear();
+                                 }
+                                 r->Finish(ToGrpcStatus(s));
+                               });
+    return r;
   }
   ServerUnaryReactor* Heartbeat(CallbackServerContext* ctx, const v1::HeartbeatRequest* req,
                                 v1::HeartbeatResponse* resp) override {

@@ -21,9 +21,15 @@ class ControllerImpl final : public Controller {
   absl::Status Init(const ControllerOptions& o) {
     registry_ = std::make_shared<prometheus::Registry>();
     metrics_ = std::make_unique<ControllerMetrics>(*registry_);
-    NF_ASSIGN_OR_RETURN(store_, OpenStore(o.store_url));
+    StoreOptions so;
+    so.standby = o.standby;
+    NF_ASSIGN_OR_RETURN(store_, OpenStore(o.store_url, so));
     NF_ASSIGN_OR_RETURN(int version, store_->SchemaVersion());
-    writer_ = std::make_unique<StoreWriter>(store_.get(), metrics_.get());
+    StoreWriter::Options wo;
+    wo.on_fatal = [fatal = o.on_fatal](const absl::Status&) {
+      if (fatal) fatal();
+    };
+    writer_ = std::make_unique<StoreWriter>(store_.get(), metrics_.get(), wo);
     jobs_ =
         std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, metrics_.get(), o.jobs);
     NF_RETURN_IF_ERROR(jobs_->Recover());
@@ -57,6 +63,20 @@ class ControllerImpl final : public Controller {
     sweeper_ = std::thread([this, every = o.sweep_interval] {
       while (!stop_.WaitForNotificationWithTimeout(every)) jobs_->ExpireLeases();
     });
+    // grpc.health.v1: SERVING only while the store answers and the writer is not failing.
+    health_ = std::thread([this, every = o.health_interval] {
+      bool serving = true;
+      do {
+        bool ok = writer_->Healthy() && store_->Ping().ok();
+        if (ok != serving) {
+          serving = ok;
+          server_->GetHealthCheckService()->SetServingStatus(ok);
+          Log(ok ? LogLevel::kInfo : LogLevel::kError, "health",
+              {{"status", ok ? "SERVING" : "NOT_SERVING"},
+               {"reason", ok ? "store answers" : "store unavailable"}});
+        }
+      } while (!stop_.WaitForNotificationWithTimeout(every));
+    });
     Log(LogLevel::kInfo, "controller_started",
         {{"port", port_},
          {"metrics_port", metrics_port_},
@@ -65,22 +85,40 @@ class ControllerImpl final : public Controller {
     return absl::OkStatus();
   }
 
-  ~ControllerImpl() override { Shutdown(); }
+  ~ControllerImpl() override {
+    Controller::Shutdown();
+    if (!clean_ && writer_) {
+      // The writer thread may still be inside the database: leave the parts it uses alive.
+      (void)writer_.release();
+      (void)store_.release();
+    }
+  }
   int port() const override { return port_; }
   int metrics_port() const override { return metrics_port_; }
   JobManager* jobs() override { return jobs_.get(); }
 
-  void Shutdown() override {
-    if (shut_down_) return;
+  bool Shutdown(absl::Time deadline) override {
+    if (shut_down_) return clean_;
     shut_down_ = true;
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    absl::Time start = absl::Now();
+    // In-flight calls get until a third of the budget; open watch streams are cancelled then.
+    if (server_) server_->Shutdown(absl::ToChronoTime(start + (deadline - start) / 3));
     if (!stop_.HasBeenNotified()) stop_.Notify();
     if (sweeper_.joinable()) sweeper_.join();
-    if (writer_) {
-      absl::Status st = writer_->Flush();
-      if (!st.ok()) Log(LogLevel::kError, "final_flush_failed", {{"error", st.message()}});
+    if (health_.joinable()) health_.join();
+    size_t lost = 0;
+    if (writer_) lost = writer_->Stop(deadline);
+    clean_ = lost == 0;
+    if (clean_) {
+      Log(LogLevel::kInfo, "controller_stopped", {{"port", port_}});
+    } else {
+      Log(LogLevel::kError, "controller_stopped",
+          {{"port", port_},
+           {"unflushed_records", lost},
+           {"reason", "the store did not accept them before the shutdown deadline"},
+           {"effect", "none of them was acknowledged; workers and clients retry them"}});
     }
-    Log(LogLevel::kInfo, "controller_stopped", {{"port", port_}});
+    return clean_;
   }
 
  private:
@@ -95,7 +133,9 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<grpc::Service> worker_service_;
   std::unique_ptr<grpc::Server> server_;
   std::thread sweeper_;
+  std::thread health_;
   absl::Notification stop_;
+  bool clean_ = true;
   int port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;

@@ -3,6 +3,7 @@
 // main.cc only parses flags into ControllerOptions; tests start it in process on port 0.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,12 @@ struct ControllerOptions {
   std::string store_url = "sqlite://nasforge.db";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no /metrics
   absl::Duration sweep_interval = absl::Seconds(1);
+  // How often the store is probed for grpc.health.v1 (NOT_SERVING while it fails).
+  absl::Duration health_interval = absl::Seconds(1);
+  // Wait as a hot standby while another controller owns the store, instead of failing.
+  bool standby = false;
+  // Called once when the store was lost to another owner (the process should exit).
+  std::function<void()> on_fatal;
   JobManagerOptions jobs;
 };
 
@@ -25,8 +32,11 @@ class Controller {
   virtual ~Controller() = default;
   virtual int port() const = 0;
   virtual int metrics_port() const = 0;  // 0 without /metrics
-  // Stops accepting calls, finishes in-flight ones, flushes the store. Idempotent.
-  virtual void Shutdown() = 0;
+  // Stops accepting calls, finishes in-flight ones and flushes the store, all by `deadline`;
+  // what could not be flushed by then is logged and dropped (it was never acknowledged).
+  // Returns true on a clean stop. Idempotent.
+  virtual bool Shutdown(absl::Time deadline) = 0;
+  bool Shutdown() { return Shutdown(absl::Now() + absl::Seconds(8)); }
   virtual JobManager* jobs() = 0;
 };
 

@@ -2,18 +2,49 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <map>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace nasforge {
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path);
-absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url);
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path,
+                                                       const StoreOptions& options);
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url,
+                                                         const StoreOptions& options);
 
 void WriteBatch::Append(WriteBatch&& o) {
   for (auto& j : o.jobs) jobs.push_back(std::move(j));
   for (auto& t : o.trials) trials.push_back(std::move(t));
   for (auto& w : o.workers) workers.push_back(std::move(w));
+}
+
+namespace {
+// Keeps the highest-version record per key, in first-seen order of the keys.
+template <typename T, typename KeyFn>
+void KeepNewest(std::vector<T>& v, KeyFn key) {
+  std::map<decltype(key(v[0])), size_t> at;
+  std::vector<T> out;
+  out.reserve(v.size());
+  for (auto& r : v) {
+    auto [it, inserted] = at.emplace(key(r), out.size());
+    if (inserted) {
+      out.push_back(std::move(r));
+    } else if (r.version() > out[it->second].version()) {
+      out[it->second] = std::move(r);
+    }
+  }
+  v = std::move(out);
+}
+}  // namespace
+
+void WriteBatch::Compact() {
+  if (!jobs.empty()) KeepNewest(jobs, [](const v1::Job& j) { return j.id(); });
+  if (!trials.empty()) {
+    KeepNewest(trials, [](const v1::Trial& t) { return std::make_pair(t.job_id(), t.id()); });
+  }
+  if (!workers.empty()) KeepNewest(workers, [](const v1::Worker& w) { return w.id(); });
 }
 
 const std::vector<std::string>& SchemaMigrations() {
@@ -28,6 +59,10 @@ const std::vector<std::string>& SchemaMigrations() {
       "CREATE INDEX trials_job_state ON trials (job_id, state);"
       "CREATE INDEX trials_job_hash ON trials (job_id, arch_hash);"
       "CREATE TABLE workers (id TEXT PRIMARY KEY, body TEXT NOT NULL);",
+      // 2: row versions for compare-and-set writes (rows of version 1 start at 0).
+      "ALTER TABLE jobs ADD COLUMN version BIGINT NOT NULL DEFAULT 0;"
+      "ALTER TABLE trials ADD COLUMN version BIGINT NOT NULL DEFAULT 0;"
+      "ALTER TABLE workers ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
   };
   return *kMigrations;
 }
@@ -52,14 +87,23 @@ absl::Status FromJsonBody(absl::string_view json, google::protobuf::Message* m) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url) {
+absl::Status CheckSchemaNotNewer(int version) {
+  int known = static_cast<int>(SchemaMigrations().size());
+  if (version <= known) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "store: schema version ", version, " is newer than this binary knows (", known,
+      "); a newer nasforge wrote it. Run that version, or restore a backup made for this one"));
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url,
+                                                 const StoreOptions& options) {
   if (absl::StartsWith(url, "sqlite://")) {
     absl::string_view path = url.substr(9);
     if (path.empty()) return absl::InvalidArgumentError("store: sqlite URL has no path");
-    return OpenSqliteStore(path);
+    return OpenSqliteStore(path, options);
   }
   if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
-    return OpenPostgresStore(url);
+    return OpenPostgresStore(url, options);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("store: '", url, "' is not a sqlite:///path.db or postgresql://... URL"));

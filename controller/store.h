@@ -4,6 +4,18 @@
 // Rows are keyed columns plus the full record as protobuf JSON (`body`), so the schema stays small
 // while every field stays queryable by psql/sqlite3. Writes go in batches, one transaction per
 // batch, so callers can group-commit (see StoreWriter).
+//
+// Guarantees every backend gives (tests/controller/store_conformance_test.cc):
+// - Versioned compare-and-set: a row is written only if the record's `version` is greater than
+//   the stored one, so an older snapshot arriving late can never undo a newer one.
+// - Durable on return: Write() returns OK only after the transaction is on stable storage
+//   (SQLite synchronous=FULL; PostgreSQL synchronous_commit as the server has it, never
+//   turned off by us).
+// - One owner: a Store holds exclusive ownership of its database for its lifetime (SQLite: an
+//   flock on PATH-lock; PostgreSQL: a session advisory lock). A second owner is refused, or with
+//   StoreOptions::standby waits until the owner is gone. A PostgreSQL store that loses the lock
+//   (its session died and another controller took over) fails every later call with ABORTED.
+// - Schema: an older database is migrated; one newer than this binary is refused.
 #pragma once
 
 #include <memory>
@@ -12,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -24,6 +37,15 @@ struct WriteBatch {
   bool empty() const { return jobs.empty() && trials.empty() && workers.empty(); }
   size_t size() const { return jobs.size() + trials.size() + workers.size(); }
   void Append(WriteBatch&& other);
+  // Keeps one record per key, the one with the highest version (what CAS would keep anyway).
+  void Compact();
+};
+
+struct StoreOptions {
+  // When another controller owns the store: false (default) refuses at once with
+  // FAILED_PRECONDITION naming the owner; true waits (a hot standby) until it is gone.
+  bool standby = false;
+  absl::Duration standby_poll = absl::Seconds(1);
 };
 
 // Thread-compatible implementations are made thread-safe with an internal mutex: any thread may
@@ -48,10 +70,13 @@ class Store {
 // Opens (and migrates to the latest schema) the store at `url`:
 //   sqlite:///abs/path.db, sqlite://relative.db, sqlite://:memory:
 //   postgresql://user:pass@host:port/db?sslmode=disable (any libpq URI; also postgres://)
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url);
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url,
+                                                 const StoreOptions& options = {});
 
 // The migrations both backends apply, in order; index + 1 is the schema version.
 const std::vector<std::string>& SchemaMigrations();
+// FAILED_PRECONDITION when a database at schema `version` was written by a newer binary.
+absl::Status CheckSchemaNotNewer(int version);
 
 // Record <-> JSON body helpers shared by the backends.
 std::string ToJsonBody(const google::protobuf::Message& m);

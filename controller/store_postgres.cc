@@ -1,7 +1,21 @@
 // PostgreSQL backend (libpqxx 6.4). pqxx exceptions are caught here and become Status values.
-#include <pqxx/pqxx>
+//
+// Ownership: the store's one connection holds a session advisory lock (kOwnerLock) for as long as
+// it lives; every write runs on that connection, so a write can only commit while the lock is
+// held. After a reconnect the lock is taken again before anything else; if another controller
+// took it meanwhile, this store has lost ownership and every later call fails with ABORTED.
+//
+// Outages: libpq connect timeout, TCP keepalives and a TCP user timeout bound how long a call can
+// hang on a dead or black-holed server; a statement timeout bounds a stuck query. A broken
+// connection is dropped and the next call reconnects (the StoreWriter retries with backoff).
+#include <unistd.h>
 
+#include <pqxx/pqxx>
+#include <random>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "controller/store.h"
 #include "core/log.h"
@@ -11,24 +25,76 @@
 namespace nasforge {
 namespace {
 
-// Arbitrary constant: serialises concurrent migrations of controllers sharing one database.
-constexpr int64_t kMigrationLockKey = 0x6e6173666f726765;  // "nasforge"
+// Arbitrary constants ("nasf" + 1 / 2): the owner lock, and a lock that serialises concurrent
+// migrations of controllers sharing one database.
+constexpr int kLockClass = 0x6e617366;
+constexpr int kOwnerLock = 1;
+constexpr int kMigrationLock = 2;
+
+// Raised inside Guard when the owner lock is held by another controller.
+struct NotOwner : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Adds libpq's connect timeout, keepalives and TCP user timeout unless the URL sets them.
+std::string WithTimeouts(const std::string& url, const std::string& app) {
+  const std::pair<const char*, std::string> params[] = {
+      {"connect_timeout", "5"},     {"keepalives", "1"},       {"keepalives_idle", "5"},
+      {"keepalives_interval", "2"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "10000"},
+      {"application_name", app},
+  };
+  std::string out = url;
+  bool uri = absl::StrContains(url, "://");
+  bool has_query = absl::StrContains(url, "?");
+  for (const auto& [k, v] : params) {
+    if (absl::StrContains(url, absl::StrCat(k, "="))) continue;
+    if (uri) {
+      absl::StrAppend(&out, has_query ? "&" : "?", k, "=", v);
+      has_query = true;
+    } else {
+      absl::StrAppend(&out, " ", k, "=", v);
+    }
+  }
+  return out;
+}
 
 class PostgresStore final : public Store {
  public:
-  explicit PostgresStore(std::string url) : url_(std::move(url)) {}
+  PostgresStore(std::string url, StoreOptions options)
+      : options_(options),
+        app_(absl::StrFormat("nasforge-controller-%d-%08x", getpid(), std::random_device{}())),
+        url_(WithTimeouts(url, app_)) {}
 
   absl::Status Init() {
     absl::MutexLock l(&mu_);
+    bool waited = false;
+    for (;;) {
+      absl::Status st = Guard("open", [&]() -> absl::Status {
+        Connect();
+        return absl::OkStatus();
+      });
+      if (!absl::IsFailedPrecondition(st) || !options_.standby) {
+        NF_RETURN_IF_ERROR(st);
+        break;
+      }
+      if (!waited) {
+        Log(LogLevel::kInfo, "store_standby", {{"store", "postgresql"}, {"owner", st.message()}});
+        waited = true;
+      }
+      mu_.Unlock();
+      absl::SleepFor(options_.standby_poll);
+      mu_.Lock();
+    }
+    if (waited) Log(LogLevel::kInfo, "store_owner_taken", {{"store", "postgresql"}});
     return Guard("migrate", [&]() -> absl::Status {
-      Connect();
       pqxx::work w(*conn_);
-      w.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
+      w.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kLockClass, ", ", kMigrationLock, ")"));
       w.exec(
           "CREATE TABLE IF NOT EXISTS schema_migrations ("
           "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)");
       int version =
           w.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>();
+      NF_RETURN_IF_ERROR(CheckSchemaNotNewer(version));
       const auto& m = SchemaMigrations();
       for (int v = version + 1; v <= static_cast<int>(m.size()); ++v) {
         w.exec(m[v - 1]);
@@ -36,6 +102,7 @@ class PostgresStore final : public Store {
                             absl::ToUnixMillis(absl::Now()), ")"));
       }
       w.commit();
+      Prepare();
       return absl::OkStatus();
     });
   }
@@ -48,14 +115,15 @@ class PostgresStore final : public Store {
       for (const auto& j : b.jobs) {
         w.exec_prepared("upsert_job", j.id(), j.idempotency_key(), static_cast<int>(j.state()),
                         google::protobuf::util::TimeUtil::TimestampToMilliseconds(j.create_time()),
-                        ToJsonBody(j));
+                        ToJsonBody(j), static_cast<int64_t>(j.version()));
       }
       for (const auto& t : b.trials) {
         w.exec_prepared("upsert_trial", t.job_id(), t.id(), static_cast<int>(t.state()),
-                        t.arch_hash(), ToJsonBody(t));
+                        t.arch_hash(), ToJsonBody(t), static_cast<int64_t>(t.version()));
       }
       for (const auto& wk : b.workers) {
-        w.exec_prepared("upsert_worker", wk.id(), ToJsonBody(wk));
+        w.exec_prepared("upsert_worker", wk.id(), ToJsonBody(wk),
+                        static_cast<int64_t>(wk.version()));
       }
       w.commit();
       return absl::OkStatus();
@@ -95,21 +163,82 @@ class PostgresStore final : public Store {
   std::string Backend() const override { return "postgresql"; }
 
  private:
-  // (Re)connects when there is no open connection and prepares the statements.
+  // (Re)connects when there is no open connection, takes the owner lock, and prepares the
+  // statements. Throws NotOwner when another controller holds the lock.
   void Connect() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (lost_) throw NotOwner(lost_reason_);
     if (conn_ && conn_->is_open()) return;
-    conn_ = std::make_unique<pqxx::connection>(url_);
+    conn_.reset();
+    auto c = std::make_unique<pqxx::connection>(url_);
+    {
+      pqxx::nontransaction n(*c);
+      n.exec("SET statement_timeout = 15000");
+      if (!TryOwnerLock(n)) {
+        // A session of our own from before a network cut may still hold it: end it and retry.
+        pqxx::result mine = n.exec(absl::StrCat(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_locks l JOIN pg_stat_activity a "
+            "USING (pid) WHERE l.locktype = 'advisory' AND l.classid = ",
+            kLockClass, " AND l.objid = ", kOwnerLock,
+            " AND l.granted AND a.application_name = ", n.quote(app_)));
+        bool got = false;
+        for (int i = 0; i < 50 && !mine.empty() && !got; ++i) {
+          got = TryOwnerLock(n);
+          if (!got) absl::SleepFor(absl::Milliseconds(20));
+        }
+        if (!got) {
+          std::string owner = Owner(n);
+          if (had_lock_) {
+            lost_ = true;
+            lost_reason_ = absl::StrCat(
+                "lost ownership of the store: another controller (", owner,
+                ") took it while this one was disconnected; this controller must stop");
+            Log(LogLevel::kError, "store_ownership_lost", {{"owner", owner}});
+            throw NotOwner(lost_reason_);
+          }
+          throw NotOwner(absl::StrCat("the store is owned by another controller (", owner,
+                                      "); stop it first, or start this one with --standby to "
+                                      "take over when it dies"));
+        }
+      }
+    }
+    had_lock_ = true;
+    conn_ = std::move(c);
+    if (prepared_) Prepare();
+  }
+
+  bool TryOwnerLock(pqxx::nontransaction& n) {
+    return n
+        .exec(absl::StrCat("SELECT pg_try_advisory_lock(", kLockClass, ", ", kOwnerLock, ")"))[0][0]
+        .as<bool>();
+  }
+
+  std::string Owner(pqxx::nontransaction& n) {
+    pqxx::result r = n.exec(absl::StrCat(
+        "SELECT a.pid, COALESCE(host(a.client_addr), 'local socket'), a.application_name, "
+        "a.backend_start FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE "
+        "l.locktype = 'advisory' AND l.classid = ",
+        kLockClass, " AND l.objid = ", kOwnerLock, " AND l.granted"));
+    if (r.empty()) return "owner unknown";
+    return absl::StrCat(r[0][2].c_str(), " from ", r[0][1].c_str(), ", server pid ",
+                        r[0][0].c_str(), ", connected since ", r[0][3].c_str());
+  }
+
+  void Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     conn_->prepare("upsert_job",
-                   "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body) "
-                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
-                   "state = excluded.state, body = excluded.body");
+                   "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body, version) "
+                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET "
+                   "state = excluded.state, body = excluded.body, version = excluded.version "
+                   "WHERE jobs.version < excluded.version");
     conn_->prepare("upsert_trial",
-                   "INSERT INTO trials (job_id, trial_id, state, arch_hash, body) "
-                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
-                   "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body");
+                   "INSERT INTO trials (job_id, trial_id, state, arch_hash, body, version) "
+                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
+                   "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body, "
+                   "version = excluded.version WHERE trials.version < excluded.version");
     conn_->prepare("upsert_worker",
-                   "INSERT INTO workers (id, body) VALUES ($1, $2) "
-                   "ON CONFLICT (id) DO UPDATE SET body = excluded.body");
+                   "INSERT INTO workers (id, body, version) VALUES ($1, $2, $3) "
+                   "ON CONFLICT (id) DO UPDATE SET body = excluded.body, "
+                   "version = excluded.version WHERE workers.version < excluded.version");
+    prepared_ = true;
   }
 
   // Runs `fn`, turning libpqxx exceptions into Status. A broken connection is dropped so the
@@ -118,12 +247,26 @@ class PostgresStore final : public Store {
   absl::Status Guard(absl::string_view what, Fn&& fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     try {
       return fn();
+    } catch (const NotOwner& e) {
+      conn_.reset();
+      if (lost_) return absl::AbortedError(absl::StrCat("postgresql ", what, ": ", e.what()));
+      return absl::FailedPreconditionError(absl::StrCat("postgresql ", what, ": ", e.what()));
     } catch (const pqxx::broken_connection& e) {
       conn_.reset();
       return absl::UnavailableError(
           absl::StrCat("postgresql ", what, ": connection failed: ", e.what(),
                        " (check that the server runs and the store URL is right)"));
+    } catch (const pqxx::in_doubt_error& e) {
+      conn_.reset();
+      return absl::UnavailableError(absl::StrCat(
+          "postgresql ", what, ": connection lost during commit (outcome unknown): ", e.what()));
     } catch (const pqxx::sql_error& e) {
+      // A server restart or a timeout shows up as an SQL error on a dead session: reconnect.
+      if (!conn_ || !conn_->is_open() || absl::StrContains(e.what(), "terminating connection") ||
+          absl::StrContains(e.what(), "statement timeout")) {
+        conn_.reset();
+        return absl::UnavailableError(absl::StrCat("postgresql ", what, ": ", e.what()));
+      }
       return absl::InternalError(
           absl::StrCat("postgresql ", what, ": ", e.what(), " (query: ", e.query(), ")"));
     } catch (const std::exception& e) {
@@ -151,15 +294,22 @@ class PostgresStore final : public Store {
     return out;
   }
 
+  const StoreOptions options_;
+  const std::string app_;  // application_name: identifies this store's sessions
   const std::string url_;
   absl::Mutex mu_;
   std::unique_ptr<pqxx::connection> conn_ ABSL_GUARDED_BY(mu_);
+  bool prepared_ ABSL_GUARDED_BY(mu_) = false;
+  bool had_lock_ ABSL_GUARDED_BY(mu_) = false;
+  bool lost_ ABSL_GUARDED_BY(mu_) = false;
+  std::string lost_reason_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url) {
-  auto store = std::make_unique<PostgresStore>(std::string(url));
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url,
+                                                         const StoreOptions& options) {
+  auto store = std::make_unique<PostgresStore>(std::string(url), options);
   NF_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }

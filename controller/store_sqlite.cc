@@ -1,11 +1,20 @@
-// SQLite backend: one connection, WAL journal, a mutex around it.
+// SQLite backend: one connection, WAL journal with synchronous=FULL (a committed transaction
+// survives a power cut), a mutex around it, and an flock on PATH-lock held for the store's
+// lifetime so that one controller at a time owns the database (released by the kernel when the
+// process dies, kill -9 included).
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
-#include <mutex>
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "controller/store.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -30,13 +39,59 @@ class Stmt {
   int rc_;
 };
 
+// Takes the exclusive owner lock of the database at `path`; returns the open fd (kept open for the
+// store's lifetime) or FAILED_PRECONDITION naming the owner's pid.
+absl::StatusOr<int> LockOwner(const std::string& path, const StoreOptions& options) {
+  std::string lock = path + "-lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("store: cannot open lock file '", lock, "': ", std::strerror(errno)));
+  }
+  bool waited = false;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) {
+      int e = errno;
+      ::close(fd);
+      return absl::UnavailableError(
+          absl::StrCat("store: cannot lock '", lock, "': ", std::strerror(e)));
+    }
+    char buf[64] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    std::string owner = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+    while (!owner.empty() && (owner.back() == '\n' || owner.back() == ' ')) owner.pop_back();
+    if (!options.standby) {
+      ::close(fd);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store: sqlite://", path, " is owned by another controller (", owner, ", lock file ",
+          lock, "); stop it first: one controller owns a store at a time"));
+    }
+    if (!waited) {
+      Log(LogLevel::kInfo, "store_standby", {{"store", path}, {"owner", owner}});
+      waited = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        std::max<int64_t>(10, absl::ToInt64Milliseconds(options.standby_poll))));
+  }
+  std::string me = absl::StrCat("pid ", ::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) < 0) {
+    // The lock is what matters; the pid is only for the message of a refused second owner.
+  }
+  return fd;
+}
+
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  SqliteStore(sqlite3* db, int lock_fd) : db_(db), lock_fd_(lock_fd) {}
+  ~SqliteStore() override {
+    sqlite3_close_v2(db_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the owner lock
+  }
 
   absl::Status Init() {
-    NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+    // FULL: every commit syncs the WAL, so an acknowledged write survives a power cut (NORMAL
+    // may lose the last transactions).
+    NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
     sqlite3_busy_timeout(db_, 10'000);
     NF_RETURN_IF_ERROR(
         Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -44,6 +99,7 @@ class SqliteStore final : public Store {
     NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     absl::Status st = [&]() -> absl::Status {
       NF_ASSIGN_OR_RETURN(int version, SchemaVersionLocked());
+      NF_RETURN_IF_ERROR(CheckSchemaNotNewer(version));
       const auto& m = SchemaMigrations();
       for (int v = version + 1; v <= static_cast<int>(m.size()); ++v) {
         NF_RETURN_IF_ERROR(Exec(m[v - 1].c_str()));
@@ -64,11 +120,11 @@ class SqliteStore final : public Store {
     absl::MutexLock l(&mu_);
     NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     absl::Status st = WriteLocked(batch);
-    if (!st.ok()) {
-      (void)Exec("ROLLBACK");
-      return st;
-    }
-    return Exec("COMMIT");
+    if (st.ok()) st = Exec("COMMIT");
+    // A failed COMMIT (disk full, I/O error) may leave the transaction open: end it, so the
+    // next attempt starts clean and nothing of this one is applied.
+    if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
+    return st;
   }
 
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override {
@@ -121,9 +177,10 @@ class SqliteStore final : public Store {
   absl::Status WriteLocked(const WriteBatch& b) {
     if (!b.jobs.empty()) {
       Stmt s(db_,
-             "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body) "
-             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET "
-             "state = excluded.state, body = excluded.body");
+             "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body, version) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET "
+             "state = excluded.state, body = excluded.body, version = excluded.version "
+             "WHERE jobs.version < excluded.version");
       if (!s.ok()) return Error("prepare jobs upsert");
       for (const auto& j : b.jobs) {
         s.Text(1, j.id());
@@ -131,14 +188,16 @@ class SqliteStore final : public Store {
         s.Int(3, j.state());
         s.Int(4, google::protobuf::util::TimeUtil::TimestampToMilliseconds(j.create_time()));
         s.Text(5, ToJsonBody(j));
+        s.Int(6, static_cast<int64_t>(j.version()));
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert job ", j.id())));
       }
     }
     if (!b.trials.empty()) {
       Stmt s(db_,
-             "INSERT INTO trials (job_id, trial_id, state, arch_hash, body) "
-             "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
-             "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body");
+             "INSERT INTO trials (job_id, trial_id, state, arch_hash, body, version) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
+             "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body, "
+             "version = excluded.version WHERE trials.version < excluded.version");
       if (!s.ok()) return Error("prepare trials upsert");
       for (const auto& t : b.trials) {
         s.Text(1, t.job_id());
@@ -146,17 +205,20 @@ class SqliteStore final : public Store {
         s.Int(3, t.state());
         s.Text(4, t.arch_hash());
         s.Text(5, ToJsonBody(t));
+        s.Int(6, static_cast<int64_t>(t.version()));
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert trial ", t.job_id(), "/", t.id())));
       }
     }
     if (!b.workers.empty()) {
       Stmt s(db_,
-             "INSERT INTO workers (id, body) VALUES (?1, ?2) "
-             "ON CONFLICT (id) DO UPDATE SET body = excluded.body");
+             "INSERT INTO workers (id, body, version) VALUES (?1, ?2, ?3) "
+             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, version = excluded.version "
+             "WHERE workers.version < excluded.version");
       if (!s.ok()) return Error("prepare workers upsert");
       for (const auto& w : b.workers) {
         s.Text(1, w.id());
         s.Text(2, ToJsonBody(w));
+        s.Int(3, static_cast<int64_t>(w.version()));
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert worker ", w.id())));
       }
     }
@@ -181,23 +243,40 @@ class SqliteStore final : public Store {
 
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  const int lock_fd_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path,
+                                                       const StoreOptions& options) {
   sqlite3* db = nullptr;
   std::string p(path);
+  int lock_fd = -1;
+  if (p != ":memory:") {
+    // The directory must exist for the lock file; say so the way sqlite would.
+    auto fd = LockOwner(p, options);
+    if (!fd.ok()) {
+      if (absl::IsUnavailable(fd.status())) {
+        return absl::UnavailableError(
+            absl::StrCat("store: cannot open sqlite database '", p, "': ", fd.status().message(),
+                         " (check that the directory exists and is writable)"));
+      }
+      return fd.status();
+    }
+    lock_fd = *fd;
+  }
   int rc = sqlite3_open_v2(
       p.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
+    if (lock_fd >= 0) ::close(lock_fd);
     return absl::UnavailableError(
         absl::StrCat("store: cannot open sqlite database '", p, "': ", msg,
                      " (check that the directory exists and is writable)"));
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, lock_fd);
   NF_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }

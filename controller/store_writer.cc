@@ -3,25 +3,45 @@
 #include <chrono>
 #include <future>
 
+#include "absl/strings/str_cat.h"
 #include "core/log.h"
 
 namespace nasforge {
 
-StoreWriter::StoreWriter(Store* store, ControllerMetrics* metrics)
-    : store_(store), metrics_(metrics), thread_([this] { Run(); }) {}
+StoreWriter::StoreWriter(Store* store, ControllerMetrics* metrics, Options options)
+    : store_(store), metrics_(metrics), options_(std::move(options)), thread_([this] { Run(); }) {}
 
-StoreWriter::~StoreWriter() {
-  {
-    absl::MutexLock l(&mu_);
-    stop_ = true;
+StoreWriter::~StoreWriter() { Stop(absl::Now() + absl::Seconds(5)); }
+
+absl::Status StoreWriter::Admit() const {
+  absl::MutexLock l(&mu_);
+  if (fatal_ || stop_) {
+    return absl::UnavailableError(absl::StrCat(
+        "the controller is ", fatal_ ? "no longer the owner of its store" : "shutting down",
+        "; retry against the controller that serves this store"));
   }
-  thread_.join();
+  if (!last_error_.ok()) {
+    return absl::UnavailableError(absl::StrCat("store unavailable (", last_error_.message(),
+                                               "); nothing was changed; retry in about 1 s"));
+  }
+  if (queued_records_ >= options_.max_queued_records) {
+    return absl::UnavailableError(absl::StrCat("store write queue full (", queued_records_,
+                                               " records pending); nothing was changed; retry "
+                                               "in about 1 s"));
+  }
+  return absl::OkStatus();
+}
+
+bool StoreWriter::Healthy() const {
+  absl::MutexLock l(&mu_);
+  return last_error_.ok() && !fatal_;
 }
 
 uint64_t StoreWriter::Enqueue(WriteBatch batch) {
   absl::MutexLock l(&mu_);
   uint64_t seq = next_seq_++;
   if (!batch.empty()) {
+    queued_records_ += batch.size();
     queue_.emplace_back(seq, std::move(batch));
   } else if (queue_.empty()) {
     durable_seq_ = seq;  // nothing to write and nothing ahead of it
@@ -37,33 +57,66 @@ uint64_t StoreWriter::LastEnqueued() const {
 }
 
 void StoreWriter::WhenDurable(uint64_t seq, std::function<void(absl::Status)> done) {
+  absl::Status st;
   {
     absl::MutexLock l(&mu_);
     if (seq > durable_seq_) {
-      waiters_.emplace(seq, std::move(done));
-      return;
+      if (exited_) {
+        st = absl::UnavailableError("the controller stopped before this change was durable");
+      } else {
+        waiters_.emplace(seq, std::move(done));
+        return;
+      }
     }
   }
-  done(absl::OkStatus());
+  done(st);
 }
 
-absl::Status StoreWriter::Flush() {
-  std::promise<absl::Status> p;
-  auto f = p.get_future();
-  WhenDurable(LastEnqueued(), [&p](absl::Status s) { p.set_value(std::move(s)); });
-  absl::Status s = f.get();
-  // A failed round reports its error, but the batch stays queued: wait for the retry.
-  while (!s.ok()) {
-    std::promise<absl::Status> p2;
-    auto f2 = p2.get_future();
-    WhenDurable(LastEnqueued(), [&p2](absl::Status st) { p2.set_value(std::move(st)); });
-    s = f2.get();
-    if (!s.ok()) {
-      absl::MutexLock l(&mu_);
-      if (stop_) return s;
+absl::Status StoreWriter::Flush(absl::Time deadline) {
+  uint64_t target = LastEnqueued();
+  absl::MutexLock l(&mu_);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return durable_seq_ >= target || exited_ || fatal_;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  if (durable_seq_ >= target) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat(queued_records_, " records not yet durable",
+                   last_error_.ok() ? "" : absl::StrCat(" (", last_error_.message(), ")")));
+}
+
+size_t StoreWriter::Stop(absl::Time deadline) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!stop_) {
+      stop_ = true;
+      stop_deadline_ = deadline;
     }
   }
-  return s;
+  if (thread_.joinable()) {
+    // Wait for the thread to end by the deadline; a thread stuck in the database past it is
+    // left behind (the process is exiting) rather than hanging shutdown.
+    absl::MutexLock l(&mu_);
+    auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return exited_; };
+    bool ok = mu_.AwaitWithDeadline(absl::Condition(&ended), deadline + absl::Milliseconds(200));
+    mu_.Unlock();
+    if (ok) {
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+    mu_.Lock();
+  }
+  absl::MutexLock l(&mu_);
+  return queued_records_;
+}
+
+void StoreWriter::FailWaitersLocked(uint64_t upto, const absl::Status& st,
+                                    std::vector<std::function<void(absl::Status)>>* fire) {
+  auto end = waiters_.upper_bound(upto);
+  for (auto it = waiters_.begin(); it != end; ++it) fire->push_back(std::move(it->second));
+  waiters_.erase(waiters_.begin(), end);
+  (void)st;
 }
 
 void StoreWriter::Run() {
@@ -76,7 +129,23 @@ void StoreWriter::Run() {
       absl::MutexLock l(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stop_ and drained
+      bool give_up = queue_.empty() || fatal_ || (stop_ && absl::Now() >= stop_deadline_);
+      if (give_up) {
+        // Stopped: tell whoever still waits that their change is not known to be durable.
+        std::vector<std::function<void(absl::Status)>> fire;
+        FailWaitersLocked(UINT64_MAX, absl::Status(), &fire);
+        exited_ = true;
+        if (!queue_.empty()) {
+          Log(LogLevel::kError, "store_unflushed",
+              {{"records", queued_records_},
+               {"error", last_error_.message()},
+               {"action", "these changes were never acknowledged; clients retry them"}});
+        }
+        mu_.Unlock();
+        for (auto& f : fire) f(absl::UnavailableError("controller stopping; change not durable"));
+        mu_.Lock();
+        return;
+      }
       // Take everything queued (the group), but leave it in the queue until it is durable.
       for (auto& [seq, b] : queue_) {
         WriteBatch copy = b;
@@ -85,24 +154,33 @@ void StoreWriter::Run() {
         ++batches;
       }
     }
+    merged.Compact();
     auto t0 = std::chrono::steady_clock::now();
     absl::Status st = merged.empty() ? absl::OkStatus() : store_->Write(merged);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::vector<std::function<void(absl::Status)>> fire;
+    bool became_fatal = false;
     {
       absl::MutexLock l(&mu_);
       if (st.ok()) {
-        while (!queue_.empty() && queue_.front().first <= upto) queue_.pop_front();
+        while (!queue_.empty() && queue_.front().first <= upto) {
+          queued_records_ -= queue_.front().second.size();
+          queue_.pop_front();
+        }
         durable_seq_ = std::max(durable_seq_, upto);
         // Sequence numbers of empty batches enqueued after `upto` with nothing ahead are durable.
         if (queue_.empty()) durable_seq_ = next_seq_ - 1;
+        if (!last_error_.ok()) {
+          Log(LogLevel::kInfo, "store_recovered", {{"after_attempts", failures}});
+        }
+        last_error_ = absl::OkStatus();
         auto end = waiters_.upper_bound(durable_seq_);
         for (auto it = waiters_.begin(); it != end; ++it) fire.push_back(std::move(it->second));
         waiters_.erase(waiters_.begin(), end);
       } else {
-        auto end = waiters_.upper_bound(upto);
-        for (auto it = waiters_.begin(); it != end; ++it) fire.push_back(std::move(it->second));
-        waiters_.erase(waiters_.begin(), end);
+        last_error_ = st;
+        if (absl::IsAborted(st) && !fatal_) fatal_ = became_fatal = true;
+        FailWaitersLocked(upto, st, &fire);
       }
     }
     if (metrics_ != nullptr) {
@@ -115,6 +193,12 @@ void StoreWriter::Run() {
       }
     }
     for (auto& f : fire) f(st);
+    if (became_fatal) {
+      Log(LogLevel::kError, "store_fatal",
+          {{"error", st.message()}, {"action", "stopping: another controller owns the store"}});
+      if (options_.on_fatal) options_.on_fatal(st);
+      continue;  // the loop sees fatal_ and exits
+    }
     if (st.ok()) {
       failures = 0;
     } else {
@@ -123,13 +207,15 @@ void StoreWriter::Run() {
           {{"error", st.message()},
            {"batches", batches},
            {"attempt", failures},
-           {"action", "retrying; check the database"}});
+           {"action", "retrying with backoff; calls answer UNAVAILABLE until it succeeds"}});
       absl::MutexLock l(&mu_);
-      bool stopping = stop_;
-      if (stopping && failures >= 5) return;  // give up at shutdown rather than hang
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      mu_.AwaitWithTimeout(absl::Condition(&woken),
-                           absl::Milliseconds(std::min(5000, 100 << std::min(failures, 6))));
+      const bool was_stopping = stop_;
+      auto woken = [this, was_stopping]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ && !was_stopping; };
+      absl::Duration backoff = absl::Milliseconds(std::min(2000, 50 << std::min(failures, 6)));
+      if (stop_)
+        backoff = std::min(backoff, std::max(absl::ZeroDuration(), stop_deadline_ - absl::Now()));
+      mu_.AwaitWithTimeout(absl::Condition(&woken), backoff);
     }
   }
 }

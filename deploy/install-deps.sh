@@ -12,7 +12,7 @@ PKGS=(
   libabsl-dev googletest libgtest-dev libgmock-dev
   postgresql postgresql-common prometheus
   dataset-fashion-mnist
-  zlib1g-dev libcsv-dev procps curl
+  zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
 )
 
 missing=()

@@ -4,10 +4,15 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cmath>
 #include <filesystem>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "core/cost.h"
 #include "core/search_space.h"
+#include "core/test_hooks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -56,6 +61,7 @@ class JobManagerTest : public ::testing::Test {
   void Open() {
     jm_.reset();
     writer_.reset();
+    store_.reset();
     store_ = std::move(OpenStore("sqlite://" + path_).value());
     writer_ = std::make_unique<StoreWriter>(store_.get(), nullptr);
     jm_ = std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, nullptr);
@@ -478,6 +484,225 @@ TEST_F(JobManagerTest, WatchersSeeEveryEventUntilTheJobEnds) {
                                              "trial_leased", "trial_finished", "job_finished"}));
   EXPECT_EQ(jm_->Subscribe("nope", [](const v1::JobEvent&) {}).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// --- exactly-once semantics (issue: state only moves forward) ---
+
+TEST_F(JobManagerTest, LeaseDeadlinesIgnoreWallClockSteps) {
+  Submit(TinySpec(1));
+  std::string w = Register("w");
+  auto l = Lease(w);
+  ASSERT_TRUE(l.has_trial());
+  clock_.StepWall(absl::Hours(2));  // NTP step forward: not time passing
+  jm_->ExpireLeases();
+  EXPECT_TRUE(Report(w, l, 0.5).ok()) << "a wall-clock step expired the lease";
+  Submit(TinySpec(1));
+  auto l2 = Lease(w);
+  ASSERT_TRUE(l2.has_trial());
+  clock_.StepWall(-absl::Hours(5));  // a step back does not extend it either
+  clock_.Advance(absl::Seconds(31));
+  jm_->ExpireLeases();
+  EXPECT_EQ(Report(w, l2, 0.5).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobManagerTest, ARetriedReportCountsOnceAndALateOneNever) {
+  v1::Job job = Submit(TinySpec(2));
+  std::string a = Register("a"), b = Register("b");
+  auto l = Lease(a);
+  ASSERT_TRUE(Report(a, l, 0.6).ok());
+  ASSERT_TRUE(Report(a, l, 0.6).ok()) << "a retry after a lost answer is answered OK again";
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().succeeded(), 1);
+  // Someone else's report on that lease is refused.
+  EXPECT_EQ(Report(b, l, 0.9).code(), absl::StatusCode::kFailedPrecondition);
+  // The same after a restart (the applied epoch is stored with the trial).
+  ASSERT_TRUE(writer_->Flush().ok());
+  Open();
+  EXPECT_TRUE(Report(a, l, 0.6).ok());
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().succeeded(), 1);
+  // A late report of an expired lease is refused and counted nowhere.
+  auto l2 = Lease(a);
+  clock_.Advance(absl::Seconds(31));
+  jm_->ExpireLeases();
+  auto l3 = Lease(b);
+  ASSERT_EQ(l3.lease().trial_id(), l2.lease().trial_id());
+  EXPECT_EQ(Report(a, l2, 0.99).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Report(b, l3, 0.7).ok());
+  auto t = jm_->GetCandidate(job.id(), l3.lease().trial_id()).value();
+  EXPECT_DOUBLE_EQ(t.metrics().at("accuracy"), 0.7);
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().succeeded(), 2);
+}
+
+TEST_F(JobManagerTest, ALeaseIsBoundToItsWorker) {
+  Submit(TinySpec(1));
+  std::string a = Register("a"), b = Register("b");
+  auto l = Lease(a);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(b);
+  *hb.mutable_lease() = l.lease();
+  EXPECT_EQ(jm_->Heartbeat(hb).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(jm_->Heartbeat(hb).status().message(), HasSubstr("another worker"));
+}
+
+TEST_F(JobManagerTest, ProgressIsIdempotentFiniteAndBounded) {
+  v1::JobSpec spec = TinySpec(1);
+  spec.mutable_budget()->set_epochs(3);
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  auto l = Lease(w);
+  v1::ReportProgressRequest p;
+  p.set_worker_id(w);
+  *p.mutable_lease() = l.lease();
+  p.mutable_point()->set_epoch(1);
+  p.mutable_point()->set_value(0.5);
+  ASSERT_TRUE(jm_->ReportProgress(p).ok());
+  ASSERT_TRUE(jm_->ReportProgress(p).ok()) << "a retried epoch is answered again";
+  EXPECT_EQ(jm_->GetCandidate(job.id(), 0)->curve_size(), 1);
+  p.mutable_point()->set_epoch(2);
+  p.mutable_point()->set_value(std::nan(""));
+  EXPECT_THAT(jm_->ReportProgress(p).status().message(), HasSubstr("point.value"));
+  p.mutable_point()->set_value(0.6);
+  p.mutable_point()->set_epoch(4);
+  EXPECT_THAT(jm_->ReportProgress(p).status().message(), HasSubstr("past the job's budget"));
+}
+
+TEST_F(JobManagerTest, JobsShareWorkersFairly) {
+  v1::JobSpec big = TinySpec(8, /*parallel=*/100);
+  v1::Job a = Submit(big);
+  v1::Job b = Submit(TinySpec(8, /*parallel=*/100));
+  std::string w = Register("w");
+  std::map<std::string, int> per_job;
+  for (int i = 0; i < 6; ++i) ++per_job[Lease(w).lease().job_id()];
+  EXPECT_EQ(per_job[a.id()], 3);
+  EXPECT_EQ(per_job[b.id()], 3);
+}
+
+TEST_F(JobManagerTest, RecoveryReplaysInFinishOrderWhateverTheWallClockDid) {
+  v1::Job job = Submit(TinySpec(3, 3));
+  std::string w = Register("w");
+  auto l0 = Lease(w), l1 = Lease(w), l2 = Lease(w);
+  ASSERT_TRUE(Report(w, l2, 0.5).ok());
+  clock_.StepWall(-absl::Hours(1));  // the clock is stepped back between two results
+  ASSERT_TRUE(Report(w, l0, 0.6).ok());
+  ASSERT_TRUE(Report(w, l1, 0.7).ok());
+  ASSERT_TRUE(writer_->Flush().ok());
+  Open();
+  EXPECT_EQ(jm_->GetCandidate(job.id(), 2)->finish_seq(), 1u);
+  EXPECT_EQ(jm_->GetCandidate(job.id(), 0)->finish_seq(), 2u);
+  EXPECT_EQ(jm_->GetCandidate(job.id(), 1)->finish_seq(), 3u);
+  EXPECT_EQ(jm_->GetJob(job.id())->finish_seq(), 3u);
+}
+
+// A store that fails every write while `down` is set (the real SQLite store underneath).
+class FlakyStore final : public Store {
+ public:
+  explicit FlakyStore(Store* real) : real_(real) {}
+  std::atomic<bool> down{false};
+  absl::Status Write(const WriteBatch& b) override {
+    if (down) return absl::UnavailableError("sqlite: database or disk is full");
+    return real_->Write(b);
+  }
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override { return real_->LoadJobs(); }
+  absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view id) override {
+    return real_->LoadTrials(id);
+  }
+  absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() override { return real_->LoadWorkers(); }
+  absl::Status Ping() override { return down ? absl::UnavailableError("down") : real_->Ping(); }
+  absl::StatusOr<int> SchemaVersion() override { return real_->SchemaVersion(); }
+  std::string Backend() const override { return "flaky"; }
+
+ private:
+  Store* real_;
+};
+
+TEST_F(JobManagerTest, WhileTheStoreFailsChangesAreRefusedAndLeasesKept) {
+  jm_.reset();
+  writer_.reset();
+  FlakyStore flaky(store_.get());
+  writer_ = std::make_unique<StoreWriter>(&flaky, nullptr);
+  jm_ = std::make_unique<JobManager>(&flaky, writer_.get(), &clock_, nullptr);
+  ASSERT_TRUE(jm_->Recover().ok());
+  v1::Job job = Submit(TinySpec(4));
+  std::string w = Register("w");
+  auto held = Lease(w);
+  ASSERT_TRUE(writer_->Flush().ok());
+  flaky.down = true;
+  // The first change after the outage fails to commit; the grant is abandoned (as the RPC layer
+  // does when the commit fails), so nothing stays RUNNING for a worker that never got it.
+  v1::LeaseTrialRequest lr;
+  lr.set_worker_id(w);
+  auto doomed = jm_->LeaseTrial(lr);
+  ASSERT_TRUE(doomed.ok());
+  EXPECT_FALSE(writer_->Flush(absl::Now() + absl::Seconds(2)).ok());
+  jm_->AbandonLease(doomed->lease(), w);
+  EXPECT_FALSE(writer_->Healthy());
+  auto refused = jm_->LeaseTrial(lr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  v1::SubmitJobRequest sr;
+  *sr.mutable_spec() = TinySpec(1);
+  sr.set_idempotency_key("k");
+  EXPECT_EQ(jm_->SubmitJob(sr).status().code(), absl::StatusCode::kUnavailable);
+  // Heartbeats still extend the held lease: the worker keeps it through the outage.
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(absl::Seconds(20));
+    v1::HeartbeatRequest hb;
+    hb.set_worker_id(w);
+    *hb.mutable_lease() = held.lease();
+    ASSERT_TRUE(jm_->Heartbeat(hb).ok());
+    jm_->ExpireLeases();
+  }
+  auto counts = jm_->GetJob(job.id())->counts();
+  EXPECT_EQ(counts.running(), 1) << "only the held lease runs";
+  EXPECT_EQ(jm_->GetCandidate(job.id(), doomed->lease().trial_id())->attempts(), 0);
+  flaky.down = false;
+  ASSERT_TRUE(writer_->Flush(absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_TRUE(writer_->Healthy());
+  EXPECT_TRUE(Report(w, held, 0.5).ok());
+  auto again = jm_->LeaseTrial(lr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->lease().trial_id(), doomed->lease().trial_id());
+  EXPECT_EQ(again->lease().epoch(), doomed->lease().epoch() + 1) << "an epoch is never reused";
+  ASSERT_TRUE(writer_->Flush().ok());
+  jm_.reset();
+  writer_.reset();
+}
+
+TEST_F(JobManagerTest, ADecisionHeldBeforeItsCommitCannotBeOvertaken) {
+  // The original race: the expiry sweeper decides (QUEUED, epoch 1) and is delayed before its
+  // write while a lease is granted (RUNNING, epoch 2) and acknowledged. Hold the sweeper exactly
+  // there with a pause point and let the grant run: the store must end with the grant.
+  v1::Job job = Submit(TinySpec(1));
+  std::string a = Register("a"), b = Register("b");
+  auto first = Lease(a);
+  ASSERT_TRUE(writer_->Flush().ok());
+  clock_.Advance(absl::Seconds(31));
+  absl::Notification at_point, release;
+  test_hooks::Set("job_manager.before_enqueue", [&] {
+    if (!at_point.HasBeenNotified()) {
+      at_point.Notify();
+      release.WaitForNotification();
+    }
+  });
+  std::thread sweeper([&] { jm_->ExpireLeases(); });
+  at_point.WaitForNotification();
+  std::thread granter([&] {
+    auto l = Lease(b);
+    EXPECT_TRUE(l.has_trial());
+    EXPECT_EQ(l.lease().epoch(), 2u);
+  });
+  release.Notify();
+  sweeper.join();
+  granter.join();
+  test_hooks::ClearAll();
+  ASSERT_TRUE(writer_->Flush().ok());
+  auto stored = store_->LoadTrials(job.id());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ((*stored)[0].state(), v1::TRIAL_RUNNING);
+  EXPECT_EQ((*stored)[0].lease_epoch(), 2u);
+  // After a restart, epoch 2 is not granted again: the next grant is 3.
+  Open();
+  clock_.Advance(absl::Seconds(31));
+  jm_->ExpireLeases();
+  EXPECT_EQ(Lease(a).lease().epoch(), 3u);
 }
 
 }  // namespace

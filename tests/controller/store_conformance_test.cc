@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "controller/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,6 +42,22 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
+  // Runs one SQL statement on the database with the backend's own client.
+  void Sql(const std::string& sql) {
+    std::string quoted;
+    for (char c : sql) {
+      if (c == '\'') {
+        quoted += "'\\''";
+      } else {
+        quoted += c;
+      }
+    }
+    std::string cmd =
+        GetParam() == "postgresql"
+            ? absl::StrCat("psql -q -X -v ON_ERROR_STOP=1 \"", url_, "\" -c '", quoted, "'")
+            : absl::StrCat("sqlite3 '", url_.substr(9), "' '", quoted, "'");
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
   void Drop() {
     std::string cmd = absl::StrCat(
         "psql -q -X \"", url_,
@@ -55,6 +73,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     j.mutable_create_time()->set_seconds(t);
     j.mutable_spec()->set_name("job " + id);
     j.mutable_spec()->mutable_budget()->set_max_trials(7);
+    j.set_version(1);
     return j;
   }
   static v1::Trial MakeTrial(const std::string& job, int64_t id, v1::TrialState s) {
@@ -67,6 +86,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     auto* p = t.add_curve();
     p->set_epoch(1);
     p->set_value(0.25);
+    t.set_version(1);
     return t;
   }
 
@@ -81,9 +101,114 @@ TEST_P(StoreConformanceTest, MigratesToLatestSchema) {
   EXPECT_TRUE(store_->Ping().ok());
   EXPECT_EQ(store_->Backend(), GetParam());
   // Opening again applies nothing twice.
+  store_.reset();
   auto again = OpenStore(url_);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*(*again)->SchemaVersion(), *v);
+}
+
+TEST_P(StoreConformanceTest, ASecondOwnerIsRefusedWhileTheFirstLives) {
+  auto second = OpenStore(url_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("owned by another controller"));
+  store_.reset();
+  auto third = OpenStore(url_);
+  EXPECT_TRUE(third.ok()) << third.status();
+}
+
+TEST_P(StoreConformanceTest, AStandbyTakesOverWhenTheOwnerGoes) {
+  StoreOptions o;
+  o.standby = true;
+  o.standby_poll = absl::Milliseconds(20);
+  absl::Notification opened;
+  absl::StatusOr<std::unique_ptr<Store>> standby;
+  std::thread t([&] {
+    standby = OpenStore(url_, o);
+    opened.Notify();
+  });
+  EXPECT_FALSE(opened.HasBeenNotified());
+  store_.reset();  // the owner goes
+  t.join();
+  ASSERT_TRUE(standby.ok()) << standby.status();
+  EXPECT_TRUE((*standby)->Ping().ok());
+}
+
+TEST_P(StoreConformanceTest, AnOlderVersionNeverOverwritesANewerOne) {
+  // The reordering a delayed writer thread could cause: the acknowledged RUNNING epoch 3
+  // (version 3) is committed first, the stale QUEUED epoch 2 snapshot (version 2) after it.
+  v1::Trial newer = MakeTrial("j", 0, v1::TRIAL_RUNNING);
+  newer.set_lease_epoch(3);
+  newer.set_version(3);
+  v1::Trial older = MakeTrial("j", 0, v1::TRIAL_QUEUED);
+  older.set_lease_epoch(2);
+  older.set_version(2);
+  v1::Job job_new = MakeJob("j", "", 1), job_old = MakeJob("j", "", 1);
+  job_new.set_version(5);
+  job_new.set_state(v1::JOB_CANCELLED);
+  job_old.set_version(4);
+  WriteBatch first, second;
+  first.trials = {newer};
+  first.jobs = {job_new};
+  second.trials = {older};
+  second.jobs = {job_old};
+  ASSERT_TRUE(store_->Write(first).ok());
+  ASSERT_TRUE(store_->Write(second).ok());
+  auto trials = store_->LoadTrials("j");
+  ASSERT_TRUE(trials.ok());
+  ASSERT_EQ(trials->size(), 1u);
+  EXPECT_EQ((*trials)[0].state(), v1::TRIAL_RUNNING);
+  EXPECT_EQ((*trials)[0].lease_epoch(), 3u);
+  EXPECT_EQ((*store_->LoadJobs())[0].state(), v1::JOB_CANCELLED);  // a cancel is never undone
+  // Within one batch too (the writer merges groups): the newest wins whatever the order.
+  v1::Trial newest = newer;
+  newest.set_version(7);
+  newest.set_state(v1::TRIAL_SUCCEEDED);
+  WriteBatch mixed;
+  mixed.trials = {newest, older};
+  mixed.Compact();
+  ASSERT_EQ(mixed.trials.size(), 1u);
+  ASSERT_TRUE(store_->Write(mixed).ok());
+  EXPECT_EQ((*store_->LoadTrials("j"))[0].state(), v1::TRIAL_SUCCEEDED);
+}
+
+TEST_P(StoreConformanceTest, RefusesASchemaNewerThanTheBinary) {
+  store_.reset();
+  Sql("INSERT INTO schema_migrations VALUES (999, 0)");
+  auto s = OpenStore(url_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.status().message(), HasSubstr("newer than this binary"));
+  Sql("DELETE FROM schema_migrations WHERE version = 999");
+}
+
+TEST_P(StoreConformanceTest, MigratesAPopulatedVersion1Database) {
+  store_.reset();
+  if (GetParam() == "postgresql") Drop();
+  if (GetParam() == "sqlite") std::filesystem::remove(url_.substr(9));
+  // A schema-1 database as the previous release wrote it, with a job and a finished trial.
+  Sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT "
+      "NULL)");
+  Sql(SchemaMigrations()[0]);
+  Sql("INSERT INTO schema_migrations VALUES (1, 0)");
+  Sql("INSERT INTO jobs VALUES ('old', '', 2, 5, '{\"id\":\"old\",\"state\":\"JOB_RUNNING\"}')");
+  Sql("INSERT INTO trials VALUES ('old', 0, 3, 'h0', "
+      "'{\"job_id\":\"old\",\"id\":\"0\",\"state\":\"TRIAL_SUCCEEDED\",\"lease_epoch\":\"2\"}')");
+  auto s = OpenStore(url_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*(*s)->SchemaVersion(), static_cast<int>(SchemaMigrations().size()));
+  auto trials = (*s)->LoadTrials("old");
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 1u);
+  EXPECT_EQ((*trials)[0].lease_epoch(), 2u);
+  // The migrated row (version 0) takes the next write, version 1.
+  v1::Trial t = (*trials)[0];
+  t.set_version(1);
+  t.set_lease_epoch(3);
+  WriteBatch b;
+  b.trials = {t};
+  ASSERT_TRUE((*s)->Write(b).ok());
+  EXPECT_EQ((*(*s)->LoadTrials("old"))[0].lease_epoch(), 3u);
 }
 
 TEST_P(StoreConformanceTest, RoundTripsEveryRecordKind) {
@@ -119,13 +244,15 @@ TEST_P(StoreConformanceTest, RoundTripsEveryRecordKind) {
   EXPECT_EQ((*workers)[0].hardware().name(), "cpu-1t");
 }
 
-TEST_P(StoreConformanceTest, UpsertReplacesTheRecord) {
+TEST_P(StoreConformanceTest, ANewerVersionReplacesTheRecord) {
   WriteBatch b;
   b.jobs = {MakeJob("j1", "", 1)};
   b.trials = {MakeTrial("j1", 0, v1::TRIAL_RUNNING)};
   ASSERT_TRUE(store_->Write(b).ok());
   b.jobs[0].set_state(v1::JOB_SUCCEEDED);
+  b.jobs[0].set_version(2);
   b.trials[0].set_state(v1::TRIAL_SUCCEEDED);
+  b.trials[0].set_version(2);
   (*b.trials[0].mutable_metrics())["accuracy"] = 0.9;
   ASSERT_TRUE(store_->Write(b).ok());
   EXPECT_EQ(store_->LoadJobs()->at(0).state(), v1::JOB_SUCCEEDED);

@@ -21,72 +21,17 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
-
-extern char** environ;
+#include "tests/process_util.h"
 
 namespace nasforge {
 namespace {
 
-struct Process {
-  pid_t pid = -1;
-  FILE* err = nullptr;  // the child's stderr, when captured
-};
+using ::nasforge::testing::Process;
+using ::nasforge::testing::Spawn;
+using ::nasforge::testing::Stop;
 
-Process Spawn(const std::vector<std::string>& args, const std::string& log, bool capture) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  int pipefd[2] = {-1, -1};
-  if (capture) {
-    EXPECT_EQ(pipe(pipefd), 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    posix_spawn_file_actions_addclose(&fa, pipefd[0]);
-  } else {
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  }
-  Process p;
-  EXPECT_EQ(posix_spawn(&p.pid, argv[0], &fa, nullptr, argv.data(), environ), 0) << args[0];
-  posix_spawn_file_actions_destroy(&fa);
-  if (capture) {
-    close(pipefd[1]);
-    p.err = fdopen(pipefd[0], "r");
-  }
-  return p;
-}
-
-int Stop(Process& p) {
-  if (p.pid <= 0) return -1;
-  kill(p.pid, SIGTERM);
-  int status = 0;
-  waitpid(p.pid, &status, 0);
-  p.pid = -1;
-  return status;
-}
-
-// Starts the controller and blocks on its log until it says which port it bound; the rest of
-// its log is drained in the background so it never blocks on a full pipe.
 Process StartController(const std::string& listen, const std::string& db, int* port) {
-  Process p = Spawn({NASFORGE_CONTROLLER_BIN, "--listen=" + listen, "--store=sqlite://" + db,
-                     "--metrics-listen="},
-                    "", /*capture=*/true);
-  *port = 0;
-  char line[4096];
-  std::regex started("event=controller_started port=([0-9]+)");
-  while (*port == 0 && fgets(line, sizeof line, p.err) != nullptr) {
-    std::cmatch m;
-    if (std::regex_search(line, m, started)) *port = std::stoi(m[1]);
-  }
-  std::thread([f = p.err] {
-    char buf[4096];
-    while (fgets(buf, sizeof buf, f) != nullptr) {
-      if (std::getenv("NASFORGE_E2E_VERBOSE")) std::fputs(buf, stderr);
-    }
-    fclose(f);
-  }).detach();
-  p.err = nullptr;
-  return p;
+  return ::nasforge::testing::StartController(listen, "sqlite://" + db, port);
 }
 
 class EndToEndTest : public ::testing::Test {
