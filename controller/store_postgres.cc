@@ -181,6 +181,13 @@ class PostgresStore final : public Store {
             kLockClass, " AND l.objid = ", kOwnerLock,
             " AND l.granted AND a.application_name = ", n.quote(app_)));
         bool got = false;
+        if (!mine.empty()) {
+          Log(LogLevel::kWarn, "store_stale_session_ended",
+              {{"sessions", mine.size()},
+               {"reason",
+                "a session of this controller from before a network cut held the "
+                "owner lock"}});
+        }
         for (int i = 0; i < 50 && !mine.empty() && !got; ++i) {
           got = TryOwnerLock(n);
           if (!got) absl::SleepFor(absl::Milliseconds(20));

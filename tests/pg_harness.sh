@@ -20,6 +20,22 @@ for _ in $(seq 20); do
 done
 [ "$started" -eq 1 ] || { echo "pg_harness: could not start PostgreSQL"; cat "$DIR/server.log"; exit 1; }
 export NASFORGE_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PORT/postgres"
+# Fault tests stop and start this cluster: `$NASFORGE_TEST_PG_CTL stop|start`.
+cat >"$DIR/ctl.sh" <<CTL
+#!/usr/bin/env bash
+# Stops (fast: sessions are terminated) or starts the test cluster with its original settings.
+set -euo pipefail
+as_pg() { if [ "\$(id -u)" -eq 0 ]; then runuser -u postgres -- "\$@"; else "\$@"; fi; }
+case "\$1" in
+  stop) as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null ;;
+  start) as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -w -t 30 -l "$DIR/server.log" \\
+           -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off" start >/dev/null ;;
+  *) echo "usage: ctl.sh stop|start"; exit 2 ;;
+esac
+CTL
+chmod 755 "$DIR/ctl.sh"
+export NASFORGE_TEST_PG_CTL="$DIR/ctl.sh"
+export NASFORGE_TEST_PG_PORT="$PORT"
 set +e
 "$@"
 rc=$?

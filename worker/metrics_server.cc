@@ -21,6 +21,51 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 
+// One connection: read one request (with a deadline, so a client that connects and says nothing
+// cannot hold anything up), answer it, close.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket sock, std::shared_ptr<prometheus::Registry> registry)
+      : stream_(std::move(sock)), registry_(std::move(registry)) {}
+
+  void Start() {
+    stream_.expires_after(std::chrono::seconds(5));
+    http::async_read(stream_, buf_, req_,
+                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                       if (!ec) self->Answer();
+                     });
+  }
+
+ private:
+  void Answer() {
+    res_.version(req_.version());
+    res_.keep_alive(false);
+    if (req_.target() == "/metrics" && req_.method() == http::verb::get) {
+      res_.result(http::status::ok);
+      res_.set(http::field::content_type, "text/plain; version=0.0.4");
+      res_.body() = prometheus::TextSerializer().Serialize(registry_->Collect());
+    } else {
+      res_.result(http::status::not_found);
+      res_.body() = "only GET /metrics here\n";
+    }
+    res_.prepare_payload();
+    stream_.expires_after(std::chrono::seconds(5));
+    http::async_write(stream_, res_,
+                      [self = shared_from_this()](boost::system::error_code, size_t) {
+                        boost::system::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                      });
+  }
+
+  boost::beast::tcp_stream stream_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  boost::beast::flat_buffer buf_;
+  http::request<http::string_body> req_;
+  http::response<http::string_body> res_;
+};
+
+// Asynchronous: connections are served concurrently on one thread, each with a deadline, and
+// stopping the io_context ends everything at once (a stuck client never blocks shutdown).
 class BeastMetricsServer final : public MetricsServer {
  public:
   BeastMetricsServer(std::shared_ptr<prometheus::Registry> registry)
@@ -41,58 +86,30 @@ class BeastMetricsServer final : public MetricsServer {
           absl::StrCat("metrics-listen ", host, ":", port, ": ", ec.message()));
     }
     port_ = acceptor_.local_endpoint().port();
-    thread_ = std::thread([this] { Serve(); });
+    Accept();
+    thread_ = std::thread([this] { io_.run(); });
     return absl::OkStatus();
   }
 
   ~BeastMetricsServer() override {
-    stop_ = true;
-    boost::system::error_code ec;
-    // close() alone does not wake a thread blocked in accept(); shutdown() does.
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    acceptor_.close(ec);
+    io_.stop();
     if (thread_.joinable()) thread_.join();
   }
 
   int port() const override { return port_; }
 
  private:
-  // One request per connection, served in turn: scrapes are rare and small.
-  void Serve() {
-    while (!stop_) {
-      tcp::socket sock(io_);
-      boost::system::error_code ec;
-      acceptor_.accept(sock, ec);
-      if (ec) {
-        if (stop_) return;
-        continue;
-      }
-      boost::beast::flat_buffer buf;
-      http::request<http::string_body> req;
-      http::read(sock, buf, req, ec);
-      if (ec) continue;
-      http::response<http::string_body> res;
-      res.version(req.version());
-      res.keep_alive(false);
-      if (req.target() == "/metrics" && req.method() == http::verb::get) {
-        res.result(http::status::ok);
-        res.set(http::field::content_type, "text/plain; version=0.0.4");
-        res.body() = prometheus::TextSerializer().Serialize(registry_->Collect());
-      } else {
-        res.result(http::status::not_found);
-        res.body() = "only GET /metrics here\n";
-      }
-      res.prepare_payload();
-      http::write(sock, res, ec);
-      sock.shutdown(tcp::socket::shutdown_both, ec);
-    }
+  void Accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
+      if (!ec) std::make_shared<Session>(std::move(sock), registry_)->Start();
+      if (acceptor_.is_open()) Accept();
+    });
   }
 
   std::shared_ptr<prometheus::Registry> registry_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::thread thread_;
-  std::atomic<bool> stop_{false};
   int port_ = 0;
 };
 

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -205,6 +207,9 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     StopWorkers();
     if (controller_.pid > 0) testing::Stop(controller_, SIGKILL);
+    // Whatever a failed test left broken: mounts, stopped PostgreSQL, firewall rules.
+    umount2((dir_ + "/disk").c_str(), MNT_DETACH);
+    for (const auto& c : cleanups_) (void)std::system(c.c_str());
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
@@ -352,6 +357,7 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::string dir_, url_, target_;
+  std::vector<std::string> cleanups_;  // shell commands TearDown runs
   int port_ = 0;
   Process controller_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -476,6 +482,304 @@ TEST_P(FaultTest, SigtermEndsWithinTenSecondsWithWatchersAndWork) {
   }
   EXPECT_FALSE(open->Finish().ok());
   cancelled->Finish();
+}
+
+// A lease held by the test itself, to show that a store outage does not take it away.
+struct HeldLease {
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+  v1::LeaseTrialResponse lease;
+  std::string worker = "holder";
+
+  // Registers and leases, retrying for up to `wait` (a trial may first have to expire).
+  explicit HeldLease(std::shared_ptr<grpc::Channel> channel,
+                     std::chrono::seconds wait = std::chrono::seconds(30))
+      : stub(v1::WorkerService::NewStub(channel)) {
+    auto give_up = std::chrono::steady_clock::now() + wait;
+    while (!lease.has_trial() && std::chrono::steady_clock::now() < give_up) {
+      grpc::ClientContext rc;
+      rc.set_deadline(In(2000));
+      v1::RegisterWorkerRequest reg;
+      reg.set_worker_id(worker);
+      reg.mutable_hardware()->set_name("fake");
+      v1::RegisterWorkerResponse rr;
+      if (!stub->RegisterWorker(&rc, reg, &rr).ok()) continue;
+      grpc::ClientContext lc;
+      lc.set_deadline(In(2000));
+      v1::LeaseTrialRequest lr;
+      lr.set_worker_id(worker);
+      if (!stub->LeaseTrial(&lc, lr, &lease).ok() || !lease.has_trial()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    EXPECT_TRUE(lease.has_trial());
+  }
+  grpc::Status Heartbeat() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(5000));
+    v1::HeartbeatRequest hb;
+    hb.set_worker_id(worker);
+    *hb.mutable_lease() = lease.lease();
+    v1::HeartbeatResponse resp;
+    return stub->Heartbeat(&ctx, hb, &resp);
+  }
+  grpc::Status Report(double acc) {
+    grpc::Status s;
+    for (int i = 0; i < 100; ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(In(5000));
+      v1::ReportResultRequest r;
+      r.set_worker_id(worker);
+      *r.mutable_lease() = lease.lease();
+      (*r.mutable_metrics())["accuracy"] = acc;
+      v1::ReportResultResponse resp;
+      s = stub->ReportResult(&ctx, r, &resp);
+      if (s.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return s;
+  }
+  grpc::StatusCode TryLease() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(20000));
+    v1::LeaseTrialRequest lr;
+    lr.set_worker_id(worker);
+    v1::LeaseTrialResponse resp;
+    return stub->LeaseTrial(&ctx, lr, &resp).error_code();
+  }
+};
+
+int Sh(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST_P(FaultTest, StoreOutageMidJobIsUnavailableNotLoss) {
+  // PostgreSQL: stopped (sessions terminated) and started again. SQLite: the disk fills up.
+  const bool pg = GetParam() == "postgresql";
+  std::string disk = dir_ + "/disk";
+  if (!pg) {
+    std::filesystem::create_directories(disk);
+    if (mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=64m") != 0) {
+      GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+    }
+    url_ = "sqlite://" + disk + "/store.db";
+  } else {
+    ASSERT_NE(std::getenv("NASFORGE_TEST_PG_CTL"), nullptr);
+    cleanups_.push_back(absl::StrCat(std::getenv("NASFORGE_TEST_PG_CTL"), " start 2>/dev/null"));
+  }
+  StartController();
+  std::vector<std::string> job_ids = {Submit(100000, "outage-1").id()};
+  HeldLease held(channel_);
+  StartWorkers(4);
+  for (int i = 0; i < 1500 && checker_.acks() < 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(checker_.acks(), 30u);
+  // Break it.
+  if (pg) {
+    ASSERT_EQ(Sh(absl::StrCat(std::getenv("NASFORGE_TEST_PG_CTL"), " stop")), 0);
+  } else {
+    Sh(absl::StrCat("dd if=/dev/zero of=", disk, "/filler bs=16k 2>/dev/null"));
+  }
+  EXPECT_TRUE(WaitHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING, 30))
+      << "health must say NOT_SERVING while the store is down";
+  // Changes are refused with UNAVAILABLE and leave no trace; a submit retried later with the
+  // same key makes one job.
+  EXPECT_EQ(held.TryLease(), grpc::StatusCode::UNAVAILABLE);
+  {
+    std::string yaml = kJob;
+    yaml.replace(yaml.find("MAX_TRIALS"), 10, "20");
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_idempotency_key("during-outage");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(In(20000));
+    v1::Job j;
+    EXPECT_EQ(jobs_->SubmitJob(&ctx, req, &j).error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  // Leases are kept: heartbeats live in memory.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(held.Heartbeat().ok());
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // past the 5 s lease in total
+  }
+  // Mend it.
+  if (pg) {
+    ASSERT_EQ(Sh(absl::StrCat(std::getenv("NASFORGE_TEST_PG_CTL"), " start")), 0);
+  } else {
+    std::filesystem::remove(disk + "/filler");
+  }
+  EXPECT_TRUE(WaitHealth(grpc::health::v1::HealthCheckResponse::SERVING, 60));
+  EXPECT_TRUE(held.Report(42.0).ok()) << "the lease held through the outage still counts";
+  checker_.Granted(held.lease.lease(), held.worker);
+  checker_.Acknowledged(held.lease.lease(), false, 42.0);
+  job_ids.push_back(Submit(20, "during-outage").id());
+  v1::Job end = WaitForEnd(job_ids[1], 120);
+  EXPECT_EQ(end.state(), v1::JOB_SUCCEEDED);
+  {
+    grpc::ClientContext ctx;
+    v1::ListJobsRequest lr;
+    v1::ListJobsResponse jobs;
+    ASSERT_TRUE(jobs_->ListJobs(&ctx, lr, &jobs).ok());
+    EXPECT_EQ(jobs.jobs_size(), 2) << "a refused submit left no job behind";
+  }
+  grpc::ClientContext ctx;
+  v1::CancelJobRequest cr;
+  cr.set_job_id(job_ids[0]);
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(&ctx, cr, &cancelled).ok());
+  StopWorkers();
+  CheckInvariants(job_ids);
+  if (!pg) umount2(disk.c_str(), MNT_DETACH);
+}
+
+// PostgreSQL black-holed (packets dropped, no RST): calls time out into UNAVAILABLE, health goes
+// NOT_SERVING, and after the network heals the controller reconnects (ending its own stale
+// session, which still holds the owner lock on the server) and serves again.
+TEST_P(FaultTest, BlackHoledPostgresIsSurvived) {
+  if (GetParam() != "postgresql") GTEST_SKIP() << "PostgreSQL only";
+  const char* port = std::getenv("NASFORGE_TEST_PG_PORT");
+  ASSERT_NE(port, nullptr);
+  if (Sh("iptables -L -n >/dev/null 2>&1") != 0) GTEST_SKIP() << "iptables unavailable";
+  std::string rules = absl::StrCat("INPUT -i lo -p tcp --dport ", port, " -j DROP");
+  std::string rules2 = absl::StrCat("INPUT -i lo -p tcp --sport ", port, " -j DROP");
+  StartController();
+  std::vector<std::string> job_ids = {Submit(100000, "blackhole").id()};
+  StartWorkers(4);
+  for (int i = 0; i < 1500 && checker_.acks() < 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  cleanups_.push_back("iptables -D " + rules + " 2>/dev/null");
+  cleanups_.push_back("iptables -D " + rules2 + " 2>/dev/null");
+  ASSERT_EQ(Sh("iptables -A " + rules), 0);
+  ASSERT_EQ(Sh("iptables -A " + rules2), 0);
+  bool went_down = WaitHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING, 60);
+  Sh("iptables -D " + rules);
+  Sh("iptables -D " + rules2);
+  EXPECT_TRUE(went_down) << "health must say NOT_SERVING while the store is unreachable";
+  EXPECT_TRUE(WaitHealth(grpc::health::v1::HealthCheckResponse::SERVING, 60));
+  size_t before = checker_.acks();
+  for (int i = 0; i < 1500 && checker_.acks() < before + 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(checker_.acks(), before + 30) << "no progress after the network healed";
+  grpc::ClientContext ctx;
+  v1::CancelJobRequest cr;
+  cr.set_job_id(job_ids[0]);
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(&ctx, cr, &cancelled).ok());
+  StopWorkers();
+  CheckInvariants(job_ids);
+}
+
+// SIGTERM while the store is down: the controller still ends within 10 s and says what it
+// could not flush.
+TEST_P(FaultTest, SigtermEndsWithinTenSecondsWhileTheStoreIsDown) {
+  const bool pg = GetParam() == "postgresql";
+  std::string disk = dir_ + "/disk";
+  if (!pg) {
+    std::filesystem::create_directories(disk);
+    if (mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=64m") != 0) {
+      GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+    }
+    url_ = "sqlite://" + disk + "/store.db";
+  }
+  StartController();
+  Submit(100000, "term-down");
+  StartWorkers(4);
+  for (int i = 0; i < 1500 && checker_.acks() < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (pg) {
+    ASSERT_EQ(Sh(absl::StrCat(std::getenv("NASFORGE_TEST_PG_CTL"), " stop")), 0);
+  } else {
+    Sh(absl::StrCat("dd if=/dev/zero of=", disk, "/filler bs=16k 2>/dev/null"));
+  }
+  EXPECT_TRUE(WaitHealth(grpc::health::v1::HealthCheckResponse::NOT_SERVING, 30));
+  kill(controller_.pid, SIGTERM);
+  int status = WaitExit(controller_, std::chrono::seconds(10));
+  EXPECT_NE(status, -1) << "controller did not stop within 10 s with its store down";
+  StopWorkers();
+  if (pg) {
+    EXPECT_EQ(Sh(absl::StrCat(std::getenv("NASFORGE_TEST_PG_CTL"), " start")), 0);
+  } else {
+    umount2(disk.c_str(), MNT_DETACH);
+  }
+}
+
+// A worker cut off by a network partition: it runs in its own network namespace behind a veth
+// pair (addresses of test hosts this test creates), its link is dropped mid-trial, its lease
+// expires and the trial finishes elsewhere; when the link is back its late report is refused and
+// counted nowhere.
+TEST_P(FaultTest, APartitionedWorkersLateReportIsRefused) {
+  if (GetParam() != "sqlite") GTEST_SKIP() << "the store plays no part; SQLite is enough";
+  const std::string ns = absl::StrCat("nf", getpid() % 100000);
+  const std::string host_if = ns + "h", ns_if = ns + "w";
+  const int net = 100 + getpid() % 100;  // 10.231.<net>.0/30: this test's own two hosts
+  const std::string host_ip = absl::StrCat("10.231.", net, ".1"),
+                    worker_ip = absl::StrCat("10.231.", net, ".2");
+  if (Sh("ip netns add " + ns) != 0) GTEST_SKIP() << "cannot create network namespaces here";
+  cleanups_.push_back("ip link del " + host_if + " 2>/dev/null");
+  cleanups_.push_back("ip netns del " + ns + " 2>/dev/null");
+  auto cleanup = [&] {
+    Sh("ip link del " + host_if + " 2>/dev/null");
+    Sh("ip netns del " + ns + " 2>/dev/null");
+  };
+  ASSERT_EQ(
+      Sh(absl::StrCat("ip link add ", host_if, " type veth peer name ", ns_if, " && ip link set ",
+                      ns_if, " netns ", ns, " && ip addr add ", host_ip, "/30 dev ", host_if,
+                      " && ip link set ", host_if, " up", " && ip netns exec ", ns, " ip addr add ",
+                      worker_ip, "/30 dev ", ns_if, " && ip netns exec ", ns, " ip link set ",
+                      ns_if, " up", " && ip netns exec ", ns, " ip link set lo up")),
+      0);
+  // The controller listens on the host end of the link; the test's own clients use it too.
+  target_ = absl::StrCat(host_ip, ":", port_);
+  channel_ = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
+  jobs_ = v1::JobService::NewStub(channel_);
+  StartController();
+  v1::Job job = Submit(1, "partition");
+  // The partitioned worker, in its namespace, leases the job's only trial.
+  int to_child[2], from_child[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(from_child), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(to_child[0], 0);
+    dup2(from_child[1], 1);
+    execlp("ip", "ip", "netns", "exec", ns.c_str(), NASFORGE_FAULT_WORKER_BIN, target_.c_str(),
+           "cut-off", nullptr);
+    _exit(127);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  FILE* out = fdopen(from_child[0], "r");
+  char line[512] = {0};
+  ASSERT_NE(fgets(line, sizeof line, out), nullptr);
+  ASSERT_THAT(line, HasSubstr("leased " + job.id() + " 0 1"));
+  // Cut the link mid-trial; the lease (5 s) expires and a worker on this side finishes it.
+  ASSERT_EQ(Sh("ip link set " + host_if + " down"), 0);
+  HeldLease other(channel_);  // retries until the expired trial is granted again
+  EXPECT_EQ(other.lease.lease().trial_id(), 0);
+  EXPECT_EQ(other.lease.lease().epoch(), 2u);
+  EXPECT_TRUE(other.Report(55.5).ok());
+  // Heal the link and let the cut-off worker report: refused, counted nowhere.
+  ASSERT_EQ(Sh("ip link set " + host_if + " up"), 0);
+  ASSERT_EQ(write(to_child[1], "report\n", 7), 7);
+  ASSERT_NE(fgets(line, sizeof line, out), nullptr);
+  EXPECT_THAT(line, HasSubstr(absl::StrCat("report ", grpc::StatusCode::FAILED_PRECONDITION)))
+      << line;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fclose(out);
+  close(to_child[1]);
+  auto j = GetJob(job.id());
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->counts().succeeded(), 1);
+  auto trials = ApiTrials(job.id());
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_DOUBLE_EQ(trials[0].metrics().at("accuracy"), 55.5);
+  EXPECT_EQ(trials[0].worker_id(), "holder");
+  testing::Stop(controller_, SIGTERM);
+  cleanup();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FaultTest, ::testing::Values("sqlite", "postgresql"),
