@@ -70,6 +70,7 @@ class PostgresStore final : public Store {
     bool waited = false;
     for (;;) {
       absl::Status st = Guard("open", [&]() -> absl::Status {
+        mu_.AssertHeld();  // Guard runs it under mu_
         Connect();
         return absl::OkStatus();
       });
@@ -87,6 +88,7 @@ class PostgresStore final : public Store {
     }
     if (waited) Log(LogLevel::kInfo, "store_owner_taken", {{"store", "postgresql"}});
     return Guard("migrate", [&]() -> absl::Status {
+      mu_.AssertHeld();  // Guard runs it under mu_
       pqxx::work w(*conn_);
       w.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kLockClass, ", ", kMigrationLock, ")"));
       w.exec(
@@ -110,6 +112,7 @@ class PostgresStore final : public Store {
   absl::Status Write(const WriteBatch& b) override {
     absl::MutexLock l(&mu_);
     return Guard("write", [&]() -> absl::Status {
+      mu_.AssertHeld();  // Guard runs it under mu_
       Connect();
       pqxx::work w(*conn_);
       for (const auto& j : b.jobs) {
@@ -143,6 +146,7 @@ class PostgresStore final : public Store {
   absl::Status Ping() override {
     absl::MutexLock l(&mu_);
     return Guard("ping", [&]() -> absl::Status {
+      mu_.AssertHeld();  // Guard runs it under mu_
       Connect();
       pqxx::nontransaction n(*conn_);
       n.exec("SELECT 1");
@@ -153,6 +157,7 @@ class PostgresStore final : public Store {
     absl::MutexLock l(&mu_);
     int version = 0;
     NF_RETURN_IF_ERROR(Guard("schema version", [&]() -> absl::Status {
+      mu_.AssertHeld();  // Guard runs it under mu_
       Connect();
       pqxx::nontransaction n(*conn_);
       version = n.exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")[0][0].as<int>();
@@ -287,6 +292,7 @@ class PostgresStore final : public Store {
     absl::MutexLock l(&mu_);
     std::vector<T> out;
     NF_RETURN_IF_ERROR(Guard("load", [&]() -> absl::Status {
+      mu_.AssertHeld();  // Guard runs it under mu_
       Connect();
       pqxx::nontransaction n(*conn_);
       pqxx::result r = arg ? n.exec_params(sql, *arg) : n.exec(sql);

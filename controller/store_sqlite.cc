@@ -89,6 +89,7 @@ class SqliteStore final : public Store {
   }
 
   absl::Status Init() {
+    absl::MutexLock l(&mu_);
     // FULL: every commit syncs the WAL, so an acknowledged write survives a power cut (NORMAL
     // may lose the last transactions).
     NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
@@ -98,6 +99,7 @@ class SqliteStore final : public Store {
              "version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT NULL)"));
     NF_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
     absl::Status st = [&]() -> absl::Status {
+      mu_.AssertHeld();
       NF_ASSIGN_OR_RETURN(int version, SchemaVersionLocked());
       NF_RETURN_IF_ERROR(CheckSchemaNotNewer(version));
       const auto& m = SchemaMigrations();
@@ -151,10 +153,10 @@ class SqliteStore final : public Store {
   std::string Backend() const override { return "sqlite"; }
 
  private:
-  absl::Status Error(absl::string_view what) {
+  absl::Status Error(absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return absl::UnavailableError(absl::StrCat("sqlite ", what, ": ", sqlite3_errmsg(db_)));
   }
-  absl::Status Exec(const char* sql) {
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "unknown error";
@@ -163,18 +165,18 @@ class SqliteStore final : public Store {
     }
     return absl::OkStatus();
   }
-  absl::StatusOr<int> SchemaVersionLocked() {
+  absl::StatusOr<int> SchemaVersionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) return Error("schema version");
     return sqlite3_column_int(s.get(), 0);
   }
-  absl::Status Step(Stmt& s, absl::string_view what) {
+  absl::Status Step(Stmt& s, absl::string_view what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (sqlite3_step(s.get()) != SQLITE_DONE) return Error(what);
     sqlite3_reset(s.get());
     sqlite3_clear_bindings(s.get());
     return absl::OkStatus();
   }
-  absl::Status WriteLocked(const WriteBatch& b) {
+  absl::Status WriteLocked(const WriteBatch& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!b.jobs.empty()) {
       Stmt s(db_,
              "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body, version) "
@@ -225,7 +227,8 @@ class SqliteStore final : public Store {
     return absl::OkStatus();
   }
   template <typename T>
-  absl::StatusOr<std::vector<T>> LoadAll(const char* sql, const std::string& arg) {
+  absl::StatusOr<std::vector<T>> LoadAll(const char* sql, const std::string& arg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Stmt s(db_, sql);
     if (!s.ok()) return Error("prepare load");
     if (!arg.empty()) s.Text(1, arg);

@@ -13,6 +13,7 @@ PKGS=(
   postgresql postgresql-common prometheus
   dataset-fashion-mnist
   zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite (unit, integration against a
-# real PostgreSQL on loopback, and end to end with real LibTorch workers on Fashion-MNIST).
-# Usage: deploy/test.sh [extra ctest args, e.g. -L unit]
+# Installs what is missing, builds, and runs the whole test suite: unit, integration against a
+# real PostgreSQL on loopback, end to end with real LibTorch workers on Fashion-MNIST, and the
+# fault tests (label `fault`: kill -9, stopped/black-holed PostgreSQL, full disk, partitions);
+# then the controller, core and store tests again under AddressSanitizer + UBSan (clang, with
+# -Wthread-safety as an error).
+# Usage: deploy/test.sh [extra ctest args, e.g. -L unit]  (with args: the main build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/build.sh
-cd build
 export OPENBLAS_NUM_THREADS=1
 # Two cores: the LibTorch tests are CPU-bound, so run tests one at a time.
-ctest --output-on-failure --timeout 1200 "$@"
+ctest --test-dir build --output-on-failure --timeout 1200 "$@"
+[ "$#" -gt 0 ] && exit 0
+
+SAN_TESTS=(job_manager_test store_conformance_test rpc_integration_test strategies_test
+           search_space_test spaces_test cost_test pareto_test jobspec_test early_stopping_test
+           metrics_server_test)
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
+cmake --preset asan >/dev/null
+ninja -C build-asan "${SAN_TESTS[@]}"
+regex="^($(IFS='|'; echo "${SAN_TESTS[*]}"))\$"
+# Leak checking is off: Debian's gRPC and protobuf keep process-lifetime singletons.
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure --timeout 1200 -R "$regex"
