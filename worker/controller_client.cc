@@ -14,9 +14,18 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 class GrpcControllerClient final : public ControllerClient {
  public:
+  // Reconnect quickly to a restarted controller: gRPC's default backoff grows to two minutes,
+  // which would leave a worker idle long after the controller is back.
+  static grpc::ChannelArguments Args() {
+    grpc::ChannelArguments a;
+    a.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+    a.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    return a;
+  }
+
   GrpcControllerClient(const std::string& target, int timeout)
       : stub_(v1::WorkerService::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
+            grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), Args()))),
         timeout_(timeout) {}
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
