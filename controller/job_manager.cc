@@ -65,7 +65,11 @@ absl::Status JobManager::Recover() {
   NF_ASSIGN_OR_RETURN(auto jobs, store_->LoadJobs());
   NF_ASSIGN_OR_RETURN(auto workers, store_->LoadWorkers());
   absl::MutexLock l(&mu_);
-  for (auto& w : workers) workers_[w.id()] = w;
+  for (auto& w : workers) {
+    workers_[w.id()] = w;
+    absl::MutexLock s(&seen_mu_);
+    worker_seen_[w.id()] = absl::InfinitePast();  // known, not seen since the restart
+  }
   int resumed = 0;
   for (auto& j : jobs) {
     auto js = std::make_unique<JobState>();
@@ -103,7 +107,7 @@ absl::Status JobManager::Recover() {
     for (auto& t : js->trials) {
       if (t.state() != v1::TRIAL_RUNNING) continue;
       absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
-      leases_.Grant({js->job.id(), t.id()}, t.lease_epoch(), t.worker_id(), clock_->Steady() + ttl);
+      leases_.Grant({js->job.id(), t.id()}, t.lease_epoch(), t.worker_id(), clock_->Steady(), ttl);
       *t.mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
     }
     if (!js->job.idempotency_key().empty()) {
@@ -352,7 +356,10 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     *w.mutable_hardware() = req.hardware();
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
     *w.mutable_last_seen() = ToProto(clock_->Now());
-    worker_seen_[id] = clock_->Steady();
+    {
+      absl::MutexLock s(&seen_mu_);
+      worker_seen_[id] = clock_->Steady();
+    }
     Stage(batch, w);
     resp.set_worker_id(id);
     resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
@@ -469,22 +476,35 @@ void JobManager::AbandonLease(const v1::Lease& lease, const std::string& worker_
 }
 
 absl::StatusOr<v1::HeartbeatResponse> JobManager::Heartbeat(const v1::HeartbeatRequest& req) {
-  absl::MutexLock l(&mu_);
+  // Only the lease table's own lock: a heartbeat never waits behind strategy work under mu_.
+  // Deadlines live in memory (no write per heartbeat, so leases survive a store outage);
+  // Recover() gives running trials a fresh lease after a restart.
   TouchWorker(req.worker_id());
-  NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/true));
-  auto [js, t] = jt;
+  const v1::Lease& l = req.lease();
+  absl::Time steady = clock_->Steady(), deadline;
+  uint64_t current = 0;
   v1::HeartbeatResponse resp;
-  if (t->state() == v1::TRIAL_CANCELLED) {
-    resp.set_cancel(true);
-    return resp;
+  switch (leases_.Renew({l.job_id(), l.trial_id()}, l.epoch(), req.worker_id(), steady, &deadline,
+                        &current)) {
+    case LeaseTable::Renewal::kRenewed:
+      *resp.mutable_deadline() = ToProto(clock_->Now() + (deadline - steady));
+      return resp;
+    case LeaseTable::Renewal::kCancelled:
+      resp.set_cancel(true);
+      return resp;
+    case LeaseTable::Renewal::kNotYours:
+      if (metrics_) metrics_->stale_reports_total.Increment();
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker_id: lease ", l.job_id(), "/", l.trial_id(), " epoch ", l.epoch(),
+                       " was granted to another worker; drop this trial"));
+    case LeaseTable::Renewal::kStale:
+      break;
   }
-  // Heartbeat deadlines live in memory (no write per heartbeat, so leases survive a store
-  // outage); Recover() gives running trials a fresh lease after a restart.
-  absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
-  leases_.Extend({js->job.id(), t->id()}, t->lease_epoch(), clock_->Steady() + ttl);
-  *t->mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
-  *resp.mutable_deadline() = t->lease_deadline();
-  return resp;
+  if (metrics_) metrics_->stale_reports_total.Increment();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "lease.epoch: stale lease for trial ", l.job_id(), "/", l.trial_id(), " (yours ", l.epoch(),
+      ", current ", current == 0 ? std::string("none") : absl::StrCat(current),
+      "); the lease expired or the job ended. Drop this trial and lease another."));
 }
 
 absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
@@ -521,9 +541,12 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
                         absl::StrCat(p.epoch(), " is not after the last reported epoch ",
                                      t->curve(t->curve_size() - 1).epoch()));
     }
-    absl::Duration ttl = absl::Seconds(js->job.spec().lease_seconds());
-    leases_.Extend({js->job.id(), t->id()}, t->lease_epoch(), clock_->Steady() + ttl);
-    *t->mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
+    absl::Time steady = clock_->Steady(), deadline;
+    uint64_t current = 0;
+    if (leases_.Renew({js->job.id(), t->id()}, t->lease_epoch(), req.worker_id(), steady, &deadline,
+                      &current) == LeaseTable::Renewal::kRenewed) {
+      *t->mutable_lease_deadline() = ToProto(clock_->Now() + (deadline - steady));
+    }
     if (!retry) {
       // A repeated epoch (a retry after a lost answer) is answered again, not recorded twice.
       NF_RETURN_IF_ERROR(writer_->Admit());
@@ -800,7 +823,7 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   t.set_worker_id(worker_id);
   t.clear_curve();
   *t.mutable_lease_deadline() = ToProto(now + ttl);
-  leases_.Grant({js.job.id(), t.id()}, t.lease_epoch(), worker_id, clock_->Steady() + ttl);
+  leases_.Grant({js.job.id(), t.id()}, t.lease_epoch(), worker_id, clock_->Steady(), ttl);
   *t.mutable_update_time() = ToProto(now);
   Recount(js);
   Touch(js.job);
@@ -939,8 +962,9 @@ StopDecision JobManager::DecideEarlyStop(const JobState& js, const v1::Trial& t)
 void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(clock_->Now()); }
 
 void JobManager::TouchWorker(const std::string& worker_id) {
-  auto it = workers_.find(worker_id);
-  if (it != workers_.end()) worker_seen_[worker_id] = clock_->Steady();
+  absl::MutexLock s(&seen_mu_);
+  auto seen = worker_seen_.find(worker_id);
+  if (seen != worker_seen_.end()) seen->second = clock_->Steady();
 }
 
 void JobManager::UpdateGauges() {
@@ -963,6 +987,7 @@ void JobManager::UpdateGauges() {
   absl::Time cutoff = clock_->Steady() - 3 * options_.heartbeat_interval -
                       absl::Seconds(30);  // a worker busy in a long epoch still counts
   int live = 0;
+  absl::MutexLock s(&seen_mu_);
   for (const auto& [id, seen] : worker_seen_) live += seen >= cutoff;
   metrics_->workers_registered.Set(live);
 }
@@ -995,7 +1020,11 @@ void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
 void JobManager::Finished(JobState& js, v1::Trial& t) {
   js.job.set_finish_seq(js.job.finish_seq() + 1);
   t.set_finish_seq(js.job.finish_seq());
-  leases_.Release({js.job.id(), t.id()});
+  if (t.state() == v1::TRIAL_CANCELLED) {
+    leases_.MarkCancelled({js.job.id(), t.id()});  // its worker hears "cancel" on a heartbeat
+  } else {
+    leases_.Release({js.job.id(), t.id()});
+  }
 }
 
 void JobManager::EnqueueLocked(WriteBatch batch) {

@@ -130,7 +130,8 @@ class JobManager {
   // Finishes the job when no trial is left to run.
   void MaybeFinish(JobState& js, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TouchWorker(const std::string& worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks a registered worker as seen now (for the live-workers gauge). Needs no mu_.
+  void TouchWorker(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(seen_mu_);
   void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JobEvent Event(const JobState& js, const v1::Trial* t, const char* kind) const;
   // Delivers `events` to watchers (outside mu_).
@@ -147,8 +148,11 @@ class JobManager {
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(mu_);  // steady clock
-  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  // Heartbeats take neither mu_ nor anything slow: the lease table has its own lock, and liveness
+  // its own (lock order: mu_ before either).
+  LeaseTable leases_;
+  mutable absl::Mutex seen_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(seen_mu_);  // steady clock
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -2,40 +2,61 @@
 
 namespace nasforge {
 
-void LeaseTable::Grant(const Key& key, uint64_t epoch, std::string worker, absl::Time deadline) {
-  Release(key);
-  leases_[key] = Lease{epoch, std::move(worker), deadline};
-  by_deadline_.emplace(deadline, key);
+void LeaseTable::Grant(const Key& key, uint64_t epoch, std::string worker, absl::Time now,
+                       absl::Duration ttl) {
+  absl::MutexLock l(&mu_);
+  ReleaseLocked(key);
+  leases_[key] = Lease{epoch, std::move(worker), ttl, now + ttl, false};
+  by_deadline_.emplace(now + ttl, key);
 }
 
-bool LeaseTable::Extend(const Key& key, uint64_t epoch, absl::Time deadline) {
+LeaseTable::Renewal LeaseTable::Renew(const Key& key, uint64_t epoch, const std::string& worker,
+                                      absl::Time now, absl::Time* deadline, uint64_t* current) {
+  absl::MutexLock l(&mu_);
   auto it = leases_.find(key);
-  if (it == leases_.end() || it->second.epoch != epoch) return false;
-  by_deadline_.erase({it->second.deadline, key});
-  it->second.deadline = deadline;
-  by_deadline_.emplace(deadline, key);
-  return true;
+  *current = it == leases_.end() ? 0 : it->second.epoch;
+  if (it == leases_.end() || it->second.epoch != epoch) return Renewal::kStale;
+  Lease& lease = it->second;
+  if (lease.worker != worker) return Renewal::kNotYours;
+  if (lease.cancelled) return Renewal::kCancelled;
+  by_deadline_.erase({lease.deadline, key});
+  lease.deadline = now + lease.ttl;
+  by_deadline_.emplace(lease.deadline, key);
+  *deadline = lease.deadline;
+  return Renewal::kRenewed;
+}
+
+void LeaseTable::MarkCancelled(const Key& key) {
+  absl::MutexLock l(&mu_);
+  auto it = leases_.find(key);
+  if (it != leases_.end()) it->second.cancelled = true;
 }
 
 void LeaseTable::Release(const Key& key) {
+  absl::MutexLock l(&mu_);
+  ReleaseLocked(key);
+}
+
+void LeaseTable::ReleaseLocked(const Key& key) {
   auto it = leases_.find(key);
   if (it == leases_.end()) return;
   by_deadline_.erase({it->second.deadline, key});
   leases_.erase(it);
 }
 
-const LeaseTable::Lease* LeaseTable::Find(const Key& key) const {
-  auto it = leases_.find(key);
-  return it == leases_.end() ? nullptr : &it->second;
-}
-
 std::vector<LeaseTable::Key> LeaseTable::Expired(absl::Time now) const {
+  absl::MutexLock l(&mu_);
   std::vector<Key> out;
   for (const auto& [deadline, key] : by_deadline_) {
     if (deadline > now) break;
     out.push_back(key);
   }
   return out;
+}
+
+size_t LeaseTable::size() const {
+  absl::MutexLock l(&mu_);
+  return leases_.size();
 }
 
 }  // namespace nasforge

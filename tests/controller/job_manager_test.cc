@@ -705,5 +705,48 @@ TEST_F(JobManagerTest, ADecisionHeldBeforeItsCommitCannotBeOvertaken) {
   EXPECT_EQ(Lease(a).lease().epoch(), 3u);
 }
 
+TEST_F(JobManagerTest, HeartbeatsDoNotWaitForStrategyWork) {
+  // Hold a LeaseTrial inside the manager's lock (as a long GP fit would) and heartbeat meanwhile.
+  Submit(TinySpec(4, 4));
+  std::string a = Register("a"), b = Register("b");
+  auto held = Lease(a);
+  absl::Notification in_lock, release;
+  test_hooks::Set("job_manager.before_enqueue", [&] {
+    if (!in_lock.HasBeenNotified()) {
+      in_lock.Notify();
+      release.WaitForNotification();
+    }
+  });
+  std::thread slow([&] { Lease(b); });
+  in_lock.WaitForNotification();
+  absl::Notification beat;
+  std::thread heartbeat([&] {
+    v1::HeartbeatRequest hb;
+    hb.set_worker_id(a);
+    *hb.mutable_lease() = held.lease();
+    EXPECT_TRUE(jm_->Heartbeat(hb).ok());
+    beat.Notify();
+  });
+  EXPECT_TRUE(beat.WaitForNotificationWithTimeout(absl::Seconds(30)))
+      << "a heartbeat waited for the manager's lock";
+  release.Notify();
+  slow.join();
+  heartbeat.join();
+  test_hooks::ClearAll();
+}
+
+TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
+  v1::Job job = Submit(TinySpec(2));
+  std::string w = Register("w");
+  auto l = Lease(w);
+  ASSERT_TRUE(jm_->CancelJob(job.id()).ok());
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(w);
+  *hb.mutable_lease() = l.lease();
+  auto r = jm_->Heartbeat(hb);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->cancel());
+}
+
 }  // namespace
 }  // namespace nasforge
