@@ -11,13 +11,19 @@ namespace {
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
 
+// UNAVAILABLE answers carry gRPC's retry pushback (clients with a retry policy wait that long).
+grpc::Status WithRetryHint(CallbackServerContext* ctx, const absl::Status& s) {
+  if (absl::IsUnavailable(s)) ctx->AddTrailingMetadata("grpc-retry-pushback-ms", "1000");
+  return ToGrpcStatus(s);
+}
+
 // Finishes `reactor` with `result`: at once for reads, after the commit for writes.
 template <typename Resp>
 ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::StatusOr<Resp> result,
                            Resp* response, bool durable) {
   ServerUnaryReactor* r = ctx->DefaultReactor();
   if (!result.ok()) {
-    r->Finish(ToGrpcStatus(result.status()));
+    r->Finish(WithRetryHint(ctx, result.status()));
     return r;
   }
   *response = std::move(result).value();
@@ -25,7 +31,7 @@ ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::Sta
     r->Finish(grpc::Status::OK);
   } else {
     jm->writer()->WhenDurable(jm->writer()->LastEnqueued(),
-                              [r](absl::Status s) { r->Finish(ToGrpcStatus(s)); });
+                              [r, ctx](absl::Status s) { r->Finish(WithRetryHint(ctx, s)); });
   }
   return r;
 }
@@ -191,7 +197,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     ServerUnaryReactor* r = ctx->DefaultReactor();
     auto result = jm_->LeaseTrial(*req);
     if (!result.ok()) {
-      r->Finish(ToGrpcStatus(result.status()));
+      r->Finish(WithRetryHint(ctx, result.status()));
       return r;
     }
     *resp = std::move(result).value();
@@ -199,12 +205,12 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     JobManager* jm = jm_;
     std::string worker = req->worker_id();
     jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(),
-                               [r, jm, resp, worker](absl::Status s) {
+                               [r, ctx, jm, resp, worker](absl::Status s) {
                                  if (!s.ok() && resp->has_trial()) {
                                    jm->AbandonLease(resp->lease(), worker);
                                    resp->Clear();
                                  }
-                                 r->Finish(ToGrpcStatus(s));
+                                 r->Finish(WithRetryHint(ctx, s));
                                });
     return r;
   }

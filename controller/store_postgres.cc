@@ -178,6 +178,9 @@ class PostgresStore final : public Store {
     {
       pqxx::nontransaction n(*c);
       n.exec("SET statement_timeout = 15000");
+      // Acknowledged means durable: our commits wait for the WAL flush whatever the server's
+      // default (a server-wide synchronous_commit=off would otherwise lose acknowledged writes).
+      n.exec("SET synchronous_commit = on");
       if (!TryOwnerLock(n)) {
         // A session of our own from before a network cut may still hold it: end it and retry.
         pqxx::result mine = n.exec(absl::StrCat(

@@ -13,7 +13,7 @@ export OPENBLAS_NUM_THREADS=1
 ctest --test-dir build --output-on-failure --timeout 1200 "$@"
 [ "$#" -gt 0 ] && exit 0
 
-SAN_TESTS=(job_manager_test store_conformance_test rpc_integration_test strategies_test
+SAN_TESTS=(job_manager_test store_writer_test store_conformance_test rpc_integration_test strategies_test
            search_space_test spaces_test cost_test pareto_test jobspec_test early_stopping_test
            metrics_server_test)
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
