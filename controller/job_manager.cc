@@ -608,8 +608,12 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
       t->clear_curve();
       outcome = "handed_back";
     } else if (req.failed()) {
+      // Bounded: a worker's error text is kept up to 4 KiB (a stack trace's head is enough).
+      constexpr size_t kMaxError = 4096;
       t->set_error(req.error().empty() ? "worker reported a failure without a message"
-                                       : req.error());
+                   : req.error().size() <= kMaxError
+                       ? req.error()
+                       : absl::StrCat(req.error().substr(0, kMaxError), " [truncated]"));
       t->clear_curve();
       if (t->attempts() >= budget.max_attempts()) {
         t->set_state(v1::TRIAL_FAILED);
