@@ -1,3 +1,6 @@
+// JobManager's logic. Over 500 lines until the split planned in issue 12 (the house): the lease
+// table is out already (lease_table.h); the job-events hub, the worker registry and strategy
+// driving are to follow.
 #include "controller/job_manager.h"
 
 #include <google/protobuf/util/time_util.h>
