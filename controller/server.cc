@@ -76,6 +76,7 @@ class ControllerImpl final : public Controller {
                {"reason", ok ? "store answers" : "store unavailable"}});
         }
       } while (!stop_.WaitForNotificationWithTimeout(every));
+      health_done_.Notify();
     });
     Log(LogLevel::kInfo, "controller_started",
         {{"port", port_},
@@ -88,7 +89,8 @@ class ControllerImpl final : public Controller {
   ~ControllerImpl() override {
     Controller::Shutdown();
     if (!clean_ && writer_) {
-      // The writer thread may still be inside the database: leave the parts it uses alive.
+      // The writer or health thread may still be inside the database: leave the parts they use
+      // alive (the process is exiting).
       (void)writer_.release();
       (void)store_.release();
     }
@@ -105,10 +107,19 @@ class ControllerImpl final : public Controller {
     if (server_) server_->Shutdown(absl::ToChronoTime(start + (deadline - start) / 3));
     if (!stop_.HasBeenNotified()) stop_.Notify();
     if (sweeper_.joinable()) sweeper_.join();
-    if (health_.joinable()) health_.join();
+    // A store ping can hang on a black-holed database: never past the deadline.
+    bool health_stopped = true;
+    if (health_.joinable()) {
+      health_stopped = health_done_.WaitForNotificationWithDeadline(deadline);
+      if (health_stopped) {
+        health_.join();
+      } else {
+        health_.detach();
+      }
+    }
     size_t lost = 0;
     if (writer_) lost = writer_->Stop(deadline);
-    clean_ = lost == 0;
+    clean_ = lost == 0 && health_stopped;
     if (clean_) {
       Log(LogLevel::kInfo, "controller_stopped", {{"port", port_}});
     } else {
@@ -134,6 +145,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<grpc::Server> server_;
   std::thread sweeper_;
   std::thread health_;
+  absl::Notification health_done_;
   absl::Notification stop_;
   bool clean_ = true;
   int port_ = 0;
