@@ -23,7 +23,7 @@ ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (f
 ABSL_FLAG(bool, standby, false,
           "when another controller owns the store, wait as a hot standby and take over when it "
           "dies (instead of exiting with an error)");
-ABSL_FLAG(int, shutdown_seconds, 8,
+ABSL_FLAG(int, shutdown_seconds, 7,
           "SIGTERM/SIGINT: stop serving and flush the store within this many seconds");
 
 int main(int argc, char** argv) {

@@ -104,7 +104,22 @@ class ControllerImpl final : public Controller {
     shut_down_ = true;
     absl::Time start = absl::Now();
     // In-flight calls get until a third of the budget; open watch streams are cancelled then.
-    if (server_) server_->Shutdown(absl::ToChronoTime(start + (deadline - start) / 3));
+    // gRPC's Shutdown also waits for every cancelled call to finish, and a write call finishes
+    // when its commit does: if the database hangs, tell those calls UNAVAILABLE so it can return.
+    if (server_) {
+      absl::Time calls_end = start + (deadline - start) / 3;
+      absl::Notification server_stopped;
+      std::thread stopper([&] {
+        server_->Shutdown(absl::ToChronoTime(calls_end));
+        server_stopped.Notify();
+      });
+      if (!server_stopped.WaitForNotificationWithDeadline(calls_end + absl::Milliseconds(200))) {
+        writer_->FailWaiters(absl::UnavailableError(
+            "the controller is shutting down and the store did not answer in time; the change "
+            "may still be applied: retry against the controller that serves this store"));
+      }
+      stopper.join();
+    }
     if (!stop_.HasBeenNotified()) stop_.Notify();
     if (sweeper_.joinable()) sweeper_.join();
     // A store ping can hang on a black-holed database: never past the deadline.

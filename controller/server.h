@@ -36,7 +36,7 @@ class Controller {
   // what could not be flushed by then is logged and dropped (it was never acknowledged).
   // Returns true on a clean stop. Idempotent.
   virtual bool Shutdown(absl::Time deadline) = 0;
-  bool Shutdown() { return Shutdown(absl::Now() + absl::Seconds(8)); }
+  bool Shutdown() { return Shutdown(absl::Now() + absl::Seconds(7)); }
   virtual JobManager* jobs() = 0;
 };
 

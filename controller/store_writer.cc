@@ -111,6 +111,15 @@ size_t StoreWriter::Stop(absl::Time deadline) {
   return queued_records_;
 }
 
+void StoreWriter::FailWaiters(const absl::Status& status) {
+  std::vector<std::function<void(absl::Status)>> fire;
+  {
+    absl::MutexLock l(&mu_);
+    FailWaitersLocked(UINT64_MAX, status, &fire);
+  }
+  for (auto& f : fire) f(status);
+}
+
 void StoreWriter::FailWaitersLocked(uint64_t upto, const absl::Status& st,
                                     std::vector<std::function<void(absl::Status)>>* fire) {
   auto end = waiters_.upper_bound(upto);

@@ -61,6 +61,9 @@ class StoreWriter {
   // Returns the number of records that were not made durable (0 on a clean stop). Waiters still
   // pending are told UNAVAILABLE. Idempotent.
   size_t Stop(absl::Time deadline);
+  // Tells every caller still waiting in WhenDurable `status` now (their changes stay queued).
+  // For shutdown: cancelled calls must finish even while a write hangs in the database.
+  void FailWaiters(const absl::Status& status);
 
  private:
   void Run();
