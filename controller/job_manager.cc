@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -418,10 +419,16 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTri
       }
       if (t == nullptr && !js.exhausted &&
           static_cast<int>(js.trials.size()) < budget.max_trials()) {
+        const auto before = std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                            js.job.counts().rejected_by_cost());
         t = NewTrial(js, batch);
         if (t == nullptr) {
           MaybeFinish(js, events);
-          Stage(batch, js.job);
+          // Written only if asking changed the job (an idle poll of a waiting job writes nothing).
+          if (before != std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                        js.job.counts().rejected_by_cost())) {
+            Stage(batch, js.job);
+          }
         }
       }
       if (t == nullptr) continue;
