@@ -67,7 +67,9 @@ class ControllerImpl final : public Controller {
     health_ = std::thread([this, every = o.health_interval] {
       bool serving = true;
       do {
-        bool ok = writer_->Healthy() && store_->Ping().ok();
+        absl::Status ping = store_->Ping();
+        writer_->SetProbeResult(ping);  // before saying NOT_SERVING: from then on, refuse
+        bool ok = writer_->Healthy() && ping.ok();
         if (ok != serving) {
           serving = ok;
           server_->GetHealthCheckService()->SetServingStatus(ok);

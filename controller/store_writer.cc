@@ -20,8 +20,9 @@ absl::Status StoreWriter::Admit() const {
         "the controller is ", fatal_ ? "no longer the owner of its store" : "shutting down",
         "; retry against the controller that serves this store"));
   }
-  if (!last_error_.ok()) {
-    return absl::UnavailableError(absl::StrCat("store unavailable (", last_error_.message(),
+  const absl::Status& down = !last_error_.ok() ? last_error_ : probe_error_;
+  if (!down.ok()) {
+    return absl::UnavailableError(absl::StrCat("store unavailable (", down.message(),
                                                "); nothing was changed; retry in about 1 s"));
   }
   if (queued_records_ >= options_.max_queued_records) {
@@ -30,6 +31,11 @@ absl::Status StoreWriter::Admit() const {
                                                "in about 1 s"));
   }
   return absl::OkStatus();
+}
+
+void StoreWriter::SetProbeResult(const absl::Status& ping) {
+  absl::MutexLock l(&mu_);
+  probe_error_ = ping;
 }
 
 bool StoreWriter::Healthy() const {
@@ -183,6 +189,7 @@ void StoreWriter::Run() {
           Log(LogLevel::kInfo, "store_recovered", {{"after_attempts", failures}});
         }
         last_error_ = absl::OkStatus();
+        probe_error_ = absl::OkStatus();
         auto end = waiters_.upper_bound(durable_seq_);
         for (auto it = waiters_.begin(); it != end; ++it) fire.push_back(std::move(it->second));
         waiters_.erase(waiters_.begin(), end);

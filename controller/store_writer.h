@@ -47,6 +47,9 @@ class StoreWriter {
   absl::Status Admit() const;
   // True until a transaction fails; true again after one succeeds.
   bool Healthy() const;
+  // The latest health probe of the store (a ping): while it fails, Admit() refuses too, so a
+  // controller that says NOT_SERVING never accepts a change. A successful commit clears it.
+  void SetProbeResult(const absl::Status& ping);
 
   // Queues `batch`; returns its sequence number (monotonic, from 1).
   uint64_t Enqueue(WriteBatch batch);
@@ -81,6 +84,7 @@ class StoreWriter {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Status probe_error_ ABSL_GUARDED_BY(mu_);
   bool fatal_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool exited_ ABSL_GUARDED_BY(mu_) = false;

@@ -139,5 +139,16 @@ TEST(StoreWriterTest, LosingTheStoreIsFatalOnce) {
   EXPECT_THAT(w.Admit().message(), HasSubstr("no longer the owner"));
 }
 
+TEST(StoreWriterTest, AFailedHealthProbeRefusesChangesUntilACommitSucceeds) {
+  ScriptedStore store;
+  StoreWriter w(&store, nullptr);
+  w.SetProbeResult(absl::UnavailableError("connection refused"));
+  EXPECT_THAT(w.Admit().message(), HasSubstr("connection refused"));
+  EXPECT_TRUE(w.Healthy()) << "the probe alone does not mark the writer failed";
+  w.Enqueue(OneTrial(0, 1));
+  ASSERT_TRUE(w.Flush().ok());
+  EXPECT_TRUE(w.Admit().ok());
+}
+
 }  // namespace
 }  // namespace nasforge
