@@ -1,4 +1,6 @@
 // nasforge: the command-line client of JobService.
+// Why this file is over 500 lines: argument parsing, formatting, offline commands and every RPC
+// command still live together; issue 12 (the house) moves them to cli/ with one file per concern.
 //   nasforge [--controller HOST:PORT] submit JOB.yaml [--watch] [--idempotency-key K]
 //   nasforge status JOB | watch JOB | cancel JOB | jobs
 //   nasforge pareto JOB [--objectives accuracy:max,macs:min] [--where "latency_ms<=5"] [--json]

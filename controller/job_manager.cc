@@ -1,6 +1,7 @@
-// JobManager's logic. Over 500 lines until the split planned in issue 12 (the house): the lease
-// table is out already (lease_table.h); the job-events hub, the worker registry and strategy
-// driving are to follow.
+// JobManager's logic.
+// Why this file is over 500 lines: it still holds the job registry, worker registry, strategy
+// driving and watch fan-out together; issue 12 (the house) splits them. The lease table is out
+// already (lease_table.h); the job-events hub, the worker registry and strategy driving follow.
 #include "controller/job_manager.h"
 
 #include <google/protobuf/util/time_util.h>

@@ -121,17 +121,16 @@ void StoreWriter::FailWaiters(const absl::Status& status) {
   std::vector<std::function<void(absl::Status)>> fire;
   {
     absl::MutexLock l(&mu_);
-    FailWaitersLocked(UINT64_MAX, status, &fire);
+    TakeWaitersLocked(UINT64_MAX, &fire);
   }
   for (auto& f : fire) f(status);
 }
 
-void StoreWriter::FailWaitersLocked(uint64_t upto, const absl::Status& st,
+void StoreWriter::TakeWaitersLocked(uint64_t upto,
                                     std::vector<std::function<void(absl::Status)>>* fire) {
   auto end = waiters_.upper_bound(upto);
   for (auto it = waiters_.begin(); it != end; ++it) fire->push_back(std::move(it->second));
   waiters_.erase(waiters_.begin(), end);
-  (void)st;
 }
 
 void StoreWriter::Run() {
@@ -148,7 +147,7 @@ void StoreWriter::Run() {
       if (give_up) {
         // Stopped: tell whoever still waits that their change is not known to be durable.
         std::vector<std::function<void(absl::Status)>> fire;
-        FailWaitersLocked(UINT64_MAX, absl::Status(), &fire);
+        TakeWaitersLocked(UINT64_MAX, &fire);
         exited_ = true;
         if (!queue_.empty()) {
           Log(LogLevel::kError, "store_unflushed",
@@ -190,13 +189,11 @@ void StoreWriter::Run() {
         }
         last_error_ = absl::OkStatus();
         probe_error_ = absl::OkStatus();
-        auto end = waiters_.upper_bound(durable_seq_);
-        for (auto it = waiters_.begin(); it != end; ++it) fire.push_back(std::move(it->second));
-        waiters_.erase(waiters_.begin(), end);
+        TakeWaitersLocked(durable_seq_, &fire);
       } else {
         last_error_ = st;
         if (absl::IsAborted(st) && !fatal_) fatal_ = became_fatal = true;
-        FailWaitersLocked(upto, st, &fire);
+        TakeWaitersLocked(upto, &fire);
       }
     }
     if (metrics_ != nullptr) {

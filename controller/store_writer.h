@@ -70,8 +70,8 @@ class StoreWriter {
 
  private:
   void Run();
-  void FailWaitersLocked(uint64_t upto, const absl::Status& st,
-                         std::vector<std::function<void(absl::Status)>>* fire)
+  // Moves the waiters for sequence numbers <= `upto` into `fire` (called after unlocking).
+  void TakeWaitersLocked(uint64_t upto, std::vector<std::function<void(absl::Status)>>* fire)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store* const store_;

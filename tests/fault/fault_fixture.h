@@ -311,14 +311,21 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
       std::filesystem::remove(dir_ + "/disk/filler");
     }
   }
-  // Waits (bounded, 60 s) until the workers have `n` acknowledged results; with !expect, only
-  // lets the bound pass in slices while checking nothing (at most 3 s).
-  void WaitForAcks(size_t n, bool expect = true) {
-    int slices = expect ? 3000 : 150;
-    for (int i = 0; i < slices && checker_.acks() < n; ++i) {
+  // Waits (bounded, 60 s) until the workers have `n` acknowledged results.
+  void WaitForAcks(size_t n) {
+    for (int i = 0; i < 3000 && checker_.acks() < n; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (expect) ASSERT_GE(checker_.acks(), n) << "the workers made no progress";
+    ASSERT_GE(checker_.acks(), n) << "the workers made no progress";
+  }
+  // The controller, a large job (idempotency key `key`) and 4 workers, running until `acks`
+  // results are acknowledged; the job's id.
+  std::string RunJob(const std::string& key, size_t acks) {
+    StartController();
+    std::string id = Submit(100000, key).id();
+    StartWorkers(4);
+    WaitForAcks(acks);
+    return id;
   }
   // Drops (or lets through again) every packet to and from PostgreSQL's loopback port: no RST,
   // no FIN, as a dead network path looks.
