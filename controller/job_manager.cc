@@ -79,15 +79,16 @@ absl::Status JobManager::Recover() {
   for (auto& j : jobs) {
     auto js = std::make_unique<JobState>();
     NF_ASSIGN_OR_RETURN(js->trials, store_->LoadTrials(j.id()));
+    std::set<std::string> seen;
     for (size_t i = 0; i < js->trials.size(); ++i) {
       if (js->trials[i].id() != static_cast<int64_t>(i)) {
         return absl::DataLossError(absl::StrCat("job ", j.id(), ": trial ids are not dense at ", i,
                                                 "; the store was edited by hand?"));
       }
-      js->hashes.insert(js->trials[i].arch_hash());
+      seen.insert(js->trials[i].arch_hash());
     }
     js->job = std::move(j);
-    NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
+    NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
     // Tell finished trials in the order they finished (their stored finish sequence), as the
     // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in
     // update-time order, and are numbered now.
@@ -104,9 +105,11 @@ absl::Status JobManager::Recover() {
     for (v1::Trial* t : finished) {
       if (t->finish_seq() == 0) t->set_finish_seq(++seq);
       seq = std::max(seq, t->finish_seq());
-      js->strategy->Tell(*t);
+      strategy->Tell(*t);
     }
     js->job.set_finish_seq(std::max(js->job.finish_seq(), seq));
+    js->driver = std::make_unique<StrategyDriver>(js->job.id(), js->job.spec(),
+                                                  std::move(strategy), std::move(seen), metrics_);
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
@@ -155,6 +158,7 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
   if (req.idempotency_key().size() > 200) {
     return FieldError("idempotency_key", "longer than 200 characters");
   }
+  NF_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, NewStrategy(spec, 0));
   WriteBatch batch;
   Events events;
   v1::Job out;
@@ -166,11 +170,12 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
     }
     NF_RETURN_IF_ERROR(writer_->Admit());
     auto js = std::make_unique<JobState>();
-    NF_ASSIGN_OR_RETURN(js->strategy, NewStrategy(spec, 0));
     std::string id;
     do {
       id = NewJobId();
     } while (jobs_.count(id));
+    js->driver = std::make_unique<StrategyDriver>(id, spec, std::move(strategy),
+                                                  std::set<std::string>{}, metrics_);
     js->job.set_id(id);
     *js->job.mutable_spec() = spec;
     js->job.set_state(v1::JOB_RUNNING);
@@ -381,73 +386,138 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
 }
 
 absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTrialRequest& req) {
-  WriteBatch batch;
-  Events events;
-  v1::LeaseTrialResponse resp;
-  {
-    absl::MutexLock l(&mu_);
-    if (!workers_.count(req.worker_id())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
+  // Each pass grants a queued trial, or picks a job whose strategy to ask for a new one (outside
+  // mu_). A job is asked at most once per call, so an idle poll costs at most one step per job.
+  std::set<JobState*> asked;
+  for (;;) {
+    WriteBatch batch;
+    Events events;
+    v1::LeaseTrialResponse resp;
+    JobState* ask = nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      NF_RETURN_IF_ERROR(GrantOrPick(req, asked, &resp, &ask, batch, events));
+      EnqueueLocked(std::move(batch));
     }
-    TouchWorker(req.worker_id());
-    // A lease that cannot be made durable is not handed out: refuse before deciding anything.
-    NF_RETURN_IF_ERROR(writer_->Admit());
-    // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
-    // one served longest ago. A job with a huge max_parallel_trials cannot starve the others.
-    std::vector<JobState*> order;
-    for (const std::string& id : job_order_) {
-      JobState& js = *jobs_.at(id);
-      if (js.job.state() != v1::JOB_RUNNING) continue;
-      if (js.job.counts().running() >= js.job.spec().budget().max_parallel_trials()) continue;
-      order.push_back(&js);
+    Publish(std::move(events));
+    if (ask == nullptr) {
+      if (!resp.has_trial()) {
+        resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
+      }
+      return resp;
     }
-    std::stable_sort(order.begin(), order.end(), [](const JobState* a, const JobState* b) {
-      if (a->job.counts().running() != b->job.counts().running()) {
-        return a->job.counts().running() < b->job.counts().running();
+    asked.insert(ask);
+    AskAndApply(*ask, req.worker_id(), &resp);
+    if (resp.has_trial()) return resp;
+  }
+}
+
+absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
+                                     const std::set<JobState*>& asked,
+                                     v1::LeaseTrialResponse* resp, JobState** ask,
+                                     WriteBatch& batch, Events& events) {
+  if (!workers_.count(req.worker_id())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
+  }
+  TouchWorker(req.worker_id());
+  // A lease that cannot be made durable is not handed out: refuse before deciding anything.
+  NF_RETURN_IF_ERROR(writer_->Admit());
+  // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
+  // one served longest ago. A job with a huge max_parallel_trials cannot starve the others. A
+  // strategy step in progress counts as a running trial (it ends in one).
+  std::vector<JobState*> order;
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    if (js.job.state() != v1::JOB_RUNNING) continue;
+    if (js.job.counts().running() + js.asking >= js.job.spec().budget().max_parallel_trials()) {
+      continue;
+    }
+    order.push_back(&js);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const JobState* a, const JobState* b) {
+    int ra = a->job.counts().running() + a->asking, rb = b->job.counts().running() + b->asking;
+    if (ra != rb) return ra < rb;
+    return a->last_grant < b->last_grant;
+  });
+  for (JobState* jsp : order) {
+    JobState& js = *jsp;
+    v1::Trial* t = nullptr;
+    for (auto& cand : js.trials) {  // re-queued trials first
+      if (cand.state() == v1::TRIAL_QUEUED) {
+        t = &cand;
+        break;
       }
-      return a->last_grant < b->last_grant;
-    });
-    for (JobState* jsp : order) {
-      JobState& js = *jsp;
-      const auto& budget = js.job.spec().budget();
-      v1::Trial* t = nullptr;
-      for (auto& cand : js.trials) {  // re-queued trials first
-        if (cand.state() == v1::TRIAL_QUEUED) {
-          t = &cand;
-          break;
-        }
-      }
-      if (t == nullptr && !js.exhausted &&
-          static_cast<int>(js.trials.size()) < budget.max_trials()) {
-        const auto before = std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
-                                            js.job.counts().rejected_by_cost());
-        t = NewTrial(js, batch);
-        if (t == nullptr) {
-          MaybeFinish(js, events);
-          // Written only if asking changed the job (an idle poll of a waiting job writes nothing).
-          if (before != std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
-                                        js.job.counts().rejected_by_cost())) {
-            Stage(batch, js.job);
-          }
-        }
-      }
-      if (t == nullptr) continue;
-      GrantLease(js, *t, req.worker_id(), &resp);
+    }
+    if (t != nullptr) {
+      GrantLease(js, *t, req.worker_id(), resp);
       js.last_grant = ++grants_;
       Stage(batch, *t);
       Stage(batch, js.job);
       events.push_back(Event(js, t, "trial_leased"));
-      break;
+      UpdateGauges();
+      return absl::OkStatus();
     }
-    if (!resp.has_trial()) {
-      resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
+    if (!js.exhausted && !asked.count(&js) &&
+        static_cast<int>(js.trials.size()) + js.asking < js.job.spec().budget().max_trials()) {
+      ++js.asking;
+      *ask = &js;
+      return absl::OkStatus();
     }
-    UpdateGauges();
-    EnqueueLocked(std::move(batch));
+  }
+  UpdateGauges();
+  return absl::OkStatus();
+}
+
+void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
+                             v1::LeaseTrialResponse* resp) {
+  WriteBatch batch;
+  Events events;
+  {
+    // The job's steps run one at a time under its driver lock, taken before mu_ (lock order).
+    absl::MutexLock d(js.driver->lock());
+    std::vector<v1::Trial> finished;
+    bool go;
+    {
+      absl::MutexLock l(&mu_);
+      // Another step may have ended the job's sampling while this one waited for the driver.
+      go = js.job.state() == v1::JOB_RUNNING && !js.exhausted &&
+           static_cast<int>(js.trials.size()) < js.job.spec().budget().max_trials();
+      if (go) {
+        for (int64_t id : js.untold) finished.push_back(js.trials[id]);
+        js.untold.clear();
+      } else {
+        --js.asking;
+        MaybeFinish(js, events);
+      }
+    }
+    if (go) {
+      StrategyDriver::Step step = js.driver->Next(finished, kMaxSampleMisses);
+      absl::MutexLock l(&mu_);
+      --js.asking;
+      const auto before = std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                          js.job.counts().rejected_by_cost());
+      v1::Trial* t = ApplyStep(js, std::move(step));
+      // The call was admitted before the step; hand the trial out only if the store still takes
+      // changes (it stays queued otherwise: the step is not lost).
+      if (t != nullptr && writer_->Admit().ok()) {
+        GrantLease(js, *t, worker_id, resp);
+        js.last_grant = ++grants_;
+        events.push_back(Event(js, t, "trial_leased"));
+      }
+      if (t != nullptr) Stage(batch, *t);
+      MaybeFinish(js, events);
+      // Written only if the step changed the job (an idle poll of a waiting job writes nothing).
+      if (t != nullptr || before != std::make_tuple(js.job.state(), js.job.next_sample(),
+                                                    js.exhausted,
+                                                    js.job.counts().rejected_by_cost())) {
+        Stage(batch, js.job);
+      }
+      UpdateGauges();
+      EnqueueLocked(std::move(batch));
+    }
   }
   Publish(std::move(events));
-  return resp;
 }
 
 void JobManager::AbandonLease(const v1::Lease& lease, const std::string& worker_id) {
@@ -652,7 +722,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     Recount(*js);
     Touch(js->job);
     if (TrialTerminal(t->state())) {
-      js->strategy->Tell(*t);
+      js->untold.push_back(t->id());  // told to the strategy at its next step
       if (metrics_) metrics_->trials_finished_total.Increment();
     }
     Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
@@ -699,7 +769,7 @@ void JobManager::ExpireLeases() {
                                  " times without a heartbeat (last worker ", t.worker_id(),
                                  "); workers may be crashing on this candidate"));
         Finished(js, t);
-        js.strategy->Tell(t);
+        js.untold.push_back(t.id());
         if (metrics_) metrics_->trials_finished_total.Increment();
       } else {
         t.set_state(v1::TRIAL_QUEUED);
@@ -774,57 +844,39 @@ absl::StatusOr<std::pair<JobManager::JobState*, v1::Trial*>> JobManager::CheckLe
   return std::make_pair(js, t);
 }
 
-v1::Trial* JobManager::NewTrial(JobState& js, WriteBatch& batch) {
-  const auto& spec = js.job.spec();
-  std::vector<v1::Constraint> cost_bounds;
-  for (const auto& c : spec.constraints()) {
-    if (c.metric() == "macs" || c.metric() == "params") cost_bounds.push_back(c);
-  }
-  std::string hash;
-  ArchCost cost;
-  // Admissible: never trained in this job (same hash), and within the macs/params bounds.
-  auto admissible = [&](const v1::Architecture& arch) {
-    hash = ArchHash(arch);
-    if (js.hashes.count(hash)) return false;
-    cost = ComputeCost(arch);
-    MetricMap m{{"macs", static_cast<double>(cost.macs)},
-                {"params", static_cast<double>(cost.params)}};
-    js.hashes.insert(hash);
-    if (MeetsConstraints(m, cost_bounds)) return true;
-    js.job.mutable_counts()->set_rejected_by_cost(js.job.counts().rejected_by_cost() + 1);
-    if (metrics_) metrics_->rejected_by_cost_total.Increment();
-    Log(LogLevel::kDebug, "candidate_rejected_by_cost",
-        {{"job", js.job.id()}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
-    return false;
-  };
-  Proposal p = js.strategy->Ask(admissible, kMaxSampleMisses);
-  js.job.set_next_sample(js.strategy->position());
-  if (p.kind == Proposal::Kind::kCandidate) {
+v1::Trial* JobManager::ApplyStep(JobState& js, StrategyDriver::Step step) {
+  js.job.set_next_sample(step.position);
+  js.job.mutable_counts()->set_rejected_by_cost(js.job.counts().rejected_by_cost() +
+                                                step.rejected_by_cost);
+  if (js.job.state() != v1::JOB_RUNNING) return nullptr;  // cancelled during the step
+  if (step.kind == Proposal::Kind::kCandidate) {
     v1::Trial t;
     t.set_job_id(js.job.id());
     t.set_id(static_cast<int64_t>(js.trials.size()));
-    *t.mutable_architecture() = std::move(p.arch);
-    t.set_arch_hash(hash);
+    *t.mutable_architecture() = std::move(step.arch);
+    t.set_arch_hash(step.hash);
     t.set_state(v1::TRIAL_QUEUED);
-    (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
-    (*t.mutable_metrics())["params"] = static_cast<double>(cost.params);
+    (*t.mutable_metrics())["macs"] = static_cast<double>(step.cost.macs);
+    (*t.mutable_metrics())["params"] = static_cast<double>(step.cost.params);
     *t.mutable_create_time() = ToProto(clock_->Now());
     js.trials.push_back(std::move(t));
+    Recount(js);
+    Touch(js.job);
     return &js.trials.back();
   }
-  if (p.kind == Proposal::Kind::kWait) {
+  if (step.kind == Proposal::Kind::kWait) {
     bool in_flight = false;
     for (const auto& t : js.trials) in_flight |= !TrialTerminal(t.state());
     if (in_flight) return nullptr;  // ask again when a result arrives
-    p.reason = "the strategy waits for results but none are in flight: " + p.reason;
+    step.reason = "the strategy waits for results but none are in flight: " + step.reason;
   }
   js.exhausted = true;
-  js.job.set_error(p.reason);
+  js.job.set_error(step.reason);
   Log(LogLevel::kInfo, "strategy_done",
       {{"job", js.job.id()},
        {"trials", js.trials.size()},
        {"rejected_by_cost", js.job.counts().rejected_by_cost()},
-       {"reason", p.reason}});
+       {"reason", step.reason}});
   return nullptr;
 }
 
@@ -900,6 +952,7 @@ void JobManager::Recount(JobState& js) {
 
 void JobManager::MaybeFinish(JobState& js, Events& events) {
   if (js.job.state() != v1::JOB_RUNNING) return;
+  if (js.asking > 0) return;  // a strategy step in progress may still create a trial
   const auto& c = js.job.counts();
   bool all_created =
       js.exhausted || static_cast<int>(js.trials.size()) >= js.job.spec().budget().max_trials();

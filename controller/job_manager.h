@@ -1,5 +1,6 @@
-// JobManager: the controller's logic. Jobs, the trial queue, leases with fencing tokens, the
-// random strategy's ask step, cost pre-checks, Pareto queries and watch subscriptions.
+// JobManager: the controller's logic. Jobs, the trial queue, leases with fencing tokens, driving
+// each job's strategy (StrategyDriver, outside this class's lock), Pareto queries and watch
+// subscriptions.
 //
 // State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the
@@ -26,6 +27,7 @@
 #include "controller/lease_table.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
+#include "controller/strategy_driver.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
 #include "core/strategies/strategy.h"
@@ -92,9 +94,12 @@ class JobManager {
   struct JobState {
     v1::Job job;
     std::vector<v1::Trial> trials;  // index == trial id
-    std::set<std::string> hashes;   // every candidate seen: trained or rejected by cost
-    std::unique_ptr<Strategy> strategy;
-    bool exhausted = false;   // the sampler found no new admissible candidate
+    // The strategy and the hashes of every candidate seen, asked outside mu_ (its own lock,
+    // taken before mu_). Set once when the job is created or recovered.
+    std::unique_ptr<StrategyDriver> driver;
+    std::vector<int64_t> untold;  // trials finished since the strategy's last step, in order
+    int asking = 0;               // LeaseTrial calls in a strategy step for this job now
+    bool exhausted = false;       // the sampler found no new admissible candidate
     uint64_t last_grant = 0;  // grant counter value at this job's last lease (fair sharing)
   };
   struct Subscriber {
@@ -119,8 +124,17 @@ class JobManager {
   void Stage(WriteBatch& batch, v1::Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `batch` to the writer in decision order (under mu_).
   void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Samples the next admissible candidate; nullptr when the space is exhausted.
-  v1::Trial* NewTrial(JobState& js, WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One LeaseTrial pass under mu_: grants a queued trial of the fairest job, or picks the job
+  // whose strategy to ask next (*ask, its `asking` raised; jobs in `asked` are skipped).
+  absl::Status GrantOrPick(const v1::LeaseTrialRequest& req, const std::set<JobState*>& asked,
+                           v1::LeaseTrialResponse* resp, JobState** ask, WriteBatch& batch,
+                           Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks `js`'s strategy outside mu_ and applies the step under mu_: a new trial, granted to
+  // the worker when the call may still change things (resp->has_trial()).
+  void AskAndApply(JobState& js, const std::string& worker_id, v1::LeaseTrialResponse* resp)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A strategy step's answer applied to the job: the new (queued) trial, or nullptr.
+  v1::Trial* ApplyStep(JobState& js, StrategyDriver::Step step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
                   v1::LeaseTrialResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -144,6 +158,7 @@ class JobManager {
   const JobManagerOptions options_;
 
   mutable absl::Mutex mu_;
+  // A JobState is never destroyed while the manager lives (a step in progress keeps a pointer).
   std::map<std::string, std::unique_ptr<JobState>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, std::string> idempotency_ ABSL_GUARDED_BY(mu_);

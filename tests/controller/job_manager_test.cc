@@ -735,6 +735,90 @@ TEST_F(JobManagerTest, HeartbeatsDoNotWaitForStrategyWork) {
   test_hooks::ClearAll();
 }
 
+TEST_F(JobManagerTest, AStrategyStepHoldsNoGlobalLock) {
+  // Hold job A's strategy step (as a GP fit over thousands of points would): a new job, another
+  // job's lease, a report and a query on job A itself all go through meanwhile.
+  v1::Job a = Submit(TinySpec(4, 4));
+  std::string w1 = Register("w1"), w2 = Register("w2"), w3 = Register("w3");
+  auto first = Lease(w1);
+  ASSERT_TRUE(first.has_trial());
+  absl::Notification in_step, release;
+  test_hooks::Set("strategy_driver.next", [&] {
+    if (!in_step.HasBeenNotified()) {
+      in_step.Notify();
+      release.WaitForNotification();
+    }
+  });
+  std::thread slow([&] {
+    auto l = Lease(w2);
+    EXPECT_TRUE(l.has_trial());
+    EXPECT_EQ(l.lease().job_id(), a.id());
+  });
+  in_step.WaitForNotification();
+  absl::Notification done;
+  std::string b_id, b_leased;
+  absl::Status reported;
+  std::thread others([&] {
+    b_id = Submit(TinySpec(2, 2)).id();
+    b_leased = Lease(w3).lease().job_id();
+    reported = Report(w1, first, 0.5);
+    EXPECT_TRUE(jm_->GetJob(a.id()).ok());
+    done.Notify();
+  });
+  bool went_through = done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  slow.join();
+  others.join();
+  test_hooks::ClearAll();
+  ASSERT_TRUE(went_through) << "a call waited for another job's strategy step";
+  EXPECT_EQ(b_leased, b_id) << "the other job's worker got a trial of its own job";
+  EXPECT_TRUE(reported.ok()) << reported;
+  auto job = jm_->GetJob(a.id()).value();
+  EXPECT_EQ(job.counts().running(), 1);
+  EXPECT_EQ(job.counts().succeeded(), 1);
+}
+
+TEST_F(JobManagerTest, ConcurrentWorkersNeverExceedTheJobsBounds) {
+  // Many workers leasing at once, each lease asking the strategy outside the manager's lock:
+  // never more trials than max_trials, never more running than max_parallel_trials, every
+  // candidate distinct.
+  constexpr int kWorkers = 8;
+  v1::Job job = Submit(TinySpec(8, 3));
+  std::vector<std::string> ids;
+  for (int i = 0; i < kWorkers; ++i) ids.push_back(Register(absl::StrCat("w", i)));
+  std::atomic<int> max_running{0};
+  uint64_t h = jm_->Subscribe(job.id(), [&](const v1::JobEvent& e) {
+    int r = e.job().counts().running();
+    int m = max_running.load();
+    while (r > m && !max_running.compare_exchange_weak(m, r)) {
+    }
+  }).value();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWorkers; ++i) {
+    threads.emplace_back([&, w = ids[i]] {
+      for (int k = 0; k < 200; ++k) {
+        auto l = Lease(w);
+        if (!l.has_trial()) {
+          if (jm_->GetJob(job.id())->state() != v1::JOB_RUNNING) return;
+          std::this_thread::yield();
+          continue;
+        }
+        EXPECT_TRUE(Report(w, l, 0.1 * l.lease().trial_id()).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  jm_->Unsubscribe(h);
+  auto done = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 8);
+  EXPECT_LE(max_running.load(), 3);
+  std::set<std::string> hashes;
+  for (int i = 0; i < 8; ++i) hashes.insert(jm_->GetCandidate(job.id(), i)->arch_hash());
+  EXPECT_EQ(hashes.size(), 8u);
+  EXPECT_FALSE(jm_->GetCandidate(job.id(), 8).ok());
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");

@@ -1,0 +1,65 @@
+#include "controller/strategy_driver.h"
+
+#include <utility>
+
+#include "core/log.h"
+#include "core/pareto.h"
+#include "core/search_space.h"
+#include "core/test_hooks.h"
+
+namespace nasforge {
+namespace {
+
+std::vector<v1::Constraint> CostBounds(const v1::JobSpec& spec) {
+  std::vector<v1::Constraint> out;
+  for (const auto& c : spec.constraints()) {
+    if (c.metric() == "macs" || c.metric() == "params") out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+StrategyDriver::StrategyDriver(std::string job_id, const v1::JobSpec& spec,
+                               std::unique_ptr<Strategy> strategy, std::set<std::string> seen,
+                               ControllerMetrics* metrics)
+    : job_id_(std::move(job_id)),
+      cost_bounds_(CostBounds(spec)),
+      metrics_(metrics),
+      strategy_(std::move(strategy)),
+      seen_(std::move(seen)) {}
+
+StrategyDriver::Step StrategyDriver::Next(const std::vector<v1::Trial>& finished,
+                                          int max_attempts) {
+  TEST_PAUSE_POINT("strategy_driver.next");
+  for (const v1::Trial& t : finished) strategy_->Tell(t);
+  Step step;
+  // Admissible: never seen in this job (same hash), and within the macs/params bounds.
+  auto admissible = [&](const v1::Architecture& arch) {
+    mu_.AssertHeld();  // called by Ask() below, on this thread
+    std::string hash = ArchHash(arch);
+    if (seen_.count(hash)) return false;
+    ArchCost cost = ComputeCost(arch);
+    seen_.insert(hash);
+    MetricMap m{{"macs", static_cast<double>(cost.macs)},
+                {"params", static_cast<double>(cost.params)}};
+    if (!MeetsConstraints(m, cost_bounds_)) {
+      ++step.rejected_by_cost;
+      if (metrics_) metrics_->rejected_by_cost_total.Increment();
+      Log(LogLevel::kDebug, "candidate_rejected_by_cost",
+          {{"job", job_id_}, {"hash", hash}, {"macs", cost.macs}, {"params", cost.params}});
+      return false;
+    }
+    step.hash = std::move(hash);
+    step.cost = cost;
+    return true;
+  };
+  Proposal p = strategy_->Ask(admissible, max_attempts);
+  step.kind = p.kind;
+  step.arch = std::move(p.arch);
+  step.reason = std::move(p.reason);
+  step.position = strategy_->position();
+  return step;
+}
+
+}  // namespace nasforge
