@@ -819,6 +819,105 @@ TEST_F(JobManagerTest, ConcurrentWorkersNeverExceedTheJobsBounds) {
   EXPECT_FALSE(jm_->GetCandidate(job.id(), 8).ok());
 }
 
+TEST_F(JobManagerTest, ManyClientsAtOnceKeepTheCountsTrue) {
+  // Every kind of call at once, as the RPC layer's threads make them (and what the tsan preset
+  // runs to look for races): workers leasing, reporting progress, heartbeating, finishing and
+  // failing; the expiry sweeper with a moving clock; watchers coming and going; readers; a second
+  // job submitted and cancelled. Afterwards each job's counts equal its trials.
+  v1::JobSpec spec = TinySpec(40, 4);
+  auto* st = spec.mutable_search_space()->mutable_mbconv()->mutable_stages(0);
+  st->add_kernel(7);
+  st->add_expansion(6);
+  st->add_channels(24);
+  st->add_channels(32);  // 2 * 3 * 3 * 3 = 54 architectures
+  spec.mutable_budget()->set_max_attempts(3);
+  v1::Job a = Submit(spec);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    std::string w = Register(absl::StrCat("w", i));
+    threads.emplace_back([&, w, i] {
+      for (int k = 0; !stop && k < 2000; ++k) {
+        v1::LeaseTrialRequest lr;
+        lr.set_worker_id(w);
+        auto l = jm_->LeaseTrial(lr);
+        ASSERT_TRUE(l.ok()) << l.status();
+        if (!l->has_trial()) {
+          std::this_thread::yield();
+          continue;
+        }
+        v1::ReportProgressRequest p;
+        p.set_worker_id(w);
+        *p.mutable_lease() = l->lease();
+        p.mutable_point()->set_epoch(1);
+        p.mutable_point()->set_value(0.01 * (k % 90));
+        (void)jm_->ReportProgress(p);  // may be stale: the sweeper runs too
+        v1::HeartbeatRequest hb;
+        hb.set_worker_id(w);
+        *hb.mutable_lease() = l->lease();
+        (void)jm_->Heartbeat(hb);
+        (void)Report(w, *l, 0.01 * (k % 90), /*failed=*/(k + i) % 7 == 0);
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop) {
+      clock_.Advance(absl::Seconds(1));
+      jm_->ExpireLeases();
+      std::this_thread::yield();
+    }
+  });
+  threads.emplace_back([&] {
+    while (!stop) {
+      auto h = jm_->Subscribe(a.id(), [](const v1::JobEvent&) {});
+      ASSERT_TRUE(h.ok());
+      v1::QueryParetoRequest q;
+      q.set_job_id(a.id());
+      EXPECT_TRUE(jm_->QueryPareto(q).ok());
+      v1::ListCandidatesRequest c;
+      c.set_job_id(a.id());
+      EXPECT_TRUE(jm_->ListCandidates(c).ok());
+      jm_->Unsubscribe(*h);
+    }
+  });
+  threads.emplace_back([&] {
+    for (int k = 0; k < 5 && !stop; ++k) {
+      v1::Job b = Submit(TinySpec(4, 2));
+      std::this_thread::yield();
+      EXPECT_TRUE(jm_->CancelJob(b.id()).ok());
+    }
+  });
+  // Ends when job A has finished (or, failing that, the workers' loops run out).
+  for (int k = 0; k < 600000 && jm_->GetJob(a.id())->state() == v1::JOB_RUNNING; ++k) {
+    std::this_thread::yield();
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(writer_->Flush().ok());
+  v1::ListJobsRequest lj;
+  lj.set_page_size(100);
+  v1::ListJobsResponse jobs = jm_->ListJobs(lj).value();
+  ASSERT_EQ(jobs.jobs_size(), 6);
+  for (const v1::Job& job : jobs.jobs()) {
+    std::map<int, int> by_state;
+    for (int64_t id = 0;; ++id) {
+      auto t = jm_->GetCandidate(job.id(), id);
+      if (!t.ok()) break;
+      ++by_state[t->state()];
+    }
+    const auto& c = job.counts();
+    EXPECT_EQ(c.queued(), by_state[v1::TRIAL_QUEUED]) << job.id();
+    EXPECT_EQ(c.running(), by_state[v1::TRIAL_RUNNING]) << job.id();
+    EXPECT_EQ(c.succeeded(), by_state[v1::TRIAL_SUCCEEDED]) << job.id();
+    EXPECT_EQ(c.failed(), by_state[v1::TRIAL_FAILED]) << job.id();
+    EXPECT_EQ(c.cancelled(), by_state[v1::TRIAL_CANCELLED]) << job.id();
+    EXPECT_NE(job.state(), v1::JOB_RUNNING) << job.id();
+  }
+  auto done = jm_->GetJob(a.id()).value();
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded() + done.counts().failed(), 40);
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");
