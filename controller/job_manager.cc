@@ -1,7 +1,7 @@
 // JobManager's logic.
-// Why this file is over 500 lines: it still holds the job registry, worker registry, strategy
-// driving and watch fan-out together; issue 12 (the house) splits them. The lease table is out
-// already (lease_table.h); the job-events hub, the worker registry and strategy driving follow.
+// Why this file is over 500 lines: it still holds the job registry, worker registry and watch
+// fan-out together; issue 12 (the house) splits them. The lease table (lease_table.h) and strategy
+// steps (strategy_driver.h) are out already; the job-events hub and the worker registry follow.
 #include "controller/job_manager.h"
 
 #include <google/protobuf/util/time_util.h>
