@@ -18,6 +18,7 @@
 #include "core/jobspec.h"
 #include "core/log.h"
 #include "core/pareto.h"
+#include "core/reported_metrics.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/strategies/strategy.h"
@@ -611,10 +612,9 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
       return FieldError("point.epoch", absl::StrCat(p.epoch(), " is past the job's budget of ",
                                                     max_epochs, " epochs"));
     }
-    for (auto [v, name] : {std::pair{p.value(), "point.value"},
-                           {p.loss(), "point.loss"},
-                           {p.seconds(), "point.seconds"}}) {
-      if (!std::isfinite(v)) return FieldError(name, "must be a finite number");
+    if (absl::Status st = ValidateCurvePoint(js->job.spec(), p); !st.ok()) {
+      RefuseReport(*js, *t, req.worker_id(), st);
+      return st;
     }
     bool retry = t->curve_size() > 0 && p.epoch() == t->curve(t->curve_size() - 1).epoch();
     if (!retry && t->curve_size() > 0 && p.epoch() < t->curve(t->curve_size() - 1).epoch()) {
@@ -676,6 +676,15 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     NF_ASSIGN_OR_RETURN(auto jt,
                         CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/false));
     auto [js, t] = jt;
+    if (req.hardware_profile().size() > 128) {
+      return FieldError("hardware_profile", "longer than 128 characters");
+    }
+    if (!req.failed() && !req.handed_back()) {
+      if (absl::Status st = ValidateReportedMetrics(js->job.spec(), req.metrics()); !st.ok()) {
+        RefuseReport(*js, *t, req.worker_id(), st);
+        return st;
+      }
+    }
     NF_RETURN_IF_ERROR(writer_->Admit());
     const auto& budget = js->job.spec().budget();
     leases_.Release({js->job.id(), t->id()});
@@ -704,7 +713,10 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
         outcome = "retry";
       }
     } else {
-      for (const auto& [k, v] : req.metrics()) (*t->mutable_metrics())[k] = v;
+      // Cost metrics stay the controller's (computed from the architecture at creation).
+      for (const auto& [k, v] : req.metrics()) {
+        if (!IsControllerMetric(k)) (*t->mutable_metrics())[k] = v;
+      }
       t->set_hardware_profile(req.hardware_profile());
       t->set_state(req.stopped_early() ? v1::TRIAL_STOPPED : v1::TRIAL_SUCCEEDED);
       t->clear_error();
@@ -1025,6 +1037,17 @@ StopDecision JobManager::DecideEarlyStop(const JobState& js, const v1::Trial& t)
     in.on_cost_front = !dominated;
   }
   return Decide(in);
+}
+
+void JobManager::RefuseReport(const JobState& js, const v1::Trial& t, const std::string& worker_id,
+                              const absl::Status& why) {
+  if (metrics_) metrics_->invalid_reports_total.Increment();
+  Log(LogLevel::kWarn, "report_refused",
+      {{"job", js.job.id()},
+       {"trial", t.id()},
+       {"worker", worker_id},
+       {"error", why.message()},
+       {"hint", "nothing was recorded; fix the worker (or the job's accuracy_scale)"}});
 }
 
 void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(clock_->Now()); }

@@ -144,6 +144,9 @@ class JobManager {
   // Finishes the job when no trial is left to run.
   void MaybeFinish(JobState& js, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch(v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts and logs a worker report refused as invalid (nothing of it is recorded).
+  void RefuseReport(const JobState& js, const v1::Trial& t, const std::string& worker_id,
+                    const absl::Status& why) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Marks a registered worker as seen now (for the live-workers gauge). Needs no mu_.
   void TouchWorker(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(seen_mu_);
   void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -23,7 +23,11 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
       leases_expired_total(C(r, "nasforge_controller_leases_expired_total",
                              "Leases that expired without a heartbeat.")),
       stale_reports_total(C(r, "nasforge_controller_stale_reports_total",
-                            "Worker reports rejected for an old fencing token.")),
+                            "Worker heartbeats and reports refused for an old fencing token or "
+                            "another worker's lease.")),
+      invalid_reports_total(C(r, "nasforge_controller_invalid_reports_total",
+                              "Worker results and progress points refused as invalid (NaN, out "
+                              "of range, malformed metric names); never recorded.")),
       rejected_by_cost_total(C(r, "nasforge_controller_candidates_rejected_by_cost_total",
                                "Sampled candidates over a MACs/params bound, never trained.")),
       trials_finished_total(C(r, "nasforge_controller_trials_finished_total",

@@ -22,6 +22,7 @@ struct ControllerMetrics {
   prometheus::Counter& leases_granted_total;
   prometheus::Counter& leases_expired_total;
   prometheus::Counter& stale_reports_total;
+  prometheus::Counter& invalid_reports_total;
   prometheus::Counter& rejected_by_cost_total;
   prometheus::Counter& trials_finished_total;
   prometheus::Counter& store_commits_total;

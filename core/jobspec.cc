@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
@@ -27,30 +28,64 @@ nlohmann::json ScalarToJson(const YAML::Node& n) {
   uint64_t u;
   if (absl::SimpleAtoi(s, &u)) return u;
   double d;
-  if (absl::SimpleAtod(s, &d) && s != "inf" && s != "nan") return d;
+  // NaN and infinities stay text: the protobuf parser refuses them or ValidateFinite names them.
+  if (absl::SimpleAtod(s, &d) && std::isfinite(d)) return d;
   return s;
 }
 
-nlohmann::json YamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return ScalarToJson(n);
-    case YAML::NodeType::Sequence: {
-      nlohmann::json a = nlohmann::json::array();
-      for (const auto& e : n) a.push_back(YamlToJson(e));
-      return a;
+// Converts a YAML tree, counting every node it expands: aliases are expanded each time they are
+// used, so a few bytes of anchors can stand for billions of nodes ("billion laughs").
+class YamlConverter {
+ public:
+  absl::StatusOr<nlohmann::json> Convert(const YAML::Node& n, int depth) {
+    if (++nodes_ > kMaxSpecNodes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec: more than ", kMaxSpecNodes,
+          " YAML nodes once aliases are expanded (line ", n.Mark().line + 1,
+          "); a job spec needs a few hundred"));
     }
-    case YAML::NodeType::Map: {
-      nlohmann::json o = nlohmann::json::object();
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = YamlToJson(kv.second);
-      return o;
+    if (depth > kMaxSpecDepth) {
+      return absl::InvalidArgumentError(absl::StrCat("spec: nested deeper than ", kMaxSpecDepth,
+                                                     " levels at line ", n.Mark().line + 1));
     }
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        return nullptr;
+      case YAML::NodeType::Scalar:
+        return ScalarToJson(n);
+      case YAML::NodeType::Sequence: {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& e : n) {
+          NF_ASSIGN_OR_RETURN(nlohmann::json v, Convert(e, depth + 1));
+          a.push_back(std::move(v));
+        }
+        return a;
+      }
+      case YAML::NodeType::Map: {
+        nlohmann::json o = nlohmann::json::object();
+        for (const auto& kv : n) {
+          if (!kv.first.IsScalar()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "spec: line ", kv.first.Mark().line + 1, ": a mapping key must be a plain name"));
+          }
+          const std::string& key = kv.first.Scalar();
+          if (o.contains(key)) {
+            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
+                                                           ": duplicate key '", key, "'"));
+          }
+          NF_ASSIGN_OR_RETURN(nlohmann::json v, Convert(kv.second, depth + 1));
+          o[key] = std::move(v);
+        }
+        return o;
+      }
+    }
+    return nullptr;
   }
-  return nullptr;
-}
+
+ private:
+  int64_t nodes_ = 0;
+};
 
 void EmitJson(const nlohmann::json& j, YAML::Emitter* out) {
   if (j.is_object()) {
@@ -92,11 +127,16 @@ std::string MessageToYaml(const google::protobuf::Message& message) {
 }
 
 absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* message) {
+  if (yaml.size() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("spec: ", yaml.size(), " bytes; at most ",
+                                                   kMaxSpecBytes, " bytes are accepted"));
+  }
   nlohmann::json j;
   try {
     YAML::Node root = YAML::Load(std::string(yaml));
     if (!root.IsMap()) return absl::InvalidArgumentError("spec: the document must be a mapping");
-    j = YamlToJson(root);
+    YamlConverter c;
+    NF_ASSIGN_OR_RETURN(j, c.Convert(root, 0));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("spec: YAML syntax error at line ",
                                                    e.mark.line + 1, ", column ", e.mark.column + 1,
@@ -107,6 +147,36 @@ absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* me
   auto st = google::protobuf::util::JsonStringToMessage(j.dump(), message, opts);
   if (!st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("spec: ", st.message().as_string()));
+  }
+  return ValidateFinite(*message, "");
+}
+
+absl::Status ValidateFinite(const google::protobuf::Message& message, const std::string& path) {
+  using google::protobuf::FieldDescriptor;
+  const auto* refl = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  refl->ListFields(message, &fields);
+  for (const FieldDescriptor* f : fields) {
+    std::string name = path.empty() ? f->name() : absl::StrCat(path, ".", f->name());
+    int n = f->is_repeated() ? refl->FieldSize(message, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      std::string at = f->is_repeated() && !f->is_map() ? absl::StrCat(name, "[", i, "]") : name;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const auto& sub = f->is_repeated() ? refl->GetRepeatedMessage(message, f, i)
+                                           : refl->GetMessage(message, f);
+        NF_RETURN_IF_ERROR(ValidateFinite(sub, at));
+        continue;
+      }
+      double v;
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+        v = f->is_repeated() ? refl->GetRepeatedDouble(message, f, i) : refl->GetDouble(message, f);
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT) {
+        v = f->is_repeated() ? refl->GetRepeatedFloat(message, f, i) : refl->GetFloat(message, f);
+      } else {
+        continue;
+      }
+      if (!std::isfinite(v)) return FieldError(at, "must be a finite number (not NaN or infinity)");
+    }
   }
   return absl::OkStatus();
 }
@@ -132,10 +202,22 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (t->weight_decay() == 0) t->set_weight_decay(1e-4);
   if (t->validation_examples() == 0) t->set_validation_examples(5000);
   if (spec->lease_seconds() == 0) spec->set_lease_seconds(60);
+  if (spec->accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
+    spec->set_accuracy_scale(t->dataset() == "tabular" ? v1::PERCENT : v1::FRACTION);
+  }
 }
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+  if (spec.ByteSizeLong() > kMaxSpecBytes) {
+    return FieldError("spec", absl::StrCat(spec.ByteSizeLong(), " bytes encoded; at most ",
+                                           kMaxSpecBytes, " are accepted"));
+  }
+  NF_RETURN_IF_ERROR(ValidateFinite(spec, ""));
   if (spec.name().size() > 200) return FieldError("name", "longer than 200 characters");
+  if (!v1::AccuracyScale_IsValid(spec.accuracy_scale()) ||
+      spec.accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
+    return FieldError("accuracy_scale", "must be FRACTION or PERCENT");
+  }
   if (!spec.has_search_space()) return FieldError("search_space", "is required");
   NF_RETURN_IF_ERROR(ValidateSearchSpace(spec.search_space(), "search_space"));
   const auto& s = spec.strategy().name();
@@ -157,6 +239,18 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   NF_RETURN_IF_ERROR(ValidateObjectives(spec.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(spec.constraints(), "constraints"));
   const auto& t = spec.training();
+  if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
+    return FieldError("lease_seconds", "is out of range [5, 86400]");
+  NF_RETURN_IF_ERROR(
+      ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping"));
+  if (t.batch_size() < 1 || t.batch_size() > 65536)
+    return FieldError("training.batch_size", "is out of range [1, 65536]");
+  if (t.learning_rate() <= 0 || t.learning_rate() > 10)
+    return FieldError("training.learning_rate", "is out of range (0, 10]");
+  if (t.weight_decay() < 0) return FieldError("training.weight_decay", "must be >= 0");
+  if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
+  if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
+  if (t.test_examples() < 0) return FieldError("training.test_examples", "must be >= 0");
   // Images each data set holds: (training images, test images). All are 1x28x28, 10 classes.
   int train_images, test_images;
   if (t.dataset() == "fashion-mnist") {
@@ -169,13 +263,12 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
       return FieldError("training.dataset",
                         "tabular answers NAS-Bench-201 cells: the search space must be nb201");
     }
-    return ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping");
+    return absl::OkStatus();  // no images: the image-shape checks below do not apply
   } else {
     return FieldError("training.dataset", absl::StrCat("'", t.dataset(),
                                                        "' is not one of fashion-mnist, "
                                                        "synthetic, tabular"));
   }
-  if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
   if (t.validation_examples() < 1)
     return FieldError("training.validation_examples", "must be >= 1");
   if (t.train_examples() + t.validation_examples() >= train_images) {
@@ -186,16 +279,6 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (t.test_examples() < 0 || t.test_examples() > test_images)
     return FieldError("training.test_examples",
                       absl::StrCat("is out of range [0, ", test_images, "]"));
-  if (t.batch_size() < 1 || t.batch_size() > 65536)
-    return FieldError("training.batch_size", "is out of range [1, 65536]");
-  if (t.learning_rate() <= 0 || t.learning_rate() > 10)
-    return FieldError("training.learning_rate", "is out of range (0, 10]");
-  if (t.weight_decay() < 0) return FieldError("training.weight_decay", "must be >= 0");
-  if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
-  if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
-    return FieldError("lease_seconds", "is out of range [5, 86400]");
-  NF_RETURN_IF_ERROR(
-      ValidateEarlyStopping(spec.early_stopping(), spec.budget().epochs(), "early_stopping"));
   const std::string kind = absl::StrCat("search_space.", KindName(spec.search_space()));
   const InputShape in = SpaceInputShape(spec.search_space());
   if (spec.search_space().has_mlp()) {

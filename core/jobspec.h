@@ -2,14 +2,24 @@
 // validation with field paths, then defaults.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
 
-// Parses YAML (or JSON, a YAML subset) onto `Message`. Unknown fields and wrong types are
-// INVALID_ARGUMENT errors naming the field.
+// Bounds on what a job spec may cost to read: its size (YAML text or encoded protobuf), the YAML
+// nodes it expands to (aliases counted each time they are used) and its nesting depth.
+inline constexpr size_t kMaxSpecBytes = 1 << 20;
+inline constexpr int64_t kMaxSpecNodes = 100'000;
+inline constexpr int kMaxSpecDepth = 64;
+
+// Parses YAML (or JSON, a YAML subset) onto `Message`. Unknown fields, wrong types, duplicate
+// keys, NaN/infinite numbers and documents over the bounds above are INVALID_ARGUMENT errors
+// naming the field (or the YAML line).
 absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* message);
 
 // The message as block YAML (protobuf field names), readable back by YamlToMessage.
@@ -17,6 +27,10 @@ std::string MessageToYaml(const google::protobuf::Message& message);
 
 // Parses and validates a job spec and fills defaults.
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(absl::string_view yaml);
+
+// INVALID_ARGUMENT naming the first float/double field (at any depth) that is NaN or infinite.
+// `path` prefixes the field paths.
+absl::Status ValidateFinite(const google::protobuf::Message& message, const std::string& path);
 
 // Semantic checks with field paths ("budget.max_trials: must be >= 1"). Call after defaults.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);

@@ -918,6 +918,59 @@ TEST_F(JobManagerTest, ManyClientsAtOnceKeepTheCountsTrue) {
   EXPECT_EQ(done.counts().succeeded() + done.counts().failed(), 40);
 }
 
+TEST_F(JobManagerTest, ForgedOrInvalidResultsAreRefusedAndCostsStayTheControllers) {
+  v1::Job job = Submit(TinySpec(2));
+  std::string w = Register("w");
+  auto l = Lease(w);
+  const double macs = jm_->GetCandidate(job.id(), 0)->metrics().at("macs");
+  auto report = [&](std::map<std::string, double> m) {
+    v1::ReportResultRequest r;
+    r.set_worker_id(w);
+    *r.mutable_lease() = l.lease();
+    for (const auto& [k, v] : m) (*r.mutable_metrics())[k] = v;
+    return jm_->ReportResult(r);
+  };
+  for (auto bad : std::vector<std::map<std::string, double>>{
+           {{"accuracy", 1e308}},
+           {{"accuracy", std::nan("")}},
+           {{"accuracy", -0.1}},
+           {{"accuracy", 0.5}, {"latency_ms", 0}},
+           {{"accuracy", 0.5}, {"train_seconds", -1}},
+           {{"accuracy", 0.5}, {"bad name!", 1}},
+       }) {
+    absl::Status st = report(bad);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad.begin()->first;
+    EXPECT_THAT(st.message(), HasSubstr("metrics")) << st;
+  }
+  EXPECT_EQ(jm_->GetCandidate(job.id(), 0)->state(), v1::TRIAL_RUNNING) << "nothing recorded";
+  // A valid report with forged cost figures: recorded, the costs stay the controller's.
+  ASSERT_TRUE(report({{"accuracy", 0.9}, {"macs", -5}, {"params", 0}}).ok());
+  auto t = jm_->GetCandidate(job.id(), 0).value();
+  EXPECT_EQ(t.state(), v1::TRIAL_SUCCEEDED);
+  EXPECT_EQ(t.metrics().at("macs"), macs);
+  EXPECT_GT(t.metrics().at("params"), 0);
+  EXPECT_EQ(t.metrics().at("accuracy"), 0.9);
+}
+
+TEST_F(JobManagerTest, ProgressValuesOutsideTheAccuracyScaleAreRefused) {
+  v1::JobSpec spec = TinySpec(2);
+  spec.set_accuracy_scale(v1::PERCENT);
+  Submit(spec);
+  std::string w = Register("w");
+  auto l = Lease(w);
+  v1::ReportProgressRequest p;
+  p.set_worker_id(w);
+  *p.mutable_lease() = l.lease();
+  p.mutable_point()->set_epoch(1);
+  p.mutable_point()->set_value(100.5);
+  EXPECT_THAT(jm_->ReportProgress(p).status().message(), HasSubstr("point.value"));
+  p.mutable_point()->set_value(93.5);
+  p.mutable_point()->set_loss(-1);
+  EXPECT_THAT(jm_->ReportProgress(p).status().message(), HasSubstr("point.loss"));
+  p.mutable_point()->set_loss(0.3);
+  EXPECT_TRUE(jm_->ReportProgress(p).ok()) << "93.5 is a percent";
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");

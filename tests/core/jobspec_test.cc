@@ -1,8 +1,10 @@
 #include "core/jobspec.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -79,6 +81,65 @@ TEST(JobSpecTest, QuotedNumbersStayStrings) {
       ParseJobSpecYaml(Replace(ReadExampleJob(), "name: fashion-mnist-quick", "name: \"123\""));
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->name(), "123");
+}
+
+TEST(JobSpecTest, DuplicateKeysAreRefusedWithTheirLine) {
+  auto spec = ParseJobSpecYaml("name: a\nname: b\n");
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("line 2: duplicate key 'name'"));
+}
+
+TEST(JobSpecTest, AliasExpansionIsBounded) {
+  // "Billion laughs": 332 bytes of anchors that expand to 10^9 nodes.
+  std::string y = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1));
+    y += absl::StrCat(std::string(1, c), ": &", std::string(1, c), " [*", prev, ", *", prev, ", *",
+                      prev, ", *", prev, ", *", prev, ", *", prev, ", *", prev, ", *", prev, ", *",
+                      prev, ", *", prev, "]\n");
+  }
+  auto spec = ParseJobSpecYaml(y);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("YAML nodes once aliases are expanded"));
+}
+
+TEST(JobSpecTest, DeepNestingAndHugeSpecsAreRefused) {
+  std::string deep = "name: " + std::string(200, '[') + std::string(200, ']') + "\n";
+  auto spec = ParseJobSpecYaml(deep);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  std::string big = "name: \"" + std::string(2 << 20, 'x') + "\"\n";
+  spec = ParseJobSpecYaml(big);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("bytes"));
+}
+
+TEST(JobSpecTest, NanAndInfinityAreRefusedInEveryNumericField) {
+  for (const char* v : {"NaN", "nan", ".nan", "inf", ".inf", "-Infinity", "Infinity", "1e999"}) {
+    auto spec = ParseJobSpecYaml(
+        Replace(ReadExampleJob(), "learning_rate: 0.004", absl::StrCat("learning_rate: ", v)));
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument) << v;
+    EXPECT_THAT(spec.status().message(), HasSubstr("learning_rate")) << v;
+  }
+  v1::JobSpec direct = ParseJobSpecYaml(ReadExampleJob()).value();
+  direct.add_constraints()->set_metric("macs");
+  direct.mutable_constraints(0)->set_upper(std::nan(""));
+  absl::Status st = ValidateJobSpec(direct);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("constraints[0].upper"));
+}
+
+TEST(JobSpecTest, TabularJobsAreValidatedToo) {
+  const char* y =
+      "search_space: {nb201: {}}\n"
+      "budget: {max_trials: 5}\n"
+      "training: {dataset: tabular}\n"
+      "lease_seconds: -100\n";
+  auto spec = ParseJobSpecYaml(y);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("lease_seconds"));
+  auto ok = ParseJobSpecYaml(Replace(y, "lease_seconds: -100", "lease_seconds: 30"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->accuracy_scale(), v1::PERCENT) << "benchmark tables report percent";
 }
 
 }  // namespace
