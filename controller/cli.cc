@@ -28,6 +28,8 @@
 #include "absl/strings/strip.h"
 #include "bench/strategy_bench.h"
 #include "bench/two_fidelity.h"
+#include "client/channel.h"
+#include "controller/auth.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/pareto.h"
@@ -41,7 +43,7 @@ namespace nasforge {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: nasforge [--controller HOST:PORT] COMMAND ...\n"
+    "usage: nasforge [--controller HOST:PORT] [--token-file FILE] COMMAND ...\n"
     "  submit JOB.yaml [--watch] [--idempotency-key KEY]   submit a job (prints its id)\n"
     "  status JOB                                         job state and counts\n"
     "  watch JOB                                          live progress until the job ends\n"
@@ -63,7 +65,12 @@ constexpr char kUsage[] =
     "        [--seeds-column C] [--low-cost 0.06] [--low-count 1200] [--promote 28]\n"
     "        [--low-strategy random|rea|bo] [--key-column arch_str]\n"
     "        [--runs 100] [--seed S] [--json]   successive halving vs full fidelity, equal cost\n"
-    "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051.\n";
+    "  token create --file TOKENS --name NAME --role read|submit|admin|worker\n"
+    "                                  add a token (printed once) to the controller's token file\n"
+    "  token list --file TOKENS        names, roles and creation times (never the tokens)\n"
+    "  token revoke --file TOKENS --name NAME   the controller refuses it within a second\n"
+    "--controller defaults to $NASFORGE_CONTROLLER or 127.0.0.1:50051; the bearer token is read\n"
+    "from --token-file or $NASFORGE_TOKEN (never from the command line).\n";
 
 struct Args {
   std::vector<std::string> positional;
@@ -496,8 +503,12 @@ int BenchEarlyStoppingLive(const Args& a) {
   }
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
-  auto stub =
-      v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto token = LoadToken(a.Get("token-file"));
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << "\n";
+    return 2;
+  }
+  auto stub = v1::JobService::NewStub(OpenChannel({target, *token, {}}));
   struct Outcome {
     std::string id;
     double train_seconds = 0, epochs = 0, best = 0, wall = 0;
@@ -646,6 +657,60 @@ int Bench(const Args& a) {
   return 0;
 }
 
+// `nasforge token create|list|revoke`: edits the controller's token file offline (the
+// controller re-reads it when it changes).
+int Tokens(const Args& a) {
+  const std::string sub = a.positional.size() > 1 ? a.positional[1] : "";
+  const std::string file = a.Get("file");
+  if (file.empty() || (sub != "create" && sub != "list" && sub != "revoke")) {
+    std::cerr << "error: use 'token create|list|revoke --file TOKENS ...'\n" << kUsage;
+    return 2;
+  }
+  auto tokens = TokenFile::Load(file);
+  if (!tokens.ok()) {
+    std::cerr << "error: " << tokens.status().message() << "\n";
+    return 1;
+  }
+  if (sub == "list") {
+    std::cout << absl::StrFormat("%-24s %-8s %s\n", "NAME", "ROLE", "CREATED");
+    for (const auto& e : tokens->entries()) {
+      std::cout << absl::StrFormat("%-24s %-8s %s\n", e.name, RoleName(e.role),
+                                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                                    absl::FromUnixSeconds(e.created),
+                                                    absl::UTCTimeZone()));
+    }
+    return 0;
+  }
+  absl::Status st;
+  std::string secret;
+  if (sub == "create") {
+    auto role = ParseRole(a.Get("role"));
+    if (!role.ok()) {
+      std::cerr << "error: --" << role.status().message() << "\n";
+      return 2;
+    }
+    auto made = tokens->Create(a.Get("name"), *role, absl::Now());
+    st = made.status();
+    if (made.ok()) secret = *made;
+  } else {
+    st = tokens->Revoke(a.Get("name"));
+  }
+  if (st.ok()) st = tokens->Save(file);
+  if (!st.ok()) {
+    std::cerr << "error: --" << st.message() << "\n";
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (sub == "create") {
+    // The only time the token is shown: stdout alone, so `> FILE` captures just the token.
+    std::cout << secret << "\n";
+    std::cerr << "token '" << a.Get("name") << "' (" << a.Get("role")
+              << ") created; store it now, it cannot be shown again\n";
+  } else {
+    std::cerr << "token '" << a.Get("name") << "' revoked\n";
+  }
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   Args a = Parse(argc, argv);
   if (a.positional.empty() || a.Has("help")) {
@@ -654,10 +719,15 @@ int Run(int argc, char** argv) {
   }
   if (a.positional[0] == "space" || a.positional[0] == "cost") return Offline(a);
   if (a.positional[0] == "bench") return Bench(a);
+  if (a.positional[0] == "token") return Tokens(a);
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
-  auto stub =
-      v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  auto token = LoadToken(a.Get("token-file"));
+  if (!token.ok()) {
+    std::cerr << "error: " << token.status().message() << "\n";
+    return 2;
+  }
+  auto stub = v1::JobService::NewStub(OpenChannel({target, *token, {}}));
   const std::string cmd = a.positional[0];
   auto need_job = [&]() -> std::string {
     if (a.positional.size() < 2) {

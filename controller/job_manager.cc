@@ -75,6 +75,7 @@ absl::Status JobManager::Recover() {
     workers_[w.id()] = w;
     absl::MutexLock s(&seen_mu_);
     worker_seen_[w.id()] = absl::InfinitePast();  // known, not seen since the restart
+    worker_owner_[w.id()] = w.owner();
   }
   int resumed = 0;
   for (auto& j : jobs) {
@@ -120,8 +121,11 @@ absl::Status JobManager::Recover() {
       *t.mutable_lease_deadline() = ToProto(clock_->Now() + ttl);
     }
     if (!js->job.idempotency_key().empty()) {
-      idempotency_[js->job.idempotency_key()] = js->job.id();
+      // Jobs from before owners were recorded belong to "local" (authentication off).
+      if (js->job.owner().empty()) js->job.set_owner(Principal::Local().name);
+      idempotency_[absl::StrCat(js->job.owner(), "/", js->job.idempotency_key())] = js->job.id();
     }
+    if (js->job.owner().empty()) js->job.set_owner(Principal::Local().name);
     if (!JobTerminal(js->job.state())) ++resumed;
     job_order_.push_back(js->job.id());
     std::string id = js->job.id();
@@ -140,7 +144,8 @@ absl::Status JobManager::Recover() {
 // Users
 // ------------------------------------------------------------------------------------------
 
-absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
+absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req,
+                                              const Principal& caller) {
   v1::JobSpec spec;
   if (!req.spec_yaml().empty()) {
     if (req.has_spec()) return FieldError("spec", "give either spec or spec_yaml, not both");
@@ -165,8 +170,11 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
   v1::Job out;
   {
     absl::MutexLock l(&mu_);
-    if (!req.idempotency_key().empty()) {
-      auto it = idempotency_.find(req.idempotency_key());
+    // Keys are per owner: another user's key names nothing of yours.
+    const std::string key =
+        req.idempotency_key().empty() ? "" : absl::StrCat(caller.name, "/", req.idempotency_key());
+    if (!key.empty()) {
+      auto it = idempotency_.find(key);
       if (it != idempotency_.end()) return jobs_.at(it->second)->job;
     }
     NF_RETURN_IF_ERROR(writer_->Admit());
@@ -181,10 +189,11 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
     *js->job.mutable_spec() = spec;
     js->job.set_state(v1::JOB_RUNNING);
     js->job.set_idempotency_key(req.idempotency_key());
+    js->job.set_owner(caller.name);
     *js->job.mutable_create_time() = ToProto(clock_->Now());
     Touch(js->job);
     Stage(batch, js->job);
-    if (!req.idempotency_key().empty()) idempotency_[req.idempotency_key()] = id;
+    if (!key.empty()) idempotency_[key] = id;
     job_order_.push_back(id);
     out = js->job;
     jobs_[id] = std::move(js);
@@ -201,32 +210,37 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req) {
   return out;
 }
 
-absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id) const {
+absl::StatusOr<v1::Job> JobManager::GetJob(absl::string_view job_id,
+                                           const Principal& caller) const {
   absl::ReaderMutexLock l(&mu_);
-  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(job_id, caller));
   return js->job;
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(const v1::ListJobsRequest& req) const {
+absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(const v1::ListJobsRequest& req,
+                                                          const Principal& caller) const {
   if (req.page_size() < 0) return FieldError("page_size", "must be >= 0");
   size_t size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 500);
   NF_ASSIGN_OR_RETURN(size_t start, ParsePageToken(req.page_token(), "page_token"));
   absl::ReaderMutexLock l(&mu_);
   v1::ListJobsResponse resp;
-  // Newest first.
-  for (size_t i = start; i < job_order_.size() && resp.jobs_size() < static_cast<int>(size); ++i) {
-    *resp.add_jobs() = jobs_.at(job_order_[job_order_.size() - 1 - i])->job;
+  // Newest first; a non-admin sees only their own jobs. The token is where the next page starts.
+  size_t i = start;
+  for (; i < job_order_.size() && resp.jobs_size() < static_cast<int>(size); ++i) {
+    const v1::Job& job = jobs_.at(job_order_[job_order_.size() - 1 - i])->job;
+    if (caller.admin() || job.owner() == caller.name) *resp.add_jobs() = job;
   }
-  if (start + size < job_order_.size()) resp.set_next_page_token(absl::StrCat(start + size));
+  if (i < job_order_.size()) resp.set_next_page_token(absl::StrCat(i));
   return resp;
 }
 
-absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id) {
+absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id, const Principal& caller) {
   WriteBatch batch;
   Events events;
   v1::Job out;
   {
     absl::MutexLock l(&mu_);
+    NF_RETURN_IF_ERROR(FindVisible(job_id, caller).status());
     NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));
     if (JobTerminal(js->job.state())) return js->job;  // idempotent
     NF_RETURN_IF_ERROR(writer_->Admit());
@@ -253,10 +267,10 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id) {
   return out;
 }
 
-absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id,
-                                                   int64_t trial_id) const {
+absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id, int64_t trial_id,
+                                                   const Principal& caller) const {
   absl::ReaderMutexLock l(&mu_);
-  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(job_id, caller));
   if (trial_id < 0 || trial_id >= static_cast<int64_t>(js->trials.size())) {
     return absl::NotFoundError(absl::StrCat("trial_id: job ", job_id, " has no trial ", trial_id,
                                             " (it has ", js->trials.size(), ")"));
@@ -265,13 +279,13 @@ absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id,
 }
 
 absl::StatusOr<v1::ListCandidatesResponse> JobManager::ListCandidates(
-    const v1::ListCandidatesRequest& req) const {
+    const v1::ListCandidatesRequest& req, const Principal& caller) const {
   if (req.page_size() < 0) return FieldError("page_size", "must be >= 0");
   size_t size = req.page_size() == 0 ? 100 : std::min(req.page_size(), 1000);
   NF_ASSIGN_OR_RETURN(size_t start, ParsePageToken(req.page_token(), "page_token"));
   std::set<int> states(req.states().begin(), req.states().end());
   absl::ReaderMutexLock l(&mu_);
-  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(req.job_id()));
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(req.job_id(), caller));
   v1::ListCandidatesResponse resp;
   size_t i = start;
   for (; i < js->trials.size() && resp.trials_size() < static_cast<int>(size); ++i) {
@@ -283,12 +297,12 @@ absl::StatusOr<v1::ListCandidatesResponse> JobManager::ListCandidates(
 }
 
 absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(
-    const v1::QueryParetoRequest& req) const {
+    const v1::QueryParetoRequest& req, const Principal& caller) const {
   NF_RETURN_IF_ERROR(ValidateObjectives(req.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(req.constraints(), "constraints"));
   if (req.limit() < 0) return FieldError("limit", "must be >= 0");
   absl::ReaderMutexLock l(&mu_);
-  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(req.job_id()));
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(req.job_id(), caller));
   std::vector<v1::Objective> objectives(req.objectives().begin(), req.objectives().end());
   if (objectives.empty()) {
     objectives.assign(js->job.spec().objectives().begin(), js->job.spec().objectives().end());
@@ -318,12 +332,13 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(
 }
 
 absl::StatusOr<uint64_t> JobManager::Subscribe(absl::string_view job_id,
-                                               std::function<void(const v1::JobEvent&)> fn) {
+                                               std::function<void(const v1::JobEvent&)> fn,
+                                               const Principal& caller) {
   v1::JobEvent snapshot;
   uint64_t handle;
   {
     absl::ReaderMutexLock l(&mu_);
-    NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(job_id));
+    NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(job_id, caller));
     snapshot = Event(*js, nullptr, "snapshot");
     // Registered under mu_ so no event is lost between the snapshot and the subscription.
     absl::MutexLock s(&sub_mu_);
@@ -344,7 +359,7 @@ void JobManager::Unsubscribe(uint64_t handle) {
 // ------------------------------------------------------------------------------------------
 
 absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
-    const v1::RegisterWorkerRequest& req) {
+    const v1::RegisterWorkerRequest& req, const Principal& caller) {
   if (req.hardware().name().empty()) {
     return FieldError("hardware.name", "is required (a hardware profile name, e.g. cpu-1t)");
   }
@@ -361,8 +376,15 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
         id = absl::StrFormat("worker-%08x", rd());
       } while (workers_.count(id));
     }
+    if (auto it = workers_.find(id); it != workers_.end() && !it->second.owner().empty() &&
+                                      it->second.owner() != caller.name) {
+      if (metrics_) metrics_->stale_reports_total.Increment();
+      return absl::PermissionDeniedError(absl::StrCat(
+          "worker_id: '", id, "' is registered by another credential; pick another id"));
+    }
     v1::Worker& w = workers_[id];
     bool known = w.has_register_time();
+    w.set_owner(caller.name);
     w.set_id(id);
     *w.mutable_hardware() = req.hardware();
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
@@ -370,6 +392,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     {
       absl::MutexLock s(&seen_mu_);
       worker_seen_[id] = clock_->Steady();
+      worker_owner_[id] = caller.name;
     }
     Stage(batch, w);
     resp.set_worker_id(id);
@@ -812,6 +835,29 @@ void JobManager::ExpireLeases() {
 // ------------------------------------------------------------------------------------------
 // Internals
 // ------------------------------------------------------------------------------------------
+
+absl::StatusOr<const JobManager::JobState*> JobManager::FindVisible(
+    absl::string_view id, const Principal& caller) const {
+  NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(id));
+  if (!caller.admin() && js->job.owner() != caller.name) {
+    return absl::PermissionDeniedError(absl::StrCat("job_id: job ", id, " belongs to '",
+                                                    js->job.owner(),
+                                                    "'; only its owner or an admin may use it"));
+  }
+  return js;
+}
+
+absl::Status JobManager::CheckWorker(const std::string& worker_id, const Principal& caller) {
+  absl::MutexLock s(&seen_mu_);
+  auto it = worker_owner_.find(worker_id);
+  if (it == worker_owner_.end() || it->second.empty() || it->second == caller.name) {
+    return absl::OkStatus();  // unknown ids are the manager's to refuse (not registered)
+  }
+  if (metrics_) metrics_->stale_reports_total.Increment();
+  return absl::PermissionDeniedError(absl::StrCat(
+      "worker_id: '", worker_id, "' was registered by another credential; calls for it from '",
+      caller.name, "' are refused"));
+}
 
 absl::StatusOr<JobManager::JobState*> JobManager::FindJob(absl::string_view id) {
   auto it = jobs_.find(std::string(id));

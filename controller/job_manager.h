@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "controller/auth.h"
 #include "controller/lease_table.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
@@ -55,26 +56,42 @@ class JobManager {
   absl::Status Recover();
 
   // --- users ---
+  // `caller` is the authenticated principal: a job belongs to whoever submitted it, and only
+  // its owner or an admin may see or cancel it (PERMISSION_DENIED otherwise; ListJobs shows a
+  // non-admin only their own jobs). Principal::Local() (authentication off) is an admin.
+  //
   // Validates `spec` (or parses `spec_yaml`), creates the job and starts it. With a non-empty
   // idempotency key, a repeated call returns the first call's job.
-  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitJobRequest& request);
-  absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) const;
-  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) const;
-  absl::StatusOr<v1::Job> CancelJob(absl::string_view job_id);
-  absl::StatusOr<v1::Trial> GetCandidate(absl::string_view job_id, int64_t trial_id) const;
+  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitJobRequest& request,
+                                    const Principal& caller = Principal::Local());
+  absl::StatusOr<v1::Job> GetJob(absl::string_view job_id,
+                                 const Principal& caller = Principal::Local()) const;
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request,
+                                                const Principal& caller = Principal::Local()) const;
+  absl::StatusOr<v1::Job> CancelJob(absl::string_view job_id,
+                                    const Principal& caller = Principal::Local());
+  absl::StatusOr<v1::Trial> GetCandidate(absl::string_view job_id, int64_t trial_id,
+                                         const Principal& caller = Principal::Local()) const;
   absl::StatusOr<v1::ListCandidatesResponse> ListCandidates(
-      const v1::ListCandidatesRequest& request) const;
-  absl::StatusOr<v1::QueryParetoResponse> QueryPareto(const v1::QueryParetoRequest& request) const;
+      const v1::ListCandidatesRequest& request, const Principal& caller = Principal::Local()) const;
+  absl::StatusOr<v1::QueryParetoResponse> QueryPareto(
+      const v1::QueryParetoRequest& request, const Principal& caller = Principal::Local()) const;
 
   // Watch: `fn` gets a snapshot at once, then every event of the job, on the thread that caused
   // it; it must not call back into the manager. Returns a handle for Unsubscribe.
   absl::StatusOr<uint64_t> Subscribe(absl::string_view job_id,
-                                     std::function<void(const v1::JobEvent&)> fn);
+                                     std::function<void(const v1::JobEvent&)> fn,
+                                     const Principal& caller = Principal::Local());
   void Unsubscribe(uint64_t handle);
 
   // --- workers ---
+  // A worker id belongs to the credential that registered it; RegisterWorker again from another
+  // credential is PERMISSION_DENIED, and the rpc layer calls CheckWorker before every other
+  // worker call (it takes no manager lock: heartbeats stay off mu_).
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
-      const v1::RegisterWorkerRequest& request);
+      const v1::RegisterWorkerRequest& request, const Principal& caller = Principal::Local());
+  absl::Status CheckWorker(const std::string& worker_id, const Principal& caller)
+      ABSL_LOCKS_EXCLUDED(seen_mu_);
   absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
@@ -110,6 +127,9 @@ class JobManager {
 
   absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<const JobState*> FindJobConst(absl::string_view id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // FindJobConst, PERMISSION_DENIED unless `caller` owns the job or is an admin.
+  absl::StatusOr<const JobState*> FindVisible(absl::string_view id, const Principal& caller) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Checks a worker's lease against the trial's fencing token.
   absl::StatusOr<std::pair<JobState*, v1::Trial*>> CheckLease(const v1::Lease& lease,
@@ -171,6 +191,7 @@ class JobManager {
   LeaseTable leases_;
   mutable absl::Mutex seen_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(seen_mu_);  // steady clock
+  std::map<std::string, std::string> worker_owner_ ABSL_GUARDED_BY(seen_mu_);
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (f
 ABSL_FLAG(bool, standby, false,
           "when another controller owns the store, wait as a hot standby and take over when it "
           "dies (instead of exiting with an error)");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "bearer-token file (`nasforge token create --file FILE`), re-read when it changes; "
+          "empty: no authentication, allowed only on a loopback --listen");
 ABSL_FLAG(int, shutdown_seconds, 7,
           "SIGTERM/SIGINT: stop serving and flush the store within this many seconds");
 
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   o.store_url = absl::GetFlag(FLAGS_store);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.standby = absl::GetFlag(FLAGS_standby);
+  o.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
   boost::asio::io_context io;
   std::atomic<bool> fatal{false};
   // Another controller took the store: stop serving at once (nothing more can be made durable).

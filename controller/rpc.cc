@@ -17,6 +17,42 @@ grpc::Status WithRetryHint(CallbackServerContext* ctx, const absl::Status& s) {
   return ToGrpcStatus(s);
 }
 
+// The one gate every handler passes first: who is calling (the "authorization" bearer token),
+// and may they call this method. Refusals are logged without the token.
+absl::StatusOr<Principal> Gate(CallbackServerContext* ctx, Authenticator* auth,
+                               absl::string_view service, absl::string_view method) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  absl::string_view header =
+      it == md.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
+  absl::StatusOr<Principal> who = auth->Authenticate(header);
+  // With authentication off (loopback only) the caller may do everything, workers included.
+  absl::Status st = !who.ok()          ? who.status()
+                    : auth->enabled() ? Authorize(*who, service, method)
+                                      : absl::OkStatus();
+  if (!st.ok()) {
+    Log(LogLevel::kWarn, "call_refused",
+        {{"method", absl::StrCat(service, "/", method)},
+         {"peer", ctx->peer()},
+         {"caller", who.ok() ? who->name : std::string("unauthenticated")},
+         {"error", st.message()}});
+    return st;
+  }
+  return who;
+}
+
+ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {
+  ServerUnaryReactor* r = ctx->DefaultReactor();
+  r->Finish(ToGrpcStatus(s));
+  return r;
+}
+
+// Passes the gate or answers the refusal: binds `who` (a Principal) in the handler.
+#define NF_GATE(who, service, method)                                   \
+  absl::StatusOr<Principal> who##_or = Gate(ctx, auth_, service, method); \
+  if (!who##_or.ok()) return Refuse(ctx, who##_or.status());           \
+  const Principal& who = *who##_or
+
 // Finishes `reactor` with `result`: at once for reads, after the commit for writes.
 template <typename Resp>
 ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::StatusOr<Resp> result,
@@ -41,8 +77,13 @@ ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::Sta
 // (OnCancel, also raised by server shutdown).
 class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  WatchReactor(JobManager* jm, const std::string& job_id) : jm_(jm) {
-    auto handle = jm_->Subscribe(job_id, [this](const v1::JobEvent& e) { Push(e); });
+  WatchReactor(JobManager* jm, const std::string& job_id, const absl::StatusOr<Principal>& who)
+      : jm_(jm) {
+    if (!who.ok()) {
+      FinishOnce(ToGrpcStatus(who.status()));
+      return;
+    }
+    auto handle = jm_->Subscribe(job_id, [this](const v1::JobEvent& e) { Push(e); }, *who);
     if (!handle.ok()) {
       FinishOnce(ToGrpcStatus(handle.status()));
       return;
@@ -143,57 +184,70 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  explicit JobServiceImpl(JobManager* jm) : jm_(jm) {}
+  JobServiceImpl(JobManager* jm, Authenticator* auth) : jm_(jm), auth_(auth) {}
 
   ServerUnaryReactor* SubmitJob(CallbackServerContext* ctx, const v1::SubmitJobRequest* req,
                                 v1::Job* resp) override {
-    return Finish(ctx, jm_, jm_->SubmitJob(*req), resp, true);
+    NF_GATE(who, "JobService", "SubmitJob");
+    return Finish(ctx, jm_, jm_->SubmitJob(*req, who), resp, true);
   }
   ServerUnaryReactor* GetJob(CallbackServerContext* ctx, const v1::GetJobRequest* req,
                              v1::Job* resp) override {
-    return Finish(ctx, jm_, jm_->GetJob(req->job_id()), resp, false);
+    NF_GATE(who, "JobService", "GetJob");
+    return Finish(ctx, jm_, jm_->GetJob(req->job_id(), who), resp, false);
   }
   ServerUnaryReactor* ListJobs(CallbackServerContext* ctx, const v1::ListJobsRequest* req,
                                v1::ListJobsResponse* resp) override {
-    return Finish(ctx, jm_, jm_->ListJobs(*req), resp, false);
+    NF_GATE(who, "JobService", "ListJobs");
+    return Finish(ctx, jm_, jm_->ListJobs(*req, who), resp, false);
   }
   ServerUnaryReactor* CancelJob(CallbackServerContext* ctx, const v1::CancelJobRequest* req,
                                 v1::Job* resp) override {
-    return Finish(ctx, jm_, jm_->CancelJob(req->job_id()), resp, true);
+    NF_GATE(who, "JobService", "CancelJob");
+    return Finish(ctx, jm_, jm_->CancelJob(req->job_id(), who), resp, true);
   }
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {
-    return new WatchReactor(jm_, req->job_id());
+    return new WatchReactor(jm_, req->job_id(), Gate(ctx, auth_, "JobService", "WatchJob"));
   }
   ServerUnaryReactor* GetCandidate(CallbackServerContext* ctx, const v1::GetCandidateRequest* req,
                                    v1::Trial* resp) override {
-    return Finish(ctx, jm_, jm_->GetCandidate(req->job_id(), req->trial_id()), resp, false);
+    NF_GATE(who, "JobService", "GetCandidate");
+    return Finish(ctx, jm_, jm_->GetCandidate(req->job_id(), req->trial_id(), who), resp, false);
   }
   ServerUnaryReactor* ListCandidates(CallbackServerContext* ctx,
                                      const v1::ListCandidatesRequest* req,
                                      v1::ListCandidatesResponse* resp) override {
-    return Finish(ctx, jm_, jm_->ListCandidates(*req), resp, false);
+    NF_GATE(who, "JobService", "ListCandidates");
+    return Finish(ctx, jm_, jm_->ListCandidates(*req, who), resp, false);
   }
   ServerUnaryReactor* QueryPareto(CallbackServerContext* ctx, const v1::QueryParetoRequest* req,
                                   v1::QueryParetoResponse* resp) override {
-    return Finish(ctx, jm_, jm_->QueryPareto(*req), resp, false);
+    NF_GATE(who, "JobService", "QueryPareto");
+    return Finish(ctx, jm_, jm_->QueryPareto(*req, who), resp, false);
   }
 
  private:
   JobManager* const jm_;
+  Authenticator* const auth_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  explicit WorkerServiceImpl(JobManager* jm) : jm_(jm) {}
+  WorkerServiceImpl(JobManager* jm, Authenticator* auth) : jm_(jm), auth_(auth) {}
 
   ServerUnaryReactor* RegisterWorker(CallbackServerContext* ctx,
                                      const v1::RegisterWorkerRequest* req,
                                      v1::RegisterWorkerResponse* resp) override {
-    return Finish(ctx, jm_, jm_->RegisterWorker(*req), resp, true);
+    NF_GATE(who, "WorkerService", "RegisterWorker");
+    return Finish(ctx, jm_, jm_->RegisterWorker(*req, who), resp, true);
   }
   ServerUnaryReactor* LeaseTrial(CallbackServerContext* ctx, const v1::LeaseTrialRequest* req,
                                  v1::LeaseTrialResponse* resp) override {
+    NF_GATE(who, "WorkerService", "LeaseTrial");
+    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
+      return Refuse(ctx, st);
+    }
     ServerUnaryReactor* r = ctx->DefaultReactor();
     auto result = jm_->LeaseTrial(*req);
     if (!result.ok()) {
@@ -216,15 +270,27 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   ServerUnaryReactor* Heartbeat(CallbackServerContext* ctx, const v1::HeartbeatRequest* req,
                                 v1::HeartbeatResponse* resp) override {
+    NF_GATE(who, "WorkerService", "Heartbeat");
+    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
+      return Refuse(ctx, st);
+    }
     return Finish(ctx, jm_, jm_->Heartbeat(*req), resp, false);
   }
   ServerUnaryReactor* ReportProgress(CallbackServerContext* ctx,
                                      const v1::ReportProgressRequest* req,
                                      v1::ReportProgressResponse* resp) override {
+    NF_GATE(who, "WorkerService", "ReportProgress");
+    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
+      return Refuse(ctx, st);
+    }
     return Finish(ctx, jm_, jm_->ReportProgress(*req), resp, true);
   }
   ServerUnaryReactor* ReportResult(CallbackServerContext* ctx, const v1::ReportResultRequest* req,
                                    v1::ReportResultResponse* resp) override {
+    NF_GATE(who, "WorkerService", "ReportResult");
+    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
+      return Refuse(ctx, st);
+    }
     absl::Status st = jm_->ReportResult(*req);
     absl::StatusOr<v1::ReportResultResponse> out =
         st.ok() ? absl::StatusOr<v1::ReportResultResponse>(v1::ReportResultResponse{})
@@ -234,6 +300,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
  private:
   JobManager* const jm_;
+  Authenticator* const auth_;
 };
 
 }  // namespace
@@ -243,11 +310,11 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs) {
-  return std::make_unique<JobServiceImpl>(jobs);
+std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth) {
+  return std::make_unique<JobServiceImpl>(jobs, auth);
 }
-std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs) {
-  return std::make_unique<WorkerServiceImpl>(jobs);
+std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth) {
+  return std::make_unique<WorkerServiceImpl>(jobs, auth);
 }
 
 }  // namespace nasforge

@@ -5,13 +5,16 @@
 
 #include <memory>
 
+#include "controller/auth.h"
 #include "controller/job_manager.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
 
-std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs);
-std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs);
+// Every method first authenticates the caller with `auth` and checks its role (Authorize);
+// `auth` must outlive the services.
+std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth);
+std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth);
 
 // absl and gRPC status codes match one for one.
 grpc::Status ToGrpcStatus(const absl::Status& s);

@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "controller/rpc.h"
 #include "core/log.h"
@@ -16,9 +17,26 @@
 namespace nasforge {
 namespace {
 
+// True if HOST in "HOST:PORT" is a loopback address or localhost.
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 class ControllerImpl final : public Controller {
  public:
   absl::Status Init(const ControllerOptions& o) {
+    if (o.auth_tokens.empty() && !IsLoopback(o.listen)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "auth-tokens: listening on ", o.listen,
+          " (not loopback) needs tokens: create them with `nasforge token create` and pass "
+          "--auth-tokens FILE (README, Security)"));
+    }
+    if (o.auth_tokens.empty()) {
+      Log(LogLevel::kWarn, "auth_off",
+          {{"listen", o.listen}, {"hint", "loopback only; pass --auth-tokens to require tokens"}});
+    }
     registry_ = std::make_shared<prometheus::Registry>();
     metrics_ = std::make_unique<ControllerMetrics>(*registry_);
     StoreOptions so;
@@ -49,10 +67,13 @@ class ControllerImpl final : public Controller {
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    job_service_ = NewJobService(jobs_.get());
-    worker_service_ = NewWorkerService(jobs_.get());
+    auth_ = std::make_unique<Authenticator>(o.auth_tokens);
+    job_service_ = NewJobService(jobs_.get(), auth_.get());
+    worker_service_ = NewWorkerService(jobs_.get(), auth_.get());
     grpc::ServerBuilder b;
     b.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port_);
+    // Requests are small (a job spec is at most 1 MiB): refuse bigger ones before parsing.
+    b.SetMaxReceiveMessageSize(4 << 20);
     b.RegisterService(job_service_.get());
     b.RegisterService(worker_service_.get());
     server_ = b.BuildAndStart();
@@ -157,6 +178,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<grpc::Service> job_service_;
   std::unique_ptr<grpc::Service> worker_service_;
   std::unique_ptr<grpc::Server> server_;

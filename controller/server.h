@@ -16,6 +16,10 @@ struct ControllerOptions {
   std::string listen = "127.0.0.1:50051";  // HOST:PORT; port 0 picks a free one
   std::string store_url = "sqlite://nasforge.db";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no /metrics
+  // Bearer tokens (controller/auth.h): the hashed token file, re-read when it changes. Empty:
+  // authentication off (every caller is the admin "local"), allowed only when `listen` is a
+  // loopback address.
+  std::string auth_tokens;
   absl::Duration sweep_interval = absl::Seconds(1);
   // How often the store is probed for grpc.health.v1 (NOT_SERVING while it fails).
   absl::Duration health_interval = absl::Seconds(1);

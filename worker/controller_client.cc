@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "client/channel.h"
+
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
@@ -23,9 +25,8 @@ class GrpcControllerClient final : public ControllerClient {
     return a;
   }
 
-  GrpcControllerClient(const std::string& target, int timeout)
-      : stub_(v1::WorkerService::NewStub(
-            grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), Args()))),
+  GrpcControllerClient(const std::string& target, const std::string& token, int timeout)
+      : stub_(v1::WorkerService::NewStub(OpenChannel({target, token, Args()}))),
         timeout_(timeout) {}
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
@@ -66,8 +67,9 @@ class GrpcControllerClient final : public ControllerClient {
 }  // namespace
 
 std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
+                                                          const std::string& token,
                                                           int call_timeout_seconds) {
-  return std::make_unique<GrpcControllerClient>(target, call_timeout_seconds);
+  return std::make_unique<GrpcControllerClient>(target, token, call_timeout_seconds);
 }
 
 }  // namespace nasforge

@@ -22,8 +22,9 @@ class ControllerClient {
   virtual absl::Status ReportResult(const v1::ReportResultRequest& req) = 0;
 };
 
-// `target` is HOST:PORT. Thread-safe.
+// `target` is HOST:PORT; `token` the worker's bearer token (empty: none). Thread-safe.
 std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
+                                                          const std::string& token,
                                                           int call_timeout_seconds = 10);
 
 }  // namespace nasforge

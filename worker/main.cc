@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/flags.h"
+#include "client/channel.h"
 #include "core/log.h"
 #include "worker/metrics_server.h"
 #include "worker/tabular_trainer.h"
@@ -19,6 +20,8 @@
 #include "worker/worker_loop.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding this worker's bearer token (a `worker` token); default $NASFORGE_TOKEN");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "directory with the IDX files (train-/t10k-images-idx3-ubyte[.gz], ...)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
@@ -133,7 +136,12 @@ int main(int argc, char** argv) {
         {{"error", "--backend must be torch or tabular"}, {"backend", backend}});
     return 2;
   }
-  auto client = nasforge::NewGrpcControllerClient(absl::GetFlag(FLAGS_controller));
+  auto token = nasforge::LoadToken(absl::GetFlag(FLAGS_token_file));
+  if (!token.ok()) {
+    Log(LogLevel::kError, "bad_flags", {{"error", token.status().message()}});
+    return 2;
+  }
+  auto client = nasforge::NewGrpcControllerClient(absl::GetFlag(FLAGS_controller), *token);
   nasforge::WorkerLoop loop(client.get(), trainer.get(), o, &metrics);
 
   boost::asio::signal_set signals(loop.io(), SIGINT, SIGTERM);

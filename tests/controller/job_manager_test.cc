@@ -881,7 +881,7 @@ TEST_F(JobManagerTest, ManyClientsAtOnceKeepTheCountsTrue) {
     }
   });
   threads.emplace_back([&] {
-    for (int k = 0; k < 5 && !stop; ++k) {
+    for (int k = 0; k < 5; ++k) {
       v1::Job b = Submit(TinySpec(4, 2));
       std::this_thread::yield();
       EXPECT_TRUE(jm_->CancelJob(b.id()).ok());

@@ -1,0 +1,247 @@
+// Authentication and authorisation: the token file, the role table against every RPC the
+// services define, and the controller over real gRPC with tokens: missing, unknown, revoked and
+// wrong-role tokens, job ownership, and a worker credential used on another worker's lease.
+#include "controller/auth.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/synchronization/notification.h"
+#include "client/channel.h"
+#include "controller/server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nasforge/v1/nasforge.grpc.pb.h"
+#include "tests/test_util.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<const google::protobuf::ServiceDescriptor*> Services() {
+  const auto* file = v1::Job::descriptor()->file();
+  return {file->FindServiceByName("JobService"), file->FindServiceByName("WorkerService")};
+}
+
+std::string TempPath(const std::string& what) {
+  return absl::StrCat(std::filesystem::temp_directory_path().string(), "/auth-", getpid(), "-",
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", what);
+}
+
+TEST(TokenFileTest, CreateFindRevokeAndReload) {
+  std::string path = TempPath("tokens");
+  std::filesystem::remove(path);
+  TokenFile f = TokenFile::Load(path).value();  // missing: empty
+  std::string alice = f.Create("alice", Role::kSubmit, absl::FromUnixSeconds(1)).value();
+  std::string w = f.Create("w1", Role::kWorker, absl::FromUnixSeconds(2)).value();
+  EXPECT_EQ(alice.size(), 67u);
+  EXPECT_NE(alice, w);
+  EXPECT_EQ(f.Create("alice", Role::kRead, absl::Now()).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(f.Create("bad name", Role::kRead, absl::Now()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(f.Save(path).ok());
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, ::testing::Not(HasSubstr(alice))) << "only hashes are stored";
+  TokenFile g = TokenFile::Load(path).value();
+  ASSERT_TRUE(g.Find(alice).has_value());
+  EXPECT_EQ(g.Find(alice)->name, "alice");
+  EXPECT_EQ(g.Find(alice)->role, Role::kSubmit);
+  EXPECT_FALSE(g.Find(alice + "x").has_value());
+  EXPECT_FALSE(g.Find("").has_value());
+  ASSERT_TRUE(g.Revoke("alice").ok());
+  EXPECT_FALSE(g.Find(alice).has_value());
+  EXPECT_EQ(g.Revoke("alice").code(), absl::StatusCode::kNotFound);
+  std::ofstream(path, std::ios::app) << "garbage line\n";
+  EXPECT_THAT(TokenFile::Load(path).status().message(), HasSubstr("line 4"));
+  std::filesystem::remove(path);
+}
+
+TEST(AuthorizeTest, EveryMethodOfEveryServiceHasARule) {
+  // A method added to the proto without a rule is denied to everyone: this test names it.
+  for (const auto* svc : Services()) {
+    for (int i = 0; i < svc->method_count(); ++i) {
+      const std::string m = svc->method(i)->name();
+      Principal admin{"a", Role::kAdmin}, worker{"w", Role::kWorker};
+      bool someone = Authorize(admin, svc->name(), m).ok() || Authorize(worker, svc->name(), m).ok();
+      EXPECT_TRUE(someone) << svc->name() << "/" << m << " has no rule in controller/auth.cc";
+    }
+  }
+  Principal reader{"r", Role::kRead}, submitter{"s", Role::kSubmit}, worker{"w", Role::kWorker};
+  EXPECT_TRUE(Authorize(reader, "JobService", "QueryPareto").ok());
+  EXPECT_EQ(Authorize(reader, "JobService", "SubmitJob").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(Authorize(submitter, "JobService", "CancelJob").ok());
+  EXPECT_EQ(Authorize(submitter, "WorkerService", "LeaseTrial").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Authorize(worker, "JobService", "ListJobs").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Authorize(Principal{"x", Role::kAdmin}, "JobService", "DropEverything").code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+class AuthRpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tokens_path_ = TempPath("tokens");
+    db_ = TempPath("db");
+    std::filesystem::remove(tokens_path_);
+    std::filesystem::remove(db_);
+    TokenFile f;
+    for (auto [name, role] : std::vector<std::pair<std::string, Role>>{{"alice", Role::kSubmit},
+                                                                        {"bob", Role::kSubmit},
+                                                                        {"rita", Role::kRead},
+                                                                        {"root", Role::kAdmin},
+                                                                        {"w1", Role::kWorker},
+                                                                        {"w2", Role::kWorker}}) {
+      secret_[name] = f.Create(name, role, absl::Now()).value();
+    }
+    ASSERT_TRUE(f.Save(tokens_path_).ok());
+    ControllerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.metrics_listen = "";
+    o.store_url = "sqlite://" + db_;
+    o.auth_tokens = tokens_path_;
+    auto c = Controller::Start(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    controller_ = std::move(*c);
+  }
+  void TearDown() override {
+    controller_->Shutdown();
+    std::filesystem::remove(db_);
+    std::filesystem::remove(tokens_path_);
+  }
+  std::shared_ptr<grpc::Channel> As(const std::string& who) {
+    return OpenChannel({absl::StrCat("127.0.0.1:", controller_->port()),
+                        who.empty() ? "" : secret_.count(who) ? secret_[who] : who,
+                        {}});
+  }
+  static std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return c;
+  }
+  grpc::Status Submit(const std::string& who, v1::Job* job) {
+    v1::SubmitJobRequest r;
+    r.set_spec_yaml(testing::ReadExampleJob());
+    return v1::JobService::NewStub(As(who))->SubmitJob(Ctx().get(), r, job);
+  }
+
+  std::string tokens_path_, db_;
+  std::map<std::string, std::string> secret_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(AuthRpcTest, EveryMethodRefusesAMissingOrUnknownToken) {
+  for (const std::string& who : {std::string(""), std::string("nf_0000")}) {
+    grpc::GenericStub stub(As(who));
+    for (const auto* svc : Services()) {
+      for (int i = 0; i < svc->method_count(); ++i) {
+        const std::string path = absl::StrCat("/", svc->full_name(), "/", svc->method(i)->name());
+        grpc::ByteBuffer resp;
+        grpc::Slice empty("");
+        grpc::ByteBuffer req(&empty, 1);
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        grpc::Status s;
+        // A refused call ends with its status before any message, streaming or not.
+        absl::Notification done;
+        stub.UnaryCall(&ctx, path, grpc::StubOptions(), &req, &resp, [&](grpc::Status st) {
+          s = st;
+          done.Notify();
+        });
+        done.WaitForNotification();
+        EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << path << " with token '" << who << "': " << s.error_message();
+      }
+    }
+  }
+}
+
+TEST_F(AuthRpcTest, RolesOwnersAndRevocation) {
+  v1::Job job;
+  ASSERT_TRUE(Submit("alice", &job).ok());
+  EXPECT_EQ(job.owner(), "alice");
+  v1::Job other;
+  EXPECT_EQ(Submit("rita", &other).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << "read may not submit";
+  EXPECT_EQ(Submit("w1", &other).error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << "a worker token is for the worker service";
+  // Bob sees neither alice's job nor may cancel it; root may.
+  v1::GetJobRequest g;
+  g.set_job_id(job.id());
+  v1::Job seen;
+  EXPECT_EQ(v1::JobService::NewStub(As("bob"))->GetJob(Ctx().get(), g, &seen).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::ListJobsResponse list;
+  ASSERT_TRUE(v1::JobService::NewStub(As("bob"))->ListJobs(Ctx().get(), {}, &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0);
+  ASSERT_TRUE(v1::JobService::NewStub(As("alice"))->ListJobs(Ctx().get(), {}, &list).ok());
+  EXPECT_EQ(list.jobs_size(), 1);
+  v1::CancelJobRequest c;
+  c.set_job_id(job.id());
+  EXPECT_EQ(v1::JobService::NewStub(As("bob"))->CancelJob(Ctx().get(), c, &seen).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(v1::JobService::NewStub(As("root"))->GetJob(Ctx().get(), g, &seen).ok());
+  // Revoked: refused once the controller has re-read the file (it checks once a second).
+  TokenFile f = TokenFile::Load(tokens_path_).value();
+  ASSERT_TRUE(f.Revoke("alice").ok());
+  ASSERT_TRUE(f.Save(tokens_path_).ok());
+  grpc::Status s;
+  for (int i = 0; i < 100; ++i) {
+    s = v1::JobService::NewStub(As("alice"))->GetJob(Ctx().get(), g, &seen);
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the reload interval, not a sync
+  }
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(v1::JobService::NewStub(As("root"))->CancelJob(Ctx().get(), c, &seen).ok());
+}
+
+TEST_F(AuthRpcTest, AWorkersLeaseIsItsCredentials) {
+  v1::Job job;
+  ASSERT_TRUE(Submit("alice", &job).ok());
+  auto w1 = v1::WorkerService::NewStub(As("w1"));
+  auto w2 = v1::WorkerService::NewStub(As("w2"));
+  v1::RegisterWorkerRequest reg;
+  reg.set_worker_id("gpu-7");
+  reg.mutable_hardware()->set_name("cpu-1t");
+  v1::RegisterWorkerResponse rr;
+  ASSERT_TRUE(w1->RegisterWorker(Ctx().get(), reg, &rr).ok());
+  EXPECT_EQ(w2->RegisterWorker(Ctx().get(), reg, &rr).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED)
+      << "another credential cannot take over a worker id";
+  v1::LeaseTrialRequest lr;
+  lr.set_worker_id("gpu-7");
+  v1::LeaseTrialResponse lease;
+  ASSERT_TRUE(w1->LeaseTrial(Ctx().get(), lr, &lease).ok());
+  ASSERT_TRUE(lease.has_trial());
+  // w2 holds a valid worker token but not this worker's: every call on the lease is refused.
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("gpu-7");
+  *hb.mutable_lease() = lease.lease();
+  v1::HeartbeatResponse hr;
+  EXPECT_EQ(w2->Heartbeat(Ctx().get(), hb, &hr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::ReportResultRequest res;
+  res.set_worker_id("gpu-7");
+  *res.mutable_lease() = lease.lease();
+  (*res.mutable_metrics())["accuracy"] = 0.99;
+  v1::ReportResultResponse rres;
+  EXPECT_EQ(w2->ReportResult(Ctx().get(), res, &rres).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(w2->LeaseTrial(Ctx().get(), lr, &lease).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // The holder's own report goes through.
+  EXPECT_TRUE(w1->ReportResult(Ctx().get(), res, &rres).ok());
+}
+
+}  // namespace
+}  // namespace nasforge
