@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
@@ -45,13 +47,58 @@ class BearerFactory final : public ClientInterceptorFactoryInterface {
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> OpenChannel(ChannelOptions o) {
+bool IsLoopbackAddress(const std::string& host_port) {
+  std::string host = host_port.substr(0, host_port.rfind(':'));
+  if (absl::StartsWith(host, "ipv4:")) host = host.substr(5);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (pem.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
+  }
+  return pem;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(ChannelOptions o) {
   o.args.SetMaxReceiveMessageSize(kMaxClientReceiveBytes);
   o.args.SetMaxSendMessageSize(kMaxServerReceiveBytes);
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls-cert: give the client certificate and --tls-key together");
+  }
+  if (!o.tls_ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    auto ca = ReadPemFile(o.tls_ca, "tls-ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    if (!o.tls_cert.empty()) {
+      auto cert = ReadPemFile(o.tls_cert, "tls-cert");
+      if (!cert.ok()) return cert.status();
+      auto key = ReadPemFile(o.tls_key, "tls-key");
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    creds = grpc::SslCredentials(ssl);
+  } else if (!o.tls_cert.empty()) {
+    return absl::InvalidArgumentError("tls-ca: a client certificate needs the controller's CA too");
+  } else if (IsLoopbackAddress(o.target) || o.insecure) {
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tls-ca: ", o.target, " is not loopback: give the CA of the controller's certificate "
+        "(--tls-ca or $NASFORGE_TLS_CA), or --insecure to send plain text (tokens readable on "
+        "the network)"));
+  }
   std::vector<std::unique_ptr<ClientInterceptorFactoryInterface>> factories;
   if (!o.token.empty()) factories.push_back(std::make_unique<BearerFactory>(o.token));
-  return grpc::experimental::CreateCustomChannelWithInterceptors(
-      o.target, grpc::InsecureChannelCredentials(), o.args, std::move(factories));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(o.target, creds, o.args,
+                                                                 std::move(factories));
 }
 
 absl::StatusOr<std::string> LoadToken(const std::string& file) {

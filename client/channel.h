@@ -24,9 +24,22 @@ struct ChannelOptions {
   std::string target;  // HOST:PORT
   std::string token;   // bearer token; empty: none sent
   grpc::ChannelArguments args;
+  // TLS: the CA that signed the controller's certificate (PEM file); with a client certificate
+  // and key as well, mutual TLS. Without a CA the channel is plain text, which is allowed only
+  // to a loopback target or with `insecure`.
+  std::string tls_ca, tls_cert, tls_key;
+  bool insecure = false;
 };
 
-std::shared_ptr<grpc::Channel> OpenChannel(ChannelOptions options);
+// INVALID_ARGUMENT naming the flag (tls-ca, tls-cert, ...) for unreadable files or a plain-text
+// channel to a non-loopback target without `insecure`.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(ChannelOptions options);
+
+// True if HOST in "HOST:PORT" is localhost or a loopback address (127.0.0.0/8, ::1).
+bool IsLoopbackAddress(const std::string& host_port);
+
+// The contents of `path`, or INVALID_ARGUMENT naming `flag`.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::string& flag);
 
 // The token in `file` (its first line, surrounding whitespace trimmed) when `file` is given,
 // else $NASFORGE_TOKEN, else "" (no token). A named file that cannot be read is an error.

@@ -102,7 +102,15 @@ absl::Status TokenFile::Save(const std::string& path) const {
     out.flush();
     if (!out) return absl::InternalError(absl::StrCat("writing ", tmp, " failed (disk full?)"));
   }
-  chmod(tmp.c_str(), 0600);
+  // Keep the existing file's owner, group and mode (e.g. root:nasforge 0640, so the controller's
+  // user can read what root edits); a new file is 0600.
+  struct stat old;
+  if (stat(path.c_str(), &old) == 0) {
+    (void)chown(tmp.c_str(), old.st_uid, old.st_gid);
+    chmod(tmp.c_str(), old.st_mode & 0777);
+  } else {
+    chmod(tmp.c_str(), 0600);
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("cannot replace ", path));
   }

@@ -43,7 +43,8 @@ namespace nasforge {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: nasforge [--controller HOST:PORT] [--token-file FILE] COMMAND ...\n"
+    "usage: nasforge [--controller HOST:PORT] [--token-file FILE] [--tls-ca CA.pem\n"
+    "                [--tls-cert CERT.pem --tls-key KEY.pem] | --insecure] COMMAND ...\n"
     "  submit JOB.yaml [--watch] [--idempotency-key KEY]   submit a job (prints its id)\n"
     "  status JOB                                         job state and counts\n"
     "  watch JOB                                          live progress until the job ends\n"
@@ -82,8 +83,8 @@ struct Args {
   }
 };
 
-const std::set<std::string> kBoolFlags = {"json", "watch",  "include-stopped",
-                                          "help", "layers", "multi-objective"};
+const std::set<std::string> kBoolFlags = {"json",   "watch",           "include-stopped", "help",
+                                          "layers", "multi-objective", "insecure"};
 
 Args Parse(int argc, char** argv) {
   Args a;
@@ -107,6 +108,23 @@ Args Parse(int argc, char** argv) {
     }
   }
   return a;
+}
+
+// The channel to the controller: token from --token-file or $NASFORGE_TOKEN, TLS from --tls-ca
+// (or $NASFORGE_TLS_CA), --tls-cert/--tls-key for mutual TLS, --insecure for plain text beyond
+// loopback.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const Args& a, const std::string& target) {
+  auto token = LoadToken(a.Get("token-file"));
+  if (!token.ok()) return token.status();
+  ChannelOptions o;
+  o.target = target;
+  o.token = *token;
+  const char* ca_env = getenv("NASFORGE_TLS_CA");
+  o.tls_ca = a.Get("tls-ca", ca_env ? ca_env : "");
+  o.tls_cert = a.Get("tls-cert");
+  o.tls_key = a.Get("tls-key");
+  o.insecure = a.Has("insecure");
+  return OpenChannel(std::move(o));
 }
 
 int Fail(const grpc::Status& s, const std::string& what) {
@@ -503,12 +521,12 @@ int BenchEarlyStoppingLive(const Args& a) {
   }
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
-  auto token = LoadToken(a.Get("token-file"));
-  if (!token.ok()) {
-    std::cerr << "error: " << token.status().message() << "\n";
+  auto channel = Connect(a, target);
+  if (!channel.ok()) {
+    std::cerr << "error: --" << channel.status().message() << "\n";
     return 2;
   }
-  auto stub = v1::JobService::NewStub(OpenChannel({target, *token, {}}));
+  auto stub = v1::JobService::NewStub(*channel);
   struct Outcome {
     std::string id;
     double train_seconds = 0, epochs = 0, best = 0, wall = 0;
@@ -722,12 +740,12 @@ int Run(int argc, char** argv) {
   if (a.positional[0] == "token") return Tokens(a);
   const char* env = getenv("NASFORGE_CONTROLLER");
   std::string target = a.Get("controller", env ? env : "127.0.0.1:50051");
-  auto token = LoadToken(a.Get("token-file"));
-  if (!token.ok()) {
-    std::cerr << "error: " << token.status().message() << "\n";
+  auto channel = Connect(a, target);
+  if (!channel.ok()) {
+    std::cerr << "error: --" << channel.status().message() << "\n";
     return 2;
   }
-  auto stub = v1::JobService::NewStub(OpenChannel({target, *token, {}}));
+  auto stub = v1::JobService::NewStub(*channel);
   const std::string cmd = a.positional[0];
   auto need_job = [&]() -> std::string {
     if (a.positional.size() < 2) {

@@ -26,6 +26,13 @@ ABSL_FLAG(bool, standby, false,
 ABSL_FLAG(std::string, auth_tokens, "",
           "bearer-token file (`nasforge token create --file FILE`), re-read when it changes; "
           "empty: no authentication, allowed only on a loopback --listen");
+ABSL_FLAG(std::string, tls_cert, "", "TLS certificate chain (PEM) for gRPC");
+ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM) for gRPC");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "mutual TLS: require client certificates signed by this CA (PEM)");
+ABSL_FLAG(bool, insecure, false,
+          "serve plain text on a non-loopback --listen (tokens readable on the network)");
+ABSL_FLAG(bool, reflection, false, "serve gRPC reflection (for grpcurl)");
 ABSL_FLAG(int, shutdown_seconds, 7,
           "SIGTERM/SIGINT: stop serving and flush the store within this many seconds");
 
@@ -40,6 +47,11 @@ int main(int argc, char** argv) {
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.standby = absl::GetFlag(FLAGS_standby);
   o.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  o.tls_key = absl::GetFlag(FLAGS_tls_key);
+  o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  o.insecure = absl::GetFlag(FLAGS_insecure);
+  o.reflection = absl::GetFlag(FLAGS_reflection);
   boost::asio::io_context io;
   std::atomic<bool> fatal{false};
   // Another controller took the store: stop serving at once (nothing more can be made durable).

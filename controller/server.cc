@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "client/channel.h"
 #include "controller/rpc.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -17,17 +18,41 @@
 namespace nasforge {
 namespace {
 
-// True if HOST in "HOST:PORT" is a loopback address or localhost.
-bool IsLoopback(const std::string& listen) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+// The gRPC server's transport: TLS (mutual with a client CA) or, on loopback or with
+// --insecure, plain text.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const ControllerOptions& o) {
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("tls-cert: give the certificate and --tls-key together");
+  }
+  if (o.tls_cert.empty()) {
+    if (!o.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError("tls-client-ca: mutual TLS needs --tls-cert and --tls-key");
+    }
+    if (!IsLoopbackAddress(o.listen) && !o.insecure) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tls-cert: listening on ", o.listen, " (not loopback) needs TLS (--tls-cert, "
+          "--tls-key), or --insecure to serve plain text (tokens readable on the network)"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  NF_ASSIGN_OR_RETURN(std::string cert, ReadPemFile(o.tls_cert, "tls-cert"));
+  NF_ASSIGN_OR_RETURN(std::string key, ReadPemFile(o.tls_key, "tls-key"));
+  grpc::SslServerCredentialsOptions ssl(
+      o.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!o.tls_client_ca.empty()) {
+    NF_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(o.tls_client_ca, "tls-client-ca"));
+  }
+  ssl.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(ssl);
 }
 
 class ControllerImpl final : public Controller {
  public:
   absl::Status Init(const ControllerOptions& o) {
-    if (o.auth_tokens.empty() && !IsLoopback(o.listen)) {
+    NF_ASSIGN_OR_RETURN(auto creds, ServerCredentials(o));
+    if (o.auth_tokens.empty() && !IsLoopbackAddress(o.listen)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "auth-tokens: listening on ", o.listen,
           " (not loopback) needs tokens: create them with `nasforge token create` and pass "
@@ -66,12 +91,12 @@ class ControllerImpl final : public Controller {
     }
 
     grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     auth_ = std::make_unique<Authenticator>(o.auth_tokens);
     job_service_ = NewJobService(jobs_.get(), auth_.get());
     worker_service_ = NewWorkerService(jobs_.get(), auth_.get());
     grpc::ServerBuilder b;
-    b.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port_);
+    b.AddListeningPort(o.listen, creds, &port_);
     // Requests are small (a job spec is at most 1 MiB): refuse bigger ones before parsing.
     b.SetMaxReceiveMessageSize(4 << 20);
     b.RegisterService(job_service_.get());
@@ -103,6 +128,8 @@ class ControllerImpl final : public Controller {
     });
     Log(LogLevel::kInfo, "controller_started",
         {{"port", port_},
+         {"tls", o.tls_cert.empty() ? "off" : o.tls_client_ca.empty() ? "server" : "mutual"},
+         {"auth", o.auth_tokens.empty() ? "off" : "tokens"},
          {"metrics_port", metrics_port_},
          {"store", store_->Backend()},
          {"schema_version", version}});

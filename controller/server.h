@@ -1,5 +1,5 @@
 // The controller process's parts wired together: store, group-commit writer, job manager,
-// gRPC server (JobService, WorkerService, health, reflection), /metrics, lease sweeper.
+// gRPC server (JobService, WorkerService, health, optional reflection), /metrics, lease sweeper.
 // main.cc only parses flags into ControllerOptions; tests start it in process on port 0.
 #pragma once
 
@@ -20,6 +20,14 @@ struct ControllerOptions {
   // authentication off (every caller is the admin "local"), allowed only when `listen` is a
   // loopback address.
   std::string auth_tokens;
+  // TLS for gRPC: certificate chain and key (PEM files). With `tls_client_ca`, mutual TLS:
+  // every client must present a certificate that CA signed. Without TLS the controller serves
+  // plain text, only on a loopback `listen` unless `insecure`.
+  std::string tls_cert, tls_key, tls_client_ca;
+  bool insecure = false;
+  // gRPC server reflection (for grpcurl): off unless asked for; it lists every method to anyone
+  // who can connect.
+  bool reflection = false;
   absl::Duration sweep_interval = absl::Seconds(1);
   // How often the store is probed for grpc.health.v1 (NOT_SERVING while it fails).
   absl::Duration health_interval = absl::Seconds(1);

@@ -25,9 +25,8 @@ class GrpcControllerClient final : public ControllerClient {
     return a;
   }
 
-  GrpcControllerClient(const std::string& target, const std::string& token, int timeout)
-      : stub_(v1::WorkerService::NewStub(OpenChannel({target, token, Args()}))),
-        timeout_(timeout) {}
+  GrpcControllerClient(std::shared_ptr<grpc::Channel> channel, int timeout)
+      : stub_(v1::WorkerService::NewStub(channel)), timeout_(timeout) {}
 
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& req) override {
@@ -66,10 +65,14 @@ class GrpcControllerClient final : public ControllerClient {
 
 }  // namespace
 
-std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
-                                                          const std::string& token,
-                                                          int call_timeout_seconds) {
-  return std::make_unique<GrpcControllerClient>(target, token, call_timeout_seconds);
+absl::StatusOr<std::unique_ptr<ControllerClient>> NewGrpcControllerClient(
+    ChannelOptions options, int call_timeout_seconds) {
+  grpc::ChannelArguments args = GrpcControllerClient::Args();
+  options.args = args;
+  auto channel = OpenChannel(std::move(options));
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<ControllerClient>(
+      std::make_unique<GrpcControllerClient>(*channel, call_timeout_seconds));
 }
 
 }  // namespace nasforge

@@ -2,6 +2,8 @@
 // tests may substitute a fake.
 #pragma once
 
+#include "client/channel.h"
+
 #include <memory>
 #include <string>
 
@@ -22,9 +24,8 @@ class ControllerClient {
   virtual absl::Status ReportResult(const v1::ReportResultRequest& req) = 0;
 };
 
-// `target` is HOST:PORT; `token` the worker's bearer token (empty: none). Thread-safe.
-std::unique_ptr<ControllerClient> NewGrpcControllerClient(const std::string& target,
-                                                          const std::string& token,
-                                                          int call_timeout_seconds = 10);
+// A client over gRPC (target, token and TLS in `options`; see client/channel.h). Thread-safe.
+absl::StatusOr<std::unique_ptr<ControllerClient>> NewGrpcControllerClient(
+    ChannelOptions options, int call_timeout_seconds = 10);
 
 }  // namespace nasforge

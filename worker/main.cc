@@ -22,6 +22,13 @@
 ABSL_FLAG(std::string, controller, "127.0.0.1:50051", "controller HOST:PORT");
 ABSL_FLAG(std::string, token_file, "",
           "file holding this worker's bearer token (a `worker` token); default $NASFORGE_TOKEN");
+ABSL_FLAG(std::string, tls_ca, "",
+          "CA (PEM) of the controller's certificate: use TLS; default $NASFORGE_TLS_CA");
+ABSL_FLAG(std::string, tls_cert, "", "this worker's certificate (PEM), for mutual TLS");
+ABSL_FLAG(std::string, tls_key, "", "this worker's private key (PEM), for mutual TLS");
+ABSL_FLAG(bool, insecure, false,
+          "allow a plain-text connection to a non-loopback controller (tokens readable on the "
+          "network)");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "directory with the IDX files (train-/t10k-images-idx3-ubyte[.gz], ...)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
@@ -141,7 +148,20 @@ int main(int argc, char** argv) {
     Log(LogLevel::kError, "bad_flags", {{"error", token.status().message()}});
     return 2;
   }
-  auto client = nasforge::NewGrpcControllerClient(absl::GetFlag(FLAGS_controller), *token);
+  nasforge::ChannelOptions co;
+  co.target = absl::GetFlag(FLAGS_controller);
+  co.token = *token;
+  co.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  if (co.tls_ca.empty() && std::getenv("NASFORGE_TLS_CA")) co.tls_ca = std::getenv("NASFORGE_TLS_CA");
+  co.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  co.tls_key = absl::GetFlag(FLAGS_tls_key);
+  co.insecure = absl::GetFlag(FLAGS_insecure);
+  auto made = nasforge::NewGrpcControllerClient(co);
+  if (!made.ok()) {
+    Log(LogLevel::kError, "bad_flags", {{"error", made.status().message()}});
+    return 2;
+  }
+  auto client = std::move(*made);
   nasforge::WorkerLoop loop(client.get(), trainer.get(), o, &metrics);
 
   boost::asio::signal_set signals(loop.io(), SIGINT, SIGTERM);

@@ -121,9 +121,10 @@ class AuthRpcTest : public ::testing::Test {
     std::filesystem::remove(tokens_path_);
   }
   std::shared_ptr<grpc::Channel> As(const std::string& who) {
-    return OpenChannel({absl::StrCat("127.0.0.1:", controller_->port()),
-                        who.empty() ? "" : secret_.count(who) ? secret_[who] : who,
-                        {}});
+    ChannelOptions o;
+    o.target = absl::StrCat("127.0.0.1:", controller_->port());
+    o.token = who.empty() ? "" : secret_.count(who) ? secret_[who] : who;
+    return OpenChannel(std::move(o)).value();
   }
   static std::unique_ptr<grpc::ClientContext> Ctx() {
     auto c = std::make_unique<grpc::ClientContext>();
@@ -241,6 +242,122 @@ TEST_F(AuthRpcTest, AWorkersLeaseIsItsCredentials) {
             grpc::StatusCode::PERMISSION_DENIED);
   // The holder's own report goes through.
   EXPECT_TRUE(w1->ReportResult(Ctx().get(), res, &rres).ok());
+}
+
+// TLS with certificates the test makes itself (openssl): a CA, the controller's certificate
+// for 127.0.0.1, a client certificate, an impostor CA and an expired certificate.
+class TlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(absl::StrCat(std::filesystem::temp_directory_path().string(),
+                                        "/nasforge-tls-", getpid()));
+    std::filesystem::create_directories(*dir_);
+    const std::string d = *dir_;
+    auto sh = [](const std::string& cmd) {
+      ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
+    };
+    const std::string key = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    for (const char* ca : {"ca", "impostor"}) {
+      sh(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ",
+                      d, "/", ca, ".key -out ", d, "/", ca, ".pem -days 2 -subj /CN=", ca));
+    }
+    std::ofstream(d + "/server.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    std::ofstream(d + "/client.ext") << "extendedKeyUsage=clientAuth\n";
+    auto sign = [&](const std::string& name, const std::string& ca, const std::string& ext,
+                    int days) {
+      sh(absl::StrCat(key, " -keyout ", d, "/", name, ".key -out ", d, "/", name,
+                      ".csr -subj /CN=", name));
+      sh(absl::StrCat("openssl x509 -req -in ", d, "/", name, ".csr -CA ", d, "/", ca,
+                      ".pem -CAkey ", d, "/", ca, ".key -CAcreateserial -out ", d, "/", name,
+                      ".pem -days ", days, " -extfile ", d, "/", ext));
+    };
+    sign("server", "ca", "server.ext", 2);
+    sign("expired", "ca", "server.ext", -1);  // notAfter before notBefore: expired
+    sign("client", "ca", "client.ext", 2);
+    sign("rogue", "impostor", "client.ext", 2);
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+  static std::string F(const std::string& name) { return *dir_ + "/" + name; }
+
+  // Starts a controller on loopback with the given TLS files.
+  void Start(const std::string& cert, const std::string& key, const std::string& client_ca = "") {
+    ControllerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.metrics_listen = "";
+    o.store_url = "sqlite://" + F(absl::StrCat("db-", ++n_));
+    o.tls_cert = cert;
+    o.tls_key = key;
+    o.tls_client_ca = client_ca;
+    auto c = Controller::Start(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    controller_ = std::move(*c);
+  }
+  void TearDown() override {
+    if (controller_) controller_->Shutdown();
+  }
+  // ListJobs over a channel with `ca` (empty: plain text) and an optional client certificate.
+  grpc::StatusCode Call(const std::string& ca, const std::string& client = "") {
+    ChannelOptions o;
+    o.target = absl::StrCat("127.0.0.1:", controller_->port());
+    o.tls_ca = ca;
+    if (!client.empty()) {
+      o.tls_cert = F(client + ".pem");
+      o.tls_key = F(client + ".key");
+    }
+    auto channel = OpenChannel(std::move(o));
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListJobsResponse resp;
+    return v1::JobService::NewStub(*channel)->ListJobs(&ctx, {}, &resp).error_code();
+  }
+
+  static std::string* dir_;
+  int n_ = 0;
+  std::unique_ptr<Controller> controller_;
+};
+std::string* TlsTest::dir_ = nullptr;
+
+TEST_F(TlsTest, ServerTlsAcceptsItsCaAndRefusesOthers) {
+  Start(F("server.pem"), F("server.key"));
+  EXPECT_EQ(Call(F("ca.pem")), grpc::StatusCode::OK);
+  EXPECT_NE(Call(F("impostor.pem")), grpc::StatusCode::OK) << "a CA that did not sign the server";
+  EXPECT_NE(Call(""), grpc::StatusCode::OK) << "plain text to a TLS server";
+}
+
+TEST_F(TlsTest, AnExpiredServerCertificateIsRefused) {
+  Start(F("expired.pem"), F("expired.key"));
+  EXPECT_NE(Call(F("ca.pem")), grpc::StatusCode::OK);
+}
+
+TEST_F(TlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
+  Start(F("server.pem"), F("server.key"), F("ca.pem"));
+  EXPECT_EQ(Call(F("ca.pem"), "client"), grpc::StatusCode::OK);
+  EXPECT_NE(Call(F("ca.pem")), grpc::StatusCode::OK) << "no client certificate";
+  EXPECT_NE(Call(F("ca.pem"), "rogue"), grpc::StatusCode::OK) << "signed by another CA";
+}
+
+TEST_F(TlsTest, PlainTextAndNoTokensOnlyOnLoopback) {
+  ControllerOptions o;
+  o.listen = "0.0.0.0:0";
+  o.metrics_listen = "";
+  o.store_url = "sqlite://" + F("db-open");
+  auto c = Controller::Start(o);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("tls-cert"));
+  o.insecure = true;
+  c = Controller::Start(o);
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("auth-tokens"));
+  // The client side: plain text to a non-loopback address needs --insecure.
+  ChannelOptions co;
+  co.target = "10.0.0.1:50051";
+  EXPECT_THAT(OpenChannel(co).status().message(), HasSubstr("tls-ca"));
+  co.insecure = true;
+  EXPECT_TRUE(OpenChannel(co).ok());
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // controller is away) and HeldLease (one lease the test holds itself).
 #pragma once
 
+#include "client/channel.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -23,12 +25,17 @@ inline std::chrono::system_clock::time_point In(int ms) {
 
 // A channel that reconnects within a quarter second of a restarted controller (gRPC's default
 // backoff grows to minutes, longer than these tests wait).
-inline std::shared_ptr<grpc::Channel> Channel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 250);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+// A channel carrying `token` (the fault tests' controllers require tokens), plain text: the
+// targets are loopback or the tests' own namespace hosts.
+inline std::shared_ptr<grpc::Channel> Channel(const std::string& target, const std::string& token) {
+  ChannelOptions o;
+  o.target = target;
+  o.token = token;
+  o.insecure = true;
+  o.args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  o.args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  o.args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 250);
+  return OpenChannel(std::move(o)).value();
 }
 
 class WorkerClient {
@@ -99,8 +106,9 @@ class WorkerClient {
 // without a word (a crashed worker: the lease expires), 5% it reports as failed.
 class FakeWorker {
  public:
-  FakeWorker(std::string id, const std::string& target, InvariantChecker* checker, uint32_t seed)
-      : client_(Channel(target), std::move(id)), checker_(checker), rng_(seed) {}
+  FakeWorker(std::string id, const std::string& target, const std::string& token,
+             InvariantChecker* checker, uint32_t seed)
+      : client_(Channel(target, token), std::move(id)), checker_(checker), rng_(seed) {}
 
   void Run(const std::atomic<bool>& stop, const std::atomic<int>& pace_ms) {
     while (!stop && !client_.Register().ok()) {

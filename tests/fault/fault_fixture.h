@@ -4,6 +4,8 @@
 // PostgreSQL, fill a tmpfs) and mend it.
 #pragma once
 
+#include "controller/auth.h"
+
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/mount.h>
@@ -119,10 +121,14 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
     } else {
       url_ = "sqlite://" + dir_ + "/store.db";
     }
+    // The controller requires tokens: an admin one for the test's own job calls, a worker one
+    // for every worker.
+    TokenFile tokens;
+    admin_token_ = tokens.Create("fault-admin", Role::kAdmin, absl::Now()).value();
+    worker_token_ = tokens.Create("fault-worker", Role::kWorker, absl::Now()).value();
+    ASSERT_TRUE(tokens.Save(dir_ + "/tokens").ok());
     port_ = FreePort();
-    target_ = absl::StrCat("127.0.0.1:", port_);
-    channel_ = Channel(target_);
-    jobs_ = v1::JobService::NewStub(channel_);
+    Connect(absl::StrCat("127.0.0.1:", port_));
   }
   void TearDown() override {
     StopWorkers();
@@ -133,8 +139,17 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
+  // Points the test's own clients (job calls as admin, worker calls as a worker) at `target`.
+  void Connect(const std::string& target) {
+    target_ = target;
+    channel_ = Channel(target_, admin_token_);
+    worker_channel_ = Channel(target_, worker_token_);
+    jobs_ = v1::JobService::NewStub(channel_);
+  }
+
   // Starts the controller on the fixed port (retrying while the old socket lingers).
-  void StartController(const std::vector<std::string>& extra = {}) {
+  void StartController(std::vector<std::string> extra = {}) {
+    extra.push_back("--auth-tokens=" + dir_ + "/tokens");
     for (int i = 0; i < 50; ++i) {
       int port = 0;
       controller_ =
@@ -150,7 +165,8 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
     stop_ = false;
     for (int i = 0; i < n; ++i) {
       workers_.emplace_back(
-          std::make_unique<FakeWorker>(absl::StrCat("fw-", i), target_, &checker_, 1000 + i));
+          std::make_unique<FakeWorker>(absl::StrCat("fw-", i), target_, worker_token_, &checker_,
+                                       1000 + i));
       threads_.emplace_back([this, w = workers_.back().get()] { w->Run(stop_, pace_ms_); });
     }
   }
@@ -356,7 +372,8 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
   std::vector<std::string> cleanups_;  // shell commands TearDown runs
   int port_ = 0;
   Process controller_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<grpc::Channel> channel_, worker_channel_;
+  std::string admin_token_, worker_token_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   InvariantChecker checker_;
   std::atomic<bool> stop_{false};

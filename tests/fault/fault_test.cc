@@ -78,7 +78,9 @@ TEST_P(FaultTest, AStandbyTakesOverWhenTheOwnerIsKilled) {
   Process standby;
   std::thread t([&] {
     standby =
-        testing::StartController(standby_target, url_, &port, {"--standby"}, dir_ + "/standby.log");
+        testing::StartController(standby_target, url_, &port,
+                                 {"--standby", "--auth-tokens=" + dir_ + "/tokens"},
+                                 dir_ + "/standby.log");
     started.Notify();
   });
   EXPECT_FALSE(started.WaitForNotificationWithTimeout(absl::Seconds(2)))
@@ -87,7 +89,7 @@ TEST_P(FaultTest, AStandbyTakesOverWhenTheOwnerIsKilled) {
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
   t.join();
   EXPECT_EQ(port, standby_port);
-  auto stub = v1::JobService::NewStub(Channel(standby_target));
+  auto stub = v1::JobService::NewStub(Channel(standby_target, admin_token_));
   grpc::ClientContext ctx;
   v1::GetJobRequest r;
   r.set_job_id(job.id());
@@ -134,7 +136,7 @@ TEST_P(FaultTest, StoreOutageMidJobIsUnavailableNotLoss) {
   if (GetParam() == "sqlite" && !UseTmpfsStore()) GTEST_SKIP() << "cannot mount a tmpfs here";
   StartController();
   std::vector<std::string> job_ids = {Submit(100000, "outage-1").id()};
-  HeldLease held(channel_);
+  HeldLease held(worker_channel_);
   checker_.Granted(held.lease.lease(), held.client.id());
   StartWorkers(4);
   WaitForAcks(30);
@@ -253,10 +255,8 @@ TEST_P(FaultTest, APartitionedWorkersLateReportIsRefused) {
                       ns_if, " up", " && ip netns exec ", ns, " ip link set lo up")),
       0);
   // The controller listens on the host end of the link; the test's own clients use it too.
-  target_ = absl::StrCat(host_ip, ":", port_);
-  channel_ = Channel(target_);
-  jobs_ = v1::JobService::NewStub(channel_);
-  StartController();
+  Connect(absl::StrCat(host_ip, ":", port_));
+  StartController({"--insecure"});  // plain text to the test's own namespace host
   v1::Job job = Submit(1, "partition");
   // The partitioned worker, in its namespace, leases the job's only trial.
   int to_child[2], from_child[2];
@@ -266,6 +266,7 @@ TEST_P(FaultTest, APartitionedWorkersLateReportIsRefused) {
   if (pid == 0) {
     dup2(to_child[0], 0);
     dup2(from_child[1], 1);
+    setenv("NASFORGE_TOKEN", worker_token_.c_str(), 1);
     execlp("ip", "ip", "netns", "exec", ns.c_str(), NASFORGE_FAULT_WORKER_BIN, target_.c_str(),
            "cut-off", nullptr);
     _exit(127);
@@ -278,7 +279,7 @@ TEST_P(FaultTest, APartitionedWorkersLateReportIsRefused) {
   ASSERT_THAT(line, HasSubstr("leased " + job.id() + " 0 1"));
   // Cut the link mid-trial; the lease (5 s) expires and a worker on this side finishes it.
   ASSERT_EQ(Sh("ip link set " + host_if + " down"), 0);
-  HeldLease other(channel_);  // retries until the expired trial is granted again
+  HeldLease other(worker_channel_);  // retries until the expired trial is granted again
   other.StopHeartbeats();
   EXPECT_EQ(other.lease.lease().trial_id(), 0);
   EXPECT_EQ(other.lease.lease().epoch(), 2u);

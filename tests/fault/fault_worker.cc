@@ -5,6 +5,8 @@
 // namespace applies to the sockets of a whole process, gRPC's threads included.
 #include <grpcpp/grpcpp.h>
 
+#include "client/channel.h"
+
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -20,8 +22,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: fault_worker CONTROLLER WORKER_ID\n");
     return 2;
   }
-  auto stub =
-      v1::WorkerService::NewStub(grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials()));
+  nasforge::ChannelOptions o;
+  o.target = argv[1];
+  o.token = nasforge::LoadToken("").value();  // $NASFORGE_TOKEN
+  o.insecure = true;                          // the test's own namespace host
+  auto stub = v1::WorkerService::NewStub(nasforge::OpenChannel(std::move(o)).value());
   auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(2); };
   v1::RegisterWorkerRequest reg;
   reg.set_worker_id(argv[2]);
