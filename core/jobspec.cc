@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/early_stopping.h"
+#include "core/finite.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -144,42 +145,19 @@ absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* me
   }
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(j.dump(), message, opts);
+  std::string json;
+  try {
+    json = j.dump();
+  } catch (const nlohmann::json::exception&) {  // found by fuzz/jobspec_fuzzer
+    return absl::InvalidArgumentError("spec: the document is not valid UTF-8");
+  }
+  auto st = google::protobuf::util::JsonStringToMessage(json, message, opts);
   if (!st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("spec: ", st.message().as_string()));
   }
   return ValidateFinite(*message, "");
 }
 
-absl::Status ValidateFinite(const google::protobuf::Message& message, const std::string& path) {
-  using google::protobuf::FieldDescriptor;
-  const auto* refl = message.GetReflection();
-  std::vector<const FieldDescriptor*> fields;
-  refl->ListFields(message, &fields);
-  for (const FieldDescriptor* f : fields) {
-    std::string name = path.empty() ? f->name() : absl::StrCat(path, ".", f->name());
-    int n = f->is_repeated() ? refl->FieldSize(message, f) : 1;
-    for (int i = 0; i < n; ++i) {
-      std::string at = f->is_repeated() && !f->is_map() ? absl::StrCat(name, "[", i, "]") : name;
-      if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        const auto& sub = f->is_repeated() ? refl->GetRepeatedMessage(message, f, i)
-                                           : refl->GetMessage(message, f);
-        NF_RETURN_IF_ERROR(ValidateFinite(sub, at));
-        continue;
-      }
-      double v;
-      if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-        v = f->is_repeated() ? refl->GetRepeatedDouble(message, f, i) : refl->GetDouble(message, f);
-      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_FLOAT) {
-        v = f->is_repeated() ? refl->GetRepeatedFloat(message, f, i) : refl->GetFloat(message, f);
-      } else {
-        continue;
-      }
-      if (!std::isfinite(v)) return FieldError(at, "must be a finite number (not NaN or infinity)");
-    }
-  }
-  return absl::OkStatus();
-}
 
 void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");

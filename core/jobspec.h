@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/finite.h"
 #include "absl/strings/string_view.h"
 #include "nasforge/v1/nasforge.pb.h"
 
@@ -27,10 +28,6 @@ std::string MessageToYaml(const google::protobuf::Message& message);
 
 // Parses and validates a job spec and fills defaults.
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(absl::string_view yaml);
-
-// INVALID_ARGUMENT naming the first float/double field (at any depth) that is NaN or infinite.
-// `path` prefixes the field paths.
-absl::Status ValidateFinite(const google::protobuf::Message& message, const std::string& path);
 
 // Semantic checks with field paths ("budget.max_trials: must be >= 1"). Call after defaults.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_format.h"
+#include "core/finite.h"
 #include "core/space_kind.h"
 #include "core/status.h"
 
@@ -105,12 +106,14 @@ uint64_t MixSeed(uint64_t seed, uint64_t counter) {
 absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view path) {
   const SpaceKind* k = KindOf(space);
   if (k == nullptr) return FieldError(path, kKinds);
+  NF_RETURN_IF_ERROR(ValidateFinite(space, std::string(path)));  // se_ratio: nan (fuzz/space)
   return k->ValidateSpace(space, absl::StrCat(path, ".", KindName(space)));
 }
 
 absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_view path) {
   const SpaceKind* k = KindOf(arch);
   if (k == nullptr) return FieldError(path, kKinds);
+  NF_RETURN_IF_ERROR(ValidateFinite(arch, std::string(path)));
   return k->ValidateArch(arch, absl::StrCat(path, ".", KindName(arch)));
 }
 

@@ -3,7 +3,7 @@
 # real PostgreSQL on loopback, end to end with real LibTorch workers on Fashion-MNIST, and the
 # fault tests (label `fault`: kill -9, stopped/black-holed PostgreSQL, full disk, partitions);
 # then the controller, core and store tests again under AddressSanitizer + UBSan and under
-# ThreadSanitizer (clang, with -Wthread-safety as an error).
+# ThreadSanitizer (clang, with -Wthread-safety as an error), and the fuzz targets for a minute each.
 # Usage: deploy/test.sh [extra ctest args, e.g. -L unit]  (with args: the main build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,3 +38,7 @@ regex="^($(IFS='|'; echo "${TSAN_TESTS[*]}"))\$"
 LD_LIBRARY_PATH="$PWD/.tsan-absl/lib" \
   TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure --timeout 1200 -R "$regex"
+
+# Fuzzing: the libFuzzer targets (job specs, spaces and architectures, worker reports), 60 s each
+# from the committed corpus; crashes found earlier live in fuzz/corpus/*/crash-* and replay first.
+bash deploy/fuzz.sh "${NASFORGE_FUZZ_SECONDS:-60}"

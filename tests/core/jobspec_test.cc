@@ -1,5 +1,7 @@
 #include "core/jobspec.h"
 
+#include "core/search_space.h"
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -140,6 +142,25 @@ TEST(JobSpecTest, TabularJobsAreValidatedToo) {
   auto ok = ParseJobSpecYaml(Replace(y, "lease_seconds: -100", "lease_seconds: 30"));
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->accuracy_scale(), v1::PERCENT) << "benchmark tables report percent";
+}
+
+TEST(JobSpecTest, FuzzFindingsStayFixed) {
+  // fuzz/jobspec_fuzzer: invalid UTF-8 in a value threw out of the JSON step (a crash).
+  auto spec = ParseJobSpecYaml("name: \"\xff\xfe\"\n");
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("UTF-8"));
+  // fuzz/space_fuzzer: se_ratio: nan passed the range check of a search space.
+  v1::SearchSpace space;
+  ASSERT_TRUE(YamlToMessage("mbconv: {resolution: 28, in_channels: 1, num_classes: 10, "
+                            "stem_channels: [8], stages: [{stride: 1, kernel: [3], "
+                            "expansion: [1], repeats: [1], channels: [8], se_ratio: [0.25]}]}",
+                            &space)
+                  .ok());
+  ASSERT_TRUE(ValidateSearchSpace(space, "search_space").ok());
+  space.mutable_mbconv()->mutable_stages(0)->set_se_ratio(0, std::nan(""));
+  absl::Status st = ValidateSearchSpace(space, "search_space");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("se_ratio"));
 }
 
 }  // namespace
