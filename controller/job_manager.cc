@@ -44,6 +44,14 @@ bool TrialTerminal(v1::TrialState s) {
   return s == v1::TRIAL_SUCCEEDED || s == v1::TRIAL_STOPPED || s == v1::TRIAL_FAILED ||
          s == v1::TRIAL_CANCELLED;
 }
+// Admission by memory: a worker that declared its memory gets only trials whose estimated
+// training memory fits in it (workers that declare none take anything).
+bool Fits(const v1::Trial& t, int64_t worker_memory) {
+  if (worker_memory <= 0) return true;
+  auto it = t.metrics().find("train_memory_bytes");
+  return it == t.metrics().end() || it->second <= static_cast<double>(worker_memory);
+}
+
 bool JobTerminal(v1::JobState s) {
   return s == v1::JOB_SUCCEEDED || s == v1::JOB_FAILED || s == v1::JOB_CANCELLED;
 }
@@ -447,6 +455,7 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   TouchWorker(req.worker_id());
   // A lease that cannot be made durable is not handed out: refuse before deciding anything.
   NF_RETURN_IF_ERROR(writer_->Admit());
+  const int64_t worker_memory = workers_.at(req.worker_id()).hardware().memory_bytes();
   // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
   // one served longest ago. A job with a huge max_parallel_trials cannot starve the others. A
   // strategy step in progress counts as a running trial (it ends in one).
@@ -467,8 +476,8 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   for (JobState* jsp : order) {
     JobState& js = *jsp;
     v1::Trial* t = nullptr;
-    for (auto& cand : js.trials) {  // re-queued trials first
-      if (cand.state() == v1::TRIAL_QUEUED) {
+    for (auto& cand : js.trials) {  // re-queued trials first, if the worker has room for them
+      if (cand.state() == v1::TRIAL_QUEUED && Fits(cand, worker_memory)) {
         t = &cand;
         break;
       }
@@ -523,8 +532,10 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
                                           js.job.counts().rejected_by_cost());
       v1::Trial* t = ApplyStep(js, std::move(step));
       // The call was admitted before the step; hand the trial out only if the store still takes
-      // changes (it stays queued otherwise: the step is not lost).
-      if (t != nullptr && writer_->Admit().ok()) {
+      // changes and the worker has room for it (it stays queued otherwise: the step is not lost).
+      auto w = workers_.find(worker_id);
+      const int64_t worker_memory = w == workers_.end() ? 0 : w->second.hardware().memory_bytes();
+      if (t != nullptr && writer_->Admit().ok() && Fits(*t, worker_memory)) {
         GrantLease(js, *t, worker_id, resp);
         js.last_grant = ++grants_;
         events.push_back(Event(js, t, "trial_leased"));
@@ -916,6 +927,7 @@ v1::Trial* JobManager::ApplyStep(JobState& js, StrategyDriver::Step step) {
     t.set_state(v1::TRIAL_QUEUED);
     (*t.mutable_metrics())["macs"] = static_cast<double>(step.cost.macs);
     (*t.mutable_metrics())["params"] = static_cast<double>(step.cost.params);
+    (*t.mutable_metrics())["train_memory_bytes"] = static_cast<double>(step.train_memory_bytes);
     *t.mutable_create_time() = ToProto(clock_->Now());
     js.trials.push_back(std::move(t));
     Recount(js);

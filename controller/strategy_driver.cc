@@ -13,7 +13,9 @@ namespace {
 std::vector<v1::Constraint> CostBounds(const v1::JobSpec& spec) {
   std::vector<v1::Constraint> out;
   for (const auto& c : spec.constraints()) {
-    if (c.metric() == "macs" || c.metric() == "params") out.push_back(c);
+    if (c.metric() == "macs" || c.metric() == "params" || c.metric() == "train_memory_bytes") {
+      out.push_back(c);
+    }
   }
   return out;
 }
@@ -25,6 +27,7 @@ StrategyDriver::StrategyDriver(std::string job_id, const v1::JobSpec& spec,
                                ControllerMetrics* metrics)
     : job_id_(std::move(job_id)),
       cost_bounds_(CostBounds(spec)),
+      batch_size_(spec.training().batch_size()),
       metrics_(metrics),
       strategy_(std::move(strategy)),
       seen_(std::move(seen)) {}
@@ -41,8 +44,10 @@ StrategyDriver::Step StrategyDriver::Next(const std::vector<v1::Trial>& finished
     if (seen_.count(hash)) return false;
     ArchCost cost = ComputeCost(arch);
     seen_.insert(hash);
+    const int64_t memory = TrainingMemoryBytes(cost, batch_size_);
     MetricMap m{{"macs", static_cast<double>(cost.macs)},
-                {"params", static_cast<double>(cost.params)}};
+                {"params", static_cast<double>(cost.params)},
+                {"train_memory_bytes", static_cast<double>(memory)}};
     if (!MeetsConstraints(m, cost_bounds_)) {
       ++step.rejected_by_cost;
       if (metrics_) metrics_->rejected_by_cost_total.Increment();
@@ -52,6 +57,7 @@ StrategyDriver::Step StrategyDriver::Next(const std::vector<v1::Trial>& finished
     }
     step.hash = std::move(hash);
     step.cost = cost;
+    step.train_memory_bytes = memory;
     return true;
   };
   Proposal p = strategy_->Ask(admissible, max_attempts);

@@ -33,6 +33,7 @@ class StrategyDriver {
     v1::Architecture arch;  // kCandidate: admissible (new to the job, within the cost bounds)
     std::string hash;       // its canonical hash
     ArchCost cost;          // its MACs and params
+    int64_t train_memory_bytes = 0;  // TrainingMemoryBytes at the job's batch size
     int64_t rejected_by_cost = 0;  // samples refused by the macs/params bounds in this step
     uint64_t position = 0;         // the strategy's position after the step (Job.next_sample)
     std::string reason;            // kWait / kDone: why
@@ -55,7 +56,8 @@ class StrategyDriver {
 
  private:
   const std::string job_id_;
-  const std::vector<v1::Constraint> cost_bounds_;  // the spec's macs/params constraints
+  const std::vector<v1::Constraint> cost_bounds_;  // the spec's macs/params/memory constraints
+  const int batch_size_;
   ControllerMetrics* const metrics_;
   absl::Mutex mu_;
   std::unique_ptr<Strategy> strategy_ ABSL_GUARDED_BY(mu_);

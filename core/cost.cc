@@ -29,6 +29,7 @@ int Planner::Conv(std::string name, int in, int out, int k, int stride, int pad,
   int64_t weights = int64_t{out} * (in / groups) * k * k;
   l.params = weights + (bias ? out : 0);
   l.macs = weights * l.out_size * l.out_size;
+  l.activations = int64_t{out} * l.out_size * l.out_size;
   int out_size = l.out_size;
   Add(std::move(l));
   return out_size;
@@ -38,6 +39,7 @@ void Planner::BatchNorm(std::string name, int c, int size) {
   LayerCost l = Layer(std::move(name), "bn", c, c);
   l.out_size = size;
   l.params = 2 * int64_t{c};
+  l.activations = int64_t{c} * size * size;
   Add(std::move(l));
 }
 
@@ -52,6 +54,7 @@ void Planner::Linear(std::string name, int in, int out, bool bias, int64_t rows)
   l.bias = bias;
   l.params = int64_t{in} * out + (bias ? out : 0);
   l.macs = int64_t{in} * out * rows;
+  l.activations = int64_t{out} * rows;
   Add(std::move(l));
 }
 
@@ -64,7 +67,12 @@ void Planner::Param(std::string name, int64_t count) {
 void Planner::Add(LayerCost l) {
   cost_.macs += l.macs;
   cost_.params += l.params;
+  cost_.activations += l.activations;
   cost_.layers.push_back(std::move(l));
+}
+
+int64_t TrainingMemoryBytes(const ArchCost& cost, int batch_size) {
+  return 16 * cost.params + 8 * int64_t{std::max(1, batch_size)} * cost.activations;
 }
 
 int SqueezeChannels(int block_in_channels, double se_ratio) {

@@ -28,11 +28,13 @@ struct LayerCost {
   int out_size = 1;  // output height = width
   int64_t macs = 0;
   int64_t params = 0;
+  int64_t activations = 0;  // output elements per example (conv, bn, linear)
 };
 
 struct ArchCost {
   int64_t macs = 0;
   int64_t params = 0;
+  int64_t activations = 0;  // summed over layers, per example
   std::vector<LayerCost> layers;
 };
 
@@ -62,6 +64,12 @@ class Planner {
 
 // REQUIRES: ValidateArchitecture(arch).ok().
 ArchCost ComputeCost(const v1::Architecture& arch);
+
+// Estimated memory to train the architecture at `batch_size` in fp32 with AdamW, in bytes:
+// 16 bytes per parameter (weight, gradient, two moments) plus 8 bytes per activation element per
+// example (the saved output and its gradient) times the batch. An analytic estimate, comparable
+// across candidates, not a measurement (the worker reports peak_memory_bytes).
+int64_t TrainingMemoryBytes(const ArchCost& cost, int batch_size);
 
 // Squeeze width of an MBConv block's SE module (shared with the LibTorch builder):
 // max(1, floor(block_in_channels * se_ratio)), torchvision's rule.

@@ -23,7 +23,9 @@ bool ValidName(const std::string& name) {
 
 double AccuracyMax(const v1::JobSpec& spec) { return spec.accuracy_scale() == v1::FRACTION ? 1 : 100; }
 
-bool IsControllerMetric(const std::string& name) { return name == "macs" || name == "params"; }
+bool IsControllerMetric(const std::string& name) {
+  return name == "macs" || name == "params" || name == "train_memory_bytes";
+}
 
 absl::Status ValidateReportedMetrics(const v1::JobSpec& spec,
                                      const google::protobuf::Map<std::string, double>& metrics) {

@@ -19,7 +19,8 @@ inline constexpr size_t kMaxMetricNameLength = 64;
 // for tabular jobs, whose benchmark tables are in percent, and for jobs stored before the field).
 double AccuracyMax(const v1::JobSpec& spec);
 
-// Metrics only the controller sets (computed from the architecture); a worker's are ignored.
+// Metrics only the controller sets (computed from the architecture: macs, params,
+// train_memory_bytes); a worker's are ignored.
 bool IsControllerMetric(const std::string& name);
 
 // Checks a successful trial's metrics: at most kMaxReportedMetrics names of [A-Za-z0-9_.-] up to

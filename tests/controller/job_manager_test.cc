@@ -971,6 +971,43 @@ TEST_F(JobManagerTest, ProgressValuesOutsideTheAccuracyScaleAreRefused) {
   EXPECT_TRUE(jm_->ReportProgress(p).ok()) << "93.5 is a percent";
 }
 
+TEST_F(JobManagerTest, LeasesGoOnlyToWorkersWithRoomForTheTrial) {
+  // Each trial carries its estimated training memory; a worker that declared less memory gets
+  // none of it, a bigger one does, and a job can bound the estimate outright.
+  v1::Job job = Submit(TinySpec(2, 2));
+  auto reg = [&](const std::string& id, int64_t memory) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(id);
+    r.mutable_hardware()->set_name("cpu-1t");
+    r.mutable_hardware()->set_memory_bytes(memory);
+    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  };
+  reg("small", 1 << 20);  // 1 MiB: below any candidate's estimate at batch 128
+  reg("big", int64_t{64} << 30);
+  auto small = Lease("small");
+  EXPECT_FALSE(small.has_trial()) << "no candidate fits in 1 MiB";
+  auto big = Lease("big");
+  ASSERT_TRUE(big.has_trial());
+  auto t = jm_->GetCandidate(job.id(), big.lease().trial_id()).value();
+  const double memory = t.metrics().at("train_memory_bytes");
+  EXPECT_GT(memory, 16 * t.metrics().at("params")) << "weights, gradients, moments, activations";
+  EXPECT_GT(memory, 1 << 20);
+  // The candidate the small worker's call created waits for a worker with room: the big one.
+  auto again = Lease("big");
+  ASSERT_TRUE(again.has_trial());
+  EXPECT_FALSE(Lease("small").has_trial());
+  // A bound on the estimate rejects candidates before training, like macs and params.
+  v1::JobSpec bounded = TinySpec(2, 2);
+  auto* c = bounded.add_constraints();
+  c->set_metric("train_memory_bytes");
+  c->set_upper(1 << 20);
+  v1::Job b = Submit(bounded);
+  EXPECT_FALSE(Lease("big").has_trial());
+  auto done = jm_->GetJob(b.id()).value();
+  EXPECT_EQ(done.counts().rejected_by_cost(), 8) << "all 8 candidates are over 1 MiB";
+  EXPECT_NE(done.state(), v1::JOB_RUNNING);
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");

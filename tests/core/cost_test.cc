@@ -126,5 +126,20 @@ TEST(CostTest, NB201ParamsMatchTheTableForEveryCell) {
   EXPECT_GE(exact, 15400);  // 15,421 on the shipped table
 }
 
+TEST(CostTest, TrainingMemoryCountsStateAndActivationsPerExample) {
+  ArchCost c;
+  c.params = 1000;
+  c.activations = 500;
+  EXPECT_EQ(TrainingMemoryBytes(c, 1), 16 * 1000 + 8 * 500);
+  EXPECT_EQ(TrainingMemoryBytes(c, 128), 16 * 1000 + 8 * 128 * 500);
+  // A real architecture: every conv, bn and linear output counts.
+  v1::SearchSpace space = testing::LoadSmallSpace();
+  ArchCost real = ComputeCost(SampleArchitecture(space, 1));
+  EXPECT_GT(real.activations, 0);
+  int64_t sum = 0;
+  for (const auto& l : real.layers) sum += l.activations;
+  EXPECT_EQ(sum, real.activations);
+}
+
 }  // namespace
 }  // namespace nasforge
