@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, tls_ca, "",
           "CA (PEM) of the controller's certificate: use TLS; default $NASFORGE_TLS_CA");
 ABSL_FLAG(std::string, tls_cert, "", "this worker's certificate (PEM), for mutual TLS");
 ABSL_FLAG(std::string, tls_key, "", "this worker's private key (PEM), for mutual TLS");
+ABSL_FLAG(std::string, metrics_tls_cert, "", "serve /metrics over HTTPS: certificate chain (PEM)");
+ABSL_FLAG(std::string, metrics_tls_key, "", "serve /metrics over HTTPS: private key (PEM)");
 ABSL_FLAG(bool, insecure, false,
           "allow a plain-text connection to a non-loopback controller (tokens readable on the "
           "network)");
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
   nasforge::WorkerMetrics metrics(*registry);
   std::unique_ptr<nasforge::MetricsServer> metrics_server;
   if (std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
-    auto ms = nasforge::StartMetricsServer(ml, registry);
+    auto ms = nasforge::StartMetricsServer(ml, registry, absl::GetFlag(FLAGS_metrics_tls_cert),
+                                           absl::GetFlag(FLAGS_metrics_tls_key));
     if (!ms.ok()) {
       Log(LogLevel::kError, "metrics_listen_failed",
           {{"error", ms.status().message()}, {"action", "pick another --metrics-listen"}});

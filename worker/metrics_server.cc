@@ -7,6 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <type_traits>
 #include <thread>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
@@ -19,24 +21,44 @@ namespace {
 
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
-// One connection: read one request (with a deadline, so a client that connects and says nothing
-// cannot hold anything up), answer it, close.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection: (TLS handshake,) read one request, answer it, close; every step has a deadline,
+// so a client that connects and says nothing cannot hold anything up. `Stream` is a
+// beast::tcp_stream or a beast::ssl_stream over one.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket sock, std::shared_ptr<prometheus::Registry> registry)
-      : stream_(std::move(sock)), registry_(std::move(registry)) {}
+  template <typename... Args>
+  Session(std::shared_ptr<prometheus::Registry> registry, Args&&... args)
+      : stream_(std::forward<Args>(args)...), registry_(std::move(registry)) {}
 
   void Start() {
-    stream_.expires_after(std::chrono::seconds(5));
+    Deadline();
+    if constexpr (kTls) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](boost::system::error_code ec) {
+                                if (!ec) self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, boost::beast::tcp_stream>;
+
+  void Deadline() { boost::beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5)); }
+
+  void Read() {
+    Deadline();
     http::async_read(stream_, buf_, req_,
-                     [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                     [self = this->shared_from_this()](boost::system::error_code ec, size_t) {
                        if (!ec) self->Answer();
                      });
   }
 
- private:
   void Answer() {
     res_.version(req_.version());
     res_.keep_alive(false);
@@ -49,15 +71,17 @@ class Session : public std::enable_shared_from_this<Session> {
       res_.body() = "only GET /metrics here\n";
     }
     res_.prepare_payload();
-    stream_.expires_after(std::chrono::seconds(5));
+    Deadline();
     http::async_write(stream_, res_,
-                      [self = shared_from_this()](boost::system::error_code, size_t) {
+                      [self = this->shared_from_this()](boost::system::error_code, size_t) {
                         boost::system::error_code ignored;
-                        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                        boost::beast::get_lowest_layer(self->stream_)
+                            .socket()
+                            .shutdown(tcp::socket::shutdown_both, ignored);
                       });
   }
 
-  boost::beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<prometheus::Registry> registry_;
   boost::beast::flat_buffer buf_;
   http::request<http::string_body> req_;
@@ -68,8 +92,9 @@ class Session : public std::enable_shared_from_this<Session> {
 // stopping the io_context ends everything at once (a stuck client never blocks shutdown).
 class BeastMetricsServer final : public MetricsServer {
  public:
-  BeastMetricsServer(std::shared_ptr<prometheus::Registry> registry)
-      : registry_(std::move(registry)), acceptor_(io_) {}
+  BeastMetricsServer(std::shared_ptr<prometheus::Registry> registry,
+                     std::unique_ptr<ssl::context> tls)
+      : registry_(std::move(registry)), tls_(std::move(tls)), acceptor_(io_) {}
 
   absl::Status Start(const std::string& host, uint16_t port) {
     boost::system::error_code ec;
@@ -101,12 +126,19 @@ class BeastMetricsServer final : public MetricsServer {
  private:
   void Accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
-      if (!ec) std::make_shared<Session>(std::move(sock), registry_)->Start();
+      if (!ec && tls_) {
+        std::make_shared<Session<boost::beast::ssl_stream<boost::beast::tcp_stream>>>(
+            registry_, std::move(sock), *tls_)
+            ->Start();
+      } else if (!ec) {
+        std::make_shared<Session<boost::beast::tcp_stream>>(registry_, std::move(sock))->Start();
+      }
       if (acceptor_.is_open()) Accept();
     });
   }
 
   std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ssl::context> tls_;  // null: plain HTTP
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::thread thread_;
@@ -116,7 +148,28 @@ class BeastMetricsServer final : public MetricsServer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    const std::string& host_port, std::shared_ptr<prometheus::Registry> registry) {
+    const std::string& host_port, std::shared_ptr<prometheus::Registry> registry,
+    const std::string& tls_cert, const std::string& tls_key) {
+  std::unique_ptr<ssl::context> tls;
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError("metrics-tls-cert: give it and --metrics-tls-key together");
+  }
+  if (!tls_cert.empty()) {
+    tls = std::make_unique<ssl::context>(ssl::context::tls_server);
+    boost::system::error_code ec;
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    tls->use_certificate_chain_file(tls_cert, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics-tls-cert: ", tls_cert, ": ", ec.message()));
+    }
+    tls->use_private_key_file(tls_key, ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics-tls-key: ", tls_key, ": ", ec.message()));
+    }
+  }
   auto colon = host_port.rfind(':');
   uint32_t port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
@@ -124,7 +177,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
     return absl::InvalidArgumentError(
         absl::StrCat("metrics-listen: '", host_port, "' is not HOST:PORT"));
   }
-  auto s = std::make_unique<BeastMetricsServer>(std::move(registry));
+  auto s = std::make_unique<BeastMetricsServer>(std::move(registry), std::move(tls));
   absl::Status st = s->Start(host_port.substr(0, colon), static_cast<uint16_t>(port));
   if (!st.ok()) return st;
   return std::unique_ptr<MetricsServer>(std::move(s));

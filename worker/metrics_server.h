@@ -18,8 +18,10 @@ class MetricsServer {
   virtual int port() const = 0;
 };
 
-// Serves GET /metrics (Prometheus text format) for `registry` on HOST:PORT (port 0: any).
+// Serves GET /metrics (Prometheus text format) for `registry` on HOST:PORT (port 0: any); over
+// HTTPS when `tls_cert` (PEM chain) and `tls_key` (PEM key) are given.
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    const std::string& host_port, std::shared_ptr<prometheus::Registry> registry);
+    const std::string& host_port, std::shared_ptr<prometheus::Registry> registry,
+    const std::string& tls_cert = "", const std::string& tls_key = "");
 
 }  // namespace nasforge

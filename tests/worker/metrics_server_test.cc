@@ -2,6 +2,8 @@
 // without sending anything, and stops at once even then.
 #include "worker/metrics_server.h"
 
+#include <filesystem>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
@@ -10,6 +12,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -51,6 +54,48 @@ TEST(MetricsServerTest, AStuckClientBlocksNeitherScrapesNorShutdown) {
   EXPECT_THAT(Get(port, "/other"), ::testing::HasSubstr("404"));
   server->reset();  // returns although `stuck` is still connected
   close(stuck);
+}
+
+TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
+  // A CA and a certificate for 127.0.0.1 made with openssl; curl checks the chain.
+  std::string d = absl::StrCat(std::filesystem::temp_directory_path().string(),
+                               "/nasforge-metrics-tls-", getpid());
+  std::filesystem::create_directories(d);
+  std::string cmd = absl::StrCat(
+      "cd ", d, " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ",
+      "-keyout ca.key -out ca.pem -days 2 -subj /CN=ca && openssl req -newkey ec -pkeyopt ",
+      "ec_paramgen_curve:P-256 -nodes -keyout w.key -out w.csr -subj /CN=w && echo ",
+      "subjectAltName=IP:127.0.0.1 > ext && openssl x509 -req -in w.csr -CA ca.pem -CAkey ",
+      "ca.key -CAcreateserial -days 2 -extfile ext -out w.pem && openssl req -x509 -newkey ec ",
+      "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout i.key -out impostor.pem -days 2 ",
+      "-subj /CN=impostor) >/dev/null 2>&1");
+  ASSERT_EQ(std::system(("(" + cmd).c_str()), 0);
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildCounter().Name("nasforge_tls_total").Help("t").Register(*registry).Add({});
+  EXPECT_EQ(StartMetricsServer("127.0.0.1:0", registry, d + "/missing.pem", d + "/w.key")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  auto server = StartMetricsServer("127.0.0.1:0", registry, d + "/w.pem", d + "/w.key");
+  ASSERT_TRUE(server.ok()) << server.status();
+  int stuck = Connect((*server)->port());  // a silent client blocks neither the handshake nor us
+  auto curl = [&](const std::string& args) {
+    std::string c = absl::StrCat("curl -s ", args, "127.0.0.1:", (*server)->port(), "/metrics");
+    FILE* p = popen(c.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+  };
+  EXPECT_THAT(curl("--cacert " + d + "/ca.pem https://"),
+              ::testing::HasSubstr("nasforge_tls_total 0"));
+  EXPECT_EQ(curl("--cacert " + d + "/impostor.pem https://"), "") << "another CA";
+  EXPECT_EQ(curl("http://"), "") << "no plain HTTP on the TLS port";
+  server->reset();
+  close(stuck);
+  std::filesystem::remove_all(d);
 }
 
 }  // namespace
