@@ -244,6 +244,54 @@ TEST_F(AuthRpcTest, AWorkersLeaseIsItsCredentials) {
   EXPECT_TRUE(w1->ReportResult(Ctx().get(), res, &rres).ok());
 }
 
+// Resident memory of this process (the controller runs in it), in bytes.
+int64_t RssBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+TEST_F(AuthRpcTest, HostileSpecsAreRefusedCheaply) {
+  auto stub = v1::JobService::NewStub(As("alice"));
+  auto submit = [&](const std::string& yaml) {
+    v1::SubmitJobRequest r;
+    r.set_spec_yaml(yaml);
+    v1::Job job;
+    return stub->SubmitJob(Ctx().get(), r, &job);
+  };
+  const int64_t before = RssBytes();
+  // Billion laughs: 10^9 nodes once expanded.
+  std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, static_cast<char>(c - 1)), refs;
+    for (int k = 0; k < 10; ++k) refs += (k ? ", *" : "*") + prev;
+    laughs += std::string(1, c) + ": &" + std::string(1, c) + " [" + refs + "]\n";
+  }
+  grpc::Status s = submit(laughs);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("aliases"));
+  // Deep nesting, duplicate keys, NaN, a 2 MiB spec, a 5 MiB request.
+  EXPECT_EQ(submit("name: " + std::string(10000, '[') + std::string(10000, ']')).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  s = submit("name: a\nname: b\n");
+  EXPECT_THAT(s.error_message(), HasSubstr("line 2: duplicate key"));
+  s = submit(testing::ReadExampleJob() + "\nlease_seconds: .nan\n");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = submit("name: \"" + std::string(2 << 20, 'x') + "\"\n");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("bytes"));
+  s = submit(std::string(5 << 20, '#'));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  // None of it grew the controller: well under the 7 GB one alias spec once took.
+  EXPECT_LT(RssBytes() - before, int64_t{256} << 20);
+  v1::ListJobsResponse list;
+  ASSERT_TRUE(stub->ListJobs(Ctx().get(), {}, &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0) << "nothing was created";
+}
+
 // TLS with certificates the test makes itself (openssl): a CA, the controller's certificate
 // for 127.0.0.1, a client certificate, an impostor CA and an expired certificate.
 class TlsTest : public ::testing::Test {
