@@ -6,10 +6,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 
 namespace nasforge {
 namespace {
@@ -69,7 +69,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(ChannelOptions o) {
   o.args.SetMaxSendMessageSize(kMaxServerReceiveBytes);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (o.tls_cert.empty() != o.tls_key.empty()) {
-    return absl::InvalidArgumentError("tls-cert: give the client certificate and --tls-key together");
+    return absl::InvalidArgumentError(
+        "tls-cert: give the client certificate and --tls-key together");
   }
   if (!o.tls_ca.empty()) {
     grpc::SslCredentialsOptions ssl;
@@ -91,7 +92,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenChannel(ChannelOptions o) {
     creds = grpc::InsecureChannelCredentials();
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "tls-ca: ", o.target, " is not loopback: give the CA of the controller's certificate "
+        "tls-ca: ", o.target,
+        " is not loopback: give the CA of the controller's certificate "
         "(--tls-ca or $NASFORGE_TLS_CA), or --insecure to send plain text (tokens readable on "
         "the network)"));
   }

@@ -150,7 +150,8 @@ std::optional<Principal> TokenFile::Find(absl::string_view token) const {
   const std::string hash = Sha256Hex(token);
   std::optional<Principal> found;
   for (const Entry& e : entries_) {  // every entry, whatever matched: no early exit
-    if (e.hash.size() == hash.size() && CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) == 0) {
+    if (e.hash.size() == hash.size() &&
+        CRYPTO_memcmp(e.hash.data(), hash.data(), hash.size()) == 0) {
       found = Principal{e.name, e.role};
     }
   }
@@ -173,7 +174,9 @@ void Authenticator::ReloadIfChanged() {
     // Keep serving with the last good file; say why every call fails if there was none.
     load_error_ = std::string(f.status().message());
     Log(LogLevel::kError, "token_file_unreadable",
-        {{"path", path_}, {"error", load_error_}, {"hint", "fix the file; the last good one stays"}});
+        {{"path", path_},
+         {"error", load_error_},
+         {"hint", "fix the file; the last good one stays"}});
     return;
   }
   mtime_ns_ = mtime;
@@ -231,7 +234,9 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
     if (r.role == Role::kWorker) {
       ok = who.role == Role::kWorker;
     } else {
-      auto rank = [](Role x) { return x == Role::kRead ? 1 : x == Role::kSubmit ? 2 : x == Role::kAdmin ? 3 : 0; };
+      auto rank = [](Role x) {
+        return x == Role::kRead ? 1 : x == Role::kSubmit ? 2 : x == Role::kAdmin ? 3 : 0;
+      };
       ok = rank(who.role) >= rank(r.role);
     }
     if (ok) return absl::OkStatus();

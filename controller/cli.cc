@@ -692,10 +692,10 @@ int Tokens(const Args& a) {
   if (sub == "list") {
     std::cout << absl::StrFormat("%-24s %-8s %s\n", "NAME", "ROLE", "CREATED");
     for (const auto& e : tokens->entries()) {
-      std::cout << absl::StrFormat("%-24s %-8s %s\n", e.name, RoleName(e.role),
-                                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                                    absl::FromUnixSeconds(e.created),
-                                                    absl::UTCTimeZone()));
+      std::cout << absl::StrFormat(
+          "%-24s %-8s %s\n", e.name, RoleName(e.role),
+          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(e.created),
+                           absl::UTCTimeZone()));
     }
     return 0;
   }

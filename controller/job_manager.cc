@@ -118,8 +118,8 @@ absl::Status JobManager::Recover() {
       strategy->Tell(*t);
     }
     js->job.set_finish_seq(std::max(js->job.finish_seq(), seq));
-    js->driver = std::make_unique<StrategyDriver>(js->job.id(), js->job.spec(),
-                                                  std::move(strategy), std::move(seen), metrics_);
+    js->driver = std::make_unique<StrategyDriver>(js->job.id(), js->job.spec(), std::move(strategy),
+                                                  std::move(seen), metrics_);
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
@@ -304,8 +304,8 @@ absl::StatusOr<v1::ListCandidatesResponse> JobManager::ListCandidates(
   return resp;
 }
 
-absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(
-    const v1::QueryParetoRequest& req, const Principal& caller) const {
+absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryParetoRequest& req,
+                                                                const Principal& caller) const {
   NF_RETURN_IF_ERROR(ValidateObjectives(req.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(req.constraints(), "constraints"));
   if (req.limit() < 0) return FieldError("limit", "must be >= 0");
@@ -384,8 +384,8 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
         id = absl::StrFormat("worker-%08x", rd());
       } while (workers_.count(id));
     }
-    if (auto it = workers_.find(id); it != workers_.end() && !it->second.owner().empty() &&
-                                      it->second.owner() != caller.name) {
+    if (auto it = workers_.find(id);
+        it != workers_.end() && !it->second.owner().empty() && it->second.owner() != caller.name) {
       if (metrics_) metrics_->stale_reports_total.Increment();
       return absl::PermissionDeniedError(absl::StrCat(
           "worker_id: '", id, "' is registered by another credential; pick another id"));
@@ -445,9 +445,8 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTri
 }
 
 absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
-                                     const std::set<JobState*>& asked,
-                                     v1::LeaseTrialResponse* resp, JobState** ask,
-                                     WriteBatch& batch, Events& events) {
+                                     const std::set<JobState*>& asked, v1::LeaseTrialResponse* resp,
+                                     JobState** ask, WriteBatch& batch, Events& events) {
   if (!workers_.count(req.worker_id())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
@@ -543,9 +542,9 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
       if (t != nullptr) Stage(batch, *t);
       MaybeFinish(js, events);
       // Written only if the step changed the job (an idle poll of a waiting job writes nothing).
-      if (t != nullptr || before != std::make_tuple(js.job.state(), js.job.next_sample(),
-                                                    js.exhausted,
-                                                    js.job.counts().rejected_by_cost())) {
+      if (t != nullptr ||
+          before != std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                    js.job.counts().rejected_by_cost())) {
         Stage(batch, js.job);
       }
       UpdateGauges();
@@ -847,8 +846,8 @@ void JobManager::ExpireLeases() {
 // Internals
 // ------------------------------------------------------------------------------------------
 
-absl::StatusOr<const JobManager::JobState*> JobManager::FindVisible(
-    absl::string_view id, const Principal& caller) const {
+absl::StatusOr<const JobManager::JobState*> JobManager::FindVisible(absl::string_view id,
+                                                                    const Principal& caller) const {
   NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(id));
   if (!caller.admin() && js->job.owner() != caller.name) {
     return absl::PermissionDeniedError(absl::StrCat("job_id: job ", id, " belongs to '",

@@ -117,7 +117,7 @@ class JobManager {
     std::vector<int64_t> untold;  // trials finished since the strategy's last step, in order
     int asking = 0;               // LeaseTrial calls in a strategy step for this job now
     bool exhausted = false;       // the sampler found no new admissible candidate
-    uint64_t last_grant = 0;  // grant counter value at this job's last lease (fair sharing)
+    uint64_t last_grant = 0;      // grant counter value at this job's last lease (fair sharing)
   };
   struct Subscriber {
     std::string job_id;

@@ -23,11 +23,12 @@ absl::StatusOr<Principal> Gate(CallbackServerContext* ctx, Authenticator* auth,
                                absl::string_view service, absl::string_view method) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
-  absl::string_view header =
-      it == md.end() ? absl::string_view() : absl::string_view(it->second.data(), it->second.size());
+  absl::string_view header = it == md.end()
+                                 ? absl::string_view()
+                                 : absl::string_view(it->second.data(), it->second.size());
   absl::StatusOr<Principal> who = auth->Authenticate(header);
   // With authentication off (loopback only) the caller may do everything, workers included.
-  absl::Status st = !who.ok()          ? who.status()
+  absl::Status st = !who.ok()         ? who.status()
                     : auth->enabled() ? Authorize(*who, service, method)
                                       : absl::OkStatus();
   if (!st.ok()) {
@@ -48,9 +49,9 @@ ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {
 }
 
 // Passes the gate or answers the refusal: binds `who` (a Principal) in the handler.
-#define NF_GATE(who, service, method)                                   \
+#define NF_GATE(who, service, method)                                     \
   absl::StatusOr<Principal> who##_or = Gate(ctx, auth_, service, method); \
-  if (!who##_or.ok()) return Refuse(ctx, who##_or.status());           \
+  if (!who##_or.ok()) return Refuse(ctx, who##_or.status());              \
   const Principal& who = *who##_or
 
 // Finishes `reactor` with `result`: at once for reads, after the commit for writes.
@@ -83,7 +84,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
       FinishOnce(ToGrpcStatus(who.status()));
       return;
     }
-    auto handle = jm_->Subscribe(job_id, [this](const v1::JobEvent& e) { Push(e); }, *who);
+    auto handle = jm_->Subscribe(
+        job_id, [this](const v1::JobEvent& e) { Push(e); }, *who);
     if (!handle.ok()) {
       FinishOnce(ToGrpcStatus(handle.status()));
       return;

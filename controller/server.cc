@@ -31,7 +31,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     }
     if (!IsLoopbackAddress(o.listen) && !o.insecure) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "tls-cert: listening on ", o.listen, " (not loopback) needs TLS (--tls-cert, "
+          "tls-cert: listening on ", o.listen,
+          " (not loopback) needs TLS (--tls-cert, "
           "--tls-key), or --insecure to serve plain text (tokens readable on the network)"));
     }
     return grpc::InsecureServerCredentials();
@@ -128,7 +129,9 @@ class ControllerImpl final : public Controller {
     });
     Log(LogLevel::kInfo, "controller_started",
         {{"port", port_},
-         {"tls", o.tls_cert.empty() ? "off" : o.tls_client_ca.empty() ? "server" : "mutual"},
+         {"tls", o.tls_cert.empty()        ? "off"
+                 : o.tls_client_ca.empty() ? "server"
+                                           : "mutual"},
          {"auth", o.auth_tokens.empty() ? "off" : "tokens"},
          {"metrics_port", metrics_port_},
          {"store", store_->Backend()},

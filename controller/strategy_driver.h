@@ -34,9 +34,9 @@ class StrategyDriver {
     std::string hash;       // its canonical hash
     ArchCost cost;          // its MACs and params
     int64_t train_memory_bytes = 0;  // TrainingMemoryBytes at the job's batch size
-    int64_t rejected_by_cost = 0;  // samples refused by the macs/params bounds in this step
-    uint64_t position = 0;         // the strategy's position after the step (Job.next_sample)
-    std::string reason;            // kWait / kDone: why
+    int64_t rejected_by_cost = 0;    // samples refused by the macs/params bounds in this step
+    uint64_t position = 0;           // the strategy's position after the step (Job.next_sample)
+    std::string reason;              // kWait / kDone: why
   };
 
   // `strategy` has been told every trial of the job that finished so far; `seen` holds the hash

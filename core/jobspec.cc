@@ -41,9 +41,8 @@ class YamlConverter {
   absl::StatusOr<nlohmann::json> Convert(const YAML::Node& n, int depth) {
     if (++nodes_ > kMaxSpecNodes) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "spec: more than ", kMaxSpecNodes,
-          " YAML nodes once aliases are expanded (line ", n.Mark().line + 1,
-          "); a job spec needs a few hundred"));
+          "spec: more than ", kMaxSpecNodes, " YAML nodes once aliases are expanded (line ",
+          n.Mark().line + 1, "); a job spec needs a few hundred"));
     }
     if (depth > kMaxSpecDepth) {
       return absl::InvalidArgumentError(absl::StrCat("spec: nested deeper than ", kMaxSpecDepth,
@@ -67,8 +66,8 @@ class YamlConverter {
         nlohmann::json o = nlohmann::json::object();
         for (const auto& kv : n) {
           if (!kv.first.IsScalar()) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "spec: line ", kv.first.Mark().line + 1, ": a mapping key must be a plain name"));
+            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
+                                                           ": a mapping key must be a plain name"));
           }
           const std::string& key = kv.first.Scalar();
           if (o.contains(key)) {
@@ -157,7 +156,6 @@ absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* me
   }
   return ValidateFinite(*message, "");
 }
-
 
 void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");

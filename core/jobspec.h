@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/finite.h"
 #include "absl/strings/string_view.h"
+#include "core/finite.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {

@@ -13,12 +13,19 @@
 namespace nasforge {
 namespace {
 
-constexpr std::array<absl::string_view, 13> kMetrics = {
-    "accuracy",       "test_accuracy",     "macs",
-    "params",         "latency_ms",        "latency_p90_ms",
-    "latency_p99_ms", "latency_spread",    "peak_memory_bytes",
-    "train_seconds",  "images_per_second", "epochs",
-    "train_memory_bytes"};
+constexpr std::array<absl::string_view, 13> kMetrics = {"accuracy",
+                                                        "test_accuracy",
+                                                        "macs",
+                                                        "params",
+                                                        "latency_ms",
+                                                        "latency_p90_ms",
+                                                        "latency_p99_ms",
+                                                        "latency_spread",
+                                                        "peak_memory_bytes",
+                                                        "train_seconds",
+                                                        "images_per_second",
+                                                        "epochs",
+                                                        "train_memory_bytes"};
 
 double Sign(const v1::Objective& o) { return o.direction() == v1::MAXIMIZE ? -1.0 : 1.0; }
 

@@ -21,7 +21,9 @@ bool ValidName(const std::string& name) {
 
 }  // namespace
 
-double AccuracyMax(const v1::JobSpec& spec) { return spec.accuracy_scale() == v1::FRACTION ? 1 : 100; }
+double AccuracyMax(const v1::JobSpec& spec) {
+  return spec.accuracy_scale() == v1::FRACTION ? 1 : 100;
+}
 
 bool IsControllerMetric(const std::string& name) {
   return name == "macs" || name == "params" || name == "train_memory_bytes";
@@ -36,14 +38,16 @@ absl::Status ValidateReportedMetrics(const v1::JobSpec& spec,
   const double acc_max = AccuracyMax(spec);
   for (const auto& [name, v] : metrics) {
     if (!ValidName(name)) {
-      return FieldError("metrics", absl::StrCat("'", name.substr(0, kMaxMetricNameLength),
-                                                "' is not a metric name (1-64 of A-Z a-z 0-9 _ . -)"));
+      return FieldError("metrics",
+                        absl::StrCat("'", name.substr(0, kMaxMetricNameLength),
+                                     "' is not a metric name (1-64 of A-Z a-z 0-9 _ . -)"));
     }
     const std::string field = absl::StrCat("metrics[", name, "]");
     if (!std::isfinite(v)) return FieldError(field, "must be a finite number");
     if (name == "accuracy" && (v < 0 || v > acc_max)) {
-      return FieldError(field, absl::StrCat(v, " is outside [0, ", acc_max, "] (the job's accuracy_scale is ",
-                                            v1::AccuracyScale_Name(spec.accuracy_scale()), ")"));
+      return FieldError(
+          field, absl::StrCat(v, " is outside [0, ", acc_max, "] (the job's accuracy_scale is ",
+                              v1::AccuracyScale_Name(spec.accuracy_scale()), ")"));
     }
     if (name == "latency_ms" && v <= 0) return FieldError(field, "must be > 0");
     if ((name == "epochs" || absl::EndsWith(name, "_seconds") || absl::EndsWith(name, "_bytes")) &&

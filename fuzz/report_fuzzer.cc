@@ -1,8 +1,8 @@
 // libFuzzer: what a worker may send (ReportResult / ReportProgress bytes) through the checks the
 // controller applies before recording anything.
-#include <cmath>
 #include <google/protobuf/stubs/logging.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/reported_metrics.h"

@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!nasforge::CheckInSpace(space, arch, "arch").ok()) __builtin_trap();
     auto genes = nasforge::EncodeArchitecture(space, arch);
     if (!genes) __builtin_trap();
-    if (nasforge::ArchHash(nasforge::DecodeArchitecture(space, *genes)) != nasforge::ArchHash(arch)) {
+    if (nasforge::ArchHash(nasforge::DecodeArchitecture(space, *genes)) !=
+        nasforge::ArchHash(arch)) {
       __builtin_trap();
     }
     (void)nasforge::ComputeCost(arch);

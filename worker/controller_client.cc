@@ -3,7 +3,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include "client/channel.h"
-
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {

@@ -2,12 +2,11 @@
 // tests may substitute a fake.
 #pragma once
 
-#include "client/channel.h"
-
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "client/channel.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {

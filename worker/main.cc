@@ -11,8 +11,8 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "core/flags.h"
 #include "client/channel.h"
+#include "core/flags.h"
 #include "core/log.h"
 #include "worker/metrics_server.h"
 #include "worker/tabular_trainer.h"
@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
   co.target = absl::GetFlag(FLAGS_controller);
   co.token = *token;
   co.tls_ca = absl::GetFlag(FLAGS_tls_ca);
-  if (co.tls_ca.empty() && std::getenv("NASFORGE_TLS_CA")) co.tls_ca = std::getenv("NASFORGE_TLS_CA");
+  if (co.tls_ca.empty() && std::getenv("NASFORGE_TLS_CA"))
+    co.tls_ca = std::getenv("NASFORGE_TLS_CA");
   co.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   co.tls_key = absl::GetFlag(FLAGS_tls_key);
   co.insecure = absl::GetFlag(FLAGS_insecure);

@@ -8,8 +8,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <type_traits>
 #include <thread>
+#include <type_traits>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/strings/numbers.h"
@@ -49,7 +49,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  private:
   static constexpr bool kTls = !std::is_same_v<Stream, boost::beast::tcp_stream>;
 
-  void Deadline() { boost::beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5)); }
+  void Deadline() {
+    boost::beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+  }
 
   void Read() {
     Deadline();

@@ -72,7 +72,8 @@ TEST(AuthorizeTest, EveryMethodOfEveryServiceHasARule) {
     for (int i = 0; i < svc->method_count(); ++i) {
       const std::string m = svc->method(i)->name();
       Principal admin{"a", Role::kAdmin}, worker{"w", Role::kWorker};
-      bool someone = Authorize(admin, svc->name(), m).ok() || Authorize(worker, svc->name(), m).ok();
+      bool someone =
+          Authorize(admin, svc->name(), m).ok() || Authorize(worker, svc->name(), m).ok();
       EXPECT_TRUE(someone) << svc->name() << "/" << m << " has no rule in controller/auth.cc";
     }
   }
@@ -98,11 +99,11 @@ class AuthRpcTest : public ::testing::Test {
     std::filesystem::remove(db_);
     TokenFile f;
     for (auto [name, role] : std::vector<std::pair<std::string, Role>>{{"alice", Role::kSubmit},
-                                                                        {"bob", Role::kSubmit},
-                                                                        {"rita", Role::kRead},
-                                                                        {"root", Role::kAdmin},
-                                                                        {"w1", Role::kWorker},
-                                                                        {"w2", Role::kWorker}}) {
+                                                                       {"bob", Role::kSubmit},
+                                                                       {"rita", Role::kRead},
+                                                                       {"root", Role::kAdmin},
+                                                                       {"w1", Role::kWorker},
+                                                                       {"w2", Role::kWorker}}) {
       secret_[name] = f.Create(name, role, absl::Now()).value();
     }
     ASSERT_TRUE(f.Save(tokens_path_).ok());
@@ -297,8 +298,8 @@ TEST_F(AuthRpcTest, HostileSpecsAreRefusedCheaply) {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(absl::StrCat(std::filesystem::temp_directory_path().string(),
-                                        "/nasforge-tls-", getpid()));
+    dir_ = new std::string(
+        absl::StrCat(std::filesystem::temp_directory_path().string(), "/nasforge-tls-", getpid()));
     std::filesystem::create_directories(*dir_);
     const std::string d = *dir_;
     auto sh = [](const std::string& cmd) {
@@ -306,8 +307,9 @@ class TlsTest : public ::testing::Test {
     };
     const std::string key = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
     for (const char* ca : {"ca", "impostor"}) {
-      sh(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ",
-                      d, "/", ca, ".key -out ", d, "/", ca, ".pem -days 2 -subj /CN=", ca));
+      sh(absl::StrCat(
+          "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ", d, "/",
+          ca, ".key -out ", d, "/", ca, ".pem -days 2 -subj /CN=", ca));
     }
     std::ofstream(d + "/server.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
     std::ofstream(d + "/client.ext") << "extendedKeyUsage=clientAuth\n";

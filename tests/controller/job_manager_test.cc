@@ -787,12 +787,14 @@ TEST_F(JobManagerTest, ConcurrentWorkersNeverExceedTheJobsBounds) {
   std::vector<std::string> ids;
   for (int i = 0; i < kWorkers; ++i) ids.push_back(Register(absl::StrCat("w", i)));
   std::atomic<int> max_running{0};
-  uint64_t h = jm_->Subscribe(job.id(), [&](const v1::JobEvent& e) {
-    int r = e.job().counts().running();
-    int m = max_running.load();
-    while (r > m && !max_running.compare_exchange_weak(m, r)) {
-    }
-  }).value();
+  uint64_t h = jm_->Subscribe(job.id(),
+                              [&](const v1::JobEvent& e) {
+                                int r = e.job().counts().running();
+                                int m = max_running.load();
+                                while (r > m && !max_running.compare_exchange_weak(m, r)) {
+                                }
+                              })
+                   .value();
   std::vector<std::thread> threads;
   for (int i = 0; i < kWorkers; ++i) {
     threads.emplace_back([&, w = ids[i]] {

@@ -1,12 +1,11 @@
 #include "core/jobspec.h"
 
-#include "core/search_space.h"
-
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/search_space.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"

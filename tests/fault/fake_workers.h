@@ -3,8 +3,6 @@
 // controller is away) and HeldLease (one lease the test holds itself).
 #pragma once
 
-#include "client/channel.h"
-
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -13,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "client/channel.h"
 #include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 #include "tests/fault/invariant_checker.h"

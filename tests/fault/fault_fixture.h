@@ -4,8 +4,6 @@
 // PostgreSQL, fill a tmpfs) and mend it.
 #pragma once
 
-#include "controller/auth.h"
-
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <sys/mount.h>
@@ -22,6 +20,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "controller/auth.h"
 #include "controller/store.h"
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
@@ -164,9 +163,8 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
   void StartWorkers(int n) {
     stop_ = false;
     for (int i = 0; i < n; ++i) {
-      workers_.emplace_back(
-          std::make_unique<FakeWorker>(absl::StrCat("fw-", i), target_, worker_token_, &checker_,
-                                       1000 + i));
+      workers_.emplace_back(std::make_unique<FakeWorker>(absl::StrCat("fw-", i), target_,
+                                                         worker_token_, &checker_, 1000 + i));
       threads_.emplace_back([this, w = workers_.back().get()] { w->Run(stop_, pace_ms_); });
     }
   }

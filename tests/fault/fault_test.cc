@@ -77,10 +77,9 @@ TEST_P(FaultTest, AStandbyTakesOverWhenTheOwnerIsKilled) {
   absl::Notification started;
   Process standby;
   std::thread t([&] {
-    standby =
-        testing::StartController(standby_target, url_, &port,
-                                 {"--standby", "--auth-tokens=" + dir_ + "/tokens"},
-                                 dir_ + "/standby.log");
+    standby = testing::StartController(standby_target, url_, &port,
+                                       {"--standby", "--auth-tokens=" + dir_ + "/tokens"},
+                                       dir_ + "/standby.log");
     started.Notify();
   });
   EXPECT_FALSE(started.WaitForNotificationWithTimeout(absl::Seconds(2)))

@@ -5,14 +5,13 @@
 // namespace applies to the sockets of a whole process, gRPC's threads included.
 #include <grpcpp/grpcpp.h>
 
-#include "client/channel.h"
-
 #include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <thread>
 
+#include "client/channel.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace v1 = nasforge::v1;

@@ -2,14 +2,13 @@
 // without sending anything, and stops at once even then.
 #include "worker/metrics_server.h"
 
-#include <filesystem>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -72,10 +71,9 @@ TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
   ASSERT_EQ(std::system(("(" + cmd).c_str()), 0);
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter().Name("nasforge_tls_total").Help("t").Register(*registry).Add({});
-  EXPECT_EQ(StartMetricsServer("127.0.0.1:0", registry, d + "/missing.pem", d + "/w.key")
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      StartMetricsServer("127.0.0.1:0", registry, d + "/missing.pem", d + "/w.key").status().code(),
+      absl::StatusCode::kInvalidArgument);
   auto server = StartMetricsServer("127.0.0.1:0", registry, d + "/w.pem", d + "/w.key");
   ASSERT_TRUE(server.ok()) << server.status();
   int stuck = Connect((*server)->port());  // a silent client blocks neither the handshake nor us
