@@ -248,8 +248,8 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id, const Pr
   v1::Job out;
   {
     absl::MutexLock l(&mu_);
-    NF_RETURN_IF_ERROR(FindVisible(job_id, caller).status());
     NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));
+    NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
     if (JobTerminal(js->job.state())) return js->job;  // idempotent
     NF_RETURN_IF_ERROR(writer_->Admit());
     for (auto& t : js->trials) {
@@ -846,14 +846,17 @@ void JobManager::ExpireLeases() {
 // Internals
 // ------------------------------------------------------------------------------------------
 
+absl::Status JobManager::CheckVisible(const JobState& js, const Principal& caller) const {
+  if (caller.admin() || js.job.owner() == caller.name) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("job_id: job ", js.job.id(), " belongs to '",
+                                                  js.job.owner(),
+                                                  "'; only its owner or an admin may use it"));
+}
+
 absl::StatusOr<const JobManager::JobState*> JobManager::FindVisible(absl::string_view id,
                                                                     const Principal& caller) const {
   NF_ASSIGN_OR_RETURN(const JobState* js, FindJobConst(id));
-  if (!caller.admin() && js->job.owner() != caller.name) {
-    return absl::PermissionDeniedError(absl::StrCat("job_id: job ", id, " belongs to '",
-                                                    js->job.owner(),
-                                                    "'; only its owner or an admin may use it"));
-  }
+  NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
   return js;
 }
 

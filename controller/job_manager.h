@@ -128,7 +128,10 @@ class JobManager {
   absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<const JobState*> FindJobConst(absl::string_view id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // FindJobConst, PERMISSION_DENIED unless `caller` owns the job or is an admin.
+  // PERMISSION_DENIED unless `caller` owns the job or is an admin.
+  absl::Status CheckVisible(const JobState& js, const Principal& caller) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // FindJobConst, then CheckVisible.
   absl::StatusOr<const JobState*> FindVisible(absl::string_view id, const Principal& caller) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Checks a worker's lease against the trial's fencing token.

@@ -54,6 +54,13 @@ ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {
   if (!who##_or.ok()) return Refuse(ctx, who##_or.status());              \
   const Principal& who = *who##_or
 
+// The gate for calls on a registered worker's behalf: also, the worker id must be the caller's.
+#define NF_WORKER_GATE(method)                                                     \
+  NF_GATE(who, "WorkerService", method);                                           \
+  if (absl::Status owner = jm_->CheckWorker(req->worker_id(), who); !owner.ok()) { \
+    return Refuse(ctx, owner);                                                     \
+  }
+
 // Finishes `reactor` with `result`: at once for reads, after the commit for writes.
 template <typename Resp>
 ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::StatusOr<Resp> result,
@@ -246,10 +253,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   ServerUnaryReactor* LeaseTrial(CallbackServerContext* ctx, const v1::LeaseTrialRequest* req,
                                  v1::LeaseTrialResponse* resp) override {
-    NF_GATE(who, "WorkerService", "LeaseTrial");
-    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
-      return Refuse(ctx, st);
-    }
+    NF_WORKER_GATE("LeaseTrial");
     ServerUnaryReactor* r = ctx->DefaultReactor();
     auto result = jm_->LeaseTrial(*req);
     if (!result.ok()) {
@@ -272,27 +276,18 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   ServerUnaryReactor* Heartbeat(CallbackServerContext* ctx, const v1::HeartbeatRequest* req,
                                 v1::HeartbeatResponse* resp) override {
-    NF_GATE(who, "WorkerService", "Heartbeat");
-    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
-      return Refuse(ctx, st);
-    }
+    NF_WORKER_GATE("Heartbeat");
     return Finish(ctx, jm_, jm_->Heartbeat(*req), resp, false);
   }
   ServerUnaryReactor* ReportProgress(CallbackServerContext* ctx,
                                      const v1::ReportProgressRequest* req,
                                      v1::ReportProgressResponse* resp) override {
-    NF_GATE(who, "WorkerService", "ReportProgress");
-    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
-      return Refuse(ctx, st);
-    }
+    NF_WORKER_GATE("ReportProgress");
     return Finish(ctx, jm_, jm_->ReportProgress(*req), resp, true);
   }
   ServerUnaryReactor* ReportResult(CallbackServerContext* ctx, const v1::ReportResultRequest* req,
                                    v1::ReportResultResponse* resp) override {
-    NF_GATE(who, "WorkerService", "ReportResult");
-    if (absl::Status st = jm_->CheckWorker(req->worker_id(), who); !st.ok()) {
-      return Refuse(ctx, st);
-    }
+    NF_WORKER_GATE("ReportResult");
     absl::Status st = jm_->ReportResult(*req);
     absl::StatusOr<v1::ReportResultResponse> out =
         st.ok() ? absl::StatusOr<v1::ReportResultResponse>(v1::ReportResultResponse{})

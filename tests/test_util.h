@@ -1,6 +1,8 @@
-// Helpers shared by the tests: files of the source tree (search spaces, example jobs).
+// Helpers shared by the tests: files of the source tree (search spaces, example jobs), and the
+// output of a shell command (curl, openssl).
 #pragma once
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -58,6 +60,18 @@ inline v1::Architecture LoadReference(const std::string& name) {
   absl::Status st = YamlToMessage(ReadSourceFile("search_spaces/reference/" + name), &a);
   EXPECT_TRUE(st.ok()) << name << ": " << st.ToString();
   return a;
+}
+
+// Standard output of the shell command `cmd`.
+inline std::string CommandOutput(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
 }
 
 }  // namespace nasforge::testing

@@ -26,14 +26,7 @@ using ::testing::HasSubstr;
 using testing::ReadExampleJob;
 
 std::string Http(int port, const std::string& path) {
-  std::string cmd = absl::StrCat("curl -sf http://127.0.0.1:", port, path);
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
+  return testing::CommandOutput(absl::StrCat("curl -sf http://127.0.0.1:", port, path));
 }
 
 class RpcIntegrationTest : public ::testing::TestWithParam<std::string> {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
@@ -78,14 +79,8 @@ TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
   ASSERT_TRUE(server.ok()) << server.status();
   int stuck = Connect((*server)->port());  // a silent client blocks neither the handshake nor us
   auto curl = [&](const std::string& args) {
-    std::string c = absl::StrCat("curl -s ", args, "127.0.0.1:", (*server)->port(), "/metrics");
-    FILE* p = popen(c.c_str(), "r");
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-    return out;
+    return testing::CommandOutput(
+        absl::StrCat("curl -s ", args, "127.0.0.1:", (*server)->port(), "/metrics"));
   };
   EXPECT_THAT(curl("--cacert " + d + "/ca.pem https://"),
               ::testing::HasSubstr("nasforge_tls_total 0"));
