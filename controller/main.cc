@@ -19,6 +19,10 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC HOST:PORT (port 0: any f
 ABSL_FLAG(std::string, store, "sqlite://nasforge.db",
           "store URL: sqlite:///path.db (embedded) or postgresql://user@host:port/db");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "/metrics HOST:PORT; empty: off");
+ABSL_FLAG(std::string, metrics_tls_cert, "", "serve /metrics over HTTPS: certificate chain (PEM)");
+ABSL_FLAG(std::string, metrics_tls_key, "", "serve /metrics over HTTPS: private key (PEM)");
+ABSL_FLAG(bool, metrics_insecure, false,
+          "serve /metrics as plain HTTP on a non-loopback --metrics-listen");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (for scripts)");
 ABSL_FLAG(bool, standby, false,
           "when another controller owns the store, wait as a hot standby and take over when it "
@@ -45,6 +49,9 @@ int main(int argc, char** argv) {
   o.listen = absl::GetFlag(FLAGS_listen);
   o.store_url = absl::GetFlag(FLAGS_store);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  o.metrics_tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert);
+  o.metrics_tls_key = absl::GetFlag(FLAGS_metrics_tls_key);
+  o.metrics_insecure = absl::GetFlag(FLAGS_metrics_insecure);
   o.standby = absl::GetFlag(FLAGS_standby);
   o.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
   o.tls_cert = absl::GetFlag(FLAGS_tls_cert);

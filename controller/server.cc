@@ -3,7 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <prometheus/exposer.h>
 #include <prometheus/registry.h>
 
 #include <thread>
@@ -14,6 +13,7 @@
 #include "controller/rpc.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "metrics/metrics_server.h"
 
 namespace nasforge {
 namespace {
@@ -79,16 +79,12 @@ class ControllerImpl final : public Controller {
     NF_RETURN_IF_ERROR(jobs_->Recover());
 
     if (!o.metrics_listen.empty()) {
-      try {
-        exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_listen);
-        exposer_->RegisterCollectable(registry_);
-        auto ports = exposer_->GetListeningPorts();
-        metrics_port_ = ports.empty() ? 0 : ports[0];
-      } catch (const std::exception& e) {
-        return absl::UnavailableError(absl::StrCat("metrics-listen ", o.metrics_listen,
-                                                   ": cannot listen: ", e.what(),
-                                                   " (is the port in use?)"));
-      }
+      NF_ASSIGN_OR_RETURN(metrics_server_, StartMetricsServer({.listen = o.metrics_listen,
+                                                               .tls_cert = o.metrics_tls_cert,
+                                                               .tls_key = o.metrics_tls_key,
+                                                               .insecure = o.metrics_insecure},
+                                                              registry_));
+      metrics_port_ = metrics_server_->port();
     }
 
     grpc::EnableDefaultHealthCheckService(true);
@@ -134,6 +130,7 @@ class ControllerImpl final : public Controller {
                                            : "mutual"},
          {"auth", o.auth_tokens.empty() ? "off" : "tokens"},
          {"metrics_port", metrics_port_},
+         {"metrics_tls", o.metrics_tls_cert.empty() ? "off" : "on"},
          {"store", store_->Backend()},
          {"schema_version", version}});
     return absl::OkStatus();
@@ -207,7 +204,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<JobManager> jobs_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<grpc::Service> job_service_;
   std::unique_ptr<grpc::Service> worker_service_;

@@ -16,6 +16,10 @@ struct ControllerOptions {
   std::string listen = "127.0.0.1:50051";  // HOST:PORT; port 0 picks a free one
   std::string store_url = "sqlite://nasforge.db";
   std::string metrics_listen = "127.0.0.1:9464";  // empty: no /metrics
+  // /metrics over HTTPS with this certificate chain and key (PEM); plain HTTP only on loopback
+  // unless `metrics_insecure`.
+  std::string metrics_tls_cert, metrics_tls_key;
+  bool metrics_insecure = false;
   // Bearer tokens (controller/auth.h): the hashed token file, re-read when it changes. Empty:
   // authentication off (every caller is the admin "local"), allowed only when `listen` is a
   // loopback address.

@@ -14,7 +14,7 @@
 #include "client/channel.h"
 #include "core/flags.h"
 #include "core/log.h"
-#include "worker/metrics_server.h"
+#include "metrics/metrics_server.h"
 #include "worker/tabular_trainer.h"
 #include "worker/trainer.h"
 #include "worker/worker_loop.h"
@@ -28,6 +28,8 @@ ABSL_FLAG(std::string, tls_cert, "", "this worker's certificate (PEM), for mutua
 ABSL_FLAG(std::string, tls_key, "", "this worker's private key (PEM), for mutual TLS");
 ABSL_FLAG(std::string, metrics_tls_cert, "", "serve /metrics over HTTPS: certificate chain (PEM)");
 ABSL_FLAG(std::string, metrics_tls_key, "", "serve /metrics over HTTPS: private key (PEM)");
+ABSL_FLAG(bool, metrics_insecure, false,
+          "serve /metrics as plain HTTP on a non-loopback --metrics-listen");
 ABSL_FLAG(bool, insecure, false,
           "allow a plain-text connection to a non-loopback controller (tokens readable on the "
           "network)");
@@ -98,8 +100,11 @@ int main(int argc, char** argv) {
   nasforge::WorkerMetrics metrics(*registry);
   std::unique_ptr<nasforge::MetricsServer> metrics_server;
   if (std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
-    auto ms = nasforge::StartMetricsServer(ml, registry, absl::GetFlag(FLAGS_metrics_tls_cert),
-                                           absl::GetFlag(FLAGS_metrics_tls_key));
+    auto ms = nasforge::StartMetricsServer({.listen = ml,
+                                            .tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert),
+                                            .tls_key = absl::GetFlag(FLAGS_metrics_tls_key),
+                                            .insecure = absl::GetFlag(FLAGS_metrics_insecure)},
+                                           registry);
     if (!ms.ok()) {
       Log(LogLevel::kError, "metrics_listen_failed",
           {{"error", ms.status().message()}, {"action", "pick another --metrics-listen"}});

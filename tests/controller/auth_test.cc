@@ -390,6 +390,34 @@ TEST_F(TlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
   EXPECT_NE(Call(F("ca.pem"), "rogue"), grpc::StatusCode::OK) << "signed by another CA";
 }
 
+TEST_F(TlsTest, ControllerMetricsOverHttps) {
+  ControllerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "127.0.0.1:0";
+  o.metrics_tls_cert = F("server.pem");
+  o.metrics_tls_key = F("server.key");
+  o.store_url = "sqlite://" + F("db-metrics");
+  auto c = Controller::Start(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  controller_ = std::move(*c);
+  auto curl = [&](const std::string& args) {
+    return testing::CommandOutput(absl::StrCat(
+        "curl -s --max-time 10 ", args, "127.0.0.1:", controller_->metrics_port(), "/metrics"));
+  };
+  EXPECT_THAT(curl("--cacert " + F("ca.pem") + " https://"),
+              HasSubstr("nasforge_controller_leases_granted_total"));
+  EXPECT_EQ(curl("--cacert " + F("impostor.pem") + " https://"), "") << "another CA";
+  EXPECT_EQ(curl("http://"), "") << "no plain HTTP on the HTTPS port";
+  // Off loopback, plain HTTP must be asked for by name.
+  ControllerOptions open = o;
+  open.metrics_listen = "0.0.0.0:0";
+  open.metrics_tls_cert = open.metrics_tls_key = "";
+  open.store_url = "sqlite://" + F("db-metrics-open");
+  auto refused = Controller::Start(open);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("--metrics-insecure"));
+}
+
 TEST_F(TlsTest, PlainTextAndNoTokensOnlyOnLoopback) {
   ControllerOptions o;
   o.listen = "0.0.0.0:0";

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real Prometheus server (Debian's `prometheus`) scrapes a real controller: the target must
-# come up and nasforge_controller_* series must be queryable through Prometheus's API.
+# A real Prometheus server (Debian's `prometheus`) scrapes a real controller's /metrics over
+# HTTPS (a CA and certificate made here with openssl, as the deployment files do): the target
+# must come up and nasforge_controller_* series must be queryable through Prometheus's API.
 # Usage: prometheus_scrape_test.sh CONTROLLER_BIN
 set -euo pipefail
 CONTROLLER="$1"
@@ -16,15 +17,24 @@ free_port() { # a port nobody listens on (bash's /dev/tcp connect fails)
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
   done
 }
+EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+(cd "$DIR" && openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca &&
+  openssl req $EC -keyout m.key -out m.csr -subj /CN=controller &&
+  echo "subjectAltName=IP:127.0.0.1" >m.ext &&
+  openssl x509 -req -in m.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile m.ext \
+    -out m.pem) >/dev/null 2>&1
 MPORT=$(free_port)
 "$CONTROLLER" --listen 127.0.0.1:0 --port-file "$DIR/port" --store "sqlite://$DIR/c.db" \
-  --metrics-listen "127.0.0.1:$MPORT" >"$DIR/controller.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$MPORT" --metrics-tls-cert "$DIR/m.pem" \
+  --metrics-tls-key "$DIR/m.key" >"$DIR/controller.log" 2>&1 &
 pids+=($!)
 PPORT=$(free_port)
 cat >"$DIR/prometheus.yml" <<CFG
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: nasforge-controller
+    scheme: https
+    tls_config: {ca_file: "$DIR/ca.pem"}
     static_configs: [{targets: ["127.0.0.1:$MPORT"]}]
 CFG
 promtool check config "$DIR/prometheus.yml" >/dev/null

@@ -1,6 +1,6 @@
 // The worker's /metrics server: answers scrapes while another client holds a connection open
 // without sending anything, and stops at once even then.
-#include "worker/metrics_server.h"
+#include "metrics/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -44,7 +44,7 @@ std::string Get(int port, const std::string& path) {
 TEST(MetricsServerTest, AStuckClientBlocksNeitherScrapesNorShutdown) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter().Name("nasforge_test_total").Help("t").Register(*registry).Add({});
-  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  auto server = StartMetricsServer({.listen = "127.0.0.1:0"}, registry);
   ASSERT_TRUE(server.ok()) << server.status();
   int port = (*server)->port();
   int stuck = Connect(port);  // connects and never says a word
@@ -72,10 +72,12 @@ TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
   ASSERT_EQ(std::system(("(" + cmd).c_str()), 0);
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter().Name("nasforge_tls_total").Help("t").Register(*registry).Add({});
-  EXPECT_EQ(
-      StartMetricsServer("127.0.0.1:0", registry, d + "/missing.pem", d + "/w.key").status().code(),
-      absl::StatusCode::kInvalidArgument);
-  auto server = StartMetricsServer("127.0.0.1:0", registry, d + "/w.pem", d + "/w.key");
+  auto missing = StartMetricsServer(
+      {.listen = "127.0.0.1:0", .tls_cert = d + "/missing.pem", .tls_key = d + "/w.key"}, registry);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::StartsWith("metrics-tls-cert:"));
+  auto server = StartMetricsServer(
+      {.listen = "127.0.0.1:0", .tls_cert = d + "/w.pem", .tls_key = d + "/w.key"}, registry);
   ASSERT_TRUE(server.ok()) << server.status();
   int stuck = Connect((*server)->port());  // a silent client blocks neither the handshake nor us
   auto curl = [&](const std::string& args) {
@@ -89,6 +91,22 @@ TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
   server->reset();
   close(stuck);
   std::filesystem::remove_all(d);
+}
+
+TEST(MetricsServerTest, PlainHttpOnlyOnLoopbackUnlessInsecure) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto open = StartMetricsServer({.listen = "0.0.0.0:0"}, registry);
+  EXPECT_EQ(open.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(open.status().message()), ::testing::HasSubstr("--metrics-insecure"));
+  auto allowed = StartMetricsServer({.listen = "0.0.0.0:0", .insecure = true}, registry);
+  EXPECT_TRUE(allowed.ok()) << allowed.status();
+  for (const char* bad : {"nohost", "127.0.0.1:99999", "example.org:9464", "127.0.0.1:x"}) {
+    auto s = StartMetricsServer({.listen = bad}, registry);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.status().message()), ::testing::StartsWith("metrics-listen:")) << bad;
+  }
+  auto local = StartMetricsServer({.listen = "localhost:0"}, registry);
+  EXPECT_TRUE(local.ok()) << local.status();
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "worker/metrics_server.h"
+#include "metrics/metrics_server.h"
 
 #include <prometheus/text_serializer.h>
 #include <sys/socket.h>
@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "core/status.h"
 
 namespace nasforge {
 namespace {
@@ -31,8 +32,8 @@ template <typename Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <typename... Args>
-  Session(std::shared_ptr<prometheus::Registry> registry, Args&&... args)
-      : stream_(std::forward<Args>(args)...), registry_(std::move(registry)) {}
+  Session(std::shared_ptr<prometheus::Registry> registry, absl::Duration timeout, Args&&... args)
+      : stream_(std::forward<Args>(args)...), registry_(std::move(registry)), timeout_(timeout) {}
 
   void Start() {
     Deadline();
@@ -50,7 +51,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, boost::beast::tcp_stream>;
 
   void Deadline() {
-    boost::beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    boost::beast::get_lowest_layer(stream_).expires_after(absl::ToChronoMilliseconds(timeout_));
   }
 
   void Read() {
@@ -85,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   Stream stream_;
   std::shared_ptr<prometheus::Registry> registry_;
+  absl::Duration timeout_;
   boost::beast::flat_buffer buf_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;
@@ -95,14 +97,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 class BeastMetricsServer final : public MetricsServer {
  public:
   BeastMetricsServer(std::shared_ptr<prometheus::Registry> registry,
-                     std::unique_ptr<ssl::context> tls)
-      : registry_(std::move(registry)), tls_(std::move(tls)), acceptor_(io_) {}
+                     std::unique_ptr<ssl::context> tls, absl::Duration timeout)
+      : registry_(std::move(registry)), tls_(std::move(tls)), timeout_(timeout), acceptor_(io_) {}
 
-  absl::Status Start(const std::string& host, uint16_t port) {
+  absl::Status Start(const std::string& host, uint16_t port, bool insecure) {
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(host, ec);
-    if (ec)
-      return absl::InvalidArgumentError(absl::StrCat("metrics-listen: bad host '", host, "'"));
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics-listen: '", host, "' is not an IP address"));
+    }
+    if (!tls_ && !insecure && !addr.is_loopback()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics-tls-cert: /metrics on ", host,
+                       " (not loopback) needs HTTPS (--metrics-tls-cert, --metrics-tls-key), or "
+                       "--metrics-insecure to serve plain HTTP there"));
+    }
     tcp::endpoint ep(addr, port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
@@ -130,10 +140,11 @@ class BeastMetricsServer final : public MetricsServer {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
       if (!ec && tls_) {
         std::make_shared<Session<boost::beast::ssl_stream<boost::beast::tcp_stream>>>(
-            registry_, std::move(sock), *tls_)
+            registry_, timeout_, std::move(sock), *tls_)
             ->Start();
       } else if (!ec) {
-        std::make_shared<Session<boost::beast::tcp_stream>>(registry_, std::move(sock))->Start();
+        std::make_shared<Session<boost::beast::tcp_stream>>(registry_, timeout_, std::move(sock))
+            ->Start();
       }
       if (acceptor_.is_open()) Accept();
     });
@@ -141,6 +152,7 @@ class BeastMetricsServer final : public MetricsServer {
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ssl::context> tls_;  // null: plain HTTP
+  absl::Duration timeout_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
   std::thread thread_;
@@ -150,38 +162,42 @@ class BeastMetricsServer final : public MetricsServer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    const std::string& host_port, std::shared_ptr<prometheus::Registry> registry,
-    const std::string& tls_cert, const std::string& tls_key) {
+    const MetricsServerOptions& o, std::shared_ptr<prometheus::Registry> registry) {
   std::unique_ptr<ssl::context> tls;
-  if (tls_cert.empty() != tls_key.empty()) {
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("metrics-tls-cert: give it and --metrics-tls-key together");
   }
-  if (!tls_cert.empty()) {
+  if (!o.tls_cert.empty()) {
     tls = std::make_unique<ssl::context>(ssl::context::tls_server);
     boost::system::error_code ec;
     tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    tls->use_certificate_chain_file(tls_cert, ec);
+    tls->use_certificate_chain_file(o.tls_cert, ec);
     if (ec) {
       return absl::InvalidArgumentError(
-          absl::StrCat("metrics-tls-cert: ", tls_cert, ": ", ec.message()));
+          absl::StrCat("metrics-tls-cert: ", o.tls_cert, ": ", ec.message()));
     }
-    tls->use_private_key_file(tls_key, ssl::context::pem, ec);
+    tls->use_private_key_file(o.tls_key, ssl::context::pem, ec);
     if (ec) {
       return absl::InvalidArgumentError(
-          absl::StrCat("metrics-tls-key: ", tls_key, ": ", ec.message()));
+          absl::StrCat("metrics-tls-key: ", o.tls_key, ": ", ec.message()));
     }
   }
-  auto colon = host_port.rfind(':');
+  auto colon = o.listen.rfind(':');
   uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
+  if (colon == std::string::npos || !absl::SimpleAtoi(o.listen.substr(colon + 1), &port) ||
       port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("metrics-listen: '", host_port, "' is not HOST:PORT"));
+        absl::StrCat("metrics-listen: '", o.listen, "' is not HOST:PORT"));
   }
-  auto s = std::make_unique<BeastMetricsServer>(std::move(registry), std::move(tls));
-  absl::Status st = s->Start(host_port.substr(0, colon), static_cast<uint16_t>(port));
-  if (!st.ok()) return st;
+  std::string host = o.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:9464
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.empty()) host = "0.0.0.0";  // ":9464": every interface
+  auto s = std::make_unique<BeastMetricsServer>(std::move(registry), std::move(tls), o.io_timeout);
+  NF_RETURN_IF_ERROR(s->Start(host, static_cast<uint16_t>(port), o.insecure));
   return std::unique_ptr<MetricsServer>(std::move(s));
 }
 
