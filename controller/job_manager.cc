@@ -373,6 +373,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
   }
   if (req.worker_id().size() > 128) return FieldError("worker_id", "longer than 128 characters");
   WriteBatch batch;
+  Events events;
   v1::RegisterWorkerResponse resp;
   {
     absl::MutexLock l(&mu_);
@@ -403,6 +404,32 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
       worker_owner_[id] = caller.name;
     }
     Stage(batch, w);
+    if (req.new_process() && known) {
+      // Its previous process died holding these leases (it re-registers only at start).
+      std::set<JobState*> changed;
+      for (const LeaseTable::Key& key : leases_.HeldBy(id)) {
+        auto found = FindJob(key.first);
+        if (!found.ok() || key.second < 0 ||
+            key.second >= static_cast<int64_t>((*found)->trials.size())) {
+          leases_.Release(key);
+          continue;
+        }
+        v1::Trial& t = (*found)->trials[key.second];
+        if (t.state() != v1::TRIAL_RUNNING || t.worker_id() != id) continue;
+        if (metrics_) metrics_->leases_orphaned_total.Increment();
+        LoseLease(**found, t,
+                  absl::StrCat("worker ", id,
+                               " restarted while training it (crashed, or killed: out of memory?)"),
+                  batch, events);
+        changed.insert(*found);
+      }
+      for (JobState* js : changed) {
+        Recount(*js);
+        MaybeFinish(*js, events);
+        Touch(js->job);
+        Stage(batch, js->job);
+      }
+    }
     resp.set_worker_id(id);
     resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
     UpdateGauges();
@@ -414,6 +441,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
          {"again", known}});
     EnqueueLocked(std::move(batch));
   }
+  Publish(std::move(events));
   return resp;
 }
 
@@ -490,8 +518,11 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
       UpdateGauges();
       return absl::OkStatus();
     }
+    // A new candidate only while the job's backlog of queued trials (ones this worker had no room
+    // for) stays under max_parallel_trials: small workers polling cannot fill the queue.
     if (!js.exhausted && !asked.count(&js) &&
-        static_cast<int>(js.trials.size()) + js.asking < js.job.spec().budget().max_trials()) {
+        static_cast<int>(js.trials.size()) + js.asking < js.job.spec().budget().max_trials() &&
+        js.job.counts().queued() + js.asking < js.job.spec().budget().max_parallel_trials()) {
       ++js.asking;
       *ask = &js;
       return absl::OkStatus();
@@ -794,7 +825,6 @@ void JobManager::ExpireLeases() {
   Events events;
   {
     absl::MutexLock l(&mu_);
-    absl::Time now = clock_->Now();
     std::set<JobState*> changed;
     for (const LeaseTable::Key& key : leases_.Expired(clock_->Steady())) {
       leases_.Release(key);
@@ -805,31 +835,13 @@ void JobManager::ExpireLeases() {
       v1::Trial& t = js.trials[key.second];
       if (t.state() != v1::TRIAL_RUNNING) continue;
       if (metrics_) metrics_->leases_expired_total.Increment();
-      t.clear_curve();
-      t.clear_lease_deadline();
-      *t.mutable_update_time() = ToProto(now);
-      if (t.attempts() >= js.job.spec().budget().max_attempts()) {
-        t.set_state(v1::TRIAL_FAILED);
-        t.set_error(absl::StrCat("lease expired ", t.attempts(),
-                                 " times without a heartbeat (last worker ", t.worker_id(),
-                                 "); workers may be crashing on this candidate"));
-        Finished(js, t);
-        js.untold.push_back(t.id());
-        if (metrics_) metrics_->trials_finished_total.Increment();
-      } else {
-        t.set_state(v1::TRIAL_QUEUED);
-      }
-      Log(LogLevel::kWarn, "lease_expired",
-          {{"job", js.job.id()},
-           {"trial", t.id()},
-           {"worker", t.worker_id()},
-           {"epoch", t.lease_epoch()},
-           {"attempt", t.attempts()},
-           {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
-      Stage(batch, t);
-      events.push_back(Event(js, &t, "trial_finished"));
+      LoseLease(js, t,
+                absl::StrCat("lease expired without a heartbeat (last worker ", t.worker_id(),
+                             "); workers may be crashing on this candidate"),
+                batch, events);
       changed.insert(&js);
     }
+    FailUnplaceable(changed, batch, events);
     for (JobState* js : changed) {
       Recount(*js);
       MaybeFinish(*js, events);
@@ -840,6 +852,109 @@ void JobManager::ExpireLeases() {
     if (!batch.empty()) EnqueueLocked(std::move(batch));
   }
   Publish(std::move(events));
+}
+
+void JobManager::LoseLease(JobState& js, v1::Trial& t, absl::string_view why, WriteBatch& batch,
+                           Events& events) {
+  leases_.Release({js.job.id(), t.id()});
+  t.clear_curve();
+  t.clear_lease_deadline();
+  *t.mutable_update_time() = ToProto(clock_->Now());
+  if (t.attempts() >= js.job.spec().budget().max_attempts()) {
+    t.set_state(v1::TRIAL_FAILED);
+    t.set_error(absl::StrCat(why, "; failed after ", t.attempts(), " attempts (max_attempts)"));
+    Finished(js, t);
+    js.untold.push_back(t.id());
+    if (metrics_) metrics_->trials_finished_total.Increment();
+  } else {
+    t.set_state(v1::TRIAL_QUEUED);
+  }
+  Log(LogLevel::kWarn, "lease_lost",
+      {{"job", js.job.id()},
+       {"trial", t.id()},
+       {"worker", t.worker_id()},
+       {"epoch", t.lease_epoch()},
+       {"attempt", t.attempts()},
+       {"why", why},
+       {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
+  Stage(batch, t);
+  events.push_back(Event(js, &t, "trial_finished"));
+}
+
+void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch, Events& events) {
+  // The most memory a live worker declares; a live worker that declares none takes anything.
+  int64_t largest = 0;
+  {
+    const absl::Time cutoff = LiveCutoff();
+    absl::MutexLock s(&seen_mu_);
+    for (const auto& [id, seen] : worker_seen_) {
+      if (seen < cutoff) continue;
+      auto w = workers_.find(id);
+      const int64_t m = w == workers_.end() ? 0 : w->second.hardware().memory_bytes();
+      if (m <= 0) {
+        largest = 0;
+        break;
+      }
+      largest = std::max(largest, m);
+    }
+  }
+  // Each sweep rebuilds the set of unfit queued trials; a trial is failed once it has been in
+  // it for unplaceable_after on the steady clock (a bigger worker may join meanwhile).
+  std::map<LeaseTable::Key, absl::Time> unfit;
+  const absl::Time steady = clock_->Steady();
+  const absl::Time now = clock_->Now();
+  if (largest == 0) {  // no live worker, or one that takes anything: nothing is unplaceable now
+    unfit_since_.clear();
+    return;
+  }
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    if (js.job.state() != v1::JOB_RUNNING || js.job.counts().queued() == 0) continue;
+    for (v1::Trial& t : js.trials) {
+      if (t.state() != v1::TRIAL_QUEUED || Fits(t, largest)) continue;
+      const LeaseTable::Key key{js.job.id(), t.id()};
+      auto seen = unfit_since_.find(key);
+      const absl::Time since = seen == unfit_since_.end() ? steady : seen->second;
+      if (steady - since < options_.unplaceable_after) {
+        unfit.emplace(key, since);
+        continue;
+      }
+      const double need = t.metrics().at("train_memory_bytes");
+      t.set_state(v1::TRIAL_FAILED);
+      auto human = [](double b) {
+        return b >= (1 << 30) ? absl::StrFormat("%.2f GiB", b / (1 << 30))
+                              : absl::StrFormat("%.1f MiB", b / (1 << 20));
+      };
+      t.set_error(absl::StrCat(
+          "needs about ", human(need), " to train (train_memory_bytes at batch_size ",
+          js.job.spec().training().batch_size(), ") but the largest live worker declares ",
+          human(static_cast<double>(largest)),
+          ": add a worker with more memory, lower training.batch_size, or bound "
+          "train_memory_bytes in the job's constraints"));
+      *t.mutable_update_time() = ToProto(now);
+      Finished(js, t);
+      js.untold.push_back(t.id());
+      if (metrics_) {
+        metrics_->unplaceable_trials_total.Increment();
+        metrics_->trials_finished_total.Increment();
+      }
+      Log(LogLevel::kWarn, "trial_unplaceable",
+          {{"job", js.job.id()},
+           {"trial", t.id()},
+           {"train_memory_bytes", static_cast<int64_t>(need)},
+           {"largest_worker_bytes", largest},
+           {"action", "failed; add a bigger worker or bound train_memory_bytes"}});
+      Stage(batch, t);
+      events.push_back(Event(js, &t, "trial_finished"));
+      changed.insert(&js);
+    }
+  }
+  unfit_since_ = std::move(unfit);
+}
+
+absl::Time JobManager::LiveCutoff() const {
+  // A worker busy in a long epoch still counts (it heartbeats only its lease).
+  return clock_->Steady() - 3 * options_.heartbeat_interval - absl::Seconds(30);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -931,6 +1046,7 @@ v1::Trial* JobManager::ApplyStep(JobState& js, StrategyDriver::Step step) {
     (*t.mutable_metrics())["params"] = static_cast<double>(step.cost.params);
     (*t.mutable_metrics())["train_memory_bytes"] = static_cast<double>(step.train_memory_bytes);
     *t.mutable_create_time() = ToProto(clock_->Now());
+    *t.mutable_update_time() = t.create_time();
     js.trials.push_back(std::move(t));
     Recount(js);
     Touch(js.job);
@@ -1135,8 +1251,7 @@ void JobManager::UpdateGauges() {
   for (int s = 1; s <= 6; ++s) metrics_->trials_by_state[s]->Set(counts[s]);
   metrics_->leases_active.Set(counts[v1::TRIAL_RUNNING]);
   metrics_->jobs_running.Set(running_jobs);
-  absl::Time cutoff = clock_->Steady() - 3 * options_.heartbeat_interval -
-                      absl::Seconds(30);  // a worker busy in a long epoch still counts
+  const absl::Time cutoff = LiveCutoff();
   int live = 0;
   absl::MutexLock s(&seen_mu_);
   for (const auto& [id, seen] : worker_seen_) live += seen >= cutoff;

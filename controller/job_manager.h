@@ -42,6 +42,9 @@ struct JobManagerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);
   // How long LeaseTrial tells an idle worker to wait before asking again.
   absl::Duration idle_retry = absl::Milliseconds(500);
+  // A queued trial whose estimated training memory exceeds what every live worker declares is
+  // failed after waiting this long (a bigger worker may join meanwhile).
+  absl::Duration unplaceable_after = absl::Seconds(60);
 };
 
 class JobManager {
@@ -101,7 +104,8 @@ class JobManager {
   // trial is queued again, its attempt not counted. The epoch stays used (never issued again).
   void AbandonLease(const v1::Lease& lease, const std::string& worker_id);
 
-  // Re-queues (or fails, after max_attempts) trials whose lease deadline has passed. The
+  // Re-queues (or fails, after max_attempts) trials whose lease deadline has passed, and fails
+  // queued trials no live worker has the memory for (after `unplaceable_after`). The
   // controller calls it on a timer; tests call it after advancing a FakeClock.
   void ExpireLeases();
 
@@ -139,6 +143,15 @@ class JobManager {
                                                               const std::string& worker_id,
                                                               bool allow_cancelled)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A running trial whose lease is gone (expired, or its worker restarted): queued again, or
+  // failed with `why` once it used its max_attempts. Stages the trial; the caller recounts.
+  void LoseLease(JobState& js, v1::Trial& t, absl::string_view why, WriteBatch& batch,
+                 Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails queued trials that fit no live worker's declared memory (see unplaceable_after).
+  void FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Steady-clock time after which a worker not seen counts as gone (for gauges and placement).
+  absl::Time LiveCutoff() const;
   // Marks `t` terminal bookkeeping: finish order, lease released.
   void Finished(JobState& js, v1::Trial& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bump the row version and add the row to `batch`.
@@ -196,6 +209,8 @@ class JobManager {
   std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(seen_mu_);  // steady clock
   std::map<std::string, std::string> worker_owner_ ABSL_GUARDED_BY(seen_mu_);
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
+  // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
+  std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);
   std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(sub_mu_);

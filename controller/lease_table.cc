@@ -54,6 +54,15 @@ std::vector<LeaseTable::Key> LeaseTable::Expired(absl::Time now) const {
   return out;
 }
 
+std::vector<LeaseTable::Key> LeaseTable::HeldBy(const std::string& worker) const {
+  absl::MutexLock l(&mu_);
+  std::vector<Key> out;
+  for (const auto& [key, lease] : leases_) {
+    if (lease.worker == worker) out.push_back(key);
+  }
+  return out;
+}
+
 size_t LeaseTable::size() const {
   absl::MutexLock l(&mu_);
   return leases_.size();

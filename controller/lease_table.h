@@ -35,6 +35,8 @@ class LeaseTable {
   // The trial's job was cancelled: heartbeats on the lease answer kCancelled until it expires.
   void MarkCancelled(const Key& key) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(const Key& key) ABSL_LOCKS_EXCLUDED(mu_);
+  // Keys of the leases `worker` holds (a scan: for the rare restart of a worker).
+  std::vector<Key> HeldBy(const std::string& worker) const ABSL_LOCKS_EXCLUDED(mu_);
   // Keys whose deadline is <= `now`, earliest first (they stay in the table until released).
   std::vector<Key> Expired(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);

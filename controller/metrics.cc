@@ -22,6 +22,12 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
       leases_granted_total(C(r, "nasforge_controller_leases_granted_total", "Leases granted.")),
       leases_expired_total(C(r, "nasforge_controller_leases_expired_total",
                              "Leases that expired without a heartbeat.")),
+      leases_orphaned_total(C(r, "nasforge_controller_leases_orphaned_total",
+                              "Leases given up because their worker process restarted while "
+                              "holding them (a crash or an out-of-memory kill).")),
+      unplaceable_trials_total(C(r, "nasforge_controller_unplaceable_trials_total",
+                                 "Trials failed because no live worker declares enough memory "
+                                 "to train them.")),
       stale_reports_total(C(r, "nasforge_controller_stale_reports_total",
                             "Worker heartbeats and reports refused for an old fencing token or "
                             "another worker's lease.")),

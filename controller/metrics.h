@@ -21,6 +21,8 @@ struct ControllerMetrics {
   prometheus::Gauge& workers_registered;
   prometheus::Counter& leases_granted_total;
   prometheus::Counter& leases_expired_total;
+  prometheus::Counter& leases_orphaned_total;
+  prometheus::Counter& unplaceable_trials_total;
   prometheus::Counter& stale_reports_total;
   prometheus::Counter& invalid_reports_total;
   prometheus::Counter& rejected_by_cost_total;

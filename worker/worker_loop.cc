@@ -66,8 +66,10 @@ absl::Status WorkerLoop::Register() {
     v1::RegisterWorkerRequest req;
     req.set_worker_id(worker_id_.empty() ? options_.worker_id : worker_id_);
     *req.mutable_hardware() = options_.hardware;
+    req.set_new_process(!registered_);
     auto resp = client_->RegisterWorker(req);
     if (resp.ok()) {
+      registered_ = true;
       worker_id_ = resp->worker_id();
       heartbeat_seconds_ = std::max(1, resp->heartbeat_seconds());
       Log(LogLevel::kInfo, "registered",

@@ -70,6 +70,7 @@ class WorkerLoop {
   const WorkerOptions options_;
   WorkerMetrics* const metrics_;
   std::string worker_id_;
+  bool registered_ = false;  // set by the first successful RegisterWorker of this process
   int heartbeat_seconds_ = 5;
 
   boost::asio::io_context io_;

@@ -1010,6 +1010,82 @@ TEST_F(JobManagerTest, LeasesGoOnlyToWorkersWithRoomForTheTrial) {
   EXPECT_NE(done.state(), v1::JOB_RUNNING);
 }
 
+TEST_F(JobManagerTest, AWorkerThatRestartsHoldingALeaseLosesItAtOnce) {
+  v1::JobSpec spec = TinySpec(2, 1);
+  spec.mutable_budget()->set_max_attempts(2);
+  spec.set_lease_seconds(3600);  // only the restart can end these leases in this test
+  v1::Job job = Submit(spec);
+  auto reg = [&](bool new_process) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id("w");
+    r.mutable_hardware()->set_name("cpu-1t");
+    r.set_new_process(new_process);
+    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  };
+  reg(true);
+  auto l1 = Lease("w");
+  ASSERT_TRUE(l1.has_trial());
+  reg(false);  // the same process registering again (the controller forgot it) keeps its lease
+  EXPECT_EQ(jm_->GetCandidate(job.id(), l1.lease().trial_id())->state(), v1::TRIAL_RUNNING);
+  reg(true);  // a new process under the same id: the old one died holding the lease
+  auto t = jm_->GetCandidate(job.id(), l1.lease().trial_id()).value();
+  EXPECT_EQ(t.state(), v1::TRIAL_QUEUED);
+  EXPECT_FALSE(Report("w", l1, 0.5).ok()) << "the dead process's lease is fenced";
+  auto l2 = Lease("w");
+  ASSERT_TRUE(l2.has_trial());
+  EXPECT_EQ(l2.lease().trial_id(), l1.lease().trial_id()) << "the re-queued trial goes first";
+  reg(true);  // it kills its worker again: max_attempts used, failed; the job goes on
+  t = jm_->GetCandidate(job.id(), l1.lease().trial_id()).value();
+  EXPECT_EQ(t.state(), v1::TRIAL_FAILED);
+  EXPECT_THAT(t.error(), HasSubstr("restarted while training it"));
+  EXPECT_THAT(t.error(), HasSubstr("after 2 attempts"));
+  auto l3 = Lease("w");
+  ASSERT_TRUE(l3.has_trial());
+  EXPECT_NE(l3.lease().trial_id(), l1.lease().trial_id());
+  ASSERT_TRUE(Report("w", l3, 0.7).ok());
+  EXPECT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
+}
+
+TEST_F(JobManagerTest, ATrialNoLiveWorkerHasRoomForFailsWithTheSizesNamed) {
+  v1::JobSpec spec = TinySpec(2, 2);
+  v1::Job job = Submit(spec);
+  auto reg = [&](const std::string& id, int64_t memory) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(id);
+    r.mutable_hardware()->set_name("cpu-1t");
+    r.mutable_hardware()->set_memory_bytes(memory);
+    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  };
+  reg("small", 1 << 20);
+  // Polling small workers cannot fill the queue: at most max_parallel_trials wait there.
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(Lease("small").has_trial());
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().queued(), 2);
+  jm_->ExpireLeases();  // first seen unfit now
+  clock_.Advance(absl::Seconds(59));
+  EXPECT_FALSE(Lease("small").has_trial());  // still live
+  jm_->ExpireLeases();
+  EXPECT_EQ(jm_->GetJob(job.id())->counts().failed(), 0) << "not before unplaceable_after";
+  clock_.Advance(absl::Seconds(2));
+  jm_->ExpireLeases();
+  auto j = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(j.counts().failed(), 2);
+  EXPECT_EQ(j.state(), v1::JOB_FAILED) << "both trials failed, max_trials reached";
+  auto t = jm_->GetCandidate(job.id(), 0).value();
+  EXPECT_THAT(t.error(), HasSubstr("the largest live worker declares 1.0 MiB"));
+  EXPECT_THAT(t.error(), HasSubstr("train_memory_bytes"));
+
+  // A worker that declares no memory takes anything: nothing is unplaceable while it lives.
+  v1::Job other = Submit(TinySpec(2, 2));
+  EXPECT_FALSE(Lease("small").has_trial());
+  reg("any", 0);
+  jm_->ExpireLeases();
+  clock_.Advance(absl::Seconds(61));
+  EXPECT_FALSE(Lease("small").has_trial());
+  Lease("any");  // takes one of them (and keeps itself live)
+  jm_->ExpireLeases();
+  EXPECT_EQ(jm_->GetJob(other.id())->counts().failed(), 0);
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");

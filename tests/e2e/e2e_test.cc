@@ -287,6 +287,66 @@ search_space:
   EXPECT_TRUE(retried_elsewhere);
 }
 
+// A worker process killed mid-trial (as the kernel's OOM killer would) and restarted under the
+// same id (as systemd's Restart= does) gives its trial back at once, not after lease_seconds;
+// a candidate that kills its worker every time is failed after max_attempts, naming the cause.
+TEST_F(EndToEndTest, ATrialThatKillsItsWorkerIsFailedWithoutWaitingForItsLease) {
+  std::filesystem::create_directories(dir_);
+  int port = 0;
+  controller_ = StartController("127.0.0.1:0", dir_ + "/oom.db", &port);
+  ASSERT_GT(port, 0);
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  auto start_worker = [&] {
+    w1_ = Spawn({NASFORGE_WORKER_BIN, "--controller=" + target, "--threads=1", "--worker-id=oom"},
+                dir_ + "/oom-worker.log", false);
+  };
+  start_worker();
+  auto stub =
+      v1::JobService::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  // Only a restart can end this lease within the test: an hour without heartbeats otherwise.
+  v1::Job job = Submit(*stub, R"(
+name: oom
+lease_seconds: 3600
+budget: {max_trials: 1, max_parallel_trials: 1, max_attempts: 2, epochs: 200, seed: 5}
+training: {dataset: fashion-mnist, train_examples: 1000, validation_examples: 200,
+           test_examples: 200, batch_size: 64}
+search_space:
+  mbconv:
+    resolution: 28
+    in_channels: 1
+    num_classes: 10
+    stem_channels: [8]
+    stages:
+      - {stride: 2, kernel: [3], expansion: [3], repeats: [1], channels: [16], se_ratio: [0]}
+)");
+  ASSERT_FALSE(job.id().empty());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+  v1::WatchJobRequest w;
+  w.set_job_id(job.id());
+  auto reader = stub->WatchJob(&ctx, w);
+  v1::JobEvent e, last;
+  int kills = 0;
+  while (reader->Read(&e)) {
+    last = e;
+    // Mid-trial in attempt `kills + 1`: kill -9 the worker and start it again.
+    if (e.kind() == "trial_progress" && e.trial().attempts() == kills + 1) {
+      kill(w1_.pid, SIGKILL);
+      Stop(w1_);
+      ++kills;
+      start_worker();
+    }
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(kills, 2);
+  EXPECT_EQ(last.job().state(), v1::JOB_FAILED);
+  v1::ListCandidatesResponse all = Candidates(*stub, job.id());
+  ASSERT_EQ(all.trials_size(), 1);
+  EXPECT_EQ(all.trials(0).state(), v1::TRIAL_FAILED);
+  EXPECT_EQ(all.trials(0).attempts(), 2);
+  EXPECT_THAT(all.trials(0).error(), ::testing::HasSubstr("restarted while training it"));
+}
+
 // Tabular workers answer a regularized-evolution job over the NAS-Bench-201 table (the shipped
 // example job): every trial's accuracy is one training seed's value of its cell, no cell twice.
 TEST_F(EndToEndTest, TabularWorkersRunTheNB201EvolutionExample) {

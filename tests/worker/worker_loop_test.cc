@@ -15,6 +15,10 @@ class FakeController : public ControllerClient {
  public:
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& req) override {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      registrations.push_back(req);
+    }
     v1::RegisterWorkerResponse r;
     r.set_worker_id("fake-worker");
     r.set_heartbeat_seconds(1);
@@ -22,6 +26,10 @@ class FakeController : public ControllerClient {
   }
   absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest&) override {
     std::lock_guard<std::mutex> l(mu);
+    if (forget_worker_once) {
+      forget_worker_once = false;
+      return absl::FailedPreconditionError("worker_id: not registered");
+    }
     v1::LeaseTrialResponse r;
     if (leases_left-- <= 0) {
       r.set_retry_after_ms(50);
@@ -57,6 +65,8 @@ class FakeController : public ControllerClient {
   int stop_at_epoch = 100;
   std::vector<int> progress;
   std::vector<v1::ReportResultRequest> results;
+  std::vector<v1::RegisterWorkerRequest> registrations;
+  bool forget_worker_once = false;
 };
 
 // Runs `epochs` epochs unless told to stop; can block in epoch 1 until released.
@@ -109,6 +119,21 @@ TEST(WorkerLoopTest, ReportsEveryEpochAndTheResult) {
   EXPECT_FALSE(c.results[0].failed());
   EXPECT_DOUBLE_EQ(c.results[0].metrics().at("accuracy"), 0.3);
   EXPECT_EQ(c.results[0].hardware_profile(), "cpu-1t");
+}
+
+// Only the first registration of a process says it is new (the controller then frees leases an
+// earlier process under the same id died holding); registering again when the controller forgot
+// the worker does not.
+TEST(WorkerLoopTest, OnlyTheFirstRegistrationSaysNewProcess) {
+  FakeController c;
+  c.forget_worker_once = true;
+  FakeTrainer t;
+  WorkerLoop loop(&c, &t, Options(1), nullptr);
+  ASSERT_TRUE(loop.Run().ok());
+  ASSERT_EQ(c.registrations.size(), 2u);
+  EXPECT_TRUE(c.registrations[0].new_process());
+  EXPECT_FALSE(c.registrations[1].new_process());
+  EXPECT_EQ(c.registrations[1].worker_id(), "fake-worker") << "the id the controller gave";
 }
 
 TEST(WorkerLoopTest, StopDecisionEndsTrainingEarly) {
