@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jobspec space report)
+[ ${#targets[@]} -gt 0 ] || targets=(jobspec space report rpc)
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
 cmake --preset fuzz >/dev/null
 ninja -C build-fuzz "${targets[@]/%/_fuzzer}"

@@ -39,6 +39,7 @@ LD_LIBRARY_PATH="$PWD/.tsan-absl/lib" \
   TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure --timeout 1200 -R "$regex"
 
-# Fuzzing: the libFuzzer targets (job specs, spaces and architectures, worker reports), 60 s each
-# from the committed corpus; crashes found earlier live in fuzz/corpus/*/crash-* and replay first.
+# Fuzzing: the libFuzzer targets (job specs, spaces and architectures, worker reports, RPC
+# requests into the job manager), 60 s each from the committed corpus; crashes found earlier live
+# in fuzz/corpus/*/crash-* and replay first.
 bash deploy/fuzz.sh "${NASFORGE_FUZZ_SECONDS:-60}"
