@@ -166,9 +166,6 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req,
       return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
     }
   }
-  if (absl::Status st = ValidateStrategy(spec); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
-  }
   if (req.idempotency_key().size() > 200) {
     return FieldError("idempotency_key", "longer than 200 characters");
   }

@@ -1,6 +1,7 @@
 #include "core/early_stopping.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -105,7 +106,60 @@ StopDecision Asha(const StoppingInput& in, int epoch, double value, bool hyperba
                                 value, epoch, eta, cutoff, at_rung.size())};
 }
 
+absl::Status ValidateAsha(const v1::EarlyStopping& es, int max_epochs, absl::string_view path) {
+  if (es.min_epochs() < 0 || es.min_epochs() > max_epochs) {
+    return FieldError(
+        absl::StrCat(path, ".min_epochs"),
+        absl::StrCat(es.min_epochs(), " is out of range [0, budget.epochs=", max_epochs, "]"));
+  }
+  if (es.eta() != 0 && (es.eta() < 2 || es.eta() > 100)) {
+    return FieldError(absl::StrCat(path, ".eta"),
+                      absl::StrCat(es.eta(), " is out of range [2, 100]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMedian(const v1::EarlyStopping& es, int, absl::string_view path) {
+  if (es.grace_epochs() < 0) return FieldError(absl::StrCat(path, ".grace_epochs"), "must be >= 0");
+  if (es.min_completed() < 0) {
+    return FieldError(absl::StrCat(path, ".min_completed"), "must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+// The built-in rules: one line each.
+void Builtins(StoppingRuleRegistry& r) {
+  auto add = [&](StoppingRule rule) {
+    if (!r.Add(std::move(rule)).ok()) std::abort();  // a name listed twice here
+  };
+  add({"none",
+       "never stops a trial",
+       [](const StoppingInput&, int) { return StopDecision{}; },
+       {}});
+  add({"median", "stop when the best value so far is below the median of completed trials",
+       [](const StoppingInput& in, int epoch) { return MedianRule(in, epoch); }, ValidateMedian});
+  add({"asha", "asynchronous successive halving: top 1/eta at each rung continue",
+       [](const StoppingInput& in, int epoch) {
+         return Asha(in, epoch, (*in.curve)[in.curve->size() - 1].value(), false);
+       },
+       ValidateAsha});
+  add({"hyperband", "ASHA brackets by trial id; the last bracket trains to the end",
+       [](const StoppingInput& in, int epoch) {
+         return Asha(in, epoch, (*in.curve)[in.curve->size() - 1].value(), true);
+       },
+       ValidateAsha});
+}
+
 }  // namespace
+
+StoppingRuleRegistry& StoppingRules() {
+  static StoppingRuleRegistry* r = [] {
+    auto* reg = new StoppingRuleRegistry("early-stopping rule");
+    Builtins(*reg);
+    return reg;
+  }();
+  return *r;
+}
 
 int HyperbandBracket(int64_t trial_id, int min_epochs, int eta, int max_epochs) {
   int brackets = static_cast<int>(AshaRungs(min_epochs, eta, max_epochs).size()) + 1;
@@ -123,12 +177,12 @@ std::vector<int> AshaRungs(int min_epochs, int eta, int max_epochs) {
 
 StopDecision Decide(const StoppingInput& in) {
   if (in.rule == nullptr || in.curve == nullptr || in.curve->empty()) return {};
-  const std::string& rule = in.rule->rule();
-  if (rule.empty() || rule == "none") return {};
+  const std::string& name = in.rule->rule().empty() ? "none" : in.rule->rule();
+  const StoppingRule* rule = StoppingRules().Find(name);
+  if (rule == nullptr) return {};  // ValidateEarlyStopping refuses unknown names
   const auto& last = (*in.curve)[in.curve->size() - 1];
   if (last.epoch() >= in.max_epochs) return {};  // nothing left to save
-  StopDecision d = rule == "median" ? MedianRule(in, last.epoch())
-                                    : Asha(in, last.epoch(), last.value(), rule == "hyperband");
+  StopDecision d = rule->decide(in, last.epoch());
   bool keep_front = !in.rule->has_keep_cost_front() || in.rule->keep_cost_front();
   if (d.stop && keep_front && in.on_cost_front) {
     return {false, "kept: on the cost front (" + d.reason + ")"};
@@ -138,24 +192,12 @@ StopDecision Decide(const StoppingInput& in) {
 
 absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,
                                    absl::string_view path) {
-  const std::string& r = es.rule();
-  if (!r.empty() && r != "none" && r != "median" && r != "asha" && r != "hyperband") {
-    return FieldError(absl::StrCat(path, ".rule"),
-                      absl::StrCat("'", r, "' is not one of none, median, asha, hyperband"));
+  const std::string& name = es.rule().empty() ? "none" : es.rule();
+  const StoppingRule* rule = StoppingRules().Find(name);
+  if (rule == nullptr) {
+    return FieldError(absl::StrCat(path, ".rule"), StoppingRules().Unknown(name));
   }
-  if (es.grace_epochs() < 0) return FieldError(absl::StrCat(path, ".grace_epochs"), "must be >= 0");
-  if (es.min_completed() < 0)
-    return FieldError(absl::StrCat(path, ".min_completed"), "must be >= 0");
-  if (es.min_epochs() < 0 || es.min_epochs() > max_epochs) {
-    return FieldError(
-        absl::StrCat(path, ".min_epochs"),
-        absl::StrCat(es.min_epochs(), " is out of range [0, budget.epochs=", max_epochs, "]"));
-  }
-  if (es.eta() != 0 && (es.eta() < 2 || es.eta() > 100)) {
-    return FieldError(absl::StrCat(path, ".eta"),
-                      absl::StrCat(es.eta(), " is out of range [2, 100]"));
-  }
-  return absl::OkStatus();
+  return rule->validate ? rule->validate(es, max_epochs, path) : absl::OkStatus();
 }
 
 }  // namespace nasforge

@@ -1,13 +1,17 @@
 // Controller-side early-stopping rules as pure functions over learning curves, so they are
 // deterministic and testable with scripted curves. The controller calls Decide() on every
-// progress report and answers CONTINUE or STOP.
+// progress report and answers CONTINUE or STOP. Rules are registered by name (StoppingRules():
+// none, median, asha, hyperband); adding one is its function, its test and one line in
+// early_stopping.cc's Builtins(), or an Add() at run time.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "core/registry.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -34,7 +38,24 @@ struct StoppingInput {
   bool on_cost_front = false;
 };
 
+// The registered rule named by in.rule->rule() applied to the newest point of in.curve; never
+// stops at the last epoch, and keeps a trial on the cost front unless keep_cost_front is false.
 StopDecision Decide(const StoppingInput& in);
+
+struct StoppingRule {
+  std::string name;     // EarlyStopping.rule
+  std::string summary;  // one line, for help texts
+  // The decision for the newest point of in.curve, at `epoch` (< in.max_epochs).
+  std::function<StopDecision(const StoppingInput& in, int epoch)> decide;
+  // Checks the rule's own fields (`path` is the EarlyStopping message's field path). May be
+  // empty.
+  std::function<absl::Status(const v1::EarlyStopping&, int max_epochs, absl::string_view path)>
+      validate;
+};
+using StoppingRuleRegistry = NameRegistry<StoppingRule>;
+
+// The process-wide registry, holding the built-in rules.
+StoppingRuleRegistry& StoppingRules();
 
 // Validates the rule's fields; `path` prefixes field names ("early_stopping.eta: ...").
 absl::Status ValidateEarlyStopping(const v1::EarlyStopping& es, int max_epochs,

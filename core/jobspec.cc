@@ -14,6 +14,7 @@
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "core/strategies/strategy.h"
 
 namespace nasforge {
 namespace {
@@ -158,7 +159,7 @@ absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* me
 }
 
 void ApplyJobSpecDefaults(v1::JobSpec* spec) {
-  if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");
+  ApplyStrategyDefaults(spec);
   auto* b = spec->mutable_budget();
   if (b->max_parallel_trials() == 0) b->set_max_parallel_trials(2);
   if (b->max_attempts() == 0) b->set_max_attempts(3);
@@ -183,7 +184,10 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   }
 }
 
-absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+namespace {
+
+// Everything but the strategy (which ValidateJobSpec checks last, through its registry).
+absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (spec.ByteSizeLong() > kMaxSpecBytes) {
     return FieldError("spec", absl::StrCat(spec.ByteSizeLong(), " bytes encoded; at most ",
                                            kMaxSpecBytes, " are accepted"));
@@ -196,12 +200,6 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   if (!spec.has_search_space()) return FieldError("search_space", "is required");
   NF_RETURN_IF_ERROR(ValidateSearchSpace(spec.search_space(), "search_space"));
-  const auto& s = spec.strategy().name();
-  if (s != "random" && s != "evolution" && s != "nsga2" && s != "bo" && s != "compound_scaling") {
-    return FieldError("strategy.name", absl::StrCat("'", s,
-                                                    "' is not one of random, evolution, nsga2, bo, "
-                                                    "compound_scaling"));
-  }
   const auto& b = spec.budget();
   if (b.max_trials() < 1)
     return FieldError("budget.max_trials", absl::StrCat(b.max_trials(), " must be >= 1"));
@@ -275,6 +273,13 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
                       absl::StrCat(in.num_classes, ": ", t.dataset(), " has 10 classes"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+  NF_RETURN_IF_ERROR(ValidateSpecFields(spec));
+  return ValidateStrategy(spec);
 }
 
 absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(absl::string_view yaml) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/status.h"
 #include "core/strategies/strategy.h"
 
 namespace nasforge {
@@ -124,6 +125,13 @@ class Nsga2Strategy final : public Strategy {
 };
 
 }  // namespace
+
+absl::Status ValidateNsga2(const v1::JobSpec& spec) {
+  if (spec.objectives_size() < 2) {
+    return FieldError("objectives", "nsga2 needs at least two objectives");
+  }
+  return absl::OkStatus();
+}
 
 std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t position) {
   return std::make_unique<Nsga2Strategy>(spec, position);

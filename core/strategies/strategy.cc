@@ -4,17 +4,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
+#include "core/strategies/registry.h"
 
 namespace nasforge {
 
 absl::Status ValidateStrategy(const v1::JobSpec& spec) {
   const auto& s = spec.strategy();
-  const std::string& n = s.name();
-  if (n != "random" && n != "evolution" && n != "nsga2" && n != "bo" && n != "compound_scaling") {
-    return FieldError("strategy.name", absl::StrCat("'", n,
-                                                    "' is not one of random, evolution, nsga2, bo, "
-                                                    "compound_scaling"));
-  }
+  const StrategyInfo* info = Strategies().Find(s.name());
+  if (info == nullptr) return FieldError("strategy.name", Strategies().Unknown(s.name()));
+  // Options any strategy may use, checked alike for all.
   if (s.population() < 0 || s.population() == 1 || s.population() > 10000) {
     return FieldError("strategy.population", absl::StrCat(s.population(), " is not in [2, 10000]"));
   }
@@ -26,24 +24,22 @@ absl::Status ValidateStrategy(const v1::JobSpec& spec) {
   if (s.max_model_points() < 0 || (s.max_model_points() > 0 && s.max_model_points() < 10)) {
     return FieldError("strategy.max_model_points", "must be >= 10");
   }
-  if (n == "nsga2" && spec.objectives_size() < 2) {
-    return FieldError("objectives", "nsga2 needs at least two objectives");
-  }
-  if (n == "compound_scaling") {
-    auto st = NewCompoundScalingStrategy(spec, 0);
-    if (!st.ok()) return st.status();
-  }
-  return absl::OkStatus();
+  return info->validate ? info->validate(spec) : absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, uint64_t position) {
-  const std::string& name = spec.strategy().name();
-  if (name == "random" || name.empty()) return NewRandomStrategy(spec, position);
-  if (name == "evolution") return NewEvolutionStrategy(spec, position);
-  if (name == "nsga2") return NewNsga2Strategy(spec, position);
-  if (name == "bo") return NewBayesOptStrategy(spec, position);
-  if (name == "compound_scaling") return NewCompoundScalingStrategy(spec, position);
-  return FieldError("strategy.name", absl::StrCat("'", name, "' is not supported"));
+  const std::string& name = spec.strategy().name().empty() ? "random" : spec.strategy().name();
+  const StrategyInfo* info = Strategies().Find(name);
+  if (info == nullptr) {
+    return FieldError("strategy.name", absl::StrCat("'", name, "' is not registered"));
+  }
+  return info->create(spec, position);
+}
+
+void ApplyStrategyDefaults(v1::JobSpec* spec) {
+  if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");
+  const StrategyInfo* info = Strategies().Find(spec->strategy().name());
+  if (info != nullptr && info->defaults) info->defaults(spec);
 }
 
 std::optional<std::vector<double>> OrientedObjectives(const v1::JobSpec& spec,

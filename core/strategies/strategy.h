@@ -45,12 +45,17 @@ class Strategy {
   virtual uint64_t position() const = 0;
 };
 
-// The strategy named by spec.strategy.name, resuming at `position`.
+// The strategy named by spec.strategy.name (core/strategies/registry.h), resuming at `position`.
 // REQUIRES: ValidateJobSpec(spec).ok().
 absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, uint64_t position);
 
-// Checks spec.strategy (name and options), errors name the field.
+// Checks spec.strategy (a registered name, the shared options, the strategy's own checks);
+// errors name the field. ValidateJobSpec calls it.
 absl::Status ValidateStrategy(const v1::JobSpec& spec);
+
+// Names the default strategy ("random") when none is given, then applies the strategy's own
+// defaults. ApplyJobSpecDefaults calls it.
+void ApplyStrategyDefaults(v1::JobSpec* spec);
 
 // --- shared by the strategies ----------------------------------------------------------------
 
@@ -82,9 +87,11 @@ struct Scored {
 };
 std::optional<Scored> ScoreTrial(const v1::JobSpec& spec, const v1::Trial& trial);
 
+// The built-in strategies' factories and own checks (registered in registry.cc).
 std::unique_ptr<Strategy> NewRandomStrategy(const v1::JobSpec& spec, uint64_t position);
 std::unique_ptr<Strategy> NewEvolutionStrategy(const v1::JobSpec& spec, uint64_t position);
 std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t position);
+absl::Status ValidateNsga2(const v1::JobSpec& spec);
 std::unique_ptr<Strategy> NewBayesOptStrategy(const v1::JobSpec& spec, uint64_t position);
 absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::JobSpec& spec,
                                                                      uint64_t position);

@@ -55,7 +55,7 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
   EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
   spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "name: random", "name: genetic"));
   EXPECT_THAT(spec.status().message(),
-              HasSubstr("strategy.name: 'genetic' is not one of random, evolution"));
+              HasSubstr("strategy.name: 'genetic' is not one of bo, compound_scaling, evolution, nsga2, random"));
 }
 
 TEST(JobSpecTest, SpecMustFitTheDataSet) {

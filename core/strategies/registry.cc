@@ -1,0 +1,55 @@
+#include "core/strategies/registry.h"
+
+#include <cstdlib>
+
+namespace nasforge {
+namespace {
+
+template <typename F>
+auto Wrap(F f) {  // factories that cannot fail, as the registry's StatusOr signature
+  return
+      [f](const v1::JobSpec& spec, uint64_t position) -> absl::StatusOr<std::unique_ptr<Strategy>> {
+        return f(spec, position);
+      };
+}
+
+// The built-in strategies: one line each.
+void Builtins(StrategyRegistry& r) {
+  auto add = [&](StrategyInfo info) {
+    if (!r.Add(std::move(info)).ok()) std::abort();  // a name listed twice here
+  };
+  add({"random", "uniform samples, a sequence fixed by the seed", Wrap(NewRandomStrategy), {}, {}});
+  add({"evolution",
+       "regularized evolution (aging tournament, one-step mutations)",
+       Wrap(NewEvolutionStrategy),
+       {},
+       {}});
+  add({"nsga2",
+       "NSGA-II over two or more objectives, constraint-dominance",
+       Wrap(NewNsga2Strategy),
+       ValidateNsga2,
+       {}});
+  add({"bo",
+       "Bayesian optimisation: GP over genes, expected improvement",
+       Wrap(NewBayesOptStrategy),
+       {},
+       {}});
+  add({"compound_scaling",
+       "EfficientNet-style depth/width/resolution grid, then the family",
+       NewCompoundScalingStrategy,
+       [](const v1::JobSpec& spec) { return NewCompoundScalingStrategy(spec, 0).status(); },
+       {}});
+}
+
+}  // namespace
+
+StrategyRegistry& Strategies() {
+  static StrategyRegistry* r = [] {
+    auto* reg = new StrategyRegistry("strategy");
+    Builtins(*reg);
+    return reg;
+  }();
+  return *r;
+}
+
+}  // namespace nasforge
