@@ -211,34 +211,6 @@ std::string Metric(const v1::Trial& t, const std::string& k) {
 }
 
 // One line per architecture: the choices that differ between candidates.
-std::string ArchSummary(const v1::Architecture& a) {
-  std::string out;
-  auto sep = [&] { return out.empty() ? "" : " "; };
-  if (a.has_mbconv()) {
-    for (const auto& st : a.mbconv().stages()) {
-      absl::StrAppend(&out, sep(), "k", st.kernel(), "e", st.expansion(), "x", st.repeats(), "c",
-                      st.channels(), st.se_ratio() > 0 ? "se" : "");
-    }
-  } else if (a.has_resnet()) {
-    absl::StrAppend(&out, a.resnet().block(), " stem", a.resnet().stem_channels());
-    for (const auto& st : a.resnet().stages()) {
-      absl::StrAppend(&out, sep(), st.blocks(), "x", st.channels());
-    }
-  } else if (a.has_convnext()) {
-    absl::StrAppend(&out, "p", a.convnext().patch_size(), " k", a.convnext().kernel(), " r",
-                    a.convnext().mlp_ratio());
-    for (const auto& st : a.convnext().stages()) {
-      absl::StrAppend(&out, sep(), st.depth(), "x", st.channels());
-    }
-  } else if (a.has_nb201()) {
-    out = a.nb201().cell();
-  } else if (a.has_mlp()) {
-    out = "mlp";
-    for (int u : a.mlp().units()) absl::StrAppend(&out, "-", u);
-  }
-  return out;
-}
-
 void PrintTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
   std::printf("%-5s %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", "trial", "state", "val_acc",
               "test_acc", "macs", "params", "latency_ms", "train_s", "epochs", "arch");

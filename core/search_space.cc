@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/finite.h"
 #include "core/space_kind.h"
 #include "core/status.h"
@@ -49,49 +50,46 @@ uint64_t SpaceKind::Size(const v1::SearchSpace& space) const {
   return n;
 }
 
-const SpaceKind* KindOf(const v1::SearchSpace& space) {
-  switch (space.space_case()) {
-    case v1::SearchSpace::kMbconv:
-      return &MBConvKind();
-    case v1::SearchSpace::kResnet:
-      return &ResNetKind();
-    case v1::SearchSpace::kConvnext:
-      return &ConvNeXtKind();
-    case v1::SearchSpace::kNb201:
-      return &NB201Kind();
-    case v1::SearchSpace::kMlp:
-      return &MLPKind();
-    default:
-      return nullptr;
-  }
-}
-
-const SpaceKind* KindOf(const v1::Architecture& arch) {
-  switch (arch.arch_case()) {
-    case v1::Architecture::kMbconv:
-      return &MBConvKind();
-    case v1::Architecture::kResnet:
-      return &ResNetKind();
-    case v1::Architecture::kConvnext:
-      return &ConvNeXtKind();
-    case v1::Architecture::kNb201:
-      return &NB201Kind();
-    case v1::Architecture::kMlp:
-      return &MLPKind();
-    default:
-      return nullptr;
-  }
-}
-
 namespace {
-constexpr const char* kKinds = "one of mbconv, resnet, convnext, nb201, mlp is required";
 
-std::string OneofName(const google::protobuf::Message& m) {
+// The built-in kinds: one line each.
+void Builtins(SpaceKindRegistry& r) {
+  for (const SpaceKind* k :
+       {&MBConvKind(), &ResNetKind(), &ConvNeXtKind(), &NB201Kind(), &MLPKind()}) {
+    if (!r.Add({k->name(), k}).ok()) std::abort();  // a kind listed twice here
+  }
+}
+
+const std::string& OneofName(const google::protobuf::Message& m) {
+  static const std::string kNone;
   const auto* oneof = m.GetDescriptor()->oneof_decl(0);
   const auto* f = m.GetReflection()->GetOneofFieldDescriptor(m, oneof);
-  return f == nullptr ? "" : f->name();
+  return f == nullptr ? kNone : f->name();
 }
+
+const SpaceKind* Lookup(const std::string& name) {
+  if (name.empty()) return nullptr;
+  const SpaceKindEntry* e = SpaceKinds().Find(name);
+  return e == nullptr ? nullptr : e->kind;
+}
+
+std::string KindsRequired() {
+  return absl::StrCat("one of ", absl::StrJoin(SpaceKinds().Names(), ", "), " is required");
+}
+
 }  // namespace
+
+SpaceKindRegistry& SpaceKinds() {
+  static SpaceKindRegistry* r = [] {
+    auto* reg = new SpaceKindRegistry("search-space kind");
+    Builtins(*reg);
+    return reg;
+  }();
+  return *r;
+}
+
+const SpaceKind* KindOf(const v1::SearchSpace& space) { return Lookup(OneofName(space)); }
+const SpaceKind* KindOf(const v1::Architecture& arch) { return Lookup(OneofName(arch)); }
 
 std::string KindName(const v1::SearchSpace& space) { return OneofName(space); }
 std::string KindName(const v1::Architecture& arch) { return OneofName(arch); }
@@ -105,14 +103,14 @@ uint64_t MixSeed(uint64_t seed, uint64_t counter) {
 
 absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view path) {
   const SpaceKind* k = KindOf(space);
-  if (k == nullptr) return FieldError(path, kKinds);
+  if (k == nullptr) return FieldError(path, KindsRequired());
   NF_RETURN_IF_ERROR(ValidateFinite(space, std::string(path)));  // se_ratio: nan (fuzz/space)
   return k->ValidateSpace(space, absl::StrCat(path, ".", KindName(space)));
 }
 
 absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_view path) {
   const SpaceKind* k = KindOf(arch);
-  if (k == nullptr) return FieldError(path, kKinds);
+  if (k == nullptr) return FieldError(path, KindsRequired());
   NF_RETURN_IF_ERROR(ValidateFinite(arch, std::string(path)));
   return k->ValidateArch(arch, absl::StrCat(path, ".", KindName(arch)));
 }
@@ -240,11 +238,14 @@ InputShape SpaceInputShape(const v1::SearchSpace& space) {
 
 absl::Status SetResolution(v1::Architecture* arch, int resolution) {
   const SpaceKind* k = KindOf(*arch);
-  if (k == nullptr) return FieldError("architecture", kKinds);
-  if (arch->has_mlp()) return FieldError("resolution", "an MLP has no input resolution");
+  if (k == nullptr) return FieldError("architecture", KindsRequired());
   NF_RETURN_IF_ERROR(CheckRange(resolution, "resolution", 8, 4096));
-  k->SetResolution(arch, resolution);
-  return absl::OkStatus();
+  return k->SetResolution(arch, resolution);
+}
+
+std::string ArchSummary(const v1::Architecture& arch) {
+  const SpaceKind* k = KindOf(arch);
+  return k == nullptr ? "" : k->Summary(arch);
 }
 
 }  // namespace nasforge

@@ -83,6 +83,9 @@ InputShape SpaceInputShape(const v1::SearchSpace& space);
 absl::Status SetResolution(v1::Architecture* arch, int resolution);
 
 // Kind name of a space / an architecture ("mbconv", "resnet", ...), "" when unset.
+// A short one-line summary of the architecture for tables ("" without a kind).
+std::string ArchSummary(const v1::Architecture& arch);
+
 std::string KindName(const v1::SearchSpace& space);
 std::string KindName(const v1::Architecture& arch);
 

@@ -1,11 +1,18 @@
 // One search-space kind (MBConv, ResNet, ConvNeXt, NAS-Bench-201 cell, MLP): how to validate
 // its space and architecture messages, how an architecture maps to a vector of choice indices
-// ("genes"), and its layer plan for the analytic cost. search_space.cc builds sampling,
-// mutation, crossover, hashing and sizes on top of this, the same for every kind.
+// ("genes"), its layer plan for the analytic cost, how compound scaling grows it, and its
+// one-line summary. search_space.cc builds sampling, mutation, crossover, hashing and sizes on
+// top of this, the same for every kind; nothing outside a kind's file switches on kinds.
+//
+// Kinds are registered by name (SpaceKinds()): the name of the kind's field in the
+// SearchSpace and Architecture oneofs, which must match. Adding a kind: the two proto messages
+// and oneof fields, its file in core/spaces/ with one line in search_space.cc's Builtins(), its
+// LibTorch builder (one line in worker/torch_models.cc's table), and its test.
 // Internal to core: users call search_space.h and cost.h.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,15 +20,25 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
+#include "core/registry.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
 
+// Compound scaling's maps from a base value to its scaled value (core/scaling.h).
+struct ScaleMaps {
+  std::function<int(int)> depth;       // repeats, blocks, layers
+  std::function<int(int)> width;       // channels, units (rounded to the divisor)
+  std::function<int(int)> resolution;  // input side
+};
+
 class SpaceKind {
  public:
   virtual ~SpaceKind() = default;
+  // The oneof field name in SearchSpace and Architecture ("mbconv").
+  virtual std::string name() const = 0;
   virtual absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const = 0;
   virtual absl::Status ValidateArch(const v1::Architecture& arch, const std::string& p) const = 0;
   // Fills defaults so that equal architectures have equal messages.
@@ -36,11 +53,26 @@ class SpaceKind {
   // Distinct architectures; default: the product of the choice counts.
   virtual uint64_t Size(const v1::SearchSpace& space) const;
   virtual void Plan(const v1::Architecture& arch, Planner* p) const = 0;
-  virtual void SetResolution(v1::Architecture* arch, int resolution) const = 0;
+  // INVALID_ARGUMENT (field "resolution") for a kind without an input resolution.
+  virtual absl::Status SetResolution(v1::Architecture* arch, int resolution) const = 0;
   virtual InputShape Input(const v1::Architecture& arch) const = 0;
+  // Compound scaling of a normalized architecture (its depths, widths and resolution).
+  virtual void Scale(v1::Architecture* arch, const ScaleMaps& s) const = 0;
+  // A short summary for tables ("k3e6x2c24 k5e6x3c40se").
+  virtual std::string Summary(const v1::Architecture& arch) const = 0;
 };
 
-// The kind of a space / an architecture; nullptr when the oneof is unset.
+struct SpaceKindEntry {
+  std::string name;  // == kind->name()
+  const SpaceKind* kind = nullptr;
+};
+using SpaceKindRegistry = NameRegistry<SpaceKindEntry>;
+
+// The process-wide registry, holding the built-in kinds.
+SpaceKindRegistry& SpaceKinds();
+
+// The kind of a space / an architecture; nullptr when the oneof is unset or names no
+// registered kind.
 const SpaceKind* KindOf(const v1::SearchSpace& space);
 const SpaceKind* KindOf(const v1::Architecture& arch);
 

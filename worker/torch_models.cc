@@ -2,6 +2,8 @@
 // (the analytic count and the module count must agree exactly; tests check every kind).
 #include "worker/torch_models.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
 #include "core/nb201.h"
@@ -394,21 +396,33 @@ struct MLPNet : NetImpl {
 }  // namespace
 
 std::shared_ptr<NetImpl> BuildNet(const v1::Architecture& arch_in) {
+  using Builder = std::shared_ptr<NetImpl> (*)(const v1::Architecture&);
+  // One LibTorch builder per search-space kind, by the kind's name (core/space_kind.h).
+  static const std::map<std::string, Builder> kBuilders = {
+      {"mbconv",
+       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+         return std::make_shared<MBConvNet>(a.mbconv());
+       }},
+      {"resnet",
+       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+         return std::make_shared<ResNetNet>(a.resnet());
+       }},
+      {"convnext",
+       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+         return std::make_shared<ConvNeXtNet>(a.convnext());
+       }},
+      {"nb201",
+       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+         return std::make_shared<NB201Net>(a.nb201());
+       }},
+      {"mlp",
+       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+         return std::make_shared<MLPNet>(a.mlp());
+       }},
+  };
   const v1::Architecture arch = NormalizedArchitecture(arch_in);
-  switch (arch.arch_case()) {
-    case v1::Architecture::kMbconv:
-      return std::make_shared<MBConvNet>(arch.mbconv());
-    case v1::Architecture::kResnet:
-      return std::make_shared<ResNetNet>(arch.resnet());
-    case v1::Architecture::kConvnext:
-      return std::make_shared<ConvNeXtNet>(arch.convnext());
-    case v1::Architecture::kNb201:
-      return std::make_shared<NB201Net>(arch.nb201());
-    case v1::Architecture::kMlp:
-      return std::make_shared<MLPNet>(arch.mlp());
-    default:
-      return nullptr;
-  }
+  auto it = kBuilders.find(KindName(arch));
+  return it == kBuilders.end() ? nullptr : it->second(arch);
 }
 
 NetCount CountNet(NetImpl& net, const torch::Tensor& input) {

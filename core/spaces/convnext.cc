@@ -9,6 +9,7 @@ namespace {
 
 class ConvNeXt final : public SpaceKind {
  public:
+  std::string name() const override { return "convnext"; }
   absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const override {
     const auto& s = space.convnext();
     NF_RETURN_IF_ERROR(CheckRange(s.resolution(), p + ".resolution", 8, 1024));
@@ -144,8 +145,23 @@ class ConvNeXt final : public SpaceKind {
     p->Linear("head.fc", c, a.num_classes());
   }
 
-  void SetResolution(v1::Architecture* arch, int r) const override {
+  absl::Status SetResolution(v1::Architecture* arch, int r) const override {
     arch->mutable_convnext()->set_resolution(r);
+    return absl::OkStatus();
+  }
+  void Scale(v1::Architecture* arch, const ScaleMaps& s) const override {
+    auto* m = arch->mutable_convnext();
+    for (auto& st : *m->mutable_stages()) {
+      st.set_channels(s.width(st.channels()));
+      st.set_depth(s.depth(st.depth()));
+    }
+    m->set_resolution(s.resolution(m->resolution()));
+  }
+  std::string Summary(const v1::Architecture& a) const override {
+    const auto& c = a.convnext();
+    std::string out = absl::StrCat("p", c.patch_size(), " k", c.kernel(), " r", c.mlp_ratio());
+    for (const auto& st : c.stages()) absl::StrAppend(&out, " ", st.depth(), "x", st.channels());
+    return out;
   }
   InputShape Input(const v1::Architecture& arch) const override {
     const auto& a = arch.convnext();

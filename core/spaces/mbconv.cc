@@ -13,6 +13,7 @@ absl::Status CheckActivation(const std::string& a, const std::string& path) {
 
 class MBConv final : public SpaceKind {
  public:
+  std::string name() const override { return "mbconv"; }
   absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const override {
     const auto& s = space.mbconv();
     NF_RETURN_IF_ERROR(CheckRange(s.resolution(), p + ".resolution", 8, 1024));
@@ -191,8 +192,27 @@ class MBConv final : public SpaceKind {
     p->Linear("classifier", c, a.num_classes());
   }
 
-  void SetResolution(v1::Architecture* arch, int r) const override {
+  absl::Status SetResolution(v1::Architecture* arch, int r) const override {
     arch->mutable_mbconv()->set_resolution(r);
+    return absl::OkStatus();
+  }
+  void Scale(v1::Architecture* arch, const ScaleMaps& s) const override {
+    auto* m = arch->mutable_mbconv();
+    m->set_stem_channels(s.width(m->stem_channels()));
+    for (auto& st : *m->mutable_stages()) {
+      st.set_channels(s.width(st.channels()));
+      st.set_repeats(s.depth(st.repeats()));
+    }
+    if (m->head_channels() > 0) m->set_head_channels(s.width(m->head_channels()));
+    m->set_resolution(s.resolution(m->resolution()));
+  }
+  std::string Summary(const v1::Architecture& a) const override {
+    std::string out;
+    for (const auto& st : a.mbconv().stages()) {
+      absl::StrAppend(&out, out.empty() ? "" : " ", "k", st.kernel(), "e", st.expansion(), "x",
+                      st.repeats(), "c", st.channels(), st.se_ratio() > 0 ? "se" : "");
+    }
+    return out;
   }
   InputShape Input(const v1::Architecture& arch) const override {
     const auto& a = arch.mbconv();

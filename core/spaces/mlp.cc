@@ -9,6 +9,7 @@ const std::vector<std::string> kActivations = {"relu", "gelu", "silu"};
 
 class MLP final : public SpaceKind {
  public:
+  std::string name() const override { return "mlp"; }
   absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const override {
     const auto& s = space.mlp();
     NF_RETURN_IF_ERROR(CheckRange(s.in_features(), p + ".in_features", 1, 1 << 20));
@@ -114,7 +115,17 @@ class MLP final : public SpaceKind {
     p->Linear("classifier", c, a.num_classes());
   }
 
-  void SetResolution(v1::Architecture*, int) const override {}
+  absl::Status SetResolution(v1::Architecture*, int) const override {
+    return FieldError("resolution", "an MLP has no input resolution");
+  }
+  void Scale(v1::Architecture* arch, const ScaleMaps& s) const override {
+    for (auto& u : *arch->mutable_mlp()->mutable_units()) u = s.width(u);
+  }
+  std::string Summary(const v1::Architecture& a) const override {
+    std::string out = "mlp";
+    for (int u : a.mlp().units()) absl::StrAppend(&out, "-", u);
+    return out;
+  }
   InputShape Input(const v1::Architecture& arch) const override {
     return {arch.mlp().in_features(), 1, 1, arch.mlp().num_classes()};
   }

@@ -76,6 +76,7 @@ int Or(int v, int d) { return v == 0 ? d : v; }
 
 class NB201 final : public SpaceKind {
  public:
+  std::string name() const override { return "nb201"; }
   absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const override {
     const auto& s = space.nb201();
     NF_RETURN_IF_ERROR(CheckRange(Or(s.resolution(), 32), p + ".resolution", 8, 1024));
@@ -178,9 +179,17 @@ class NB201 final : public SpaceKind {
     p->Linear("classifier", c, a.num_classes());
   }
 
-  void SetResolution(v1::Architecture* arch, int r) const override {
+  absl::Status SetResolution(v1::Architecture* arch, int r) const override {
     arch->mutable_nb201()->set_resolution(r);
+    return absl::OkStatus();
   }
+  void Scale(v1::Architecture* arch, const ScaleMaps& s) const override {
+    auto* m = arch->mutable_nb201();
+    m->set_channels(s.width(m->channels()));
+    m->set_cells_per_stage(s.depth(m->cells_per_stage()));
+    m->set_resolution(s.resolution(m->resolution()));
+  }
+  std::string Summary(const v1::Architecture& a) const override { return a.nb201().cell(); }
   InputShape Input(const v1::Architecture& arch) const override {
     const auto& a = arch.nb201();
     return {a.in_channels(), a.resolution(), a.resolution(), a.num_classes()};

@@ -12,6 +12,7 @@ int Expansion(const std::string& block) { return block == "bottleneck" ? 4 : 1; 
 
 class ResNet final : public SpaceKind {
  public:
+  std::string name() const override { return "resnet"; }
   absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const override {
     const auto& s = space.resnet();
     NF_RETURN_IF_ERROR(CheckRange(s.resolution(), p + ".resolution", 8, 1024));
@@ -151,8 +152,24 @@ class ResNet final : public SpaceKind {
     p->Linear("fc", c, a.num_classes());
   }
 
-  void SetResolution(v1::Architecture* arch, int r) const override {
+  absl::Status SetResolution(v1::Architecture* arch, int r) const override {
     arch->mutable_resnet()->set_resolution(r);
+    return absl::OkStatus();
+  }
+  void Scale(v1::Architecture* arch, const ScaleMaps& s) const override {
+    auto* m = arch->mutable_resnet();
+    m->set_stem_channels(s.width(m->stem_channels()));
+    for (auto& st : *m->mutable_stages()) {
+      st.set_channels(s.width(st.channels()));
+      st.set_blocks(s.depth(st.blocks()));
+    }
+    m->set_resolution(s.resolution(m->resolution()));
+  }
+  std::string Summary(const v1::Architecture& a) const override {
+    std::string out = absl::StrCat(a.resnet().block(), " stem", a.resnet().stem_channels());
+    for (const auto& st : a.resnet().stages())
+      absl::StrAppend(&out, " ", st.blocks(), "x", st.channels());
+    return out;
   }
   InputShape Input(const v1::Architecture& arch) const override {
     const auto& a = arch.resnet();

@@ -11,7 +11,9 @@
 
 #include "absl/synchronization/notification.h"
 #include "core/cost.h"
+#include "core/early_stopping.h"
 #include "core/search_space.h"
+#include "core/strategies/registry.h"
 #include "core/test_hooks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -1084,6 +1086,85 @@ TEST_F(JobManagerTest, ATrialNoLiveWorkerHasRoomForFailsWithTheSizesNamed) {
   Lease("any");  // takes one of them (and keeps itself live)
   jm_->ExpireLeases();
   EXPECT_EQ(jm_->GetJob(other.id())->counts().failed(), 0);
+}
+
+// docs/EXTENDING.md, checked: a strategy and an early-stopping rule that exist only in this test,
+// registered with one line each, run a job through the manager like the built-in ones.
+TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {
+  v1::JobSpec spec = TinySpec(3, 3);
+  spec.mutable_strategy()->set_name("test-reverse");
+  spec.mutable_budget()->set_epochs(5);
+  spec.mutable_early_stopping()->set_rule("test-stop-at-2");
+  spec.mutable_early_stopping()->set_keep_cost_front(false);
+  v1::SubmitJobRequest before;
+  *before.mutable_spec() = spec;
+  EXPECT_THAT(std::string(jm_->SubmitJob(before).status().message()),
+              HasSubstr("early_stopping.rule: 'test-stop-at-2' is not one of asha, hyperband"));
+
+  // A strategy proposing the space's architectures from the last gene vector backwards.
+  class Reverse final : public Strategy {
+   public:
+    explicit Reverse(v1::SearchSpace s) : space_(std::move(s)) {}
+    Proposal Ask(const Admissible& admissible, int) override {
+      const auto d = SpaceDecisions(space_);
+      while (next_ < SpaceSize(space_)) {
+        Genes g(d.size());
+        uint64_t i = SpaceSize(space_) - 1 - next_++;
+        for (size_t k = 0; k < d.size(); ++k, i /= d[k - 1].choices) g[k] = i % d[k].choices;
+        v1::Architecture a = DecodeArchitecture(space_, g);
+        if (admissible(a)) return {Proposal::Kind::kCandidate, a, ""};
+      }
+      return {Proposal::Kind::kDone, {}, "every architecture proposed"};
+    }
+    void Tell(const v1::Trial&) override {}
+    uint64_t position() const override { return next_; }
+    v1::SearchSpace space_;
+    uint64_t next_ = 0;
+  };
+  if (!Strategies().Find("test-reverse")) {
+    ASSERT_TRUE(
+        Strategies()
+            .Add({"test-reverse",
+                  "test only",
+                  [](const v1::JobSpec& s, uint64_t) -> absl::StatusOr<std::unique_ptr<Strategy>> {
+                    return std::make_unique<Reverse>(s.search_space());
+                  },
+                  {},
+                  {}})
+            .ok());
+    ASSERT_TRUE(
+        StoppingRules()
+            .Add({"test-stop-at-2",
+                  "test only",
+                  [](const StoppingInput&, int epoch) {
+                    return epoch >= 2 ? StopDecision{true, "test rule: epoch 2"} : StopDecision{};
+                  },
+                  {}})
+            .ok());
+  }
+  EXPECT_EQ(Strategies().Add({"test-reverse", "again", nullptr, {}, {}}).code(),
+            absl::StatusCode::kAlreadyExists);
+
+  v1::Job job = Submit(spec);
+  std::string w = Register("w");
+  auto l = Lease(w);
+  ASSERT_TRUE(l.has_trial());
+  const auto d = SpaceDecisions(spec.search_space());
+  Genes last;
+  for (const auto& dec : d) last.push_back(dec.choices - 1);
+  EXPECT_EQ(l.arch_hash(), ArchHash(DecodeArchitecture(spec.search_space(), last)))
+      << "the registered strategy proposed it";
+  v1::ReportProgressRequest p;
+  p.set_worker_id(w);
+  *p.mutable_lease() = l.lease();
+  p.mutable_point()->set_epoch(1);
+  p.mutable_point()->set_value(0.5);
+  EXPECT_EQ(jm_->ReportProgress(p)->decision(), v1::CONTINUE);
+  p.mutable_point()->set_epoch(2);
+  auto r = jm_->ReportProgress(p);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->decision(), v1::STOP);
+  EXPECT_EQ(r->reason(), "test rule: epoch 2");
 }
 
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {

@@ -5,7 +5,9 @@
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/nb201.h"
+#include "core/scaling.h"
 #include "core/search_space.h"
+#include "core/space_kind.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
@@ -52,6 +54,22 @@ TEST_P(ShippedSpaceTest, ThousandSamplesValidateEncodeAndHashStably) {
   // Distinct samples: close to what uniform sampling of a space this size gives.
   double expected = size * (1 - std::pow(1 - 1.0 / size, 1000.0));
   EXPECT_GT(hashes.size(), 0.95 * std::min(expected, 1000.0)) << size;
+}
+
+// Every kind is found through the registry by its oneof name, and summarises and scales through
+// its own file (nothing else switches on kinds).
+TEST_P(ShippedSpaceTest, ItsKindIsRegisteredAndSummarisesItsArchitectures) {
+  v1::SearchSpace s = LoadSpace(GetParam());
+  const SpaceKindEntry* e = SpaceKinds().Find(KindName(s));
+  ASSERT_NE(e, nullptr) << KindName(s);
+  EXPECT_EQ(e->kind->name(), KindName(s));
+  v1::Architecture a = SampleArchitecture(s, 11);
+  EXPECT_EQ(KindOf(a), e->kind);
+  EXPECT_FALSE(ArchSummary(a).empty());
+  EXPECT_NE(ArchSummary(a), ArchSummary(SampleArchitecture(s, 12)) + "x");
+  auto bigger = ScaleArchitecture(a, 2.0, 2.0, 1.0, 8);
+  ASSERT_TRUE(bigger.ok()) << bigger.status();
+  EXPECT_GT(ComputeCost(*bigger).params, ComputeCost(a).params);
 }
 
 TEST_P(ShippedSpaceTest, MutationChangesOneDecisionAndCrossoverMixesParents) {
@@ -147,7 +165,7 @@ TEST(SpacesTest, ErrorsNameTheFieldForEveryKind) {
               HasSubstr("search_space.mbconv.stages[2].kernel: 4 is not odd"));
   v1::SearchSpace none;
   EXPECT_THAT(std::string(ValidateSearchSpace(none, "search_space").message()),
-              HasSubstr("search_space: one of mbconv, resnet, convnext, nb201, mlp is required"));
+              HasSubstr("search_space: one of convnext, mbconv, mlp, nb201, resnet is required"));
 }
 
 TEST(SpacesTest, NB201ArchStringsParseAndErrorsSayWhy) {
