@@ -4,15 +4,10 @@
 
 #include <map>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace nasforge {
-
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path,
-                                                       const StoreOptions& options);
-absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(absl::string_view url,
-                                                         const StoreOptions& options);
 
 void WriteBatch::Append(WriteBatch&& o) {
   for (auto& j : o.jobs) jobs.push_back(std::move(j));
@@ -95,18 +90,31 @@ absl::Status CheckSchemaNotNewer(int version) {
       "); a newer nasforge wrote it. Run that version, or restore a backup made for this one"));
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url,
-                                                 const StoreOptions& options) {
-  if (absl::StartsWith(url, "sqlite://")) {
-    absl::string_view path = url.substr(9);
-    if (path.empty()) return absl::InvalidArgumentError("store: sqlite URL has no path");
-    return OpenSqliteStore(path, options);
-  }
-  if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://")) {
-    return OpenPostgresStore(url, options);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("store: '", url, "' is not a sqlite:///path.db or postgresql://... URL"));
+std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder) {
+  struct Shape {
+    const char* name;
+    std::vector<const char*> columns;  // in parameter order; version last
+    const char* key;                   // the conflict target
+    std::vector<const char*> updated;  // set from the new row (version too)
+  };
+  static const Shape kShapes[] = {
+      {"jobs",
+       {"id", "idempotency_key", "state", "create_time_ms", "body", "version"},
+       "id",
+       {"state", "body", "version"}},
+      {"trials",
+       {"job_id", "trial_id", "state", "arch_hash", "body", "version"},
+       "job_id, trial_id",
+       {"state", "arch_hash", "body", "version"}},
+      {"workers", {"id", "body", "version"}, "id", {"body", "version"}},
+  };
+  const Shape& s = kShapes[static_cast<int>(table)];
+  std::vector<std::string> params, sets;
+  for (size_t i = 0; i < s.columns.size(); ++i) params.push_back(placeholder(i + 1));
+  for (const char* c : s.updated) sets.push_back(absl::StrCat(c, " = excluded.", c));
+  return absl::StrCat("INSERT INTO ", s.name, " (", absl::StrJoin(s.columns, ", "), ") VALUES (",
+                      absl::StrJoin(params, ", "), ") ON CONFLICT (", s.key, ") DO UPDATE SET ",
+                      absl::StrJoin(sets, ", "), " WHERE ", s.name, ".version < excluded.version");
 }
 
 }  // namespace nasforge

@@ -18,6 +18,7 @@
 // - Schema: an older database is migrated; one newer than this binary is refused.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/registry.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -77,6 +79,28 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url,
 const std::vector<std::string>& SchemaMigrations();
 // FAILED_PRECONDITION when a database at schema `version` was written by a newer binary.
 absl::Status CheckSchemaNotNewer(int version);
+
+// Store backends by URL scheme ("sqlite", "postgresql", "postgres"): the one place a backend is
+// registered (built-ins in store_backends.cc, one line each; each backend is a library of its
+// own). OpenStore() reads this table; tests and embedders may Add() more.
+struct StoreBackend {
+  std::string name;     // the URL scheme, before "://"
+  std::string summary;  // "sqlite:///path.db: embedded, one machine"
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(absl::string_view url,
+                                                       const StoreOptions& options)>
+      open;  // gets the whole URL
+};
+using StoreBackendRegistry = NameRegistry<StoreBackend>;
+StoreBackendRegistry& StoreBackends();
+
+// The versioned compare-and-set upsert of one table, in SQL both backends speak; `placeholder`
+// spells parameter i (1-based): "?1" for SQLite, "$1" for PostgreSQL. Parameters, in order:
+//   jobs:    id, idempotency_key, state, create_time_ms, body, version
+//   trials:  job_id, trial_id, state, arch_hash, body, version
+//   workers: id, body, version
+// A row is replaced only by a higher version (state only moves forward).
+enum class StoreTable { kJobs, kTrials, kWorkers };
+std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder);
 
 // Record <-> JSON body helpers shared by the backends.
 std::string ToJsonBody(const google::protobuf::Message& m);

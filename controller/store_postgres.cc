@@ -8,6 +8,8 @@
 // Outages: libpq connect timeout, TCP keepalives and a TCP user timeout bound how long a call can
 // hang on a dead or black-holed server; a statement timeout bounds a stuck query. A broken
 // connection is dropped and the next call reconnects (the StoreWriter retries with backoff).
+#include "controller/store_postgres.h"
+
 #include <unistd.h>
 
 #include <pqxx/pqxx>
@@ -17,7 +19,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "controller/store.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -239,20 +240,10 @@ class PostgresStore final : public Store {
   }
 
   void Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    conn_->prepare("upsert_job",
-                   "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body, version) "
-                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET "
-                   "state = excluded.state, body = excluded.body, version = excluded.version "
-                   "WHERE jobs.version < excluded.version");
-    conn_->prepare("upsert_trial",
-                   "INSERT INTO trials (job_id, trial_id, state, arch_hash, body, version) "
-                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
-                   "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body, "
-                   "version = excluded.version WHERE trials.version < excluded.version");
-    conn_->prepare("upsert_worker",
-                   "INSERT INTO workers (id, body, version) VALUES ($1, $2, $3) "
-                   "ON CONFLICT (id) DO UPDATE SET body = excluded.body, "
-                   "version = excluded.version WHERE workers.version < excluded.version");
+    auto param = [](int i) { return absl::StrCat("$", i); };
+    conn_->prepare("upsert_job", UpsertSql(StoreTable::kJobs, param));
+    conn_->prepare("upsert_trial", UpsertSql(StoreTable::kTrials, param));
+    conn_->prepare("upsert_worker", UpsertSql(StoreTable::kWorkers, param));
     prepared_ = true;
   }
 

@@ -2,6 +2,8 @@
 // survives a power cut), a mutex around it, and an flock on PATH-lock held for the store's
 // lifetime so that one controller at a time owns the database (released by the kernel when the
 // process dies, kill -9 included).
+#include "controller/store_sqlite.h"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -13,13 +15,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "controller/store.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace nasforge {
 namespace {
+
+std::string Param(int i) { return absl::StrCat("?", i); }  // SQLite parameter i
 
 class Stmt {
  public:
@@ -178,11 +181,7 @@ class SqliteStore final : public Store {
   }
   absl::Status WriteLocked(const WriteBatch& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!b.jobs.empty()) {
-      Stmt s(db_,
-             "INSERT INTO jobs (id, idempotency_key, state, create_time_ms, body, version) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET "
-             "state = excluded.state, body = excluded.body, version = excluded.version "
-             "WHERE jobs.version < excluded.version");
+      Stmt s(db_, UpsertSql(StoreTable::kJobs, Param).c_str());
       if (!s.ok()) return Error("prepare jobs upsert");
       for (const auto& j : b.jobs) {
         s.Text(1, j.id());
@@ -195,11 +194,7 @@ class SqliteStore final : public Store {
       }
     }
     if (!b.trials.empty()) {
-      Stmt s(db_,
-             "INSERT INTO trials (job_id, trial_id, state, arch_hash, body, version) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (job_id, trial_id) DO UPDATE SET "
-             "state = excluded.state, arch_hash = excluded.arch_hash, body = excluded.body, "
-             "version = excluded.version WHERE trials.version < excluded.version");
+      Stmt s(db_, UpsertSql(StoreTable::kTrials, Param).c_str());
       if (!s.ok()) return Error("prepare trials upsert");
       for (const auto& t : b.trials) {
         s.Text(1, t.job_id());
@@ -212,10 +207,7 @@ class SqliteStore final : public Store {
       }
     }
     if (!b.workers.empty()) {
-      Stmt s(db_,
-             "INSERT INTO workers (id, body, version) VALUES (?1, ?2, ?3) "
-             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, version = excluded.version "
-             "WHERE workers.version < excluded.version");
+      Stmt s(db_, UpsertSql(StoreTable::kWorkers, Param).c_str());
       if (!s.ok()) return Error("prepare workers upsert");
       for (const auto& w : b.workers) {
         s.Text(1, w.id());
@@ -253,6 +245,7 @@ class SqliteStore final : public Store {
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(absl::string_view path,
                                                        const StoreOptions& options) {
+  if (path.empty()) return absl::InvalidArgumentError("store: sqlite URL has no path");
   sqlite3* db = nullptr;
   std::string p(path);
   int lock_fd = -1;

@@ -287,11 +287,28 @@ TEST_P(StoreConformanceTest, DataSurvivesReopen) {
   EXPECT_EQ((*s)->LoadTrials("j")->size(), 50u);
 }
 
+// A backend registered from test code (one line) is opened by its URL scheme like the built-ins.
+TEST(StoreTest, ABackendRegisteredAtRunTimeIsOpenedByItsScheme) {
+  ASSERT_TRUE(StoreBackends()
+                  .Add({"test-memory", "test only",
+                        [](absl::string_view, const StoreOptions& o) {
+                          return OpenStore("sqlite://:memory:", o);
+                        }})
+                  .ok());
+  auto s = OpenStore("test-memory://anything");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->Backend(), "sqlite");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& info) { return info.param; });
 
 TEST(StoreTest, BadUrlsAreClearErrors) {
-  EXPECT_THAT(OpenStore("mysql://x").status().message(), HasSubstr("not a sqlite:///path.db"));
+  EXPECT_THAT(std::string(OpenStore("mysql://root:secret@x").status().message()),
+              HasSubstr("'mysql' is not a URL of a known backend (postgres, postgresql, sqlite"));
+  EXPECT_THAT(std::string(OpenStore("mysql://root:secret@x").status().message()),
+              ::testing::Not(HasSubstr("secret")));
+  EXPECT_THAT(std::string(OpenStore("sqlite://").status().message()), HasSubstr("has no path"));
   EXPECT_THAT(OpenStore("sqlite:///nonexistent-dir/x/y.db").status().message(),
               HasSubstr("cannot open sqlite database"));
   auto pg = OpenStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
