@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
+#include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/strategies/strategy.h"
@@ -50,17 +51,8 @@ double Stddev(const std::vector<double>& v) {
 }  // namespace
 
 double Hypervolume2D(std::vector<std::pair<double, double>> pts, double ref_a, double ref_b) {
-  // Sort by b ascending (cheapest first); sweep keeping the best a so far.
-  std::sort(pts.begin(), pts.end(),
-            [](const auto& x, const auto& y) { return x.second < y.second; });
-  double hv = 0, best_a = ref_a;
-  for (size_t i = 0; i < pts.size(); ++i) {
-    if (pts[i].second >= ref_b) break;
-    best_a = std::max(best_a, pts[i].first);
-    double next_b = i + 1 < pts.size() ? std::min(pts[i + 1].second, ref_b) : ref_b;
-    hv += (best_a - ref_a) * (next_b - pts[i].second);
-  }
-  return hv;
+  for (auto& p : pts) p.first = -p.first;  // accuracy is maximised: core/pareto minimises
+  return nasforge::Hypervolume2D(std::move(pts), {-ref_a, ref_b});
 }
 
 absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,

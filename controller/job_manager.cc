@@ -1166,50 +1166,7 @@ void JobManager::MaybeFinish(JobState& js, Events& events) {
 }
 
 StopDecision JobManager::DecideEarlyStop(const JobState& js, const v1::Trial& t) const {
-  const v1::JobSpec& spec = js.job.spec();
-  StoppingInput in;
-  in.rule = &spec.early_stopping();
-  in.max_epochs = spec.budget().epochs();
-  in.curve = &t.curve();
-  in.trial_id = t.id();
-  for (const auto& o : js.trials) {
-    if (o.id() == t.id()) continue;
-    if (o.state() == v1::TRIAL_SUCCEEDED || o.state() == v1::TRIAL_STOPPED) {
-      in.completed.push_back(&o.curve());
-      in.completed_ids.push_back(o.id());
-    } else if (o.state() == v1::TRIAL_RUNNING) {
-      in.others.push_back(&o.curve());
-      in.others_ids.push_back(o.id());
-    }
-  }
-  // On the current front: no finished trial is at least as accurate as this one's best so far
-  // and no more costly in every cost objective known before training (macs, params).
-  std::vector<v1::Objective> costs;
-  for (const auto& o : spec.objectives()) {
-    if (o.metric() == "macs" || o.metric() == "params") costs.push_back(o);
-  }
-  if (!costs.empty()) {
-    double best = -1e300;
-    for (const auto& p : t.curve()) best = std::max(best, p.value());
-    bool dominated = false;
-    for (const auto& o : js.trials) {
-      if (o.state() != v1::TRIAL_SUCCEEDED || !o.metrics().count("accuracy")) continue;
-      bool no_worse = o.metrics().at("accuracy") >= best;
-      bool better = o.metrics().at("accuracy") > best;
-      for (const auto& c : costs) {
-        double mine = t.metrics().count(c.metric()) ? t.metrics().at(c.metric()) : 0;
-        double theirs = o.metrics().count(c.metric()) ? o.metrics().at(c.metric()) : 0;
-        no_worse = no_worse && theirs <= mine;
-        better = better || theirs < mine;
-      }
-      if (no_worse && better) {
-        dominated = true;
-        break;
-      }
-    }
-    in.on_cost_front = !dominated;
-  }
-  return Decide(in);
+  return Decide(CollectStoppingInput(js.job.spec(), t, js.trials));
 }
 
 void JobManager::RefuseReport(const JobState& js, const v1::Trial& t, const std::string& worker_id,

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/pareto.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -151,6 +152,50 @@ void Builtins(StoppingRuleRegistry& r) {
 }
 
 }  // namespace
+
+StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
+                                   const std::vector<v1::Trial>& trials) {
+  StoppingInput in;
+  in.rule = &spec.early_stopping();
+  in.max_epochs = spec.budget().epochs();
+  in.curve = &t.curve();
+  in.trial_id = t.id();
+  for (const auto& o : trials) {
+    if (o.id() == t.id()) continue;
+    if (o.state() == v1::TRIAL_SUCCEEDED || o.state() == v1::TRIAL_STOPPED) {
+      in.completed.push_back(&o.curve());
+      in.completed_ids.push_back(o.id());
+    } else if (o.state() == v1::TRIAL_RUNNING) {
+      in.others.push_back(&o.curve());
+      in.others_ids.push_back(o.id());
+    }
+  }
+  std::vector<std::string> costs;
+  for (const auto& o : spec.objectives()) {
+    if (o.metric() == "macs" || o.metric() == "params") costs.push_back(o.metric());
+  }
+  if (costs.empty()) return in;
+  // Minimised points: (-accuracy, costs...); t's accuracy is its best validation value so far.
+  auto metric = [](const v1::Trial& x, const std::string& k) {
+    auto it = x.metrics().find(k);
+    return it == x.metrics().end() ? 0.0 : it->second;
+  };
+  double best = -1e300;
+  for (const auto& p : t.curve()) best = std::max(best, p.value());
+  std::vector<double> mine = {-best};
+  for (const auto& c : costs) mine.push_back(metric(t, c));
+  in.on_cost_front = true;
+  for (const auto& o : trials) {
+    if (o.state() != v1::TRIAL_SUCCEEDED || !o.metrics().count("accuracy")) continue;
+    std::vector<double> theirs = {-o.metrics().at("accuracy")};
+    for (const auto& c : costs) theirs.push_back(metric(o, c));
+    if (Dominates(theirs, mine)) {
+      in.on_cost_front = false;
+      break;
+    }
+  }
+  return in;
+}
 
 StoppingRuleRegistry& StoppingRules() {
   static StoppingRuleRegistry* r = [] {

@@ -42,6 +42,14 @@ struct StoppingInput {
 // stops at the last epoch, and keeps a trial on the cost front unless keep_cost_front is false.
 StopDecision Decide(const StoppingInput& in);
 
+// What the rules see for `t`'s newest progress point in a job of `spec` whose trials are
+// `trials` (t among them): the curves of its finished and running peers, and whether t is on the
+// cost front: no succeeded trial is at least as accurate as t's best so far and no more costly in
+// every cost objective known before training (macs, params). Points into `spec`, `t` and
+// `trials`, which must outlive the result.
+StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
+                                   const std::vector<v1::Trial>& trials);
+
 struct StoppingRule {
   std::string name;     // EarlyStopping.rule
   std::string summary;  // one line, for help texts

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -44,6 +45,79 @@ bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
     if (a[i] < b[i]) strictly = true;
   }
   return strictly;
+}
+
+bool ConstrainedDominates(const std::vector<double>& a, double a_violation,
+                          const std::vector<double>& b, double b_violation) {
+  if (a_violation == 0 && b_violation > 0) return true;
+  if (a_violation > 0 || b_violation > 0) return a_violation < b_violation;
+  return Dominates(a, b);
+}
+
+std::vector<std::vector<size_t>> NonDominatedSort(const std::vector<std::vector<double>>& points,
+                                                  const std::vector<double>& violations) {
+  const size_t n = points.size();
+  auto viol = [&](size_t i) { return violations.empty() ? 0.0 : violations[i]; };
+  std::vector<std::vector<size_t>> dominated(n);
+  std::vector<int> count(n, 0);
+  std::vector<std::vector<size_t>> fronts(1);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      if (ConstrainedDominates(points[i], viol(i), points[j], viol(j))) {
+        dominated[i].push_back(j);
+      } else if (ConstrainedDominates(points[j], viol(j), points[i], viol(i))) {
+        ++count[i];
+      }
+    }
+    if (count[i] == 0) fronts[0].push_back(i);
+  }
+  while (!fronts.back().empty()) {
+    std::vector<size_t> next;
+    for (size_t i : fronts.back()) {
+      for (size_t j : dominated[i]) {
+        if (--count[j] == 0) next.push_back(j);
+      }
+    }
+    fronts.push_back(std::move(next));
+  }
+  fronts.pop_back();
+  return fronts;
+}
+
+std::vector<double> CrowdingDistances(const std::vector<std::vector<double>>& points,
+                                      std::vector<size_t>& front) {
+  std::map<size_t, double> d;
+  for (size_t i : front) d[i] = 0;
+  if (front.empty()) return {};
+  const size_t m = points[front[0]].size();
+  for (size_t k = 0; k < m; ++k) {
+    std::sort(front.begin(), front.end(),
+              [&](size_t a, size_t b) { return points[a][k] < points[b][k]; });
+    const double lo = points[front.front()][k], hi = points[front.back()][k];
+    d[front.front()] = d[front.back()] = std::numeric_limits<double>::infinity();
+    if (hi <= lo) continue;
+    for (size_t f = 1; f + 1 < front.size(); ++f) {
+      d[front[f]] += (points[front[f + 1]][k] - points[front[f - 1]][k]) / (hi - lo);
+    }
+  }
+  std::vector<double> out;
+  for (size_t i : front) out.push_back(d[i]);
+  return out;
+}
+
+double Hypervolume2D(std::vector<std::pair<double, double>> pts, std::pair<double, double> ref) {
+  // Sweep by the second coordinate ascending, keeping the best (lowest) first one so far.
+  std::sort(pts.begin(), pts.end(),
+            [](const auto& x, const auto& y) { return x.second < y.second; });
+  double hv = 0, best = ref.first;
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (pts[i].second >= ref.second) break;
+    best = std::min(best, pts[i].first);
+    double next = i + 1 < pts.size() ? std::min(pts[i + 1].second, ref.second) : ref.second;
+    hv += (ref.first - best) * (next - pts[i].second);
+  }
+  return hv;
 }
 
 std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points) {

@@ -1,5 +1,8 @@
-// Pareto math over named metrics: dominance, the non-dominated subset, and parsing of the
-// objective / constraint syntax the CLI and job specs use ("accuracy:max", "latency_ms<=5").
+// Pareto math, the one place for it: dominance (plain and constrained), the non-dominated
+// subset, constrained non-dominated sorting with crowding distances (NSGA-II), 2-D hypervolume
+// (benches, dashboards), the constrained front over named metrics (QueryPareto), and parsing of
+// the objective / constraint syntax the CLI and job specs use ("accuracy:max", "latency_ms<=5").
+// Every function minimises every coordinate; negate what is maximised.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +24,26 @@ std::string KnownMetricsList();
 
 // True when `a` is no worse than `b` in every coordinate and better in one (all minimised).
 bool Dominates(const std::vector<double>& a, const std::vector<double>& b);
+
+// Deb's constrained dominance: a feasible point (violation 0) beats an infeasible one, two
+// infeasible ones compare by total violation, two feasible ones by Dominates.
+bool ConstrainedDominates(const std::vector<double>& a, double a_violation,
+                          const std::vector<double>& b, double b_violation);
+
+// Constrained non-dominated sort (Deb et al. 2002): the fronts, best first, each in the order
+// its points were found. `violations` (empty: all feasible) parallels `points`. O(n^2 * m).
+std::vector<std::vector<size_t>> NonDominatedSort(const std::vector<std::vector<double>>& points,
+                                                  const std::vector<double>& violations = {});
+
+// Crowding distance of each point of `front` (indices into `points`; all one front), parallel to
+// it: per coordinate, the normalised gap between its neighbours; infinite at the extremes.
+// Sorts `front` in place (the order it ends in is unspecified).
+std::vector<double> CrowdingDistances(const std::vector<std::vector<double>>& points,
+                                      std::vector<size_t>& front);
+
+// The area dominated by 2-D points (both coordinates minimised) and bounded by `ref`; points not
+// better than `ref` in both coordinates add nothing.
+double Hypervolume2D(std::vector<std::pair<double, double>> points, std::pair<double, double> ref);
 
 // Indices of the non-dominated points (all coordinates minimised), in input order.
 // Duplicated points are all kept. O(n^2 * m): fine for fronts of a job's size (<= 1e4).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/pareto.h"
 #include "core/status.h"
 #include "core/strategies/strategy.h"
 
@@ -20,55 +21,23 @@ struct Member {
   double crowding = 0;
 };
 
-bool ConstrainedDominates(const Member& a, const Member& b) {
-  if (a.violation == 0 && b.violation > 0) return true;
-  if (a.violation > 0 || b.violation > 0) return a.violation < b.violation;
-  bool better = false;
-  for (size_t i = 0; i < a.obj.size(); ++i) {
-    if (a.obj[i] < b.obj[i]) return false;
-    if (a.obj[i] > b.obj[i]) better = true;
-  }
-  return better;
-}
-
-// Assigns rank (0 = first front) and crowding distance within each front.
+// Assigns rank (0 = first front) and crowding distance within each front (core/pareto).
 void RankAndCrowd(std::vector<Member>* pop) {
-  const size_t n = pop->size();
-  std::vector<std::vector<size_t>> dominated(n);
-  std::vector<int> count(n, 0);
-  std::vector<size_t> front;
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < n; ++j) {
-      if (i == j) continue;
-      if (ConstrainedDominates((*pop)[i], (*pop)[j]))
-        dominated[i].push_back(j);
-      else if (ConstrainedDominates((*pop)[j], (*pop)[i]))
-        ++count[i];
-    }
-    if (count[i] == 0) front.push_back(i);
+  std::vector<std::vector<double>> points;  // minimised: the negated objectives
+  std::vector<double> violations;
+  for (const Member& m : *pop) {
+    std::vector<double> p;
+    for (double v : m.obj) p.push_back(-v);
+    points.push_back(std::move(p));
+    violations.push_back(m.violation);
   }
-  for (int rank = 0; !front.empty(); ++rank) {
-    for (size_t i : front) (*pop)[i].rank = rank, (*pop)[i].crowding = 0;
-    const size_t m = (*pop)[front[0]].obj.size();
-    for (size_t k = 0; k < m; ++k) {
-      std::sort(front.begin(), front.end(),
-                [&](size_t a, size_t b) { return (*pop)[a].obj[k] < (*pop)[b].obj[k]; });
-      double lo = (*pop)[front.front()].obj[k], hi = (*pop)[front.back()].obj[k];
-      (*pop)[front.front()].crowding = (*pop)[front.back()].crowding =
-          std::numeric_limits<double>::infinity();
-      if (hi <= lo) continue;
-      for (size_t f = 1; f + 1 < front.size(); ++f) {
-        (*pop)[front[f]].crowding +=
-            ((*pop)[front[f + 1]].obj[k] - (*pop)[front[f - 1]].obj[k]) / (hi - lo);
-      }
+  auto fronts = NonDominatedSort(points, violations);
+  for (size_t rank = 0; rank < fronts.size(); ++rank) {
+    std::vector<double> crowding = CrowdingDistances(points, fronts[rank]);
+    for (size_t f = 0; f < fronts[rank].size(); ++f) {
+      (*pop)[fronts[rank][f]].rank = static_cast<int>(rank);
+      (*pop)[fronts[rank][f]].crowding = crowding[f];
     }
-    std::vector<size_t> next;
-    for (size_t i : front) {
-      for (size_t j : dominated[i]) {
-        if (--count[j] == 0) next.push_back(j);
-      }
-    }
-    front = std::move(next);
   }
 }
 

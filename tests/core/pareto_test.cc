@@ -1,5 +1,7 @@
 #include "core/pareto.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -53,6 +55,39 @@ TEST(ParetoTest, ParsingErrorsSayWhatIsWrong) {
   EXPECT_TRUE(c->has_lower());
   EXPECT_DOUBLE_EQ(c->lower(), 0.9);
   EXPECT_FALSE(c->has_upper());
+}
+
+TEST(ParetoTest, ConstrainedSortRanksFrontsAndPutsInfeasiblePointsLast) {
+  //        0        1        2        3        4 (infeasible, would dominate all)
+  std::vector<std::vector<double>> p = {{1, 4}, {2, 2}, {4, 1}, {3, 3}, {0, 0}};
+  auto fronts = NonDominatedSort(p, {0, 0, 0, 0, 0.5});
+  ASSERT_EQ(fronts.size(), 3u);
+  EXPECT_THAT(fronts[0], ::testing::UnorderedElementsAre(0, 1, 2));
+  EXPECT_THAT(fronts[1], ElementsAre(3));
+  EXPECT_THAT(fronts[2], ElementsAre(4));
+  EXPECT_EQ(NonDominatedSort(p).size(), 3u) << "feasible: 4 alone, then 0 1 2, then 3";
+  EXPECT_TRUE(ConstrainedDominates({9, 9}, 0, {0, 0}, 0.1));
+  EXPECT_TRUE(ConstrainedDominates({9, 9}, 0.1, {0, 0}, 0.2));
+  EXPECT_FALSE(ConstrainedDominates({1, 2}, 0, {2, 1}, 0));
+  // Crowding: the extremes are infinite, the middle point gets the normalised neighbour gaps.
+  std::vector<size_t> front = fronts[0];
+  auto d = CrowdingDistances(p, front);
+  ASSERT_EQ(d.size(), 3u);
+  for (size_t f = 0; f < front.size(); ++f) {
+    if (front[f] == 1) {
+      EXPECT_DOUBLE_EQ(d[f], (4.0 - 1.0) / 3 + (4.0 - 1.0) / 3);
+    } else {
+      EXPECT_TRUE(std::isinf(d[f]));
+    }
+  }
+}
+
+TEST(ParetoTest, Hypervolume2DIsTheDominatedArea) {
+  // Minimised both; ref (4, 4): (1,3) adds 3x1, (2,1) adds 2x3 minus the overlap 2x1 = 3+... .
+  EXPECT_DOUBLE_EQ(Hypervolume2D({{1, 3}, {2, 1}}, {4, 4}), 3 * 1 + 2 * 2);
+  EXPECT_DOUBLE_EQ(Hypervolume2D({{5, 1}, {1, 5}}, {4, 4}), 0) << "nothing inside ref";
+  EXPECT_DOUBLE_EQ(Hypervolume2D({}, {4, 4}), 0);
+  EXPECT_DOUBLE_EQ(Hypervolume2D({{2, 2}, {2, 2}, {3, 3}}, {4, 4}), 4) << "duplicates count once";
 }
 
 }  // namespace
