@@ -23,6 +23,7 @@
 #include "core/status.h"
 #include "core/strategies/strategy.h"
 #include "core/test_hooks.h"
+#include "core/trial_state.h"
 
 namespace nasforge {
 namespace {
@@ -40,20 +41,12 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
 }
 
-bool TrialTerminal(v1::TrialState s) {
-  return s == v1::TRIAL_SUCCEEDED || s == v1::TRIAL_STOPPED || s == v1::TRIAL_FAILED ||
-         s == v1::TRIAL_CANCELLED;
-}
 // Admission by memory: a worker that declared its memory gets only trials whose estimated
 // training memory fits in it (workers that declare none take anything).
 bool Fits(const v1::Trial& t, int64_t worker_memory) {
   if (worker_memory <= 0) return true;
   auto it = t.metrics().find("train_memory_bytes");
   return it == t.metrics().end() || it->second <= static_cast<double>(worker_memory);
-}
-
-bool JobTerminal(v1::JobState s) {
-  return s == v1::JOB_SUCCEEDED || s == v1::JOB_FAILED || s == v1::JOB_CANCELLED;
 }
 
 std::string NewJobId() {
@@ -1106,33 +1099,7 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
 }
 
 void JobManager::Recount(JobState& js) {
-  v1::JobCounts c;
-  c.set_rejected_by_cost(js.job.counts().rejected_by_cost());
-  for (const auto& t : js.trials) {
-    switch (t.state()) {
-      case v1::TRIAL_QUEUED:
-        c.set_queued(c.queued() + 1);
-        break;
-      case v1::TRIAL_RUNNING:
-        c.set_running(c.running() + 1);
-        break;
-      case v1::TRIAL_SUCCEEDED:
-        c.set_succeeded(c.succeeded() + 1);
-        break;
-      case v1::TRIAL_STOPPED:
-        c.set_stopped(c.stopped() + 1);
-        break;
-      case v1::TRIAL_FAILED:
-        c.set_failed(c.failed() + 1);
-        break;
-      case v1::TRIAL_CANCELLED:
-        c.set_cancelled(c.cancelled() + 1);
-        break;
-      default:
-        break;
-    }
-  }
-  *js.job.mutable_counts() = c;
+  *js.job.mutable_counts() = CountTrials(js.trials, js.job.counts());
 }
 
 void JobManager::MaybeFinish(JobState& js, Events& events) {
@@ -1190,20 +1157,14 @@ void JobManager::TouchWorker(const std::string& worker_id) {
 
 void JobManager::UpdateGauges() {
   if (metrics_ == nullptr) return;
-  std::array<int, 7> counts{};
+  v1::JobCounts all;
   int running_jobs = 0;
   for (const auto& [id, js] : jobs_) {
-    const auto& c = js->job.counts();
-    counts[v1::TRIAL_QUEUED] += c.queued();
-    counts[v1::TRIAL_RUNNING] += c.running();
-    counts[v1::TRIAL_SUCCEEDED] += c.succeeded();
-    counts[v1::TRIAL_STOPPED] += c.stopped();
-    counts[v1::TRIAL_FAILED] += c.failed();
-    counts[v1::TRIAL_CANCELLED] += c.cancelled();
+    AddCounts(js->job.counts(), &all);
     if (js->job.state() == v1::JOB_RUNNING) ++running_jobs;
   }
-  for (int s = 1; s <= 6; ++s) metrics_->trials_by_state[s]->Set(counts[s]);
-  metrics_->leases_active.Set(counts[v1::TRIAL_RUNNING]);
+  for (v1::TrialState st : TrialStates()) metrics_->trials_by_state[st]->Set(CountOf(all, st));
+  metrics_->leases_active.Set(CountOf(all, v1::TRIAL_RUNNING));
   metrics_->jobs_running.Set(running_jobs);
   const absl::Time cutoff = LiveCutoff();
   int live = 0;

@@ -1,5 +1,6 @@
 #include "controller/metrics.h"
 
+#include "core/trial_state.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -55,8 +56,9 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
                   .Name("nasforge_controller_trials")
                   .Help("Trials by state, over all jobs.")
                   .Register(r);
-  const char* names[] = {"", "queued", "running", "succeeded", "stopped", "failed", "cancelled"};
-  for (int s = 1; s <= 6; ++s) trials_by_state[s] = &fam.Add({{"state", names[s]}});
+  for (v1::TrialState s : TrialStates()) {
+    trials_by_state[s] = &fam.Add({{"state", TrialStateLabel(s)}});
+  }
 }
 
 }  // namespace nasforge

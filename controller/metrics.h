@@ -9,13 +9,15 @@
 
 #include <array>
 
+#include "nasforge/v1/nasforge.pb.h"
+
 namespace nasforge {
 
 struct ControllerMetrics {
   explicit ControllerMetrics(prometheus::Registry& registry);
 
-  // Index by v1::TrialState value (1..6).
-  std::array<prometheus::Gauge*, 7> trials_by_state{};
+  // Index by v1::TrialState value (core/trial_state.h TrialStates()).
+  std::array<prometheus::Gauge*, v1::TrialState_ARRAYSIZE> trials_by_state{};
   prometheus::Gauge& jobs_running;
   prometheus::Gauge& leases_active;
   prometheus::Gauge& workers_registered;
