@@ -339,18 +339,13 @@ absl::StatusOr<uint64_t> JobManager::Subscribe(absl::string_view job_id,
     NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(job_id, caller));
     snapshot = Event(*js, nullptr, "snapshot");
     // Registered under mu_ so no event is lost between the snapshot and the subscription.
-    absl::MutexLock s(&sub_mu_);
-    handle = next_sub_++;
-    subscribers_[handle] = Subscriber{std::string(job_id), fn};
+    handle = watchers_.Add(std::string(job_id), fn);
   }
   fn(snapshot);
   return handle;
 }
 
-void JobManager::Unsubscribe(uint64_t handle) {
-  absl::MutexLock s(&sub_mu_);
-  subscribers_.erase(handle);
-}
+void JobManager::Unsubscribe(uint64_t handle) { watchers_.Remove(handle); }
 
 // ------------------------------------------------------------------------------------------
 // Workers
@@ -1213,14 +1208,6 @@ void JobManager::EnqueueLocked(WriteBatch batch) {
   if (!batch.empty()) writer_->Enqueue(std::move(batch));
 }
 
-void JobManager::Publish(Events events) {
-  if (events.empty()) return;
-  absl::MutexLock s(&sub_mu_);
-  for (const auto& e : events) {
-    for (const auto& [h, sub] : subscribers_) {
-      if (sub.job_id == e.job().id()) sub.fn(e);
-    }
-  }
-}
+void JobManager::Publish(Events events) { watchers_.Publish(events); }
 
 }  // namespace nasforge

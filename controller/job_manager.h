@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "controller/auth.h"
+#include "controller/job_events.h"
 #include "controller/lease_table.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
@@ -123,10 +124,6 @@ class JobManager {
     bool exhausted = false;       // the sampler found no new admissible candidate
     uint64_t last_grant = 0;      // grant counter value at this job's last lease (fair sharing)
   };
-  struct Subscriber {
-    std::string job_id;
-    std::function<void(const v1::JobEvent&)> fn;
-  };
   using Events = std::vector<v1::JobEvent>;
 
   absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -212,9 +209,7 @@ class JobManager {
   // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
   std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex sub_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::map<uint64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(sub_mu_);
-  uint64_t next_sub_ ABSL_GUARDED_BY(sub_mu_) = 1;
+  JobEvents watchers_;  // watch fan-out; its lock is taken after mu_
 };
 
 }  // namespace nasforge

@@ -1167,6 +1167,27 @@ TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {
   EXPECT_EQ(r->reason(), "test rule: epoch 2");
 }
 
+TEST(JobEventsTest, EachWatcherHearsOnlyItsJobUntilRemoved) {
+  JobEvents hub;
+  std::vector<std::string> a, b;
+  uint64_t ha = hub.Add("a", [&](const v1::JobEvent& e) { a.push_back(e.kind()); });
+  hub.Add("b", [&](const v1::JobEvent& e) { b.push_back(e.kind()); });
+  auto event = [](const std::string& job, const std::string& kind) {
+    v1::JobEvent e;
+    e.mutable_job()->set_id(job);
+    e.set_kind(kind);
+    return e;
+  };
+  hub.Publish({event("a", "one"), event("b", "two"), event("c", "none"), event("a", "three")});
+  EXPECT_THAT(a, ::testing::ElementsAre("one", "three"));
+  EXPECT_THAT(b, ::testing::ElementsAre("two"));
+  hub.Remove(ha);
+  hub.Remove(ha);  // twice: harmless
+  hub.Publish({event("a", "four")});
+  EXPECT_EQ(a.size(), 2u);
+  EXPECT_EQ(hub.size(), 1u);
+}
+
 TEST_F(JobManagerTest, ACancelledJobsWorkerHearsCancelOnItsHeartbeat) {
   v1::Job job = Submit(TinySpec(2));
   std::string w = Register("w");
