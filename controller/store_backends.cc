@@ -1,6 +1,4 @@
 // The built-in store backends (one line each) and OpenStore's dispatch by URL scheme.
-#include <cstdlib>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controller/store.h"
@@ -11,9 +9,7 @@ namespace nasforge {
 namespace {
 
 void Builtins(StoreBackendRegistry& r) {
-  auto add = [&](StoreBackend b) {
-    if (!r.Add(std::move(b)).ok()) std::abort();  // a scheme listed twice here
-  };
+  auto add = [&](StoreBackend b) { r.AddBuiltin(std::move(b)); };
   add({"sqlite", "sqlite:///path.db: embedded, one machine",
        [](absl::string_view url, const StoreOptions& o) {
          return OpenSqliteStore(url.substr(url.find("://") + 3), o);
@@ -25,12 +21,7 @@ void Builtins(StoreBackendRegistry& r) {
 }  // namespace
 
 StoreBackendRegistry& StoreBackends() {
-  static StoreBackendRegistry* r = [] {
-    auto* reg = new StoreBackendRegistry("store backend");
-    Builtins(*reg);
-    return reg;
-  }();
-  return *r;
+  return GlobalRegistry<StoreBackend>("store backend", Builtins);
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(absl::string_view url,

@@ -130,9 +130,7 @@ absl::Status ValidateMedian(const v1::EarlyStopping& es, int, absl::string_view 
 
 // The built-in rules: one line each.
 void Builtins(StoppingRuleRegistry& r) {
-  auto add = [&](StoppingRule rule) {
-    if (!r.Add(std::move(rule)).ok()) std::abort();  // a name listed twice here
-  };
+  auto add = [&](StoppingRule rule) { r.AddBuiltin(std::move(rule)); };
   add({"none",
        "never stops a trial",
        [](const StoppingInput&, int) { return StopDecision{}; },
@@ -198,12 +196,7 @@ StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
 }
 
 StoppingRuleRegistry& StoppingRules() {
-  static StoppingRuleRegistry* r = [] {
-    auto* reg = new StoppingRuleRegistry("early-stopping rule");
-    Builtins(*reg);
-    return reg;
-  }();
-  return *r;
+  return GlobalRegistry<StoppingRule>("early-stopping rule", Builtins);
 }
 
 int HyperbandBracket(int64_t trial_id, int min_epochs, int eta, int max_epochs) {

@@ -5,6 +5,7 @@
 // returned by Find() stays valid.
 #pragma once
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +37,10 @@ class NameRegistry {
     entries_.emplace(std::move(name), std::make_unique<const Info>(std::move(info)));
     return absl::OkStatus();
   }
+  // For an extension point's own built-ins: a name listed twice there is a programming error.
+  void AddBuiltin(Info info) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!Add(std::move(info)).ok()) std::abort();
+  }
   // nullptr if unknown.
   const Info* Find(absl::string_view name) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock l(&mu_);
@@ -59,5 +64,17 @@ class NameRegistry {
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<const Info>, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
 };
+
+// The process-wide registry of one extension point, made on first use and filled by
+// `builtins` (the extension point's one list of built-in entries).
+template <typename Info>
+NameRegistry<Info>& GlobalRegistry(const char* kind, void (*builtins)(NameRegistry<Info>&)) {
+  static NameRegistry<Info>* r = [&] {
+    auto* reg = new NameRegistry<Info>(kind);
+    builtins(*reg);
+    return reg;
+  }();
+  return *r;
+}
 
 }  // namespace nasforge

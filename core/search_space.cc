@@ -56,7 +56,7 @@ namespace {
 void Builtins(SpaceKindRegistry& r) {
   for (const SpaceKind* k :
        {&MBConvKind(), &ResNetKind(), &ConvNeXtKind(), &NB201Kind(), &MLPKind()}) {
-    if (!r.Add({k->name(), k}).ok()) std::abort();  // a kind listed twice here
+    r.AddBuiltin({k->name(), k});
   }
 }
 
@@ -80,12 +80,7 @@ std::string KindsRequired() {
 }  // namespace
 
 SpaceKindRegistry& SpaceKinds() {
-  static SpaceKindRegistry* r = [] {
-    auto* reg = new SpaceKindRegistry("search-space kind");
-    Builtins(*reg);
-    return reg;
-  }();
-  return *r;
+  return GlobalRegistry<SpaceKindEntry>("search-space kind", Builtins);
 }
 
 const SpaceKind* KindOf(const v1::SearchSpace& space) { return Lookup(OneofName(space)); }

@@ -1,7 +1,5 @@
 #include "core/strategies/registry.h"
 
-#include <cstdlib>
-
 namespace nasforge {
 namespace {
 
@@ -15,9 +13,7 @@ auto Wrap(F f) {  // factories that cannot fail, as the registry's StatusOr sign
 
 // The built-in strategies: one line each.
 void Builtins(StrategyRegistry& r) {
-  auto add = [&](StrategyInfo info) {
-    if (!r.Add(std::move(info)).ok()) std::abort();  // a name listed twice here
-  };
+  auto add = [&](StrategyInfo info) { r.AddBuiltin(std::move(info)); };
   add({"random", "uniform samples, a sequence fixed by the seed", Wrap(NewRandomStrategy), {}, {}});
   add({"evolution",
        "regularized evolution (aging tournament, one-step mutations)",
@@ -43,13 +39,6 @@ void Builtins(StrategyRegistry& r) {
 
 }  // namespace
 
-StrategyRegistry& Strategies() {
-  static StrategyRegistry* r = [] {
-    auto* reg = new StrategyRegistry("strategy");
-    Builtins(*reg);
-    return reg;
-  }();
-  return *r;
-}
+StrategyRegistry& Strategies() { return GlobalRegistry<StrategyInfo>("strategy", Builtins); }
 
 }  // namespace nasforge
