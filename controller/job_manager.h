@@ -1,6 +1,12 @@
-// JobManager: the controller's logic. Jobs, the trial queue, leases with fencing tokens, driving
-// each job's strategy (StrategyDriver, outside this class's lock), Pareto queries and watch
-// subscriptions.
+// JobManager: what only the controller's one decision point can do: jobs and their trials, the
+// worker registry, granting leases with fencing tokens, applying each job's strategy steps and
+// admitting candidates, and handing every change to the writer in decision order. The parts it
+// uses live elsewhere: deadlines in LeaseTable, watch fan-out in JobEvents, strategy steps in
+// StrategyDriver (outside this class's lock), stopping rules and their input in
+// core/early_stopping, Pareto math in core/pareto, trial-state counting in core/trial_state.
+// Its code is in four files: job_manager.cc (recovery, users' calls), job_manager_workers.cc (the
+// worker protocol), job_manager_expiry.cc (what the clock decides), job_manager_internal.cc
+// (bookkeeping).
 //
 // State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the

@@ -1,0 +1,485 @@
+// JobManager: the worker protocol (register, lease, heartbeat, progress, result). What the clock
+// decides (expiry, unplaceable trials) is in job_manager_expiry.cc.
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "controller/job_manager.h"
+#include "controller/job_manager_util.h"
+#include "core/cost.h"
+#include "core/early_stopping.h"
+#include "core/jobspec.h"
+#include "core/log.h"
+#include "core/pareto.h"
+#include "core/reported_metrics.h"
+#include "core/search_space.h"
+#include "core/status.h"
+#include "core/strategies/strategy.h"
+#include "core/test_hooks.h"
+#include "core/trial_state.h"
+
+namespace nasforge {
+
+using namespace job_manager_internal;  // NOLINT: this class's own helpers
+// ------------------------------------------------------------------------------------------
+// Workers
+// ------------------------------------------------------------------------------------------
+
+absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
+    const v1::RegisterWorkerRequest& req, const Principal& caller) {
+  if (req.hardware().name().empty()) {
+    return FieldError("hardware.name", "is required (a hardware profile name, e.g. cpu-1t)");
+  }
+  if (req.worker_id().size() > 128) return FieldError("worker_id", "longer than 128 characters");
+  WriteBatch batch;
+  Events events;
+  v1::RegisterWorkerResponse resp;
+  {
+    absl::MutexLock l(&mu_);
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    std::string id = req.worker_id();
+    if (id.empty()) {
+      std::random_device rd;
+      do {
+        id = absl::StrFormat("worker-%08x", rd());
+      } while (workers_.count(id));
+    }
+    if (auto it = workers_.find(id);
+        it != workers_.end() && !it->second.owner().empty() && it->second.owner() != caller.name) {
+      if (metrics_) metrics_->stale_reports_total.Increment();
+      return absl::PermissionDeniedError(absl::StrCat(
+          "worker_id: '", id, "' is registered by another credential; pick another id"));
+    }
+    v1::Worker& w = workers_[id];
+    bool known = w.has_register_time();
+    w.set_owner(caller.name);
+    w.set_id(id);
+    *w.mutable_hardware() = req.hardware();
+    if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
+    *w.mutable_last_seen() = ToProto(clock_->Now());
+    {
+      absl::MutexLock s(&seen_mu_);
+      worker_seen_[id] = clock_->Steady();
+      worker_owner_[id] = caller.name;
+    }
+    Stage(batch, w);
+    if (req.new_process() && known) {
+      // Its previous process died holding these leases (it re-registers only at start).
+      std::set<JobState*> changed;
+      for (const LeaseTable::Key& key : leases_.HeldBy(id)) {
+        auto found = FindJob(key.first);
+        if (!found.ok() || key.second < 0 ||
+            key.second >= static_cast<int64_t>((*found)->trials.size())) {
+          leases_.Release(key);
+          continue;
+        }
+        v1::Trial& t = (*found)->trials[key.second];
+        if (t.state() != v1::TRIAL_RUNNING || t.worker_id() != id) continue;
+        if (metrics_) metrics_->leases_orphaned_total.Increment();
+        LoseLease(**found, t,
+                  absl::StrCat("worker ", id,
+                               " restarted while training it (crashed, or killed: out of memory?)"),
+                  batch, events);
+        changed.insert(*found);
+      }
+      for (JobState* js : changed) {
+        Recount(*js);
+        MaybeFinish(*js, events);
+        Touch(js->job);
+        Stage(batch, js->job);
+      }
+    }
+    resp.set_worker_id(id);
+    resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
+    UpdateGauges();
+    Log(LogLevel::kInfo, "worker_registered",
+        {{"worker", id},
+         {"profile", req.hardware().name()},
+         {"threads", req.hardware().threads()},
+         {"cpu", req.hardware().cpu_model()},
+         {"again", known}});
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  return resp;
+}
+
+absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTrialRequest& req) {
+  // Each pass grants a queued trial, or picks a job whose strategy to ask for a new one (outside
+  // mu_). A job is asked at most once per call, so an idle poll costs at most one step per job.
+  std::set<JobState*> asked;
+  for (;;) {
+    WriteBatch batch;
+    Events events;
+    v1::LeaseTrialResponse resp;
+    JobState* ask = nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      NF_RETURN_IF_ERROR(GrantOrPick(req, asked, &resp, &ask, batch, events));
+      EnqueueLocked(std::move(batch));
+    }
+    Publish(std::move(events));
+    if (ask == nullptr) {
+      if (!resp.has_trial()) {
+        resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
+      }
+      return resp;
+    }
+    asked.insert(ask);
+    AskAndApply(*ask, req.worker_id(), &resp);
+    if (resp.has_trial()) return resp;
+  }
+}
+
+absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
+                                     const std::set<JobState*>& asked, v1::LeaseTrialResponse* resp,
+                                     JobState** ask, WriteBatch& batch, Events& events) {
+  if (!workers_.count(req.worker_id())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
+  }
+  TouchWorker(req.worker_id());
+  // A lease that cannot be made durable is not handed out: refuse before deciding anything.
+  NF_RETURN_IF_ERROR(writer_->Admit());
+  const int64_t worker_memory = workers_.at(req.worker_id()).hardware().memory_bytes();
+  // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
+  // one served longest ago. A job with a huge max_parallel_trials cannot starve the others. A
+  // strategy step in progress counts as a running trial (it ends in one).
+  std::vector<JobState*> order;
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    if (js.job.state() != v1::JOB_RUNNING) continue;
+    if (js.job.counts().running() + js.asking >= js.job.spec().budget().max_parallel_trials()) {
+      continue;
+    }
+    order.push_back(&js);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const JobState* a, const JobState* b) {
+    int ra = a->job.counts().running() + a->asking, rb = b->job.counts().running() + b->asking;
+    if (ra != rb) return ra < rb;
+    return a->last_grant < b->last_grant;
+  });
+  for (JobState* jsp : order) {
+    JobState& js = *jsp;
+    v1::Trial* t = nullptr;
+    for (auto& cand : js.trials) {  // re-queued trials first, if the worker has room for them
+      if (cand.state() == v1::TRIAL_QUEUED && Fits(cand, worker_memory)) {
+        t = &cand;
+        break;
+      }
+    }
+    if (t != nullptr) {
+      GrantLease(js, *t, req.worker_id(), resp);
+      js.last_grant = ++grants_;
+      Stage(batch, *t);
+      Stage(batch, js.job);
+      events.push_back(Event(js, t, "trial_leased"));
+      UpdateGauges();
+      return absl::OkStatus();
+    }
+    // A new candidate only while the job's backlog of queued trials (ones this worker had no room
+    // for) stays under max_parallel_trials: small workers polling cannot fill the queue.
+    if (!js.exhausted && !asked.count(&js) &&
+        static_cast<int>(js.trials.size()) + js.asking < js.job.spec().budget().max_trials() &&
+        js.job.counts().queued() + js.asking < js.job.spec().budget().max_parallel_trials()) {
+      ++js.asking;
+      *ask = &js;
+      return absl::OkStatus();
+    }
+  }
+  UpdateGauges();
+  return absl::OkStatus();
+}
+
+void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
+                             v1::LeaseTrialResponse* resp) {
+  WriteBatch batch;
+  Events events;
+  {
+    // The job's steps run one at a time under its driver lock, taken before mu_ (lock order).
+    absl::MutexLock d(js.driver->lock());
+    std::vector<v1::Trial> finished;
+    bool go;
+    {
+      absl::MutexLock l(&mu_);
+      // Another step may have ended the job's sampling while this one waited for the driver.
+      go = js.job.state() == v1::JOB_RUNNING && !js.exhausted &&
+           static_cast<int>(js.trials.size()) < js.job.spec().budget().max_trials();
+      if (go) {
+        for (int64_t id : js.untold) finished.push_back(js.trials[id]);
+        js.untold.clear();
+      } else {
+        --js.asking;
+        MaybeFinish(js, events);
+      }
+    }
+    if (go) {
+      StrategyDriver::Step step = js.driver->Next(finished, kMaxSampleMisses);
+      absl::MutexLock l(&mu_);
+      --js.asking;
+      const auto before = std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                          js.job.counts().rejected_by_cost());
+      v1::Trial* t = ApplyStep(js, std::move(step));
+      // The call was admitted before the step; hand the trial out only if the store still takes
+      // changes and the worker has room for it (it stays queued otherwise: the step is not lost).
+      auto w = workers_.find(worker_id);
+      const int64_t worker_memory = w == workers_.end() ? 0 : w->second.hardware().memory_bytes();
+      if (t != nullptr && writer_->Admit().ok() && Fits(*t, worker_memory)) {
+        GrantLease(js, *t, worker_id, resp);
+        js.last_grant = ++grants_;
+        events.push_back(Event(js, t, "trial_leased"));
+      }
+      if (t != nullptr) Stage(batch, *t);
+      MaybeFinish(js, events);
+      // Written only if the step changed the job (an idle poll of a waiting job writes nothing).
+      if (t != nullptr ||
+          before != std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
+                                    js.job.counts().rejected_by_cost())) {
+        Stage(batch, js.job);
+      }
+      UpdateGauges();
+      EnqueueLocked(std::move(batch));
+    }
+  }
+  Publish(std::move(events));
+}
+
+void JobManager::AbandonLease(const v1::Lease& lease, const std::string& worker_id) {
+  WriteBatch batch;
+  Events events;
+  {
+    absl::MutexLock l(&mu_);
+    auto found = FindJob(lease.job_id());
+    if (!found.ok()) return;
+    JobState& js = **found;
+    if (lease.trial_id() < 0 || lease.trial_id() >= static_cast<int64_t>(js.trials.size())) return;
+    v1::Trial& t = js.trials[lease.trial_id()];
+    if (t.state() != v1::TRIAL_RUNNING || t.lease_epoch() != lease.epoch() ||
+        t.worker_id() != worker_id) {
+      return;
+    }
+    leases_.Release({js.job.id(), t.id()});
+    t.set_state(v1::TRIAL_QUEUED);
+    t.set_attempts(std::max(0, t.attempts() - 1));
+    t.clear_lease_deadline();
+    *t.mutable_update_time() = ToProto(clock_->Now());
+    Recount(js);
+    Touch(js.job);
+    Stage(batch, t);
+    Stage(batch, js.job);
+    events.push_back(Event(js, &t, "trial_requeued"));
+    Log(LogLevel::kWarn, "lease_abandoned",
+        {{"job", js.job.id()},
+         {"trial", t.id()},
+         {"worker", worker_id},
+         {"epoch", t.lease_epoch()},
+         {"reason", "the grant was not durable; the worker was told to retry"}});
+    UpdateGauges();
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+}
+
+absl::StatusOr<v1::HeartbeatResponse> JobManager::Heartbeat(const v1::HeartbeatRequest& req) {
+  // Only the lease table's own lock: a heartbeat never waits behind strategy work under mu_.
+  // Deadlines live in memory (no write per heartbeat, so leases survive a store outage);
+  // Recover() gives running trials a fresh lease after a restart.
+  TouchWorker(req.worker_id());
+  const v1::Lease& l = req.lease();
+  absl::Time steady = clock_->Steady(), deadline;
+  uint64_t current = 0;
+  v1::HeartbeatResponse resp;
+  switch (leases_.Renew({l.job_id(), l.trial_id()}, l.epoch(), req.worker_id(), steady, &deadline,
+                        &current)) {
+    case LeaseTable::Renewal::kRenewed:
+      *resp.mutable_deadline() = ToProto(clock_->Now() + (deadline - steady));
+      return resp;
+    case LeaseTable::Renewal::kCancelled:
+      resp.set_cancel(true);
+      return resp;
+    case LeaseTable::Renewal::kNotYours:
+      if (metrics_) metrics_->stale_reports_total.Increment();
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker_id: lease ", l.job_id(), "/", l.trial_id(), " epoch ", l.epoch(),
+                       " was granted to another worker; drop this trial"));
+    case LeaseTable::Renewal::kStale:
+      break;
+  }
+  if (metrics_) metrics_->stale_reports_total.Increment();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "lease.epoch: stale lease for trial ", l.job_id(), "/", l.trial_id(), " (yours ", l.epoch(),
+      ", current ", current == 0 ? std::string("none") : absl::StrCat(current),
+      "); the lease expired or the job ended. Drop this trial and lease another."));
+}
+
+absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
+    const v1::ReportProgressRequest& req) {
+  WriteBatch batch;
+  Events events;
+  v1::ReportProgressResponse resp;
+  {
+    absl::MutexLock l(&mu_);
+    TouchWorker(req.worker_id());
+    NF_ASSIGN_OR_RETURN(auto jt,
+                        CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/true));
+    auto [js, t] = jt;
+    if (t->state() == v1::TRIAL_CANCELLED) {
+      resp.set_decision(v1::STOP);
+      resp.set_reason("job cancelled");
+      return resp;
+    }
+    const v1::CurvePoint& p = req.point();
+    if (p.epoch() < 1) return FieldError("point.epoch", "must be >= 1");
+    int max_epochs = js->job.spec().budget().epochs();
+    if (max_epochs > 0 && p.epoch() > max_epochs) {
+      return FieldError("point.epoch", absl::StrCat(p.epoch(), " is past the job's budget of ",
+                                                    max_epochs, " epochs"));
+    }
+    if (absl::Status st = ValidateCurvePoint(js->job.spec(), p); !st.ok()) {
+      RefuseReport(*js, *t, req.worker_id(), st);
+      return st;
+    }
+    bool retry = t->curve_size() > 0 && p.epoch() == t->curve(t->curve_size() - 1).epoch();
+    if (!retry && t->curve_size() > 0 && p.epoch() < t->curve(t->curve_size() - 1).epoch()) {
+      return FieldError("point.epoch",
+                        absl::StrCat(p.epoch(), " is not after the last reported epoch ",
+                                     t->curve(t->curve_size() - 1).epoch()));
+    }
+    absl::Time steady = clock_->Steady(), deadline;
+    uint64_t current = 0;
+    if (leases_.Renew({js->job.id(), t->id()}, t->lease_epoch(), req.worker_id(), steady, &deadline,
+                      &current) == LeaseTable::Renewal::kRenewed) {
+      *t->mutable_lease_deadline() = ToProto(clock_->Now() + (deadline - steady));
+    }
+    if (!retry) {
+      // A repeated epoch (a retry after a lost answer) is answered again, not recorded twice.
+      NF_RETURN_IF_ERROR(writer_->Admit());
+      *t->add_curve() = p;
+      *t->mutable_update_time() = ToProto(clock_->Now());
+      Stage(batch, *t);
+      events.push_back(Event(*js, t, "trial_progress"));
+    }
+    StopDecision d = DecideEarlyStop(*js, *t);
+    resp.set_decision(d.stop ? v1::STOP : v1::CONTINUE);
+    resp.set_reason(d.reason);
+    if (!d.reason.empty()) {
+      Log(LogLevel::kInfo, d.stop ? "trial_early_stopped" : "trial_kept",
+          {{"job", js->job.id()},
+           {"trial", t->id()},
+           {"epoch", req.point().epoch()},
+           {"reason", d.reason}});
+    }
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  return resp;
+}
+
+absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
+  WriteBatch batch;
+  Events events;
+  {
+    absl::MutexLock l(&mu_);
+    TouchWorker(req.worker_id());
+    // A retry of a report that was applied (its answer was lost) is answered OK again and counted
+    // once: same trial, same epoch, same worker, and the trial not leased again since.
+    if (auto found = FindJob(req.lease().job_id()); found.ok()) {
+      JobState* js = *found;
+      int64_t id = req.lease().trial_id();
+      if (id >= 0 && id < static_cast<int64_t>(js->trials.size())) {
+        const v1::Trial& t = js->trials[id];
+        if (req.lease().epoch() != 0 && t.reported_epoch() == req.lease().epoch() &&
+            t.lease_epoch() == req.lease().epoch() && t.worker_id() == req.worker_id()) {
+          Log(LogLevel::kInfo, "trial_report_repeated",
+              {{"job", js->job.id()}, {"trial", id}, {"worker", req.worker_id()}});
+          return absl::OkStatus();
+        }
+      }
+    }
+    NF_ASSIGN_OR_RETURN(auto jt,
+                        CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/false));
+    auto [js, t] = jt;
+    if (req.hardware_profile().size() > 128) {
+      return FieldError("hardware_profile", "longer than 128 characters");
+    }
+    if (!req.failed() && !req.handed_back()) {
+      if (absl::Status st = ValidateReportedMetrics(js->job.spec(), req.metrics()); !st.ok()) {
+        RefuseReport(*js, *t, req.worker_id(), st);
+        return st;
+      }
+    }
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    const auto& budget = js->job.spec().budget();
+    leases_.Release({js->job.id(), t->id()});
+    t->set_reported_epoch(t->lease_epoch());
+    *t->mutable_update_time() = ToProto(clock_->Now());
+    t->clear_lease_deadline();
+    const char* outcome;
+    if (req.handed_back()) {
+      t->set_state(v1::TRIAL_QUEUED);
+      t->set_attempts(t->attempts() - 1);  // not the trial's fault
+      t->clear_curve();
+      outcome = "handed_back";
+    } else if (req.failed()) {
+      // Bounded: a worker's error text is kept up to 4 KiB (a stack trace's head is enough).
+      constexpr size_t kMaxError = 4096;
+      t->set_error(req.error().empty() ? "worker reported a failure without a message"
+                   : req.error().size() <= kMaxError
+                       ? req.error()
+                       : absl::StrCat(req.error().substr(0, kMaxError), " [truncated]"));
+      t->clear_curve();
+      if (t->attempts() >= budget.max_attempts()) {
+        t->set_state(v1::TRIAL_FAILED);
+        outcome = "failed";
+      } else {
+        t->set_state(v1::TRIAL_QUEUED);
+        outcome = "retry";
+      }
+    } else {
+      // Cost metrics stay the controller's (computed from the architecture at creation).
+      for (const auto& [k, v] : req.metrics()) {
+        if (!IsControllerMetric(k)) (*t->mutable_metrics())[k] = v;
+      }
+      t->set_hardware_profile(req.hardware_profile());
+      t->set_state(req.stopped_early() ? v1::TRIAL_STOPPED : v1::TRIAL_SUCCEEDED);
+      t->clear_error();
+      outcome = req.stopped_early() ? "stopped" : "succeeded";
+      const auto& obj = js->job.spec().objectives(0);
+      auto it = t->metrics().find(obj.metric());
+      if (t->state() == v1::TRIAL_SUCCEEDED && it != t->metrics().end()) {
+        bool better = !js->job.has_best_objective() ||
+                      (obj.direction() == v1::MAXIMIZE ? it->second > js->job.best_objective()
+                                                       : it->second < js->job.best_objective());
+        if (better) js->job.set_best_objective(it->second);
+      }
+    }
+    if (TrialTerminal(t->state())) Finished(*js, *t);
+    Recount(*js);
+    Touch(js->job);
+    if (TrialTerminal(t->state())) {
+      js->untold.push_back(t->id());  // told to the strategy at its next step
+      if (metrics_) metrics_->trials_finished_total.Increment();
+    }
+    Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
+        {{"job", js->job.id()},
+         {"trial", t->id()},
+         {"worker", req.worker_id()},
+         {"outcome", outcome},
+         {"attempt", t->attempts()},
+         {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},
+         {"error", req.error()}});
+    Stage(batch, *t);
+    events.push_back(Event(*js, t, "trial_finished"));
+    MaybeFinish(*js, events);
+    Stage(batch, js->job);
+    UpdateGauges();
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  return absl::OkStatus();
+}
+
+}  // namespace nasforge
