@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
                           ? absl::StrCat("cpu-", threads, "t")
                           : absl::GetFlag(FLAGS_hardware_profile));
   o.hardware.set_cpu_model(CpuModel());
+  o.hardware.set_accelerator("none");  // this build trains on the CPU
   o.hardware.set_threads(threads);
   o.hardware.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
                               sysconf(_SC_PAGE_SIZE));
