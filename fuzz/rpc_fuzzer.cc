@@ -92,6 +92,19 @@ bool Gate(const std::string& worker_id, const nasforge::Principal& who) {
   return world->jm->CheckWorker(worker_id, who).ok();
 }
 
+// A call on a lease (heartbeat, progress, result): parsed from the bytes, with the live worker
+// and lease substituted when `live`, through the worker gate, then `call`.
+template <typename Req, typename Call>
+void OnLease(const uint8_t* body, int n, bool live, const nasforge::Principal& who, Call call) {
+  Req r;
+  if (!r.ParseFromArray(body, n)) return;
+  if (live) {
+    r.set_worker_id("w");
+    *r.mutable_lease() = world->lease.lease();
+  }
+  if (Gate(r.worker_id(), who)) call(r);
+}
+
 // Accepted results never store a non-finite value or a worker's cost figures.
 void CheckTrial(const std::string& job_id, int64_t trial_id, double macs, double params) {
   auto t = world->jm->GetCandidate(job_id, trial_id);
@@ -188,39 +201,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (r.ParseFromArray(body, n) && Gate(r.worker_id(), who)) (void)w.jm->LeaseTrial(r);
       break;
     }
-    case 9: {
-      v1::HeartbeatRequest r;
-      if (r.ParseFromArray(body, n)) {
-        if (live) {
-          r.set_worker_id("w");
-          *r.mutable_lease() = lease;
-        }
-        if (Gate(r.worker_id(), who)) (void)w.jm->Heartbeat(r);
-      }
+    case 9:
+      OnLease<v1::HeartbeatRequest>(body, n, live, who,
+                                    [&](const auto& r) { (void)w.jm->Heartbeat(r); });
       break;
-    }
-    case 10: {
-      v1::ReportProgressRequest r;
-      if (r.ParseFromArray(body, n)) {
-        if (live) {
-          r.set_worker_id("w");
-          *r.mutable_lease() = lease;
-        }
-        if (Gate(r.worker_id(), who)) (void)w.jm->ReportProgress(r);
-      }
+    case 10:
+      OnLease<v1::ReportProgressRequest>(body, n, live, who,
+                                         [&](const auto& r) { (void)w.jm->ReportProgress(r); });
       break;
-    }
-    case 11: {
-      v1::ReportResultRequest r;
-      if (r.ParseFromArray(body, n)) {
-        if (live) {
-          r.set_worker_id("w");
-          *r.mutable_lease() = lease;
-        }
-        if (Gate(r.worker_id(), who)) (void)w.jm->ReportResult(r);
-      }
+    case 11:
+      OnLease<v1::ReportResultRequest>(body, n, live, who,
+                                       [&](const auto& r) { (void)w.jm->ReportResult(r); });
       break;
-    }
     default:
       if (n > 0) w.clock.Advance(absl::Seconds(body[0] % 7));
       w.jm->ExpireLeases();

@@ -69,10 +69,12 @@ class JobManagerTest : public ::testing::Test {
     jm_ = std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, nullptr);
     ASSERT_TRUE(jm_->Recover().ok());
   }
-  std::string Register(const std::string& id) {
+  // `memory`: the worker's declared memory in bytes (0: undeclared, takes anything).
+  std::string Register(const std::string& id, int64_t memory = 0) {
     v1::RegisterWorkerRequest r;
     r.set_worker_id(id);
     r.mutable_hardware()->set_name("cpu-1t");
+    r.mutable_hardware()->set_memory_bytes(memory);
     return jm_->RegisterWorker(r).value().worker_id();
   }
   v1::LeaseTrialResponse Lease(const std::string& worker) {
@@ -979,13 +981,7 @@ TEST_F(JobManagerTest, LeasesGoOnlyToWorkersWithRoomForTheTrial) {
   // Each trial carries its estimated training memory; a worker that declared less memory gets
   // none of it, a bigger one does, and a job can bound the estimate outright.
   v1::Job job = Submit(TinySpec(2, 2));
-  auto reg = [&](const std::string& id, int64_t memory) {
-    v1::RegisterWorkerRequest r;
-    r.set_worker_id(id);
-    r.mutable_hardware()->set_name("cpu-1t");
-    r.mutable_hardware()->set_memory_bytes(memory);
-    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
-  };
+  auto reg = [&](const std::string& id, int64_t memory) { Register(id, memory); };
   reg("small", 1 << 20);  // 1 MiB: below any candidate's estimate at batch 128
   reg("big", int64_t{64} << 30);
   auto small = Lease("small");
@@ -1051,13 +1047,7 @@ TEST_F(JobManagerTest, AWorkerThatRestartsHoldingALeaseLosesItAtOnce) {
 TEST_F(JobManagerTest, ATrialNoLiveWorkerHasRoomForFailsWithTheSizesNamed) {
   v1::JobSpec spec = TinySpec(2, 2);
   v1::Job job = Submit(spec);
-  auto reg = [&](const std::string& id, int64_t memory) {
-    v1::RegisterWorkerRequest r;
-    r.set_worker_id(id);
-    r.mutable_hardware()->set_name("cpu-1t");
-    r.mutable_hardware()->set_memory_bytes(memory);
-    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
-  };
+  auto reg = [&](const std::string& id, int64_t memory) { Register(id, memory); };
   reg("small", 1 << 20);
   // Polling small workers cannot fill the queue: at most max_parallel_trials wait there.
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(Lease("small").has_trial());

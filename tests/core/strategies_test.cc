@@ -121,7 +121,8 @@ TEST(StrategyTest, RandomSkipsInadmissibleProposalsWithinItsAttempts) {
 TEST(StrategyTest, UnknownStrategyAndBadOptionsAreFieldErrors) {
   v1::JobSpec spec = Spec("simulated-annealing", 1);
   EXPECT_THAT(std::string(ValidateStrategy(spec).message()),
-              HasSubstr("strategy.name: 'simulated-annealing' is not one of bo, compound_scaling, evolution, nsga2, random"));
+              HasSubstr("strategy.name: 'simulated-annealing' is not one of bo, compound_scaling, "
+                        "evolution, nsga2, random"));
   spec = Spec("evolution", 1);
   spec.mutable_strategy()->set_population(10);
   spec.mutable_strategy()->set_sample_size(11);
