@@ -34,11 +34,11 @@ for w in 1 2; do
 done
 
 start=$(date +%s)
-JOB_ID=$("$BIN/controller/nasforge" submit "$JOB")
+JOB_ID=$("$BIN/cli/nasforge" submit "$JOB")
 echo "job $JOB_ID submitted: $JOB"
-"$BIN/controller/nasforge" watch "$JOB_ID" || true
+"$BIN/cli/nasforge" watch "$JOB_ID" || true
 echo "search took $(( $(date +%s) - start )) s"
 echo
-"$BIN/controller/nasforge" status "$JOB_ID"
+"$BIN/cli/nasforge" status "$JOB_ID"
 echo
-"$BIN/controller/nasforge" pareto "$JOB_ID" --objectives accuracy:max,macs:min
+"$BIN/cli/nasforge" pareto "$JOB_ID" --objectives accuracy:max,macs:min

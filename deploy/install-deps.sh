@@ -12,7 +12,7 @@ PKGS=(
   libabsl-dev googletest libgtest-dev libgmock-dev
   postgresql postgresql-common prometheus
   dataset-fashion-mnist
-  libssl-dev openssl zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
+  libcli11-dev libssl-dev openssl zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
   clang libclang-rt-14-dev
 )
 

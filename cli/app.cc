@@ -1,0 +1,39 @@
+#include "cli/app.h"
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+namespace nasforge::cli {
+
+int Run(int argc, const char* const* argv, const Io& io) {
+  CommandContext context{.io = io};
+  CLI::App app(
+      "nasforge: submit and follow neural-architecture-search jobs, query their Pareto "
+      "fronts, inspect search spaces and costs, run benchmarks.",
+      "nasforge");
+  app.footer(
+      "The bearer token is read from --token-file or $NASFORGE_TOKEN, never from the command "
+      "line.\nExit codes: 0 done, 1 failed (controller, store, file system), 2 bad usage or "
+      "input, 3 the watched job did not succeed.\n`nasforge COMMAND --help` shows a command's "
+      "flags.");
+  app.require_subcommand(1);
+  app.fallthrough();  // connection flags may follow the command
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("error: ") + e.what() +
+           "\n'nasforge --help' lists the commands, 'nasforge COMMAND --help' their flags\n";
+  });
+  AddConnectionOptions(app, &context.connection);
+  AddJobCommands(app, context);
+  AddOfflineCommands(app, context);
+  AddTokenCommands(app, context);
+  AddBenchCommands(app, context);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, io.out, io.err);
+    return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
+  }
+  return context.exit_code;
+}
+
+}  // namespace nasforge::cli

@@ -1,0 +1,26 @@
+// The CLI's commands, one group per file; app.cc adds every group to one CLI11 app. A group adds
+// its subcommands to `app`; the one that runs stores its exit code in `context.exit_code`.
+#pragma once
+
+#include "CLI/CLI.hpp"
+#include "cli/command.h"
+#include "cli/connection.h"
+
+namespace nasforge::cli {
+
+struct CommandContext {
+  Io io;
+  ConnectionOptions connection;
+  int exit_code = kExitOk;
+};
+
+// submit, status, watch, cancel, jobs, candidates, pareto (job_commands.cc): the controller.
+void AddJobCommands(CLI::App& app, CommandContext& context);
+// space describe|sample, cost (offline_commands.cc): search spaces and the cost model, offline.
+void AddOfflineCommands(CLI::App& app, CommandContext& context);
+// token create|list|revoke (token_commands.cc): the controller's token file, offline.
+void AddTokenCommands(CLI::App& app, CommandContext& context);
+// bench strategies|early-stopping (bench_commands.cc): figures on a table, or on the controller.
+void AddBenchCommands(CLI::App& app, CommandContext& context);
+
+}  // namespace nasforge::cli

@@ -1,0 +1,216 @@
+// submit, status, watch, cancel, jobs, candidates, pareto: the JobService, one subcommand each.
+#include <functional>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/format.h"
+#include "cli/job_client.h"
+#include "core/pareto.h"
+
+namespace nasforge::cli {
+namespace {
+
+using Stub = v1::JobService::Stub;
+
+// Runs `body` with a stub on the channel the global flags describe.
+int WithStub(CommandContext& c, const std::function<int(Stub&)>& body) {
+  auto stub = ConnectJobService(c.connection);
+  if (!stub.ok()) {
+    return ReportError(c.io, stub.status(), "connecting to " + c.connection.controller);
+  }
+  return body(**stub);
+}
+
+// Follows the job to its end on io.out; kExitOk only if it SUCCEEDED.
+int Follow(CommandContext& c, Stub& stub, const std::string& job_id) {
+  auto job = FollowJob(stub, job_id, c.io.out, c.io.out_is_terminal);
+  if (!job.ok()) return ReportError(c.io, job.status(), "watch " + job_id);
+  return job->state() == v1::JOB_SUCCEEDED ? kExitOk : kExitJobNotSucceeded;
+}
+
+struct SubmitOptions {
+  std::string file, idempotency_key;
+  bool watch = false, json = false;
+};
+
+int Submit(CommandContext& c, const SubmitOptions& o, Stub& stub) {
+  auto yaml = ReadInputFile(o.file, "JOB.yaml");
+  if (!yaml.ok()) return ReportError(c.io, yaml.status(), "submit");
+  v1::SubmitJobRequest req;
+  req.set_spec_yaml(*yaml);
+  // Idempotent by default: a fresh key per command, reused by the retries, so an answer lost on
+  // the way (or a store outage) never makes a second job.
+  req.set_idempotency_key(o.idempotency_key.empty() ? NewIdempotencyKey() : o.idempotency_key);
+  auto job = SubmitWithRetry(stub, req, c.io.err);
+  if (!job.ok()) {
+    if (!absl::IsInvalidArgument(job.status())) {
+      c.io.err << "hint: retrying with --idempotency-key " << req.idempotency_key()
+               << " can never create a second job\n";
+    }
+    return ReportError(c.io, job.status(), "submit " + o.file);
+  }
+  c.io.out << (o.json ? ProtoJson(*job) : job->id()) << "\n" << std::flush;
+  return o.watch ? Follow(c, stub, job->id()) : kExitOk;
+}
+
+struct JobOptions {
+  std::string job;
+  bool json = false;
+};
+
+int Status(CommandContext& c, const JobOptions& o, Stub& stub) {
+  v1::GetJobRequest req;
+  req.set_job_id(o.job);
+  v1::Job job;
+  auto ctx = UnaryContext();
+  if (auto s = FromRpc(stub.GetJob(ctx.get(), req, &job)); !s.ok()) {
+    return ReportError(c.io, s, "status " + o.job);
+  }
+  c.io.out << (o.json ? ProtoJson(job) + "\n" : FormatJob(job));
+  return kExitOk;
+}
+
+int Cancel(CommandContext& c, const JobOptions& o, Stub& stub) {
+  v1::CancelJobRequest req;
+  req.set_job_id(o.job);
+  v1::Job job;
+  auto ctx = UnaryContext();
+  if (auto s = FromRpc(stub.CancelJob(ctx.get(), req, &job)); !s.ok()) {
+    return ReportError(c.io, s, "cancel " + o.job);
+  }
+  c.io.out << (o.json ? ProtoJson(job)
+                      : absl::StrCat(job.id(), " ", ShortState(v1::JobState_Name(job.state()))))
+           << "\n";
+  return kExitOk;
+}
+
+int Jobs(CommandContext& c, const JobOptions& o, Stub& stub) {
+  v1::ListJobsResponse resp;
+  auto ctx = UnaryContext();
+  if (auto s = FromRpc(stub.ListJobs(ctx.get(), v1::ListJobsRequest(), &resp)); !s.ok()) {
+    return ReportError(c.io, s, "jobs");
+  }
+  c.io.out << (o.json ? ProtoJson(resp) + "\n" : FormatJobList(resp));
+  return kExitOk;
+}
+
+int Candidates(CommandContext& c, const JobOptions& o, Stub& stub) {
+  auto trials = AllCandidates(stub, o.job);
+  if (!trials.ok()) return ReportError(c.io, trials.status(), "candidates " + o.job);
+  v1::ListCandidatesResponse all;
+  for (auto& t : *trials) *all.add_trials() = std::move(t);
+  c.io.out << (o.json ? ProtoJson(all) + "\n" : FormatTrials(all.trials()));
+  return kExitOk;
+}
+
+struct ParetoOptions {
+  std::string job, objectives, where, hardware_profile;
+  int limit = 0;
+  bool include_stopped = false, json = false;
+};
+
+// The QueryPareto request the flags describe; INVALID_ARGUMENT naming --objectives or --where.
+absl::StatusOr<v1::QueryParetoRequest> ParetoRequest(const ParetoOptions& o) {
+  v1::QueryParetoRequest req;
+  req.set_job_id(o.job);
+  for (absl::string_view text : absl::StrSplit(o.objectives, ',', absl::SkipEmpty())) {
+    auto obj = ParseObjective(text);
+    if (!obj.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--objectives: ", obj.status().message()));
+    *req.add_objectives() = *obj;
+  }
+  for (absl::string_view text : absl::StrSplit(o.where, ',', absl::SkipEmpty())) {
+    auto con = ParseConstraint(text);
+    if (!con.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--where: ", con.status().message()));
+    *req.add_constraints() = *con;
+  }
+  req.set_hardware_profile(o.hardware_profile);
+  req.set_limit(o.limit);
+  req.set_include_stopped(o.include_stopped);
+  return req;
+}
+
+int Pareto(CommandContext& c, const ParetoOptions& o) {
+  auto req = ParetoRequest(o);
+  if (!req.ok()) return ReportError(c.io, req.status(), "pareto");
+  return WithStub(c, [&](Stub& stub) -> int {
+    v1::QueryParetoResponse resp;
+    auto ctx = UnaryContext();
+    if (auto s = FromRpc(stub.QueryPareto(ctx.get(), *req, &resp)); !s.ok()) {
+      return ReportError(c.io, s, "pareto " + o.job);
+    }
+    if (o.json) {
+      c.io.out << ProtoJson(resp) << "\n";
+    } else {
+      c.io.out << "Pareto front of " << o.job << ": " << resp.trials_size() << " non-dominated of "
+               << resp.considered() << " candidates\n"
+               << FormatTrials(resp.trials());
+    }
+    return kExitOk;
+  });
+}
+
+// A subcommand taking one job id and --json, run with a stub.
+void AddJobIdCommand(CLI::App& app, CommandContext& c, const std::string& name,
+                     const std::string& help, int (*run)(CommandContext&, const JobOptions&, Stub&),
+                     bool takes_json) {
+  auto o = std::make_shared<JobOptions>();
+  CLI::App* cmd = app.add_subcommand(name, help);
+  cmd->add_option("JOB", o->job, "job id")->required();
+  if (takes_json) cmd->add_flag("--json", o->json, "print the answer as JSON");
+  cmd->callback(
+      [&c, o, run] { c.exit_code = WithStub(c, [&](Stub& stub) { return run(c, *o, stub); }); });
+}
+
+}  // namespace
+
+void AddJobCommands(CLI::App& app, CommandContext& c) {
+  {
+    auto o = std::make_shared<SubmitOptions>();
+    CLI::App* cmd = app.add_subcommand("submit", "submit a job spec (prints the job id)");
+    cmd->add_option("JOB.yaml", o->file, "job spec file (YAML)")->required();
+    cmd->add_flag("--watch", o->watch, "follow the job until it ends (exit 3 unless it succeeds)");
+    cmd->add_option("--idempotency-key", o->idempotency_key,
+                    "resubmitting with the same key never creates a second job "
+                    "(default: a fresh key, reused by this command's retries)");
+    cmd->add_flag("--json", o->json, "print the created job as JSON");
+    cmd->callback(
+        [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Submit(c, *o, stub); }); });
+  }
+  AddJobIdCommand(app, c, "status", "a job's state, counts and best objective", Status, true);
+  AddJobIdCommand(
+      app, c, "watch", "live progress until the job ends (exit 3 unless it succeeds)",
+      [](CommandContext& c, const JobOptions& o, Stub& stub) { return Follow(c, stub, o.job); },
+      false);
+  AddJobIdCommand(app, c, "cancel", "cancel a job (its running trials are stopped)", Cancel, true);
+  AddJobIdCommand(app, c, "candidates", "every candidate of a job, one line each", Candidates,
+                  true);
+  {
+    auto o = std::make_shared<JobOptions>();
+    CLI::App* cmd = app.add_subcommand("jobs", "list jobs, newest first");
+    cmd->add_flag("--json", o->json, "print the answer as JSON");
+    cmd->callback(
+        [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Jobs(c, *o, stub); }); });
+  }
+  {
+    auto o = std::make_shared<ParetoOptions>();
+    CLI::App* cmd = app.add_subcommand("pareto", "the Pareto-optimal candidates of a job");
+    cmd->add_option("JOB", o->job, "job id")->required();
+    cmd->add_option("--objectives", o->objectives,
+                    "METRIC:max|min,... (default: the job's objectives)");
+    cmd->add_option("--where", o->where, "constraints, e.g. \"latency_ms<=5,macs<=3e8\"");
+    cmd->add_option("--hardware-profile", o->hardware_profile,
+                    "only candidates measured on this hardware profile");
+    cmd->add_option("--limit", o->limit, "at most N candidates (0: all)")->check(IntAtLeast(0));
+    cmd->add_flag("--include-stopped", o->include_stopped,
+                  "include early-stopped (low-fidelity) results");
+    cmd->add_flag("--json", o->json, "print the answer as JSON");
+    cmd->callback([&c, o] { c.exit_code = Pareto(c, *o); });
+  }
+}
+
+}  // namespace nasforge::cli
