@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/format.h"
+#include "core/status.h"
 
 namespace nasforge::cli {
 
@@ -83,9 +84,8 @@ absl::StatusOr<std::vector<v1::Trial>> AllCandidates(v1::JobService::Stub& stub,
   req.set_job_id(job_id);
   req.set_page_size(1000);
   do {
-    v1::ListCandidatesResponse page;
-    auto ctx = UnaryContext();
-    if (grpc::Status s = stub.ListCandidates(ctx.get(), req, &page); !s.ok()) return FromRpc(s);
+    NF_ASSIGN_OR_RETURN(v1::ListCandidatesResponse page,
+                        Call(stub, &v1::JobService::Stub::ListCandidates, req));
     for (auto& t : *page.mutable_trials()) out.push_back(std::move(t));
     req.set_page_token(page.next_page_token());
   } while (!req.page_token().empty());

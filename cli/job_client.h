@@ -22,6 +22,20 @@ std::unique_ptr<grpc::ClientContext> UnaryContext();
 // UNAVAILABLE asks whether the controller runs at --controller.
 absl::Status FromRpc(const grpc::Status& status);
 
+// One unary JobService call with the CLI's deadline: `Call(stub, &Stub::GetJob, request)`.
+template <typename Request, typename Response>
+absl::StatusOr<Response> Call(v1::JobService::Stub& stub,
+                              grpc::Status (v1::JobService::Stub::*method)(grpc::ClientContext*,
+                                                                           const Request&,
+                                                                           Response*),
+                              const Request& request) {
+  Response response;
+  auto ctx = UnaryContext();
+  absl::Status s = FromRpc((stub.*method)(ctx.get(), request, &response));
+  if (!s.ok()) return s;
+  return response;
+}
+
 // A fresh random idempotency key ("cli-" + 32 hex digits).
 std::string NewIdempotencyKey();
 

@@ -64,36 +64,27 @@ struct JobOptions {
 int Status(CommandContext& c, const JobOptions& o, Stub& stub) {
   v1::GetJobRequest req;
   req.set_job_id(o.job);
-  v1::Job job;
-  auto ctx = UnaryContext();
-  if (auto s = FromRpc(stub.GetJob(ctx.get(), req, &job)); !s.ok()) {
-    return ReportError(c.io, s, "status " + o.job);
-  }
-  c.io.out << (o.json ? ProtoJson(job) + "\n" : FormatJob(job));
+  auto job = Call(stub, &Stub::GetJob, req);
+  if (!job.ok()) return ReportError(c.io, job.status(), "status " + o.job);
+  c.io.out << (o.json ? ProtoJson(*job) + "\n" : FormatJob(*job));
   return kExitOk;
 }
 
 int Cancel(CommandContext& c, const JobOptions& o, Stub& stub) {
   v1::CancelJobRequest req;
   req.set_job_id(o.job);
-  v1::Job job;
-  auto ctx = UnaryContext();
-  if (auto s = FromRpc(stub.CancelJob(ctx.get(), req, &job)); !s.ok()) {
-    return ReportError(c.io, s, "cancel " + o.job);
-  }
-  c.io.out << (o.json ? ProtoJson(job)
-                      : absl::StrCat(job.id(), " ", ShortState(v1::JobState_Name(job.state()))))
+  auto job = Call(stub, &Stub::CancelJob, req);
+  if (!job.ok()) return ReportError(c.io, job.status(), "cancel " + o.job);
+  c.io.out << (o.json ? ProtoJson(*job)
+                      : absl::StrCat(job->id(), " ", ShortState(v1::JobState_Name(job->state()))))
            << "\n";
   return kExitOk;
 }
 
 int Jobs(CommandContext& c, const JobOptions& o, Stub& stub) {
-  v1::ListJobsResponse resp;
-  auto ctx = UnaryContext();
-  if (auto s = FromRpc(stub.ListJobs(ctx.get(), v1::ListJobsRequest(), &resp)); !s.ok()) {
-    return ReportError(c.io, s, "jobs");
-  }
-  c.io.out << (o.json ? ProtoJson(resp) + "\n" : FormatJobList(resp));
+  auto jobs = Call(stub, &Stub::ListJobs, v1::ListJobsRequest());
+  if (!jobs.ok()) return ReportError(c.io, jobs.status(), "jobs");
+  c.io.out << (o.json ? ProtoJson(*jobs) + "\n" : FormatJobList(*jobs));
   return kExitOk;
 }
 
@@ -138,11 +129,9 @@ int Pareto(CommandContext& c, const ParetoOptions& o) {
   auto req = ParetoRequest(o);
   if (!req.ok()) return ReportError(c.io, req.status(), "pareto");
   return WithStub(c, [&](Stub& stub) -> int {
-    v1::QueryParetoResponse resp;
-    auto ctx = UnaryContext();
-    if (auto s = FromRpc(stub.QueryPareto(ctx.get(), *req, &resp)); !s.ok()) {
-      return ReportError(c.io, s, "pareto " + o.job);
-    }
+    auto front = Call(stub, &Stub::QueryPareto, *req);
+    if (!front.ok()) return ReportError(c.io, front.status(), "pareto " + o.job);
+    const v1::QueryParetoResponse& resp = *front;
     if (o.json) {
       c.io.out << ProtoJson(resp) << "\n";
     } else {

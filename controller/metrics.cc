@@ -1,50 +1,46 @@
 #include "controller/metrics.h"
 
 #include "core/trial_state.h"
+#include "metrics/instruments.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
-namespace {
-
-prometheus::Gauge& G(prometheus::Registry& r, const char* name, const char* help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
-}
-prometheus::Counter& C(prometheus::Registry& r, const char* name, const char* help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
-}
-
-}  // namespace
-
 ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
-    : jobs_running(G(r, "nasforge_controller_jobs_running", "Jobs in state RUNNING.")),
-      leases_active(G(r, "nasforge_controller_leases_active", "Trials currently leased.")),
-      workers_registered(G(r, "nasforge_controller_workers_registered",
-                           "Workers seen within three heartbeat intervals.")),
-      leases_granted_total(C(r, "nasforge_controller_leases_granted_total", "Leases granted.")),
-      leases_expired_total(C(r, "nasforge_controller_leases_expired_total",
-                             "Leases that expired without a heartbeat.")),
-      leases_orphaned_total(C(r, "nasforge_controller_leases_orphaned_total",
-                              "Leases given up because their worker process restarted while "
-                              "holding them (a crash or an out-of-memory kill).")),
-      unplaceable_trials_total(C(r, "nasforge_controller_unplaceable_trials_total",
-                                 "Trials failed because no live worker declares enough memory "
-                                 "to train them.")),
-      stale_reports_total(C(r, "nasforge_controller_stale_reports_total",
-                            "Worker heartbeats and reports refused for an old fencing token or "
-                            "another worker's lease.")),
-      invalid_reports_total(C(r, "nasforge_controller_invalid_reports_total",
-                              "Worker results and progress points refused as invalid (NaN, out "
-                              "of range, malformed metric names); never recorded.")),
-      rejected_by_cost_total(C(r, "nasforge_controller_candidates_rejected_by_cost_total",
-                               "Sampled candidates over a MACs/params bound, never trained.")),
-      trials_finished_total(C(r, "nasforge_controller_trials_finished_total",
-                              "Trials that reached a terminal state.")),
-      store_commits_total(C(r, "nasforge_controller_store_commits_total",
-                            "Store transactions committed (group commits).")),
-      store_records_total(
-          C(r, "nasforge_controller_store_records_total", "Records written to the store.")),
-      store_errors_total(C(r, "nasforge_controller_store_errors_total",
-                           "Store transactions that failed (retried).")),
+    : jobs_running(NewGauge(r, "nasforge_controller_jobs_running", "Jobs in state RUNNING.")),
+      leases_active(NewGauge(r, "nasforge_controller_leases_active", "Trials currently leased.")),
+      workers_registered(NewGauge(r, "nasforge_controller_workers_registered",
+                                  "Workers seen within three heartbeat intervals.")),
+      leases_granted_total(
+          NewCounter(r, "nasforge_controller_leases_granted_total", "Leases granted.")),
+      leases_expired_total(NewCounter(r, "nasforge_controller_leases_expired_total",
+                                      "Leases that expired without a heartbeat.")),
+      leases_orphaned_total(
+          NewCounter(r, "nasforge_controller_leases_orphaned_total",
+                     "Leases given up because their worker process restarted while "
+                     "holding them (a crash or an out-of-memory kill).")),
+      unplaceable_trials_total(
+          NewCounter(r, "nasforge_controller_unplaceable_trials_total",
+                     "Trials failed because no live worker declares enough memory "
+                     "to train them.")),
+      stale_reports_total(
+          NewCounter(r, "nasforge_controller_stale_reports_total",
+                     "Worker heartbeats and reports refused for an old fencing token or "
+                     "another worker's lease.")),
+      invalid_reports_total(
+          NewCounter(r, "nasforge_controller_invalid_reports_total",
+                     "Worker results and progress points refused as invalid (NaN, out "
+                     "of range, malformed metric names); never recorded.")),
+      rejected_by_cost_total(
+          NewCounter(r, "nasforge_controller_candidates_rejected_by_cost_total",
+                     "Sampled candidates over a MACs/params bound, never trained.")),
+      trials_finished_total(NewCounter(r, "nasforge_controller_trials_finished_total",
+                                       "Trials that reached a terminal state.")),
+      store_commits_total(NewCounter(r, "nasforge_controller_store_commits_total",
+                                     "Store transactions committed (group commits).")),
+      store_records_total(NewCounter(r, "nasforge_controller_store_records_total",
+                                     "Records written to the store.")),
+      store_errors_total(NewCounter(r, "nasforge_controller_store_errors_total",
+                                    "Store transactions that failed (retried).")),
       store_commit_seconds(prometheus::BuildHistogram()
                                .Name("nasforge_controller_store_commit_seconds")
                                .Help("Duration of one store transaction.")

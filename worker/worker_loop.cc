@@ -5,16 +5,10 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "metrics/instruments.h"
 
 namespace nasforge {
 namespace {
-
-prometheus::Counter& C(prometheus::Registry& r, const char* n, const char* h) {
-  return prometheus::BuildCounter().Name(n).Help(h).Register(r).Add({});
-}
-prometheus::Gauge& G(prometheus::Registry& r, const char* n, const char* h) {
-  return prometheus::BuildGauge().Name(n).Help(h).Register(r).Add({});
-}
 
 bool LeaseGone(const absl::Status& s) {
   return absl::IsFailedPrecondition(s) || absl::IsNotFound(s);
@@ -23,15 +17,18 @@ bool LeaseGone(const absl::Status& s) {
 }  // namespace
 
 WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
-    : trials_succeeded_total(C(r, "nasforge_worker_trials_succeeded_total", "Trials reported.")),
-      trials_failed_total(C(r, "nasforge_worker_trials_failed_total", "Trials that failed here.")),
-      trials_handed_back_total(C(r, "nasforge_worker_trials_handed_back_total",
-                                 "Trials handed back (shutdown, cancel, lost lease).")),
-      train_images_total(C(r, "nasforge_worker_train_images_total", "Training images processed.")),
-      train_images_per_second(G(r, "nasforge_worker_train_images_per_second",
-                                "Training throughput of the last epoch.")),
-      busy(G(r, "nasforge_worker_busy", "1 while a trial is training.")),
-      heartbeats_total(C(r, "nasforge_worker_heartbeats_total", "Heartbeats sent.")) {}
+    : trials_succeeded_total(
+          NewCounter(r, "nasforge_worker_trials_succeeded_total", "Trials reported.")),
+      trials_failed_total(
+          NewCounter(r, "nasforge_worker_trials_failed_total", "Trials that failed here.")),
+      trials_handed_back_total(NewCounter(r, "nasforge_worker_trials_handed_back_total",
+                                          "Trials handed back (shutdown, cancel, lost lease).")),
+      train_images_total(
+          NewCounter(r, "nasforge_worker_train_images_total", "Training images processed.")),
+      train_images_per_second(NewGauge(r, "nasforge_worker_train_images_per_second",
+                                       "Training throughput of the last epoch.")),
+      busy(NewGauge(r, "nasforge_worker_busy", "1 while a trial is training.")),
+      heartbeats_total(NewCounter(r, "nasforge_worker_heartbeats_total", "Heartbeats sent.")) {}
 
 WorkerLoop::WorkerLoop(ControllerClient* client, Trainer* trainer, WorkerOptions options,
                        WorkerMetrics* metrics)
