@@ -48,12 +48,14 @@ double Stddev(const std::vector<double>& v) {
   return v.size() < 2 ? 0 : std::sqrt(s / (v.size() - 1));
 }
 
-}  // namespace
-
-double Hypervolume2D(std::vector<std::pair<double, double>> pts, double ref_a, double ref_b) {
+// 2-D hypervolume of (accuracy, params) points, accuracy maximised, against (ref_a, ref_b).
+double AccuracyParamsHypervolume(std::vector<std::pair<double, double>> pts, double ref_a,
+                                 double ref_b) {
   for (auto& p : pts) p.first = -p.first;  // accuracy is maximised: core/pareto minimises
-  return nasforge::Hypervolume2D(std::move(pts), {-ref_a, ref_b});
+  return Hypervolume2D(std::move(pts), {-ref_a, ref_b});
 }
+
+}  // namespace
 
 absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,
                                                      const StrategyBenchOptions& o) {
@@ -131,8 +133,8 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
       observed.emplace_back(fit, params / 1e6);
       at_query[q].push_back(best_report);
       if (cp < cps.size() && q + 1 == cps[cp]) {
-        hv_at[cp].push_back(
-            Hypervolume2D(observed, res.hv_reference_accuracy, res.hv_reference_params));
+        hv_at[cp].push_back(AccuracyParamsHypervolume(observed, res.hv_reference_accuracy,
+                                                      res.hv_reference_params));
         ++cp;
       }
     }

@@ -49,7 +49,4 @@ absl::StatusOr<double> SuggestionLatencyMs(const TabularOracle& oracle,
                                            const StrategyBenchOptions& o, int observations,
                                            int asks);
 
-// 2-D hypervolume of points (maximise a, minimise b) against reference (ref_a, ref_b).
-double Hypervolume2D(std::vector<std::pair<double, double>> points, double ref_a, double ref_b);
-
 }  // namespace nasforge

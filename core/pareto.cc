@@ -120,6 +120,20 @@ double Hypervolume2D(std::vector<std::pair<double, double>> pts, std::pair<doubl
   return hv;
 }
 
+std::vector<std::pair<double, double>> Staircase2D(std::vector<std::pair<double, double>> pts,
+                                                   double below_second) {
+  std::sort(pts.begin(), pts.end());  // by the first coordinate, ties by the second
+  std::vector<std::pair<double, double>> front;
+  double level = below_second;
+  for (const auto& p : pts) {
+    if (p.second < level) {
+      front.push_back(p);
+      level = p.second;
+    }
+  }
+  return front;
+}
+
 std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points) {
   std::vector<size_t> out;
   for (size_t i = 0; i < points.size(); ++i) {

@@ -45,6 +45,12 @@ std::vector<double> CrowdingDistances(const std::vector<std::vector<double>>& po
 // better than `ref` in both coordinates add nothing.
 double Hypervolume2D(std::vector<std::pair<double, double>> points, std::pair<double, double> ref);
 
+// The 2-D front as a staircase: the non-dominated points whose second coordinate is below
+// `below_second`, sorted by the first coordinate ascending (so the second strictly descends).
+// Of equal points one is kept. O(n log n). What a 2-D expected-improvement sweep walks.
+std::vector<std::pair<double, double>> Staircase2D(std::vector<std::pair<double, double>> points,
+                                                   double below_second);
+
 // Indices of the non-dominated points (all coordinates minimised), in input order.
 // Duplicated points are all kept. O(n^2 * m): fine for fronts of a job's size (<= 1e4).
 std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points);

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/cost.h"
+#include "core/pareto.h"
 #include "core/strategies/gp.h"
 #include "core/strategies/strategy.h"
 
@@ -185,25 +186,20 @@ class BayesOptStrategy final : public Strategy {
   // Reference point: the lower quartile of the observed values (the front that matters is above
   // the typical candidate) and twice the largest observed cost (room to explore bigger models).
   void PrepareFront(const std::vector<double>& mu) {
-    std::vector<std::pair<double, double>> pts;  // (cost, value)
+    std::vector<std::pair<double, double>> pts;  // (cost, -value): core/pareto minimises both
     std::vector<double> values;
     ref_cost_ = 0;
     for (size_t i = 0; i < model_x_.size(); ++i) {
       double cost = -model_obj_[i][cost_index_];  // oriented: -cost
-      pts.push_back({cost, mu[i]});
+      pts.push_back({cost, -mu[i]});
       values.push_back(model_obj_[i][model_index_]);
       ref_cost_ = std::max(ref_cost_, 2 * cost);
     }
     std::nth_element(values.begin(), values.begin() + values.size() / 4, values.end());
     ref_value_ = values[values.size() / 4];
-    std::sort(pts.begin(), pts.end());
     steps_.clear();  // (cost where the level starts, level)
-    double level = ref_value_;
-    for (const auto& [c, v] : pts) {
-      if (v > level) {
-        level = v;
-        steps_.push_back({c, v});
-      }
+    for (const auto& [c, negated] : Staircase2D(std::move(pts), -ref_value_)) {
+      steps_.push_back({c, -negated});
     }
   }
 

@@ -1,6 +1,8 @@
 #include "core/pareto.h"
 
 #include <cmath>
+#include <random>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -88,6 +90,35 @@ TEST(ParetoTest, Hypervolume2DIsTheDominatedArea) {
   EXPECT_DOUBLE_EQ(Hypervolume2D({{5, 1}, {1, 5}}, {4, 4}), 0) << "nothing inside ref";
   EXPECT_DOUBLE_EQ(Hypervolume2D({}, {4, 4}), 0);
   EXPECT_DOUBLE_EQ(Hypervolume2D({{2, 2}, {2, 2}, {3, 3}}, {4, 4}), 4) << "duplicates count once";
+}
+
+// Property: on random points (with ties), the staircase is exactly the distinct non-dominated
+// points below the bound, as the O(n^2) NonDominated finds them, sorted by the first coordinate.
+TEST(ParetoTest, Staircase2DIsTheNonDominatedSetBelowTheBound) {
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<int> coord(0, 30);  // small range: many ties and duplicates
+  for (int round = 0; round < 200; ++round) {
+    const int n = 1 + round % 40;
+    std::vector<std::pair<double, double>> pts;
+    std::vector<std::vector<double>> as_vectors;
+    for (int i = 0; i < n; ++i) {
+      pts.push_back({coord(rng), coord(rng)});
+      as_vectors.push_back({pts.back().first, pts.back().second});
+    }
+    const double bound = coord(rng);
+    std::set<std::pair<double, double>> expected;  // distinct
+    for (size_t i : NonDominated(as_vectors)) {
+      if (pts[i].second < bound) expected.insert(pts[i]);
+    }
+    const auto front = Staircase2D(pts, bound);
+    using PointSet = std::set<std::pair<double, double>>;
+    EXPECT_EQ(PointSet(front.begin(), front.end()), expected);
+    EXPECT_EQ(front.size(), expected.size()) << "no point twice";
+    for (size_t i = 1; i < front.size(); ++i) {
+      EXPECT_LT(front[i - 1].first, front[i].first);
+      EXPECT_GT(front[i - 1].second, front[i].second);
+    }
+  }
 }
 
 }  // namespace
