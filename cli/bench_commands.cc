@@ -363,6 +363,7 @@ void AddBenchCommands(CLI::App& app, CommandContext& c) {
   bench->require_subcommand(1);
   AddStrategies(*bench, c);
   AddEarlyStopping(*bench, c);
+  AddControllerBenchCommand(*bench, c);
 }
 
 }  // namespace nasforge::cli

@@ -22,5 +22,7 @@ void AddOfflineCommands(CLI::App& app, CommandContext& context);
 void AddTokenCommands(CLI::App& app, CommandContext& context);
 // bench strategies|early-stopping (bench_commands.cc): figures on a table, or on the controller.
 void AddBenchCommands(CLI::App& app, CommandContext& context);
+// bench controller (bench_controller_command.cc), added by AddBenchCommands.
+void AddControllerBenchCommand(CLI::App& bench, CommandContext& context);
 
 }  // namespace nasforge::cli

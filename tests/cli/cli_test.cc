@@ -288,6 +288,28 @@ TEST(CliOfflineTest, TokensAreShownOnceListedWithoutSecretsAndRevoked) {
   std::filesystem::remove(file);
 }
 
+// ---- bench controller (figures are not asserted: a bench prints them) ----
+
+TEST(CliBenchTest, ControllerBenchRunsEveryTrialThroughARealControllerAndRecovers) {
+  const std::string store = TempPath("bench.db");
+  std::filesystem::remove(store);
+  Outcome o = Cli({"bench", "controller", "--store", "sqlite://" + store, "--trials", "60",
+                   "--workers", "3", "--window", "20", "--space",
+                   Source("search_spaces/nb201_cifar.yaml"), "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["trials"], 60);
+  EXPECT_EQ(j["lease_trial"]["calls"].get<int>(), 60 + j["empty_leases"].get<int>());
+  EXPECT_EQ(j["report_result"]["calls"], 60);
+  EXPECT_GT(j["pareto_front_size"].get<int>(), 0);
+  EXPECT_GE(j["recovery_seconds"].get<double>(), 0);
+  std::filesystem::remove(store);
+  Outcome small = Cli({"bench", "controller", "--trials", "10000", "--space",
+                       Source("search_spaces/resnet_small.yaml")});
+  EXPECT_EQ(small.code, kExitUsage);
+  EXPECT_THAT(small.err, HasSubstr("--trials: 10000 needs a space"));
+}
+
 // ---- job commands on a real controller ----
 
 class CliJobTest : public ::testing::Test {
