@@ -3,9 +3,12 @@
 
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "cli/app.h"
 
 int main(int argc, char** argv) {
+  // As in nasforge-controller: no run-time lock-graph walk (bench controller runs one in process).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const nasforge::cli::Io io{.out = std::cout,
                              .err = std::cerr,
                              .out_is_terminal = isatty(STDOUT_FILENO) == 1,

@@ -35,4 +35,9 @@ size_t JobEvents::size() const {
   return job_of_.size();
 }
 
+bool JobEvents::Watched(const std::string& job_id) const {
+  absl::MutexLock l(&mu_);
+  return by_job_.count(job_id) > 0;
+}
+
 }  // namespace nasforge

@@ -26,6 +26,7 @@ class JobEvents {
   // Delivers each event to the watchers of its job (event.job().id()).
   void Publish(const std::vector<v1::JobEvent>& events) ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);  // watchers, over all jobs
+  bool Watched(const std::string& job_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;

@@ -71,6 +71,7 @@ absl::Status JobManager::Recover() {
       seen.insert(js->trials[i].arch_hash());
     }
     js->job = std::move(j);
+    Recount(*js);  // the counts and queued index from the trials themselves
     NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
     // Tell finished trials in the order they finished (their stored finish sequence), as the
     // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in
@@ -224,7 +225,7 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id, const Pr
     NF_RETURN_IF_ERROR(writer_->Admit());
     for (auto& t : js->trials) {
       if (!TrialTerminal(t.state())) {
-        t.set_state(v1::TRIAL_CANCELLED);
+        SetTrialState(*js, t, v1::TRIAL_CANCELLED);
         *t.mutable_update_time() = ToProto(clock_->Now());
         Finished(*js, t);
         Stage(batch, t);
@@ -232,10 +233,9 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id, const Pr
     }
     js->job.set_state(v1::JOB_CANCELLED);
     *js->job.mutable_end_time() = ToProto(clock_->Now());
-    Recount(*js);
     Touch(js->job);
     Stage(batch, js->job);
-    events.push_back(Event(*js, nullptr, "job_finished"));
+    AddEvent(events, *js, nullptr, "job_finished");
     UpdateGauges();
     out = js->job;
     Log(LogLevel::kInfo, "job_cancelled", {{"job", js->job.id()}});

@@ -129,6 +129,9 @@ class JobManager {
     int asking = 0;               // LeaseTrial calls in a strategy step for this job now
     bool exhausted = false;       // the sampler found no new admissible candidate
     uint64_t last_grant = 0;      // grant counter value at this job's last lease (fair sharing)
+    // Ids of the QUEUED trials, oldest first: leases are granted from here, not by a scan.
+    // Kept with the counts by SetTrialState / AddTrial (the only writers of a trial's state).
+    std::set<int64_t> queued;
   };
   using Events = std::vector<v1::JobEvent>;
 
@@ -176,7 +179,11 @@ class JobManager {
   v1::Trial* ApplyStep(JobState& js, StrategyDriver::Step step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
                   v1::LeaseTrialResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts and the queued index from the trials (recovery; O(trials)).
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves `t` to state `to`, keeping the job's counts and queued index in step (O(log n)).
+  void SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job's early-stopping rule applied to `t`'s latest progress point.
   StopDecision DecideEarlyStop(const JobState& js, const v1::Trial& t) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -190,6 +197,11 @@ class JobManager {
   void TouchWorker(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(seen_mu_);
   void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JobEvent Event(const JobState& js, const v1::Trial* t, const char* kind) const;
+  // Appends Event(...) to `events` if anyone watches the job (an event copies the job and the
+  // trial: not worth it for nobody). Under mu_, so a watcher added later starts from a snapshot
+  // that already includes this change.
+  void AddEvent(Events& events, const JobState& js, const v1::Trial* t, const char* kind) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Delivers `events` to watchers (outside mu_).
   void Publish(Events events) ABSL_LOCKS_EXCLUDED(mu_);
 

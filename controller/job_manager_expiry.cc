@@ -48,7 +48,6 @@ void JobManager::ExpireLeases() {
     }
     FailUnplaceable(changed, batch, events);
     for (JobState* js : changed) {
-      Recount(*js);
       MaybeFinish(*js, events);
       Touch(js->job);
       Stage(batch, js->job);
@@ -66,13 +65,13 @@ void JobManager::LoseLease(JobState& js, v1::Trial& t, absl::string_view why, Wr
   t.clear_lease_deadline();
   *t.mutable_update_time() = ToProto(clock_->Now());
   if (t.attempts() >= js.job.spec().budget().max_attempts()) {
-    t.set_state(v1::TRIAL_FAILED);
+    SetTrialState(js, t, v1::TRIAL_FAILED);
     t.set_error(absl::StrCat(why, "; failed after ", t.attempts(), " attempts (max_attempts)"));
     Finished(js, t);
     js.untold.push_back(t.id());
     if (metrics_) metrics_->trials_finished_total.Increment();
   } else {
-    t.set_state(v1::TRIAL_QUEUED);
+    SetTrialState(js, t, v1::TRIAL_QUEUED);
   }
   Log(LogLevel::kWarn, "lease_lost",
       {{"job", js.job.id()},
@@ -83,7 +82,7 @@ void JobManager::LoseLease(JobState& js, v1::Trial& t, absl::string_view why, Wr
        {"why", why},
        {"next", t.state() == v1::TRIAL_FAILED ? "failed" : "requeued"}});
   Stage(batch, t);
-  events.push_back(Event(js, &t, "trial_finished"));
+  AddEvent(events, js, &t, "trial_finished");
 }
 
 void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch, Events& events) {
@@ -115,7 +114,9 @@ void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch
   for (const std::string& id : job_order_) {
     JobState& js = *jobs_.at(id);
     if (js.job.state() != v1::JOB_RUNNING || js.job.counts().queued() == 0) continue;
-    for (v1::Trial& t : js.trials) {
+    const std::vector<int64_t> queued(js.queued.begin(), js.queued.end());  // changes below
+    for (int64_t trial_id : queued) {
+      v1::Trial& t = js.trials[trial_id];
       if (t.state() != v1::TRIAL_QUEUED || Fits(t, largest)) continue;
       const LeaseTable::Key key{js.job.id(), t.id()};
       auto seen = unfit_since_.find(key);
@@ -125,7 +126,7 @@ void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch
         continue;
       }
       const double need = t.metrics().at("train_memory_bytes");
-      t.set_state(v1::TRIAL_FAILED);
+      SetTrialState(js, t, v1::TRIAL_FAILED);
       auto human = [](double b) {
         return b >= (1 << 30) ? absl::StrFormat("%.2f GiB", b / (1 << 30))
                               : absl::StrFormat("%.1f MiB", b / (1 << 20));
@@ -150,7 +151,7 @@ void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch
            {"largest_worker_bytes", largest},
            {"action", "failed; add a bigger worker or bound train_memory_bytes"}});
       Stage(batch, t);
-      events.push_back(Event(js, &t, "trial_finished"));
+      AddEvent(events, js, &t, "trial_finished");
       changed.insert(&js);
     }
   }

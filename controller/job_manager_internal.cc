@@ -108,21 +108,19 @@ v1::Trial* JobManager::ApplyStep(JobState& js, StrategyDriver::Step step) {
     t.set_id(static_cast<int64_t>(js.trials.size()));
     *t.mutable_architecture() = std::move(step.arch);
     t.set_arch_hash(step.hash);
-    t.set_state(v1::TRIAL_QUEUED);
     (*t.mutable_metrics())["macs"] = static_cast<double>(step.cost.macs);
     (*t.mutable_metrics())["params"] = static_cast<double>(step.cost.params);
     (*t.mutable_metrics())["train_memory_bytes"] = static_cast<double>(step.train_memory_bytes);
     *t.mutable_create_time() = ToProto(clock_->Now());
     *t.mutable_update_time() = t.create_time();
     js.trials.push_back(std::move(t));
-    Recount(js);
+    SetTrialState(js, js.trials.back(), v1::TRIAL_QUEUED);
     Touch(js.job);
     return &js.trials.back();
   }
   if (step.kind == Proposal::Kind::kWait) {
-    bool in_flight = false;
-    for (const auto& t : js.trials) in_flight |= !TrialTerminal(t.state());
-    if (in_flight) return nullptr;  // ask again when a result arrives
+    if (js.job.counts().queued() + js.job.counts().running() > 0)
+      return nullptr;  // ask again when a result arrives
     step.reason = "the strategy waits for results but none are in flight: " + step.reason;
   }
   js.exhausted = true;
@@ -139,7 +137,7 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
                             v1::LeaseTrialResponse* resp) {
   absl::Time now = clock_->Now();
   absl::Duration ttl = absl::Seconds(js.job.spec().lease_seconds());
-  t.set_state(v1::TRIAL_RUNNING);
+  SetTrialState(js, t, v1::TRIAL_RUNNING);
   t.set_lease_epoch(t.lease_epoch() + 1);
   t.set_attempts(t.attempts() + 1);
   t.set_worker_id(worker_id);
@@ -147,7 +145,6 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   *t.mutable_lease_deadline() = ToProto(now + ttl);
   leases_.Grant({js.job.id(), t.id()}, t.lease_epoch(), worker_id, clock_->Steady(), ttl);
   *t.mutable_update_time() = ToProto(now);
-  Recount(js);
   Touch(js.job);
   if (metrics_) metrics_->leases_granted_total.Increment();
   resp->set_has_trial(true);
@@ -177,6 +174,23 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
 
 void JobManager::Recount(JobState& js) {
   *js.job.mutable_counts() = CountTrials(js.trials, js.job.counts());
+  js.queued.clear();
+  for (const v1::Trial& t : js.trials) {
+    if (t.state() == v1::TRIAL_QUEUED) js.queued.insert(js.queued.end(), t.id());
+  }
+}
+
+void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {
+  // A new trial (id == size - 1, state still the default) is counted for the first time.
+  const bool is_new = t.state() == v1::TRIAL_STATE_UNSPECIFIED;
+  if (!is_new) {
+    if (t.state() == to) return;
+    AddToCount(js.job.mutable_counts(), t.state(), -1);
+    if (t.state() == v1::TRIAL_QUEUED) js.queued.erase(t.id());
+  }
+  AddToCount(js.job.mutable_counts(), to, +1);
+  if (to == v1::TRIAL_QUEUED) js.queued.insert(t.id());
+  t.set_state(to);
 }
 
 void JobManager::MaybeFinish(JobState& js, Events& events) {
@@ -200,7 +214,7 @@ void JobManager::MaybeFinish(JobState& js, Events& events) {
   }
   *js.job.mutable_end_time() = ToProto(clock_->Now());
   Touch(js.job);
-  events.push_back(Event(js, nullptr, "job_finished"));
+  AddEvent(events, js, nullptr, "job_finished");
   Log(LogLevel::kInfo, "job_finished",
       {{"job", js.job.id()},
        {"state", v1::JobState_Name(js.job.state())},
@@ -290,6 +304,13 @@ void JobManager::EnqueueLocked(WriteBatch batch) {
   if (!batch.empty()) writer_->Enqueue(std::move(batch));
 }
 
-void JobManager::Publish(Events events) { watchers_.Publish(events); }
+void JobManager::AddEvent(Events& events, const JobState& js, const v1::Trial* t,
+                          const char* kind) const {
+  if (watchers_.Watched(js.job.id())) events.push_back(Event(js, t, kind));
+}
+
+void JobManager::Publish(Events events) {
+  if (!events.empty()) watchers_.Publish(events);
+}
 
 }  // namespace nasforge

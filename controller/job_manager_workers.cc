@@ -86,7 +86,6 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
         changed.insert(*found);
       }
       for (JobState* js : changed) {
-        Recount(*js);
         MaybeFinish(*js, events);
         Touch(js->job);
         Stage(batch, js->job);
@@ -165,9 +164,9 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   for (JobState* jsp : order) {
     JobState& js = *jsp;
     v1::Trial* t = nullptr;
-    for (auto& cand : js.trials) {  // re-queued trials first, if the worker has room for them
-      if (cand.state() == v1::TRIAL_QUEUED && Fits(cand, worker_memory)) {
-        t = &cand;
+    for (int64_t id : js.queued) {  // oldest first, if the worker has room for it
+      if (Fits(js.trials[id], worker_memory)) {
+        t = &js.trials[id];
         break;
       }
     }
@@ -176,7 +175,7 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
       js.last_grant = ++grants_;
       Stage(batch, *t);
       Stage(batch, js.job);
-      events.push_back(Event(js, t, "trial_leased"));
+      AddEvent(events, js, t, "trial_leased");
       UpdateGauges();
       return absl::OkStatus();
     }
@@ -230,7 +229,7 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
       if (t != nullptr && writer_->Admit().ok() && Fits(*t, worker_memory)) {
         GrantLease(js, *t, worker_id, resp);
         js.last_grant = ++grants_;
-        events.push_back(Event(js, t, "trial_leased"));
+        AddEvent(events, js, t, "trial_leased");
       }
       if (t != nullptr) Stage(batch, *t);
       MaybeFinish(js, events);
@@ -262,15 +261,14 @@ void JobManager::AbandonLease(const v1::Lease& lease, const std::string& worker_
       return;
     }
     leases_.Release({js.job.id(), t.id()});
-    t.set_state(v1::TRIAL_QUEUED);
+    SetTrialState(js, t, v1::TRIAL_QUEUED);
     t.set_attempts(std::max(0, t.attempts() - 1));
     t.clear_lease_deadline();
     *t.mutable_update_time() = ToProto(clock_->Now());
-    Recount(js);
     Touch(js.job);
     Stage(batch, t);
     Stage(batch, js.job);
-    events.push_back(Event(js, &t, "trial_requeued"));
+    AddEvent(events, js, &t, "trial_requeued");
     Log(LogLevel::kWarn, "lease_abandoned",
         {{"job", js.job.id()},
          {"trial", t.id()},
@@ -360,7 +358,7 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
       *t->add_curve() = p;
       *t->mutable_update_time() = ToProto(clock_->Now());
       Stage(batch, *t);
-      events.push_back(Event(*js, t, "trial_progress"));
+      AddEvent(events, *js, t, "trial_progress");
     }
     StopDecision d = DecideEarlyStop(*js, *t);
     resp.set_decision(d.stop ? v1::STOP : v1::CONTINUE);
@@ -419,7 +417,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     t->clear_lease_deadline();
     const char* outcome;
     if (req.handed_back()) {
-      t->set_state(v1::TRIAL_QUEUED);
+      SetTrialState(*js, *t, v1::TRIAL_QUEUED);
       t->set_attempts(t->attempts() - 1);  // not the trial's fault
       t->clear_curve();
       outcome = "handed_back";
@@ -432,10 +430,10 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
                        : absl::StrCat(req.error().substr(0, kMaxError), " [truncated]"));
       t->clear_curve();
       if (t->attempts() >= budget.max_attempts()) {
-        t->set_state(v1::TRIAL_FAILED);
+        SetTrialState(*js, *t, v1::TRIAL_FAILED);
         outcome = "failed";
       } else {
-        t->set_state(v1::TRIAL_QUEUED);
+        SetTrialState(*js, *t, v1::TRIAL_QUEUED);
         outcome = "retry";
       }
     } else {
@@ -444,7 +442,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
         if (!IsControllerMetric(k)) (*t->mutable_metrics())[k] = v;
       }
       t->set_hardware_profile(req.hardware_profile());
-      t->set_state(req.stopped_early() ? v1::TRIAL_STOPPED : v1::TRIAL_SUCCEEDED);
+      SetTrialState(*js, *t, req.stopped_early() ? v1::TRIAL_STOPPED : v1::TRIAL_SUCCEEDED);
       t->clear_error();
       outcome = req.stopped_early() ? "stopped" : "succeeded";
       const auto& obj = js->job.spec().objectives(0);
@@ -457,7 +455,6 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
       }
     }
     if (TrialTerminal(t->state())) Finished(*js, *t);
-    Recount(*js);
     Touch(js->job);
     if (TrialTerminal(t->state())) {
       js->untold.push_back(t->id());  // told to the strategy at its next step
@@ -472,7 +469,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
          {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},
          {"error", req.error()}});
     Stage(batch, *t);
-    events.push_back(Event(*js, t, "trial_finished"));
+    AddEvent(events, *js, t, "trial_finished");
     MaybeFinish(*js, events);
     Stage(batch, js->job);
     UpdateGauges();

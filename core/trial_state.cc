@@ -45,6 +45,11 @@ int32_t CountOf(const v1::JobCounts& c, v1::TrialState s) {
   return f == nullptr ? 0 : c.GetReflection()->GetInt32(c, f);
 }
 
+void AddToCount(v1::JobCounts* c, v1::TrialState s, int32_t delta) {
+  const auto* f = c->GetDescriptor()->FindFieldByNumber(static_cast<int>(s));
+  if (f != nullptr) c->GetReflection()->SetInt32(c, f, CountOf(*c, s) + delta);
+}
+
 void AddCounts(const v1::JobCounts& from, v1::JobCounts* to) {
   for (v1::TrialState s : TrialStates()) {
     if (const auto* f = CountField(s)) {

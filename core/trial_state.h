@@ -21,6 +21,8 @@ std::string TrialStateLabel(v1::TrialState s);
 
 // The JobCounts entry of state `s`.
 int32_t CountOf(const v1::JobCounts& c, v1::TrialState s);
+// Adds `delta` to the count of state `s`.
+void AddToCount(v1::JobCounts* c, v1::TrialState s, int32_t delta);
 // Adds `from`'s per-state counts (and rejected_by_cost) to `to`.
 void AddCounts(const v1::JobCounts& from, v1::JobCounts* to);
 // The counts of `trials` by state; rejected_by_cost is kept from `previous`.

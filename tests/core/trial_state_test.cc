@@ -47,5 +47,27 @@ TEST(TrialStateTest, CountsFollowTheStates) {
   EXPECT_FALSE(JobTerminal(v1::JOB_RUNNING));
 }
 
+TEST(TrialStateTest, IncrementalCountsMatchARecount) {
+  std::vector<v1::Trial> trials(4);
+  v1::JobCounts c;
+  for (auto& t : trials) {
+    t.set_state(v1::TRIAL_QUEUED);
+    AddToCount(&c, v1::TRIAL_QUEUED, +1);
+  }
+  auto move = [&](v1::Trial& t, v1::TrialState to) {
+    AddToCount(&c, t.state(), -1);
+    AddToCount(&c, to, +1);
+    t.set_state(to);
+  };
+  move(trials[0], v1::TRIAL_RUNNING);
+  move(trials[0], v1::TRIAL_SUCCEEDED);
+  move(trials[1], v1::TRIAL_RUNNING);
+  move(trials[2], v1::TRIAL_CANCELLED);
+  EXPECT_EQ(c.DebugString(), CountTrials(trials, v1::JobCounts()).DebugString());
+  EXPECT_EQ(c.queued(), 1);
+  AddToCount(&c, v1::TRIAL_STATE_UNSPECIFIED, 5);  // no such count: ignored
+  EXPECT_EQ(c.DebugString(), CountTrials(trials, v1::JobCounts()).DebugString());
+}
+
 }  // namespace
 }  // namespace nasforge
