@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/pareto_bench.h"
 #include "bench/strategy_bench.h"
 #include "bench/two_fidelity.h"
 #include "cli/commands.h"
@@ -356,6 +357,43 @@ void AddEarlyStopping(CLI::App& bench, CommandContext& c) {
   });
 }
 
+void AddPareto(CLI::App& bench, CommandContext& c) {
+  auto o = std::make_shared<ParetoBenchOptions>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = bench.add_subcommand(
+      "pareto", "QueryPareto's front selection over N synthetic candidates with a constraint");
+  cmd->add_option("--candidates", o->candidates, "candidates")
+      ->check(IntAtLeast(1))
+      ->capture_default_str();
+  cmd->add_option("--objectives", o->objectives, "2: accuracy, macs; 3: and latency_ms")
+      ->check(CLI::IsMember({2, 3}))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "data seed")->check(IntAtLeast(0))->capture_default_str();
+  cmd->add_flag("--json", *json, "print the figures as JSON");
+  cmd->callback([&c, o, json] {
+    auto r = RunParetoBench(*o);
+    if (!r.ok()) {
+      c.exit_code = ReportError(c.io, r.status(), "bench pareto");
+      return;
+    }
+    if (*json) {
+      c.io.out << nlohmann::json{{"candidates", r->candidates},
+                                 {"objectives", o->objectives},
+                                 {"considered", r->considered},
+                                 {"front", r->front},
+                                 {"query_ms", r->query_ms}}
+                      .dump(2)
+               << "\n";
+    } else {
+      c.io.out << absl::StrFormat(
+          "%d candidates, %d objectives, one constraint: %d met it, front of %d in %.1f ms "
+          "(median of %d)\n",
+          r->candidates, o->objectives, r->considered, r->front, r->query_ms, o->repeats);
+    }
+    c.exit_code = kExitOk;
+  });
+}
+
 }  // namespace
 
 void AddBenchCommands(CLI::App& app, CommandContext& c) {
@@ -364,6 +402,7 @@ void AddBenchCommands(CLI::App& app, CommandContext& c) {
   AddStrategies(*bench, c);
   AddEarlyStopping(*bench, c);
   AddControllerBenchCommand(*bench, c);
+  AddPareto(*bench, c);
 }
 
 }  // namespace nasforge::cli

@@ -286,20 +286,24 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
     objectives.assign(js->job.spec().objectives().begin(), js->job.spec().objectives().end());
   }
   std::vector<v1::Constraint> constraints(req.constraints().begin(), req.constraints().end());
-  std::vector<MetricMap> metrics;
   std::vector<const v1::Trial*> trials;
   for (const auto& t : js->trials) {
     bool full = t.state() == v1::TRIAL_SUCCEEDED;
     bool partial = t.state() == v1::TRIAL_STOPPED && req.include_stopped();
     if (!full && !partial) continue;
     if (!req.hardware_profile().empty() && t.hardware_profile() != req.hardware_profile()) continue;
-    metrics.emplace_back(t.metrics().begin(), t.metrics().end());
     trials.push_back(&t);
   }
-  std::vector<const MetricMap*> ptrs;
-  for (const auto& m : metrics) ptrs.push_back(&m);
   size_t considered = 0;
-  std::vector<size_t> front = SelectPareto(ptrs, objectives, constraints, &considered);
+  std::vector<size_t> front = SelectPareto(
+      trials.size(),
+      [&](size_t i, const std::string& name, double* value) {
+        auto it = trials[i]->metrics().find(name);
+        if (it == trials[i]->metrics().end()) return false;
+        *value = it->second;
+        return true;
+      },
+      objectives, constraints, &considered);
   v1::QueryParetoResponse resp;
   resp.set_considered(static_cast<int>(considered));
   for (size_t k : front) {

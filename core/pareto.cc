@@ -134,16 +134,111 @@ std::vector<std::pair<double, double>> Staircase2D(std::vector<std::pair<double,
   return front;
 }
 
-std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points) {
-  std::vector<size_t> out;
-  for (size_t i = 0; i < points.size(); ++i) {
-    bool dominated = false;
-    for (size_t j = 0; j < points.size() && !dominated; ++j) {
-      dominated = j != i && Dominates(points[j], points[i]);
+std::vector<size_t> NonDominatedFlat(const std::vector<double>& flat, size_t m) {
+  const size_t n = m == 0 ? 0 : flat.size() / m;
+  auto row = [&](size_t i) { return flat.data() + i * m; };
+  auto dominates = [&](size_t a, size_t b) {  // Dominates() on rows
+    bool better = false;
+    for (size_t k = 0; k < m; ++k) {
+      if (row(a)[k] > row(b)[k]) return false;
+      better |= row(a)[k] < row(b)[k];
     }
-    if (!dominated) out.push_back(i);
+    return better;
+  };
+  std::vector<size_t> front;
+  if (std::any_of(flat.begin(), flat.end(), [](double v) { return std::isnan(v); })) {
+    for (size_t i = 0; i < n; ++i) {  // NaN breaks the ordering below: the pairwise check
+      bool dominated = false;
+      for (size_t j = 0; j < n && !dominated; ++j) dominated = j != i && dominates(j, i);
+      if (!dominated) front.push_back(i);
+    }
+    return front;
   }
-  return out;
+  // Lexicographic order: a point can be dominated only by one before it, and if it is, then by
+  // a non-dominated one before it (dominance is transitive). So each point is checked against
+  // the front found so far.
+  // Pre-filter (large inputs): the minimisers of a few positively weighted sums of the
+  // normalised coordinates are non-dominated, and in practice dominate most points; what they
+  // dominate is dropped before the sort. Only dominated points are dropped, so the result is
+  // the same.
+  std::vector<size_t> survivors;
+  survivors.reserve(n);
+  if (n > 4096) {
+    std::vector<double> lo(m, std::numeric_limits<double>::infinity()),
+        hi(m, -std::numeric_limits<double>::infinity());
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t k = 0; k < m; ++k)
+        lo[k] = std::min(lo[k], row(i)[k]), hi[k] = std::max(hi[k], row(i)[k]);
+    }
+    constexpr int kPivots = 8;
+    std::vector<size_t> pivot(kPivots, 0);
+    std::vector<double> best(kPivots, std::numeric_limits<double>::infinity());
+    std::vector<std::vector<double>> weight(kPivots, std::vector<double>(m));
+    for (int p = 0; p < kPivots; ++p) {  // fixed weights: deterministic, spread over the simplex
+      for (size_t k = 0; k < m; ++k) {
+        const double span = hi[k] > lo[k] ? hi[k] - lo[k] : 1;
+        weight[p][k] = (1.0 + (p * (k + 1) * 7 + k * 3) % 11) / span;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      for (int p = 0; p < kPivots; ++p) {
+        double s = 0;
+        for (size_t k = 0; k < m; ++k) s += weight[p][k] * (row(i)[k] - lo[k]);
+        if (s < best[p]) best[p] = s, pivot[p] = i;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      bool dominated = false;
+      for (int p = 0; p < kPivots && !dominated; ++p) dominated = dominates(pivot[p], i);
+      if (!dominated) survivors.push_back(i);
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) survivors.push_back(i);
+  }
+  // Sorted as (first coordinate, index) pairs, contiguous in memory; ties by the whole row.
+  std::vector<std::pair<double, size_t>> keys(survivors.size());
+  for (size_t j = 0; j < survivors.size(); ++j) keys[j] = {row(survivors[j])[0], survivors[j]};
+  std::sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return std::lexicographical_compare(row(a.second), row(a.second) + m, row(b.second),
+                                        row(b.second) + m);
+  });
+  std::vector<size_t> order(keys.size());
+  for (size_t j = 0; j < keys.size(); ++j) order[j] = keys[j].second;
+  if (m == 2) {
+    // Every earlier point has a first coordinate <= this one's: it is dominated iff the lowest
+    // second coordinate so far is lower, or equal at a lower first coordinate.
+    double best_first = 0, best_second = std::numeric_limits<double>::infinity();
+    for (size_t i : order) {
+      const double f = row(i)[0], s = row(i)[1];
+      if (best_second < s || (best_second == s && best_first < f)) continue;
+      front.push_back(i);
+      if (s < best_second) best_first = f, best_second = s;
+    }
+  } else {
+    size_t last_dominator = 0;  // neighbours in the order are often dominated by the same point
+    for (size_t i : order) {
+      bool dominated = !front.empty() && dominates(last_dominator, i);
+      for (size_t k = 0; k < front.size() && !dominated; ++k) {
+        if (dominates(front[k], i)) {
+          dominated = true;
+          last_dominator = front[k];
+        }
+      }
+      if (!dominated) front.push_back(i);
+    }
+  }
+  std::sort(front.begin(), front.end());
+  return front;
+}
+
+std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points) {
+  if (points.empty()) return {};
+  const size_t m = points[0].size();
+  std::vector<double> flat;
+  flat.reserve(points.size() * m);
+  for (const auto& p : points) flat.insert(flat.end(), p.begin(), p.end());
+  return NonDominatedFlat(flat, m);
 }
 
 bool MeetsConstraints(const MetricMap& m, const std::vector<v1::Constraint>& constraints) {
@@ -160,32 +255,55 @@ std::vector<size_t> SelectPareto(const std::vector<const MetricMap*>& candidates
                                  const std::vector<v1::Objective>& objectives,
                                  const std::vector<v1::Constraint>& constraints,
                                  size_t* considered) {
-  std::vector<size_t> idx;
-  std::vector<std::vector<double>> pts;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const MetricMap& m = *candidates[i];
-    if (!MeetsConstraints(m, constraints)) continue;
-    std::vector<double> p;
-    bool complete = true;
-    for (const auto& o : objectives) {
-      auto it = m.find(o.metric());
-      if (it == m.end() || std::isnan(it->second)) {
-        complete = false;
+  return SelectPareto(
+      candidates.size(),
+      [&](size_t i, const std::string& name, double* value) {
+        auto it = candidates[i]->find(name);
+        if (it == candidates[i]->end()) return false;
+        *value = it->second;
+        return true;
+      },
+      objectives, constraints, considered);
+}
+
+std::vector<size_t> SelectPareto(size_t n, MetricLookup lookup,
+                                 const std::vector<v1::Objective>& objectives,
+                                 const std::vector<v1::Constraint>& constraints,
+                                 size_t* considered) {
+  const size_t m = objectives.size();
+  std::vector<size_t> idx;  // candidate of each row
+  std::vector<double> flat;
+  std::vector<double> row(m);
+  idx.reserve(n);
+  flat.reserve(n * m);
+  for (size_t i = 0; i < n; ++i) {
+    bool keep = true;
+    for (const auto& c : constraints) {
+      double v;
+      if (!lookup(i, c.metric(), &v) || (c.has_lower() && v < c.lower()) ||
+          (c.has_upper() && v > c.upper())) {
+        keep = false;
         break;
       }
-      p.push_back(Sign(o) * it->second);
     }
-    if (!complete) continue;
+    for (size_t k = 0; keep && k < m; ++k) {
+      double v;
+      keep = lookup(i, objectives[k].metric(), &v) && !std::isnan(v);
+      row[k] = Sign(objectives[k]) * v;
+    }
+    if (!keep) continue;
     idx.push_back(i);
-    pts.push_back(std::move(p));
+    for (double v : row) flat.push_back(v);
   }
   if (considered != nullptr) *considered = idx.size();
-  std::vector<size_t> front;
-  for (size_t k : NonDominated(pts)) front.push_back(k);
-  std::stable_sort(front.begin(), front.end(), [&](size_t a, size_t b) { return pts[a] < pts[b]; });
+  std::vector<size_t> front = m == 0 ? std::vector<size_t>() : NonDominatedFlat(flat, m);
+  auto at = [&](size_t r) { return flat.data() + r * m; };
+  std::stable_sort(front.begin(), front.end(), [&](size_t a, size_t b) {
+    return std::lexicographical_compare(at(a), at(a) + m, at(b), at(b) + m);
+  });
   std::vector<size_t> out;
   out.reserve(front.size());
-  for (size_t k : front) out.push_back(idx[k]);
+  for (size_t r : front) out.push_back(idx[r]);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nasforge/v1/nasforge.pb.h"
@@ -52,13 +53,23 @@ std::vector<std::pair<double, double>> Staircase2D(std::vector<std::pair<double,
                                                    double below_second);
 
 // Indices of the non-dominated points (all coordinates minimised), in input order.
-// Duplicated points are all kept. O(n^2 * m): fine for fronts of a job's size (<= 1e4).
+// Duplicated points are all kept. A lexicographic sweep: O(n log n) in 2-D, O(n log n + n * f * m)
+// otherwise (f: the front's size); NaN coordinates fall back to the O(n^2 * m) pairwise check.
 std::vector<size_t> NonDominated(const std::vector<std::vector<double>>& points);
+// The same over `n` points of `m` coordinates stored row by row in `flat` (n * m values).
+std::vector<size_t> NonDominatedFlat(const std::vector<double>& flat, size_t m);
 
 // Candidates that meet all constraints and have every objective metric, then the
 // non-dominated ones among them, sorted by the first objective (best first).
 // `considered` (optional) receives how many met the constraints.
 std::vector<size_t> SelectPareto(const std::vector<const MetricMap*>& candidates,
+                                 const std::vector<v1::Objective>& objectives,
+                                 const std::vector<v1::Constraint>& constraints,
+                                 size_t* considered = nullptr);
+// The same over `n` candidates whose metrics `lookup(i, name, &value)` finds (false: missing),
+// e.g. straight from the trials' protobuf maps, without copying them.
+using MetricLookup = absl::FunctionRef<bool(size_t, const std::string&, double*)>;
+std::vector<size_t> SelectPareto(size_t n, MetricLookup lookup,
                                  const std::vector<v1::Objective>& objectives,
                                  const std::vector<v1::Constraint>& constraints,
                                  size_t* considered = nullptr);
