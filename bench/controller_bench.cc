@@ -48,11 +48,13 @@ LatencyFigures Figures(std::vector<double> ms) {
   return f;
 }
 
-// The synthetic oracle: accuracy in [40, 90) % from the architecture hash (16 hex digits).
-double SyntheticAccuracy(const std::string& arch_hash) {
+// The synthetic oracle: accuracy in [40, 90) % from the architecture hash (16 hex digits), as a
+// fraction unless `percent`.
+double SyntheticAccuracy(const std::string& arch_hash, bool percent) {
   uint64_t h = 0;
   if (!absl::SimpleHexAtoi(arch_hash, &h)) h = std::hash<std::string>()(arch_hash);
-  return 40 + 50 * static_cast<double>(h % 1000003) / 1000003.0;
+  const double a = 40 + 50 * static_cast<double>(h % 1000003) / 1000003.0;
+  return percent ? a : a / 100;
 }
 
 v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions& o) {
@@ -70,8 +72,9 @@ v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions&
   auto* params = spec.add_objectives();
   params->set_metric("params");
   params->set_direction(v1::MINIMIZE);
-  // "tabular": workers answer without training, on the accuracy scale of benchmark tables (%).
-  spec.mutable_training()->set_dataset("tabular");
+  // Workers answer without training: "tabular" for NAS-Bench-201 cells (accuracy in %), the
+  // 28x28 one-channel "synthetic" data set for the other kinds (accuracy as a fraction).
+  spec.mutable_training()->set_dataset(space.has_nb201() ? "tabular" : "synthetic");
   spec.set_lease_seconds(60);
   return spec;
 }
@@ -161,7 +164,8 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
     rr.set_worker_id(who.worker_id());
     *rr.mutable_lease() = lease.lease();
     rr.set_hardware_profile("bench");
-    (*rr.mutable_metrics())["accuracy"] = SyntheticAccuracy(lease.arch_hash());
+    (*rr.mutable_metrics())["accuracy"] =
+        SyntheticAccuracy(lease.arch_hash(), lease.training().dataset() == "tabular");
     (*rr.mutable_metrics())["epochs"] = 1;
     v1::ReportResultResponse ack;
     const auto t2 = SteadyClock::now();
