@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs "$@" against a throwaway PostgreSQL cluster on 127.0.0.1 and exports its URL as
 # NASFORGE_TEST_PG_URL. initdb/pg_ctl refuse root, so as root the cluster runs as `postgres`.
+# Tests run it with fsync=off (speed); NASFORGE_PG_FSYNC=on keeps PostgreSQL's default (benches).
 set -euo pipefail
+FSYNC_OPT="-c fsync=off"
+[ "${NASFORGE_PG_FSYNC:-off}" = on ] && FSYNC_OPT=""
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "pg_harness: PostgreSQL server not installed (deploy/install-deps.sh)"; exit 1; }
 DIR=$(mktemp -d /tmp/nasforge-pg.XXXXXX)
@@ -14,7 +17,7 @@ started=0
 for _ in $(seq 20); do
   PORT=$(( 20000 + RANDOM % 40000 ))
   if as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -w -t 30 -l "$DIR/server.log" \
-      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off" start >/dev/null 2>&1; then
+      -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR $FSYNC_OPT" start >/dev/null 2>&1; then
     started=1; break
   fi
 done
@@ -29,7 +32,7 @@ as_pg() { if [ "\$(id -u)" -eq 0 ]; then runuser -u postgres -- "\$@"; else "\$@
 case "\$1" in
   stop) as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null ;;
   start) as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -w -t 30 -l "$DIR/server.log" \\
-           -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off" start >/dev/null ;;
+           -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR $FSYNC_OPT" start >/dev/null ;;
   *) echo "usage: ctl.sh stop|start"; exit 2 ;;
 esac
 CTL
