@@ -115,7 +115,7 @@ absl::Status CheckRange(int64_t v, absl::string_view path, int64_t lo, int64_t h
 // Index of `v` in `choices`, or -1. A one-element list matches any value equal to it.
 template <typename C, typename T>
 int IndexOf(const C& choices, const T& v) {
-  for (int i = 0; i < choices.size(); ++i) {
+  for (int i = 0; i < static_cast<int>(choices.size()); ++i) {
     if (choices[i] == v) return i;
   }
   return -1;

@@ -293,9 +293,9 @@ TEST(CliOfflineTest, TokensAreShownOnceListedWithoutSecretsAndRevoked) {
 TEST(CliBenchTest, ControllerBenchRunsEveryTrialThroughARealControllerAndRecovers) {
   const std::string store = TempPath("bench.db");
   std::filesystem::remove(store);
-  Outcome o = Cli({"bench", "controller", "--store", "sqlite://" + store, "--trials", "60",
-                   "--workers", "3", "--window", "20", "--space",
-                   Source("search_spaces/nb201_cifar.yaml"), "--json"});
+  Outcome o =
+      Cli({"bench", "controller", "--store", "sqlite://" + store, "--trials", "60", "--workers",
+           "3", "--window", "20", "--space", Source("search_spaces/nb201_cifar.yaml"), "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
   auto j = nlohmann::json::parse(o.out);
   EXPECT_EQ(j["trials"], 60);
