@@ -104,6 +104,16 @@ absl::Status FromRpc(const grpc::Status& s, const char* what) {
                       absl::StrCat(what, ": ", s.error_message()));
 }
 
+// One unary call with a 60 s deadline.
+template <typename Stub, typename Request, typename Response>
+absl::Status Unary(Stub& stub,
+                   grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                   const Request& request, Response* response, const char* what) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return FromRpc((stub.*method)(&ctx, request, response), what);
+}
+
 void Worker(int index, const ChannelOptions& channel, Shared* shared) {
   ChannelOptions co = channel;
   co.args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection, like a process
@@ -111,19 +121,16 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
   if (!ch.ok()) return shared->Fail(ch.status());
   auto workers = v1::WorkerService::NewStub(*ch);
   auto jobs = v1::JobService::NewStub(*ch);
-  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(60); };
   v1::RegisterWorkerRequest reg;
   reg.set_worker_id(absl::StrCat("bench-w", index));
   reg.set_new_process(true);
   reg.mutable_hardware()->set_name("bench");
   reg.mutable_hardware()->set_accelerator("none");
   v1::RegisterWorkerResponse who;
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline());
-    if (auto s = FromRpc(workers->RegisterWorker(&ctx, reg, &who), "RegisterWorker"); !s.ok()) {
-      return shared->Fail(s);
-    }
+  if (auto s =
+          Unary(*workers, &v1::WorkerService::Stub::RegisterWorker, reg, &who, "RegisterWorker");
+      !s.ok()) {
+    return shared->Fail(s);
   }
   std::vector<double> lease_ms, report_ms;
   std::vector<SteadyClock::time_point> acks;
@@ -133,24 +140,19 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
   while (!shared->stop && shared->acked.load() < shared->target) {
     v1::LeaseTrialResponse lease;
     const auto t0 = SteadyClock::now();
-    {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(deadline());
-      if (auto s = FromRpc(workers->LeaseTrial(&ctx, lr, &lease), "LeaseTrial"); !s.ok()) {
-        return shared->Fail(s);
-      }
+    if (auto s = Unary(*workers, &v1::WorkerService::Stub::LeaseTrial, lr, &lease, "LeaseTrial");
+        !s.ok()) {
+      return shared->Fail(s);
     }
     const auto t1 = SteadyClock::now();
     lease_ms.push_back(Ms(t1 - t0));
     if (!lease.has_trial()) {
       ++empty;
       if (++empty_in_a_row % 50 == 0) {  // the job may have ended (or failed)
-        grpc::ClientContext ctx;
-        ctx.set_deadline(deadline());
         v1::GetJobRequest g;
         g.set_job_id(shared->job_id);
         v1::Job job;
-        if (auto s = FromRpc(jobs->GetJob(&ctx, g, &job), "GetJob"); !s.ok()) {
+        if (auto s = Unary(*jobs, &v1::JobService::Stub::GetJob, g, &job, "GetJob"); !s.ok()) {
           return shared->Fail(s);
         }
         if (JobTerminal(job.state())) break;
@@ -169,12 +171,9 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
     (*rr.mutable_metrics())["epochs"] = 1;
     v1::ReportResultResponse ack;
     const auto t2 = SteadyClock::now();
-    {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(deadline());
-      if (auto s = FromRpc(workers->ReportResult(&ctx, rr, &ack), "ReportResult"); !s.ok()) {
-        return shared->Fail(s);
-      }
+    if (auto s = Unary(*workers, &v1::WorkerService::Stub::ReportResult, rr, &ack, "ReportResult");
+        !s.ok()) {
+      return shared->Fail(s);
     }
     const auto t3 = SteadyClock::now();
     report_ms.push_back(Ms(t3 - t2));
@@ -235,9 +234,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
     v1::SubmitJobRequest req;
     *req.mutable_spec() = BenchJob(space, o);
     v1::Job job;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    NF_RETURN_IF_ERROR(FromRpc(jobs->SubmitJob(&ctx, req, &job), "SubmitJob"));
+    NF_RETURN_IF_ERROR(Unary(*jobs, &v1::JobService::Stub::SubmitJob, req, &job, "SubmitJob"));
     shared.job_id = job.id();
   }
   Log(LogLevel::kInfo, "bench_started",
@@ -265,10 +262,8 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
     v1::QueryParetoRequest q;
     q.set_job_id(shared.job_id);
     v1::QueryParetoResponse front;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     const auto t0 = SteadyClock::now();
-    NF_RETURN_IF_ERROR(FromRpc(jobs->QueryPareto(&ctx, q, &front), "QueryPareto"));
+    NF_RETURN_IF_ERROR(Unary(*jobs, &v1::JobService::Stub::QueryPareto, q, &front, "QueryPareto"));
     r.pareto_query_ms = Ms(SteadyClock::now() - t0);
     r.pareto_front_size = front.trials_size();
   }
