@@ -419,6 +419,14 @@ TEST_F(CliJobTest, AnInvalidSpecIsAUsageErrorNamingTheFieldAndCreatesNothing) {
   EXPECT_THAT(missing.err, HasSubstr("NOT_FOUND"));
 }
 
+TEST_F(CliJobTest, TheControllerAddressComesFromTheEnvironment) {
+  ASSERT_EQ(setenv("NASFORGE_CONTROLLER", address_.c_str(), 1), 0);
+  Outcome o = Cli({"jobs"});
+  unsetenv("NASFORGE_CONTROLLER");
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_THAT(o.out, HasSubstr("job"));
+}
+
 TEST_F(CliJobTest, TheSameIdempotencyKeyNeverMakesASecondJob) {
   const std::string spec = Source("search_spaces/examples/nb201_tabular.yaml");
   Outcome a = Call({"submit", spec, "--idempotency-key", "k-1"});
