@@ -278,7 +278,9 @@ TEST(CompoundScalingTest, GridThenWaitThenScalesTheBestTriple) {
   for (int i = 0; i < 4; ++i) {
     (*step1[i].mutable_metrics())["accuracy"] = i == 3 ? 0.9 : 0.5;
     s->Tell(step1[i]);
-    if (i < 3) EXPECT_EQ(s->Ask(admissible, 10).kind, Proposal::Kind::kWait);
+    if (i < 3) {
+      EXPECT_EQ(s->Ask(admissible, 10).kind, Proposal::Kind::kWait);
+    }
   }
   v1::Architecture base = step1[0].architecture();
   for (int phi = 2; phi <= 3; ++phi) {
