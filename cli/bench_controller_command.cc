@@ -80,11 +80,14 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
     f.bench.channel.tls_cert = c.connection.tls_cert;
     f.bench.channel.tls_key = c.connection.tls_key;
     f.bench.channel.insecure = c.connection.insecure;
-  } else if (f.bench.store_url.empty()) {
+  }
+  // Without --store: a temporary SQLite file, removed afterwards. A store the user names is
+  // never removed (the bench adds one job to it).
+  const bool temporary_store = !f.remote && f.bench.store_url.empty();
+  if (temporary_store) {
     f.bench.store_url = absl::StrCat("sqlite://", std::filesystem::temp_directory_path().string(),
                                      "/nasforge-bench-", getpid(), ".db");
   }
-  const bool temporary_store = !f.remote && f.bench.store_url.rfind("sqlite://", 0) == 0;
   if (temporary_store) std::filesystem::remove(f.bench.store_url.substr(9));
   f.bench.measure_recovery = !f.no_recovery;
   auto r = RunControllerBench(f.bench);
