@@ -119,8 +119,9 @@ v1::Trial* JobManager::ApplyStep(JobState& js, StrategyDriver::Step step) {
     return &js.trials.back();
   }
   if (step.kind == Proposal::Kind::kWait) {
-    if (js.job.counts().queued() + js.job.counts().running() > 0)
+    if (js.job.counts().queued() + js.job.counts().running() > 0) {
       return nullptr;  // ask again when a result arrives
+    }
     step.reason = "the strategy waits for results but none are in flight: " + step.reason;
   }
   js.exhausted = true;
@@ -181,13 +182,10 @@ void JobManager::Recount(JobState& js) {
 }
 
 void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {
-  // A new trial (id == size - 1, state still the default) is counted for the first time.
-  const bool is_new = t.state() == v1::TRIAL_STATE_UNSPECIFIED;
-  if (!is_new) {
-    if (t.state() == to) return;
-    AddToCount(js.job.mutable_counts(), t.state(), -1);
-    if (t.state() == v1::TRIAL_QUEUED) js.queued.erase(t.id());
-  }
+  if (t.state() == to) return;
+  // A new trial has no state yet (TRIAL_STATE_UNSPECIFIED has no count): nothing to take off.
+  AddToCount(js.job.mutable_counts(), t.state(), -1);
+  if (t.state() == v1::TRIAL_QUEUED) js.queued.erase(t.id());
   AddToCount(js.job.mutable_counts(), to, +1);
   if (to == v1::TRIAL_QUEUED) js.queued.insert(t.id());
   t.set_state(to);
