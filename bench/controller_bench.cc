@@ -63,7 +63,7 @@ v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions&
   *spec.mutable_search_space() = space;
   spec.mutable_strategy()->set_name("random");
   spec.mutable_budget()->set_max_trials(o.trials);
-  spec.mutable_budget()->set_max_parallel_trials(o.workers);
+  spec.mutable_budget()->set_max_parallel_trials(o.workers * o.batch);
   spec.mutable_budget()->set_epochs(1);
   spec.mutable_budget()->set_seed(o.seed);
   auto* acc = spec.add_objectives();
@@ -82,6 +82,7 @@ v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions&
 // What every worker thread shares.
 struct Shared {
   int target = 0;
+  int batch = 1;
   std::string job_id;
   std::atomic<int> acked{0};
   std::atomic<bool> stop{false};
@@ -135,50 +136,78 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
   std::vector<double> lease_ms, report_ms;
   std::vector<SteadyClock::time_point> acks;
   int64_t empty = 0, empty_in_a_row = 0;
+  const int batch = std::max(1, shared->batch);
   v1::LeaseTrialRequest lr;
   lr.set_worker_id(who.worker_id());
+  lr.set_max_trials(batch);
+  // The grants in hand: from LeaseTrial, then from each report's answer (one call per batch).
+  std::vector<v1::LeaseTrialResponse> held;
+  auto take = [&held](v1::LeaseTrialResponse* grants) {
+    held.clear();
+    if (!grants->has_trial()) return;
+    for (v1::LeaseTrialResponse& g : *grants->mutable_more()) held.push_back(std::move(g));
+    grants->clear_more();
+    held.insert(held.begin(), std::move(*grants));
+  };
   while (!shared->stop && shared->acked.load() < shared->target) {
-    v1::LeaseTrialResponse lease;
-    const auto t0 = SteadyClock::now();
-    if (auto s = Unary(*workers, &v1::WorkerService::Stub::LeaseTrial, lr, &lease, "LeaseTrial");
-        !s.ok()) {
-      return shared->Fail(s);
-    }
-    const auto t1 = SteadyClock::now();
-    lease_ms.push_back(Ms(t1 - t0));
-    if (!lease.has_trial()) {
-      ++empty;
-      if (++empty_in_a_row % 50 == 0) {  // the job may have ended (or failed)
-        v1::GetJobRequest g;
-        g.set_job_id(shared->job_id);
-        v1::Job job;
-        if (auto s = Unary(*jobs, &v1::JobService::Stub::GetJob, g, &job, "GetJob"); !s.ok()) {
-          return shared->Fail(s);
-        }
-        if (JobTerminal(job.state())) break;
+    if (held.empty()) {
+      v1::LeaseTrialResponse lease;
+      const auto t0 = SteadyClock::now();
+      if (auto s = Unary(*workers, &v1::WorkerService::Stub::LeaseTrial, lr, &lease, "LeaseTrial");
+          !s.ok()) {
+        return shared->Fail(s);
       }
-      std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::clamp(lease.retry_after_ms(), 1, 5)));
-      continue;
+      lease_ms.push_back(Ms(SteadyClock::now() - t0));
+      if (!lease.has_trial()) {
+        ++empty;
+        if (++empty_in_a_row % 50 == 0) {  // the job may have ended (or failed)
+          v1::GetJobRequest g;
+          g.set_job_id(shared->job_id);
+          v1::Job job;
+          if (auto s = Unary(*jobs, &v1::JobService::Stub::GetJob, g, &job, "GetJob"); !s.ok()) {
+            return shared->Fail(s);
+          }
+          if (JobTerminal(job.state())) break;
+        }
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::clamp(lease.retry_after_ms(), 1, 5)));
+        continue;
+      }
+      empty_in_a_row = 0;
+      take(&lease);
     }
-    empty_in_a_row = 0;
-    v1::ReportResultRequest rr;
+    // Report what is held and lease as many again, in one call.
+    v1::ReportResultsRequest rr;
     rr.set_worker_id(who.worker_id());
-    *rr.mutable_lease() = lease.lease();
-    rr.set_hardware_profile("bench");
-    (*rr.mutable_metrics())["accuracy"] =
-        SyntheticAccuracy(lease.arch_hash(), lease.training().dataset() == "tabular");
-    (*rr.mutable_metrics())["epochs"] = 1;
-    v1::ReportResultResponse ack;
+    const int remaining = shared->target - shared->acked.load();
+    rr.set_lease_next(std::clamp(remaining - static_cast<int>(held.size()), 0, batch));
+    for (const v1::LeaseTrialResponse& g : held) {
+      v1::ReportResultRequest* r = rr.add_reports();
+      *r->mutable_lease() = g.lease();
+      r->set_hardware_profile("bench");
+      (*r->mutable_metrics())["accuracy"] =
+          SyntheticAccuracy(g.arch_hash(), g.training().dataset() == "tabular");
+      (*r->mutable_metrics())["epochs"] = 1;
+    }
+    v1::ReportResultsResponse ack;
     const auto t2 = SteadyClock::now();
-    if (auto s = Unary(*workers, &v1::WorkerService::Stub::ReportResult, rr, &ack, "ReportResult");
+    if (auto s =
+            Unary(*workers, &v1::WorkerService::Stub::ReportResults, rr, &ack, "ReportResults");
         !s.ok()) {
       return shared->Fail(s);
     }
     const auto t3 = SteadyClock::now();
     report_ms.push_back(Ms(t3 - t2));
-    acks.push_back(t3);
-    shared->acked.fetch_add(1);
+    for (int i = 0; i < ack.outcomes_size(); ++i) {
+      if (ack.outcomes(i).code() != 0) {
+        return shared->Fail(absl::InternalError(
+            absl::StrCat("ReportResults: trial ", rr.reports(i).lease().trial_id(),
+                         " refused: ", ack.outcomes(i).message())));
+      }
+      acks.push_back(t3);
+    }
+    shared->acked.fetch_add(ack.outcomes_size());
+    take(ack.mutable_next());
   }
   std::lock_guard<std::mutex> l(shared->mu);
   shared->lease_ms.insert(shared->lease_ms.end(), lease_ms.begin(), lease_ms.end());
@@ -192,6 +221,7 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
 absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOptions& o) {
   if (o.workers < 1) return absl::InvalidArgumentError("--workers must be >= 1");
   if (o.trials < 1) return absl::InvalidArgumentError("--trials must be >= 1");
+  if (o.batch < 1 || o.batch > 64) return absl::InvalidArgumentError("--batch must be in [1, 64]");
   std::ifstream in(o.space_file);
   if (!in) return absl::InvalidArgumentError(absl::StrCat("--space: cannot read ", o.space_file));
   std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -209,6 +239,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
 
   ControllerBenchResult r;
   r.workers = o.workers;
+  r.batch = o.batch;
   std::unique_ptr<Controller> controller;
   ControllerOptions co;
   ChannelOptions channel = o.channel;
@@ -230,6 +261,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
 
   Shared shared;
   shared.target = o.trials;
+  shared.batch = o.batch;
   {
     v1::SubmitJobRequest req;
     *req.mutable_spec() = BenchJob(space, o);

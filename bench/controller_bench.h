@@ -22,6 +22,9 @@ struct ControllerBenchOptions {
   std::string space_file = "search_spaces/nb201_cifar.yaml";
   int workers = 4;
   int trials = 10000;
+  // Trials per worker call: each worker leases this many at once and reports them in one
+  // ReportResults call that also leases the next batch (1: one call per trial).
+  int batch = 1;
   int window = 1000;  // trials in the early and late cost windows
   uint64_t seed = 1;
   // In-process controller only: after the run, stop it and start a new one on the same store,
@@ -39,6 +42,8 @@ struct ControllerBenchResult {
   int workers = 0;
   double seconds = 0;  // first lease to last acknowledged report
   double trials_per_second = 0;
+  int batch = 1;
+  // LeaseTrial (a worker with nothing in hand) and ReportResults (reports + the next lease).
   LatencyFigures lease, report;
   int64_t empty_leases = 0;  // LeaseTrial answered "no trial yet"
   // Wall milliseconds per trial over the first and the last `window` acknowledged trials, and

@@ -94,11 +94,12 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
   if (!r.ok()) return ReportError(c.io, r.status(), "bench controller");
   nlohmann::json j = {{"store", r->store},
                       {"workers", r->workers},
+                      {"batch", r->batch},
                       {"trials", r->trials},
                       {"seconds", r->seconds},
                       {"trials_per_second", r->trials_per_second},
                       {"lease_trial", Latency(r->lease)},
-                      {"report_result", Latency(r->report)},
+                      {"report_results", Latency(r->report)},
                       {"empty_leases", r->empty_leases},
                       {"window", f.bench.window},
                       {"early_ms_per_trial", r->early_ms_per_trial},
@@ -110,13 +111,13 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
                       {"rss_bytes_per_trial", r->rss_bytes_per_trial},
                       {"space", f.bench.space_file}};
   std::string text = absl::StrFormat(
-      "controller bench: %d trials, %d workers, store %s%s\n"
+      "controller bench: %d trials, %d workers, batch %d, store %s%s\n"
       "  throughput      %.0f trials/s (%.2f s)\n"
       "  LeaseTrial      p50 %.3f ms  p99 %.3f ms  max %.1f ms  (%d calls, %d empty)\n"
-      "  ReportResult    p50 %.3f ms  p99 %.3f ms  max %.1f ms\n"
+      "  ReportResults   p50 %.3f ms  p99 %.3f ms  max %.1f ms  (reports + next lease)\n"
       "  cost per trial  first %d: %.3f ms, last %d: %.3f ms (late/early %.2f)\n"
       "  QueryPareto     %.1f ms, front of %d\n",
-      r->trials, r->workers, r->store,
+      r->trials, r->workers, r->batch, r->store,
       f.remote ? " (remote controller)" : " (in process, gRPC on loopback)", r->trials_per_second,
       r->seconds, r->lease.p50_ms, r->lease.p99_ms, r->lease.max_ms, r->lease.calls,
       r->empty_leases, r->report.p50_ms, r->report.p99_ms, r->report.max_ms, f.bench.window,
@@ -177,6 +178,11 @@ void AddControllerBenchCommand(CLI::App& bench, CommandContext& c) {
       ->check(IntAtLeast(1))
       ->capture_default_str();
   cmd->add_option("--space", b.space_file, "search space (at least twice --trials architectures)")
+      ->capture_default_str();
+  cmd->add_option("--batch", b.batch,
+                  "trials per worker call: lease this many, report them in one call that leases "
+                  "the next batch (1: one call per trial)")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_option("--window", b.window, "trials in the early and late cost windows")
       ->check(IntAtLeast(1))

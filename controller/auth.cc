@@ -227,6 +227,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"WorkerService", "Heartbeat", Role::kWorker},
       {"WorkerService", "ReportProgress", Role::kWorker},
       {"WorkerService", "ReportResult", Role::kWorker},
+      {"WorkerService", "ReportResults", Role::kWorker},
   };
   for (const Rule& r : kRules) {
     if (r.service != service || r.method != method) continue;

@@ -102,11 +102,21 @@ class JobManager {
       const v1::RegisterWorkerRequest& request, const Principal& caller = Principal::Local());
   absl::Status CheckWorker(const std::string& worker_id, const Principal& caller)
       ABSL_LOCKS_EXCLUDED(seen_mu_);
+  // Grants up to request.max_trials trials (the first in the answer's own fields, the rest in
+  // `more`); has_trial false with retry_after_ms when there is none now.
   absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
       const v1::ReportProgressRequest& request);
   absl::Status ReportResult(const v1::ReportResultRequest& request);
+  // ReportResult, then (lease_next > 0) LeaseTrial for the same worker in the same call. A lease
+  // that cannot be granted is an empty `next`, never an error: the report stands.
+  absl::StatusOr<v1::ReportResultResponse> ReportAndLease(const v1::ReportResultRequest& request);
+  // Each report decided on its own, in order (outcomes[i]); then leases as ReportAndLease.
+  // INVALID_ARGUMENT (nothing applied) for a malformed call.
+  absl::StatusOr<v1::ReportResultsResponse> ReportResults(const v1::ReportResultsRequest& request);
+  // AbandonLease for every grant in `grants` (its own and `more`).
+  void AbandonGrants(const v1::LeaseTrialResponse& grants, const std::string& worker_id);
   // Undoes a grant whose LeaseTrial answer was an error (its write did not become durable): the
   // trial is queued again, its attempt not counted. The epoch stays used (never issued again).
   void AbandonLease(const v1::Lease& lease, const std::string& worker_id);
@@ -168,6 +178,9 @@ class JobManager {
   void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One LeaseTrial pass under mu_: grants a queued trial of the fairest job, or picks the job
   // whose strategy to ask next (*ask, its `asking` raised; jobs in `asked` are skipped).
+  // One grant (LeaseTrial's loop body); LeaseTrial batches it.
+  absl::StatusOr<v1::LeaseTrialResponse> LeaseOne(const v1::LeaseTrialRequest& req);
+  v1::LeaseTrialResponse LeaseAfterReport(const std::string& worker_id, int max_trials);
   absl::Status GrantOrPick(const v1::LeaseTrialRequest& req, const std::set<JobState*>& asked,
                            v1::LeaseTrialResponse* resp, JobState** ask, WriteBatch& batch,
                            Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -106,7 +106,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
   return resp;
 }
 
-absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTrialRequest& req) {
+absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseOne(const v1::LeaseTrialRequest& req) {
   // Each pass grants a queued trial, or picks a job whose strategy to ask for a new one (outside
   // mu_). A job is asked at most once per call, so an idle poll costs at most one step per job.
   std::set<JobState*> asked;

@@ -254,25 +254,8 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   ServerUnaryReactor* LeaseTrial(CallbackServerContext* ctx, const v1::LeaseTrialRequest* req,
                                  v1::LeaseTrialResponse* resp) override {
     NF_WORKER_GATE("LeaseTrial");
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    auto result = jm_->LeaseTrial(*req);
-    if (!result.ok()) {
-      r->Finish(WithRetryHint(ctx, result.status()));
-      return r;
-    }
-    *resp = std::move(result).value();
-    // A grant that did not become durable is not handed out: undo it and answer the error.
-    JobManager* jm = jm_;
-    std::string worker = req->worker_id();
-    jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(),
-                               [r, ctx, jm, resp, worker](absl::Status s) {
-                                 if (!s.ok() && resp->has_trial()) {
-                                   jm->AbandonLease(resp->lease(), worker);
-                                   resp->Clear();
-                                 }
-                                 r->Finish(WithRetryHint(ctx, s));
-                               });
-    return r;
+    return FinishGranting(ctx, jm_->LeaseTrial(*req), resp, req->worker_id(),
+                          [](v1::LeaseTrialResponse* r) { return r; });
   }
   ServerUnaryReactor* Heartbeat(CallbackServerContext* ctx, const v1::HeartbeatRequest* req,
                                 v1::HeartbeatResponse* resp) override {
@@ -288,14 +271,40 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   ServerUnaryReactor* ReportResult(CallbackServerContext* ctx, const v1::ReportResultRequest* req,
                                    v1::ReportResultResponse* resp) override {
     NF_WORKER_GATE("ReportResult");
-    absl::Status st = jm_->ReportResult(*req);
-    absl::StatusOr<v1::ReportResultResponse> out =
-        st.ok() ? absl::StatusOr<v1::ReportResultResponse>(v1::ReportResultResponse{})
-                : absl::StatusOr<v1::ReportResultResponse>(st);
-    return Finish(ctx, jm_, std::move(out), resp, true);
+    return FinishGranting(ctx, jm_->ReportAndLease(*req), resp, req->worker_id(),
+                          [](v1::ReportResultResponse* r) { return r->mutable_next(); });
+  }
+  ServerUnaryReactor* ReportResults(CallbackServerContext* ctx, const v1::ReportResultsRequest* req,
+                                    v1::ReportResultsResponse* resp) override {
+    NF_WORKER_GATE("ReportResults");
+    return FinishGranting(ctx, jm_->ReportResults(*req), resp, req->worker_id(),
+                          [](v1::ReportResultsResponse* r) { return r->mutable_next(); });
   }
 
  private:
+  // Answers once the call's writes are durable. Grants (`grants_of(response)`) that did not
+  // become durable are not handed out: they are undone and the call answers the error.
+  template <typename Resp, typename GrantsOf>
+  ServerUnaryReactor* FinishGranting(CallbackServerContext* ctx, absl::StatusOr<Resp> result,
+                                     Resp* resp, const std::string& worker, GrantsOf grants_of) {
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    if (!result.ok()) {
+      r->Finish(WithRetryHint(ctx, result.status()));
+      return r;
+    }
+    *resp = std::move(result).value();
+    JobManager* jm = jm_;
+    jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(),
+                               [r, ctx, jm, resp, worker, grants_of](absl::Status s) {
+                                 if (!s.ok()) {
+                                   jm->AbandonGrants(*grants_of(resp), worker);
+                                   resp->Clear();
+                                 }
+                                 r->Finish(WithRetryHint(ctx, s));
+                               });
+    return r;
+  }
+
   JobManager* const jm_;
   Authenticator* const auth_;
 };

@@ -41,8 +41,9 @@ class GrpcControllerClient final : public ControllerClient {
       const v1::ReportProgressRequest& req) override {
     return Call(&v1::WorkerService::Stub::ReportProgress, req);
   }
-  absl::Status ReportResult(const v1::ReportResultRequest& req) override {
-    return Call(&v1::WorkerService::Stub::ReportResult, req).status();
+  absl::StatusOr<v1::ReportResultResponse> ReportResult(
+      const v1::ReportResultRequest& req) override {
+    return Call(&v1::WorkerService::Stub::ReportResult, req);
   }
 
  private:

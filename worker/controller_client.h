@@ -20,7 +20,9 @@ class ControllerClient {
   virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req) = 0;
   virtual absl::StatusOr<v1::ReportProgressResponse> ReportProgress(
       const v1::ReportProgressRequest& req) = 0;
-  virtual absl::Status ReportResult(const v1::ReportResultRequest& req) = 0;
+  // The answer carries the next trial when req.lease_next > 0 and one was granted.
+  virtual absl::StatusOr<v1::ReportResultResponse> ReportResult(
+      const v1::ReportResultRequest& req) = 0;
 };
 
 // A client over gRPC (target, token and TLS in `options`; see client/channel.h). Thread-safe.

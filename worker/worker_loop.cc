@@ -90,7 +90,16 @@ absl::Status WorkerLoop::Run() {
   if (absl::Status st = Register(); !st.ok()) return stop_ ? absl::OkStatus() : st;
   absl::Time idle_since = absl::Now();
   absl::Duration backoff = absl::Milliseconds(200);
-  while (!stop_) {
+  // The trial leased with the last report (one round trip per trial). It runs even when
+  // stopping: a stopping worker hands it back at once.
+  std::optional<v1::LeaseTrialResponse> next;
+  while (!stop_ || next) {
+    if (next) {
+      v1::LeaseTrialResponse lease = *std::move(next);
+      next = RunTrial(lease);
+      idle_since = absl::Now();
+      continue;
+    }
     if (options_.max_trials > 0 && trials_done_ >= options_.max_trials) break;
     v1::LeaseTrialRequest req;
     req.set_worker_id(worker_id_);
@@ -119,7 +128,7 @@ absl::Status WorkerLoop::Run() {
       SleepUnlessStopped(absl::Milliseconds(std::max(50, resp->retry_after_ms())));
       continue;
     }
-    RunTrial(*resp);
+    next = RunTrial(*resp);
     idle_since = absl::Now();
   }
   Log(LogLevel::kInfo, "worker_exit", {{"worker", worker_id_}, {"trials", trials_done_.load()}});
@@ -171,7 +180,7 @@ void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation, int eve
   boost::asio::post(io_, [tick] { (*tick)(); });
 }
 
-void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
+std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
   const v1::Lease& l = lease.lease();
   int gen = ++generation_;
   abort_trial_ = stop_.load();
@@ -244,7 +253,7 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
          {"trial", l.trial_id()},
          {"worker", worker_id_},
          {"reason", "lease lost or job cancelled"}});
-    return;
+    return std::nullopt;
   }
   if (!result.ok() && absl::IsAborted(result.status())) {
     rr.set_handed_back(true);
@@ -258,12 +267,19 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
     rr.set_stopped_early(result->stopped_early);
     if (metrics_) metrics_->trials_succeeded_total.Increment();
   }
+  // Ask for the next trial in the same call, unless this worker is stopping or done after this.
+  const bool want_next = !stop_ && !rr.handed_back() &&
+                         (options_.max_trials <= 0 || trials_done_ + 1 < options_.max_trials);
+  rr.set_lease_next(want_next ? 1 : 0);
+  std::optional<v1::LeaseTrialResponse> next;
   // Keep trying while the controller is away (a restarted controller honours the lease); give
   // up after report_retry_window, or at once when stopping with a trial to hand back.
   absl::Duration backoff = absl::Milliseconds(200);
   absl::Time give_up = absl::Now() + options_.report_retry_window;
   for (int attempt = 1;; ++attempt) {
-    absl::Status st = client_->ReportResult(rr);
+    absl::StatusOr<v1::ReportResultResponse> answer = client_->ReportResult(rr);
+    absl::Status st = answer.status();
+    if (st.ok() && answer->next().has_trial()) next = answer->next();
     if (st.ok() || LeaseGone(st)) {
       Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "trial_reported",
           {{"job", l.job_id()},
@@ -298,6 +314,7 @@ void WorkerLoop::RunTrial(const v1::LeaseTrialResponse& lease) {
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
   if (!rr.handed_back()) ++trials_done_;
+  return next;
 }
 
 }  // namespace nasforge

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <optional>
 #include <thread>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
@@ -61,7 +62,8 @@ class WorkerLoop {
  private:
   absl::Status Register();
   // Trains one leased trial and reports it.
-  void RunTrial(const v1::LeaseTrialResponse& lease);
+  // Runs one leased trial and reports it; returns the trial leased with the report, if any.
+  std::optional<v1::LeaseTrialResponse> RunTrial(const v1::LeaseTrialResponse& lease);
   void StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds);
   bool SleepUnlessStopped(absl::Duration d);
 

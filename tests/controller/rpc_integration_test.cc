@@ -214,6 +214,64 @@ TEST_P(RpcIntegrationTest, WorkerProtocolWithFencingAndWatch) {
   EXPECT_THAT(metrics, HasSubstr("nasforge_controller_workers_registered 1"));
 }
 
+TEST_P(RpcIntegrationTest, BatchedLeasesAndReportsOverGrpc) {
+  std::string yaml = ReadExampleJob();
+  yaml.replace(yaml.find("max_trials: 12"), 14, "max_trials: 3");
+  v1::Job job = Submit(yaml);
+  v1::RegisterWorkerRequest reg;
+  reg.mutable_hardware()->set_name("cpu-1t");
+  v1::RegisterWorkerResponse who;
+  auto c = Ctx();
+  ASSERT_TRUE(workers_->RegisterWorker(c.get(), reg, &who).ok());
+  v1::LeaseTrialRequest lr;
+  lr.set_worker_id(who.worker_id());
+  lr.set_max_trials(2);
+  v1::LeaseTrialResponse got;
+  c = Ctx();
+  ASSERT_TRUE(workers_->LeaseTrial(c.get(), lr, &got).ok());
+  ASSERT_TRUE(got.has_trial());
+  ASSERT_EQ(got.more_size(), 1);
+  v1::ReportResultsRequest rr;
+  rr.set_worker_id(who.worker_id());
+  for (const v1::LeaseTrialResponse* g :
+       std::vector<const v1::LeaseTrialResponse*>{&got, &got.more(0)}) {
+    v1::ReportResultRequest* r = rr.add_reports();
+    *r->mutable_lease() = g->lease();
+    (*r->mutable_metrics())["accuracy"] = 0.6;
+  }
+  rr.set_lease_next(2);
+  v1::ReportResultsResponse ack;
+  c = Ctx();
+  ASSERT_TRUE(workers_->ReportResults(c.get(), rr, &ack).ok());
+  ASSERT_EQ(ack.outcomes_size(), 2);
+  EXPECT_EQ(ack.outcomes(0).code(), 0);
+  EXPECT_EQ(ack.outcomes(1).code(), 0);
+  ASSERT_TRUE(ack.next().has_trial()) << "the third trial came with the answer";
+  EXPECT_EQ(ack.next().more_size(), 0) << "only one was left";
+  v1::ReportResultRequest last;
+  last.set_worker_id(who.worker_id());
+  *last.mutable_lease() = ack.next().lease();
+  (*last.mutable_metrics())["accuracy"] = 0.7;
+  last.set_lease_next(1);
+  v1::ReportResultResponse res;
+  c = Ctx();
+  ASSERT_TRUE(workers_->ReportResult(c.get(), last, &res).ok());
+  EXPECT_FALSE(res.next().has_trial());
+  v1::GetJobRequest g;
+  g.set_job_id(job.id());
+  v1::Job done;
+  c = Ctx();
+  ASSERT_TRUE(jobs_->GetJob(c.get(), g, &done).ok());
+  EXPECT_EQ(done.counts().succeeded(), 3);
+  // A malformed batch is refused whole, naming the field.
+  v1::ReportResultsRequest bad;
+  bad.set_worker_id(who.worker_id());
+  c = Ctx();
+  grpc::Status s = workers_->ReportResults(c.get(), bad, &ack);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("reports"));
+}
+
 TEST_P(RpcIntegrationTest, HealthServiceServes) {
   auto health = grpc::health::v1::Health::NewStub(channel_);
   grpc::health::v1::HealthCheckRequest r;

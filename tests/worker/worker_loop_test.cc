@@ -26,10 +26,14 @@ class FakeController : public ControllerClient {
   }
   absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest&) override {
     std::lock_guard<std::mutex> l(mu);
+    ++lease_calls;
     if (forget_worker_once) {
       forget_worker_once = false;
       return absl::FailedPreconditionError("worker_id: not registered");
     }
+    return GrantLocked();
+  }
+  v1::LeaseTrialResponse GrantLocked() {
     v1::LeaseTrialResponse r;
     if (leases_left-- <= 0) {
       r.set_retry_after_ms(50);
@@ -53,14 +57,19 @@ class FakeController : public ControllerClient {
     r.set_decision(req.point().epoch() >= stop_at_epoch ? v1::STOP : v1::CONTINUE);
     return r;
   }
-  absl::Status ReportResult(const v1::ReportResultRequest& req) override {
+  absl::StatusOr<v1::ReportResultResponse> ReportResult(
+      const v1::ReportResultRequest& req) override {
     std::lock_guard<std::mutex> l(mu);
     results.push_back(req);
-    return absl::OkStatus();
+    v1::ReportResultResponse r;
+    if (req.lease_next() > 0 && grant_with_report) *r.mutable_next() = GrantLocked();
+    return r;
   }
 
   std::mutex mu;
   int leases_left = 1;
+  int lease_calls = 0;
+  bool grant_with_report = true;  // answer lease_next with the next trial
   int next_trial = 0;
   int stop_at_epoch = 100;
   std::vector<int> progress;
@@ -119,6 +128,31 @@ TEST(WorkerLoopTest, ReportsEveryEpochAndTheResult) {
   EXPECT_FALSE(c.results[0].failed());
   EXPECT_DOUBLE_EQ(c.results[0].metrics().at("accuracy"), 0.3);
   EXPECT_EQ(c.results[0].hardware_profile(), "cpu-1t");
+  EXPECT_EQ(c.results[0].lease_next(), 0) << "its last trial: asks for no other";
+}
+TEST(WorkerLoopTest, TheNextTrialComesWithTheReport) {
+  FakeController c;
+  c.leases_left = 5;
+  FakeTrainer t;
+  WorkerLoop loop(&c, &t, Options(3), nullptr);
+  ASSERT_TRUE(loop.Run().ok());
+  ASSERT_EQ(c.results.size(), 3u);
+  EXPECT_EQ(c.lease_calls, 1) << "trials 2 and 3 came with the reports of 1 and 2";
+  EXPECT_EQ(c.results[0].lease_next(), 1);
+  EXPECT_EQ(c.results[1].lease_next(), 1);
+  EXPECT_EQ(c.results[2].lease_next(), 0);
+  EXPECT_EQ(c.results[2].lease().trial_id(), 2);
+  EXPECT_EQ(loop.trials_done(), 3);
+}
+TEST(WorkerLoopTest, AReportWithoutANextTrialFallsBackToLeaseTrial) {
+  FakeController c;
+  c.leases_left = 5;
+  c.grant_with_report = false;
+  FakeTrainer t;
+  WorkerLoop loop(&c, &t, Options(2), nullptr);
+  ASSERT_TRUE(loop.Run().ok());
+  ASSERT_EQ(c.results.size(), 2u);
+  EXPECT_EQ(c.lease_calls, 2);
 }
 
 // Only the first registration of a process says it is new (the controller then frees leases an
