@@ -58,6 +58,10 @@ const std::vector<std::string>& SchemaMigrations() {
       "ALTER TABLE jobs ADD COLUMN version BIGINT NOT NULL DEFAULT 0;"
       "ALTER TABLE trials ADD COLUMN version BIGINT NOT NULL DEFAULT 0;"
       "ALTER TABLE workers ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
+      // 3: trials as binary protobuf (`pb`; `body` then empty): a tenth of the bytes and of the
+      // decode time of JSON, which dominated recovery. Older rows keep their JSON body and
+      // stay readable; each is rewritten in binary at its next change.
+      "ALTER TABLE trials ADD COLUMN pb BYTEA;",
   };
   return *kMigrations;
 }
@@ -78,6 +82,19 @@ absl::Status FromJsonBody(absl::string_view json, google::protobuf::Message* m) 
   if (!st.ok()) {
     return absl::DataLossError(absl::StrCat("stored ", m->GetTypeName(),
                                             " body does not parse: ", st.message().as_string()));
+  }
+  return absl::OkStatus();
+}
+
+std::string ToBinaryBody(const google::protobuf::Message& m) { return m.SerializeAsString(); }
+
+absl::Status FromStoredBody(absl::string_view json, const void* pb, size_t pb_size, bool has_pb,
+                            google::protobuf::Message* m) {
+  if (!has_pb) return FromJsonBody(json.empty() ? absl::string_view("{}") : json, m);
+  if (!m->ParseFromArray(pb, static_cast<int>(pb_size))) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", m->GetTypeName(), " record (binary, ", pb_size,
+                     " bytes) does not parse; restore the database from a backup"));
   }
   return absl::OkStatus();
 }
@@ -103,9 +120,9 @@ std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& p
        "id",
        {"state", "body", "version"}},
       {"trials",
-       {"job_id", "trial_id", "state", "arch_hash", "body", "version"},
+       {"job_id", "trial_id", "state", "arch_hash", "body", "pb", "version"},
        "job_id, trial_id",
-       {"state", "arch_hash", "body", "version"}},
+       {"state", "arch_hash", "body", "pb", "version"}},
       {"workers", {"id", "body", "version"}, "id", {"body", "version"}},
   };
   const Shape& s = kShapes[static_cast<int>(table)];

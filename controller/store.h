@@ -1,9 +1,10 @@
 // The Pareto database: a narrow interface with one implementation per backend (SQLite, the
 // embedded default; PostgreSQL, for the service), chosen by URL in OpenStore().
 //
-// Rows are keyed columns plus the full record as protobuf JSON (`body`), so the schema stays small
-// while every field stays queryable by psql/sqlite3. Writes go in batches, one transaction per
-// batch, so callers can group-commit (see StoreWriter).
+// Rows are keyed columns plus the full record: jobs and workers as protobuf JSON (`body`, readable
+// and queryable by psql/sqlite3), trials -- millions of rows -- as binary protobuf (`pb`, schema
+// 3; `nasforge candidates --json` prints them). The schema stays small. Writes go in batches, one
+// transaction per batch, so callers can group-commit (see StoreWriter).
 //
 // Guarantees every backend gives (tests/controller/store_conformance_test.cc):
 // - Versioned compare-and-set: a row is written only if the record's `version` is greater than
@@ -96,7 +97,7 @@ StoreBackendRegistry& StoreBackends();
 // The versioned compare-and-set upsert of one table, in SQL both backends speak; `placeholder`
 // spells parameter i (1-based): "?1" for SQLite, "$1" for PostgreSQL. Parameters, in order:
 //   jobs:    id, idempotency_key, state, create_time_ms, body, version
-//   trials:  job_id, trial_id, state, arch_hash, body, version
+//   trials:  job_id, trial_id, state, arch_hash, body, pb, version
 //   workers: id, body, version
 // A row is replaced only by a higher version (state only moves forward).
 enum class StoreTable { kJobs, kTrials, kWorkers };
@@ -105,5 +106,11 @@ std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& p
 // Record <-> JSON body helpers shared by the backends.
 std::string ToJsonBody(const google::protobuf::Message& m);
 absl::Status FromJsonBody(absl::string_view json, google::protobuf::Message* m);
+// Trials: binary protobuf for the `pb` column.
+std::string ToBinaryBody(const google::protobuf::Message& m);
+// A stored record: from `pb` when the row has one (has_pb), else from its JSON `body` (rows
+// written before schema 3). DATA_LOSS when neither parses.
+absl::Status FromStoredBody(absl::string_view json, const void* pb, size_t pb_size, bool has_pb,
+                            google::protobuf::Message* m);
 
 }  // namespace nasforge

@@ -26,6 +26,11 @@
 namespace nasforge {
 namespace {
 
+// A bytea parameter, sent in binary (no escaping).
+pqxx::binarystring BinaryParam(const std::string& bytes) {
+  return pqxx::binarystring(bytes.data(), bytes.size());
+}
+
 // Arbitrary constants ("nasf" + 1 / 2): the owner lock, and a lock that serialises concurrent
 // migrations of controllers sharing one database.
 constexpr int kLockClass = 0x6e617366;
@@ -123,7 +128,8 @@ class PostgresStore final : public Store {
       }
       for (const auto& t : b.trials) {
         w.exec_prepared("upsert_trial", t.job_id(), t.id(), static_cast<int>(t.state()),
-                        t.arch_hash(), ToJsonBody(t), static_cast<int64_t>(t.version()));
+                        t.arch_hash(), std::string(), BinaryParam(ToBinaryBody(t)),
+                        static_cast<int64_t>(t.version()));
       }
       for (const auto& wk : b.workers) {
         w.exec_prepared("upsert_worker", wk.id(), ToJsonBody(wk),
@@ -139,7 +145,8 @@ class PostgresStore final : public Store {
   }
   absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view job_id) override {
     std::string id(job_id);
-    return LoadAll<v1::Trial>("SELECT body FROM trials WHERE job_id = $1 ORDER BY trial_id", &id);
+    return LoadAll<v1::Trial>("SELECT body, pb FROM trials WHERE job_id = $1 ORDER BY trial_id",
+                              &id);
   }
   absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() override {
     return LoadAll<v1::Worker>("SELECT body FROM workers ORDER BY id", nullptr);
@@ -293,7 +300,13 @@ class PostgresStore final : public Store {
       out.reserve(r.size());
       for (const auto& row : r) {
         T rec;
-        NF_RETURN_IF_ERROR(FromJsonBody(row[0].c_str(), &rec));
+        const bool has_pb = row.size() > 1 && !row[1].is_null();
+        if (has_pb) {
+          pqxx::binarystring pb(row[1]);  // bytea arrives hex-escaped in text results
+          NF_RETURN_IF_ERROR(FromStoredBody("", pb.data(), pb.size(), true, &rec));
+        } else {
+          NF_RETURN_IF_ERROR(FromStoredBody(row[0].c_str(), nullptr, 0, false, &rec));
+        }
         out.push_back(std::move(rec));
       }
       return absl::OkStatus();

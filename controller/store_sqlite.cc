@@ -36,6 +36,9 @@ class Stmt {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
   void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void Blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;
@@ -138,7 +141,7 @@ class SqliteStore final : public Store {
   }
   absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view job_id) override {
     absl::MutexLock l(&mu_);
-    return LoadAll<v1::Trial>("SELECT body FROM trials WHERE job_id = ?1 ORDER BY trial_id",
+    return LoadAll<v1::Trial>("SELECT body, pb FROM trials WHERE job_id = ?1 ORDER BY trial_id",
                               std::string(job_id));
   }
   absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() override {
@@ -201,8 +204,9 @@ class SqliteStore final : public Store {
         s.Int(2, t.id());
         s.Int(3, t.state());
         s.Text(4, t.arch_hash());
-        s.Text(5, ToJsonBody(t));
-        s.Int(6, static_cast<int64_t>(t.version()));
+        s.Text(5, std::string());
+        s.Blob(6, ToBinaryBody(t));
+        s.Int(7, static_cast<int64_t>(t.version()));
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert trial ", t.job_id(), "/", t.id())));
       }
     }
@@ -228,8 +232,12 @@ class SqliteStore final : public Store {
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       const char* body = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 0));
+      const bool has_pb =
+          sqlite3_column_count(s.get()) > 1 && sqlite3_column_type(s.get(), 1) != SQLITE_NULL;
+      const void* pb = has_pb ? sqlite3_column_blob(s.get(), 1) : nullptr;
+      const size_t pb_size = has_pb ? static_cast<size_t>(sqlite3_column_bytes(s.get(), 1)) : 0;
       T rec;
-      NF_RETURN_IF_ERROR(FromJsonBody(body ? body : "{}", &rec));
+      NF_RETURN_IF_ERROR(FromStoredBody(body ? body : "", pb, pb_size, has_pb, &rec));
       out.push_back(std::move(rec));
     }
     if (rc != SQLITE_DONE) return Error("load");

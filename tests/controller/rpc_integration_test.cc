@@ -40,6 +40,11 @@ class RpcIntegrationTest : public ::testing::TestWithParam<std::string> {
       const char* url = std::getenv("NASFORGE_TEST_PG_URL");
       ASSERT_NE(url, nullptr) << "run under tests/pg_harness.sh (ctest does)";
       o.store_url = url;
+      // Each test starts from an empty database (the figures below count every job's trials).
+      const std::string drop = absl::StrCat(
+          "psql -q -X \"", url,
+          "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, schema_migrations' >/dev/null 2>&1");
+      ASSERT_EQ(std::system(drop.c_str()), 0) << drop;
     } else {
       std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
       std::replace(name.begin(), name.end(), '/', '_');  // parameterised names contain '/'
