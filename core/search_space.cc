@@ -2,8 +2,11 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <optional>
+
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/canonical_json.h"
 #include "core/finite.h"
 #include "core/space_kind.h"
 #include "core/status.h"
@@ -203,12 +206,19 @@ v1::Architecture NormalizedArchitecture(const v1::Architecture& arch) {
 
 std::string CanonicalEncoding(const v1::Architecture& arch) {
   // Protobuf's JSON printer writes fields in field-number order with every primitive field and
-  // shortest round-trip doubles: a canonical text once defaults are filled in.
+  // shortest round-trip doubles: a canonical text once defaults are filled in. The same text,
+  // written directly when the architecture's fields allow (every built-in kind does).
+  v1::Architecture normalized = NormalizedArchitecture(arch);
+  if (std::optional<std::string> fast = FastCanonicalJson(normalized)) return *std::move(fast);
+  return ProtobufCanonicalEncoding(normalized);
+}
+
+std::string ProtobufCanonicalEncoding(const v1::Architecture& normalized) {
   google::protobuf::util::JsonPrintOptions o;
   o.always_print_primitive_fields = true;
   o.preserve_proto_field_names = true;
   std::string out;
-  (void)google::protobuf::util::MessageToJsonString(NormalizedArchitecture(arch), &out, o);
+  (void)google::protobuf::util::MessageToJsonString(normalized, &out, o);
   return out;
 }
 

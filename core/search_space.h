@@ -62,6 +62,9 @@ uint64_t SpaceSize(const v1::SearchSpace& space);
 // Canonical text encoding: equal architectures give equal strings, independent of proto
 // serialization details (field order, default values, float formatting).
 std::string CanonicalEncoding(const v1::Architecture& arch);
+// The reference for CanonicalEncoding: protobuf's JSON printer on an already normalized
+// architecture (tests compare the two).
+std::string ProtobufCanonicalEncoding(const v1::Architecture& normalized);
 
 // Stable 64-bit FNV-1a hash of the canonical encoding, as 16 hex digits.
 std::string ArchHash(const v1::Architecture& arch);
