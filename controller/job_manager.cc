@@ -72,6 +72,9 @@ absl::Status JobManager::Recover() {
     }
     js->job = std::move(j);
     Recount(*js);  // the counts and queued index from the trials themselves
+    for (const v1::Trial& t : js->trials) {
+      if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(*js, t);
+    }
     NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
     // Tell finished trials in the order they finished (their stored finish sequence), as the
     // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in
@@ -287,12 +290,24 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
   }
   std::vector<v1::Constraint> constraints(req.constraints().begin(), req.constraints().end());
   std::vector<const v1::Trial*> trials;
-  for (const auto& t : js->trials) {
-    bool full = t.state() == v1::TRIAL_SUCCEEDED;
-    bool partial = t.state() == v1::TRIAL_STOPPED && req.include_stopped();
-    if (!full && !partial) continue;
-    if (!req.hardware_profile().empty() && t.hardware_profile() != req.hardware_profile()) continue;
-    trials.push_back(&t);
+  // The job's own front, as it is kept: only its members can be on the answer's front (same
+  // selection below, same order), so the scan of every trial is skipped.
+  const bool kept = req.objectives().empty() && constraints.empty() &&
+                    req.hardware_profile().empty() && !req.include_stopped();
+  if (kept) {
+    if (js->front != nullptr) {
+      for (int64_t id : js->front->Ids()) trials.push_back(&js->trials[id]);
+    }
+  } else {
+    for (const auto& t : js->trials) {
+      bool full = t.state() == v1::TRIAL_SUCCEEDED;
+      bool partial = t.state() == v1::TRIAL_STOPPED && req.include_stopped();
+      if (!full && !partial) continue;
+      if (!req.hardware_profile().empty() && t.hardware_profile() != req.hardware_profile()) {
+        continue;
+      }
+      trials.push_back(&t);
+    }
   }
   size_t considered = 0;
   std::vector<size_t> front = SelectPareto(
@@ -305,7 +320,7 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
       },
       objectives, constraints, &considered);
   v1::QueryParetoResponse resp;
-  resp.set_considered(static_cast<int>(considered));
+  resp.set_considered(static_cast<int>(kept ? js->front_considered : considered));
   for (size_t k : front) {
     if (req.limit() > 0 && resp.trials_size() >= req.limit()) break;
     *resp.add_trials() = *trials[k];

@@ -38,6 +38,7 @@
 #include "controller/strategy_driver.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
+#include "core/pareto_archive.h"
 #include "core/strategies/strategy.h"
 #include "nasforge/v1/nasforge.pb.h"
 
@@ -142,6 +143,11 @@ class JobManager {
     // Ids of the QUEUED trials, oldest first: leases are granted from here, not by a scan.
     // Kept with the counts by SetTrialState / AddTrial (the only writers of a trial's state).
     std::set<int64_t> queued;
+    // The front of the job's own objectives over its succeeded trials, kept as they finish
+    // (OfferToFront): QueryPareto without objectives, constraints or filters reads it instead of
+    // scanning every trial. `considered`: succeeded trials that have every objective metric.
+    std::unique_ptr<ParetoArchive> front;
+    size_t front_considered = 0;
   };
   using Events = std::vector<v1::JobEvent>;
 
@@ -154,6 +160,8 @@ class JobManager {
   // FindJobConst, then CheckVisible.
   absl::StatusOr<const JobState*> FindVisible(absl::string_view id, const Principal& caller) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Adds a SUCCEEDED trial to js.front (made on first use).
+  static void OfferToFront(JobState& js, const v1::Trial& t);
   // Checks a worker's lease against the trial's fencing token.
   absl::StatusOr<std::pair<JobState*, v1::Trial*>> CheckLease(const v1::Lease& lease,
                                                               const std::string& worker_id,

@@ -287,9 +287,24 @@ void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
   batch.workers.push_back(w);
 }
 
+void JobManager::OfferToFront(JobState& js, const v1::Trial& t) {
+  const auto& objectives = js.job.spec().objectives();
+  if (objectives.empty()) return;
+  if (js.front == nullptr) js.front = std::make_unique<ParetoArchive>(objectives.size());
+  std::vector<double> point(objectives.size());
+  for (int k = 0; k < objectives.size(); ++k) {
+    auto it = t.metrics().find(objectives[k].metric());
+    if (it == t.metrics().end() || std::isnan(it->second)) return;  // as SelectPareto skips it
+    point[k] = objectives[k].direction() == v1::MAXIMIZE ? -it->second : it->second;
+  }
+  ++js.front_considered;
+  js.front->Insert(t.id(), point);
+}
+
 void JobManager::Finished(JobState& js, v1::Trial& t) {
   js.job.set_finish_seq(js.job.finish_seq() + 1);
   t.set_finish_seq(js.job.finish_seq());
+  if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(js, t);
   if (t.state() == v1::TRIAL_CANCELLED) {
     leases_.MarkCancelled({js.job.id(), t.id()});  // its worker hears "cancel" on a heartbeat
   } else {

@@ -2,6 +2,7 @@
 // dedupe, cost pre-checks, cancellation, idempotency, validation, Pareto queries, early-stopping
 // decisions, watch events, fair sharing, and extension points registered from test code.
 #include "tests/controller/job_manager_fixture.h"
+#include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
@@ -391,6 +392,61 @@ TEST(JobEventsTest, EachWatcherHearsOnlyItsJobUntilRemoved) {
   hub.Publish({event("a", "four")});
   EXPECT_EQ(a.size(), 2u);
   EXPECT_EQ(hub.size(), 1u);
+}
+
+}  // namespace
+}  // namespace nasforge
+
+namespace nasforge {
+namespace {
+
+// The front kept as trials finish answers the default query exactly as a scan of every trial
+// does (same members, same order, same count considered), for 1, 2 and 3 objectives, with
+// ties, and after a restart rebuilds it from the store.
+TEST_F(JobManagerTest, TheKeptFrontAnswersAsAFullScanDoes) {
+  const std::vector<std::vector<std::pair<const char*, v1::Direction>>> sets = {
+      {{"accuracy", v1::MAXIMIZE}},
+      {{"accuracy", v1::MAXIMIZE}, {"macs", v1::MINIMIZE}},
+      {{"accuracy", v1::MAXIMIZE}, {"params", v1::MINIMIZE}, {"macs", v1::MINIMIZE}}};
+  std::vector<std::string> ids;
+  for (const auto& objectives : sets) {
+    v1::JobSpec spec = TinySpec(60, 60);
+    *spec.mutable_search_space() = testing::LoadSpace("mbconv_small.yaml");
+    for (const auto& [metric, direction] : objectives) {
+      auto* o = spec.add_objectives();
+      o->set_metric(metric);
+      o->set_direction(direction);
+    }
+    v1::Job job = Submit(spec);
+    ids.push_back(job.id());
+    std::string w = Register("w");
+    for (int i = 0; i < 60; ++i) {
+      auto l = Lease(w);
+      ASSERT_TRUE(l.has_trial());
+      // Coarse accuracies: many ties; every seventh trial fails (not on any front).
+      ASSERT_TRUE(Report(w, l, 0.5 + 0.1 * (i * 7919 % 5), /*failed=*/i % 7 == 3).ok());
+    }
+  }
+  auto same = [&](const std::string& id, size_t k) {
+    v1::QueryParetoRequest kept;
+    kept.set_job_id(id);
+    v1::QueryParetoRequest scan = kept;  // the same objectives, named: a scan of every trial
+    for (const auto& [metric, direction] : sets[k]) {
+      auto* o = scan.add_objectives();
+      o->set_metric(metric);
+      o->set_direction(direction);
+    }
+    auto a = jm_->QueryPareto(kept).value();
+    auto b = jm_->QueryPareto(scan).value();
+    ASSERT_GT(a.trials_size(), 0);
+    ASSERT_EQ(a.trials_size(), b.trials_size()) << k;
+    for (int i = 0; i < a.trials_size(); ++i) EXPECT_EQ(a.trials(i).id(), b.trials(i).id()) << k;
+    EXPECT_EQ(a.considered(), b.considered());
+  };
+  for (size_t k = 0; k < sets.size(); ++k) same(ids[k], k);
+  ASSERT_TRUE(writer_->Flush().ok());
+  Open();
+  for (size_t k = 0; k < sets.size(); ++k) same(ids[k], k);
 }
 
 }  // namespace
