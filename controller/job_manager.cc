@@ -61,7 +61,10 @@ absl::Status JobManager::Recover() {
   int resumed = 0;
   for (auto& j : jobs) {
     auto js = std::make_unique<JobState>();
-    NF_ASSIGN_OR_RETURN(js->trials, store_->LoadTrials(j.id()));
+    NF_ASSIGN_OR_RETURN(std::vector<v1::Trial> loaded, store_->LoadTrials(j.id()));
+    js->trials.assign(std::make_move_iterator(loaded.begin()),
+                      std::make_move_iterator(loaded.end()));
+    loaded = {};
     std::set<std::string> seen;
     for (size_t i = 0; i < js->trials.size(); ++i) {
       if (js->trials[i].id() != static_cast<int64_t>(i)) {

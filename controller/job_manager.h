@@ -21,6 +21,7 @@
 // Thread-safe: every public method may be called from any thread.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -132,7 +133,9 @@ class JobManager {
  private:
   struct JobState {
     v1::Job job;
-    std::vector<v1::Trial> trials;  // index == trial id
+    // Index == trial id. A deque: appending never moves the others (a vector's regrowth copied a
+    // million trials under mu_, and would invalidate the Trial* the manager hands around).
+    std::deque<v1::Trial> trials;
     // The strategy and the hashes of every candidate seen, asked outside mu_ (its own lock,
     // taken before mu_). Set once when the job is created or recovered.
     std::unique_ptr<StrategyDriver> driver;

@@ -98,7 +98,10 @@ class SqliteStore final : public Store {
     absl::MutexLock l(&mu_);
     // FULL: every commit syncs the WAL, so an acknowledged write survives a power cut (NORMAL
     // may lose the last transactions).
-    NF_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+    // cache_size: 64 MiB of pages (the default is 2 MiB): index pages of a million-trial job
+    // stay in memory instead of being read back at every insert.
+    NF_RETURN_IF_ERROR(
+        Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"));
     sqlite3_busy_timeout(db_, 10'000);
     NF_RETURN_IF_ERROR(
         Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("

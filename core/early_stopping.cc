@@ -152,7 +152,7 @@ void Builtins(StoppingRuleRegistry& r) {
 }  // namespace
 
 StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
-                                   const std::vector<v1::Trial>& trials) {
+                                   const std::deque<v1::Trial>& trials) {
   StoppingInput in;
   in.rule = &spec.early_stopping();
   in.max_epochs = spec.budget().epochs();

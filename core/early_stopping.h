@@ -5,6 +5,7 @@
 // early_stopping.cc's Builtins(), or an Add() at run time.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -48,7 +49,7 @@ StopDecision Decide(const StoppingInput& in);
 // every cost objective known before training (macs, params). Points into `spec`, `t` and
 // `trials`, which must outlive the result.
 StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
-                                   const std::vector<v1::Trial>& trials);
+                                   const std::deque<v1::Trial>& trials);
 
 struct StoppingRule {
   std::string name;     // EarlyStopping.rule

@@ -59,11 +59,7 @@ void AddCounts(const v1::JobCounts& from, v1::JobCounts* to) {
   to->set_rejected_by_cost(to->rejected_by_cost() + from.rejected_by_cost());
 }
 
-v1::JobCounts CountTrials(const std::vector<v1::Trial>& trials, const v1::JobCounts& previous) {
-  std::vector<int32_t> n(v1::TrialState_MAX + 1, 0);
-  for (const auto& t : trials) {
-    if (t.state() >= 0 && t.state() <= v1::TrialState_MAX) ++n[t.state()];
-  }
+v1::JobCounts CountStates(const std::vector<int32_t>& n, const v1::JobCounts& previous) {
   v1::JobCounts c;
   c.set_rejected_by_cost(previous.rejected_by_cost());
   for (v1::TrialState s : TrialStates()) {

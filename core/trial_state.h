@@ -25,7 +25,17 @@ int32_t CountOf(const v1::JobCounts& c, v1::TrialState s);
 void AddToCount(v1::JobCounts* c, v1::TrialState s, int32_t delta);
 // Adds `from`'s per-state counts (and rejected_by_cost) to `to`.
 void AddCounts(const v1::JobCounts& from, v1::JobCounts* to);
-// The counts of `trials` by state; rejected_by_cost is kept from `previous`.
-v1::JobCounts CountTrials(const std::vector<v1::Trial>& trials, const v1::JobCounts& previous);
+// JobCounts from `n[state]` (trials per TrialState value); rejected_by_cost from `previous`.
+v1::JobCounts CountStates(const std::vector<int32_t>& n, const v1::JobCounts& previous);
+// The counts of `trials` (any container of v1::Trial) by state; rejected_by_cost is kept from
+// `previous`.
+template <typename Trials>
+v1::JobCounts CountTrials(const Trials& trials, const v1::JobCounts& previous) {
+  std::vector<int32_t> n(v1::TrialState_MAX + 1, 0);
+  for (const v1::Trial& t : trials) {
+    if (t.state() >= 0 && t.state() <= v1::TrialState_MAX) ++n[t.state()];
+  }
+  return CountStates(n, previous);
+}
 
 }  // namespace nasforge
