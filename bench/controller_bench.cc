@@ -83,6 +83,7 @@ v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions&
 struct Shared {
   int target = 0;
   int batch = 1;
+  int trial_ms = 0;
   std::string job_id;
   std::atomic<int> acked{0};
   std::atomic<bool> stop{false};
@@ -176,6 +177,10 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
       empty_in_a_row = 0;
       take(&lease);
     }
+    // The "training": a fixed time per call (0: none), so that latency can be measured below
+    // saturation (the figure for many workers) instead of as queueing.
+    if (shared->trial_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(shared->trial_ms));
     // Report what is held and lease as many again, in one call.
     v1::ReportResultsRequest rr;
     rr.set_worker_id(who.worker_id());
@@ -240,6 +245,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
   ControllerBenchResult r;
   r.workers = o.workers;
   r.batch = o.batch;
+  r.trial_ms = o.trial_ms;
   std::unique_ptr<Controller> controller;
   ControllerOptions co;
   ChannelOptions channel = o.channel;
@@ -262,6 +268,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
   Shared shared;
   shared.target = o.trials;
   shared.batch = o.batch;
+  shared.trial_ms = o.trial_ms;
   {
     v1::SubmitJobRequest req;
     *req.mutable_spec() = BenchJob(space, o);

@@ -25,6 +25,9 @@ struct ControllerBenchOptions {
   // Trials per worker call: each worker leases this many at once and reports them in one
   // ReportResults call that also leases the next batch (1: one call per trial).
   int batch = 1;
+  // Milliseconds each worker waits between its lease and its report (simulated training; 0:
+  // none). With many workers, what measures the service's latency rather than queueing for it.
+  int trial_ms = 0;
   int window = 1000;  // trials in the early and late cost windows
   uint64_t seed = 1;
   // In-process controller only: after the run, stop it and start a new one on the same store,
@@ -43,6 +46,7 @@ struct ControllerBenchResult {
   double seconds = 0;  // first lease to last acknowledged report
   double trials_per_second = 0;
   int batch = 1;
+  int trial_ms = 0;
   // LeaseTrial (a worker with nothing in hand) and ReportResults (reports + the next lease).
   LatencyFigures lease, report;
   int64_t empty_leases = 0;  // LeaseTrial answered "no trial yet"

@@ -95,6 +95,7 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
   nlohmann::json j = {{"store", r->store},
                       {"workers", r->workers},
                       {"batch", r->batch},
+                      {"trial_ms", r->trial_ms},
                       {"trials", r->trials},
                       {"seconds", r->seconds},
                       {"trials_per_second", r->trials_per_second},
@@ -111,13 +112,13 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
                       {"rss_bytes_per_trial", r->rss_bytes_per_trial},
                       {"space", f.bench.space_file}};
   std::string text = absl::StrFormat(
-      "controller bench: %d trials, %d workers, batch %d, store %s%s\n"
+      "controller bench: %d trials, %d workers, batch %d, %d ms per trial, store %s%s\n"
       "  throughput      %.0f trials/s (%.2f s)\n"
       "  LeaseTrial      p50 %.3f ms  p99 %.3f ms  max %.1f ms  (%d calls, %d empty)\n"
       "  ReportResults   p50 %.3f ms  p99 %.3f ms  max %.1f ms  (reports + next lease)\n"
       "  cost per trial  first %d: %.3f ms, last %d: %.3f ms (late/early %.2f)\n"
       "  QueryPareto     %.1f ms, front of %d\n",
-      r->trials, r->workers, r->batch, r->store,
+      r->trials, r->workers, r->batch, r->trial_ms, r->store,
       f.remote ? " (remote controller)" : " (in process, gRPC on loopback)", r->trials_per_second,
       r->seconds, r->lease.p50_ms, r->lease.p99_ms, r->lease.max_ms, r->lease.calls,
       r->empty_leases, r->report.p50_ms, r->report.p99_ms, r->report.max_ms, f.bench.window,
@@ -183,6 +184,11 @@ void AddControllerBenchCommand(CLI::App& bench, CommandContext& c) {
                   "trials per worker call: lease this many, report them in one call that leases "
                   "the next batch (1: one call per trial)")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--trial-ms", b.trial_ms,
+                  "simulated training: each worker waits this long between lease and report "
+                  "(latency below saturation, e.g. with 200 workers)")
+      ->check(CLI::Range(0, 600000))
       ->capture_default_str();
   cmd->add_option("--window", b.window, "trials in the early and late cost windows")
       ->check(IntAtLeast(1))
