@@ -111,13 +111,14 @@ absl::Status CheckSchemaNotNewer(int version) {
       "); a newer nasforge wrote it. Run that version, or restore a backup made for this one"));
 }
 
-std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder) {
-  struct Shape {
-    const char* name;
-    std::vector<const char*> columns;  // in parameter order; version last
-    const char* key;                   // the conflict target
-    std::vector<const char*> updated;  // set from the new row (version too)
-  };
+namespace {
+struct Shape {
+  const char* name;
+  std::vector<const char*> columns;  // in parameter order; version last
+  const char* key;                   // the conflict target
+  std::vector<const char*> updated;  // set from the new row (version too)
+};
+const Shape& ShapeOf(StoreTable table) {
   static const Shape kShapes[] = {
       {"jobs",
        {"id", "idempotency_key", "state", "create_time_ms", "body", "version"},
@@ -129,13 +130,27 @@ std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& p
        {"state", "arch_hash", "body", "pb", "version"}},
       {"workers", {"id", "body", "version"}, "id", {"body", "version"}},
   };
-  const Shape& s = kShapes[static_cast<int>(table)];
-  std::vector<std::string> params, sets;
-  for (size_t i = 0; i < s.columns.size(); ++i) params.push_back(placeholder(i + 1));
+  return kShapes[static_cast<int>(table)];
+}
+// "INSERT INTO t (columns) VALUES <values> ON CONFLICT (key) DO UPDATE ... WHERE newer".
+std::string Upsert(const Shape& s, const std::string& values) {
+  std::vector<std::string> sets;
   for (const char* c : s.updated) sets.push_back(absl::StrCat(c, " = excluded.", c));
-  return absl::StrCat("INSERT INTO ", s.name, " (", absl::StrJoin(s.columns, ", "), ") VALUES (",
-                      absl::StrJoin(params, ", "), ") ON CONFLICT (", s.key, ") DO UPDATE SET ",
+  return absl::StrCat("INSERT INTO ", s.name, " (", absl::StrJoin(s.columns, ", "), ") VALUES ",
+                      values, " ON CONFLICT (", s.key, ") DO UPDATE SET ",
                       absl::StrJoin(sets, ", "), " WHERE ", s.name, ".version < excluded.version");
+}
+}  // namespace
+
+std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder) {
+  const Shape& s = ShapeOf(table);
+  std::vector<std::string> params;
+  for (size_t i = 0; i < s.columns.size(); ++i) params.push_back(placeholder(i + 1));
+  return Upsert(s, absl::StrCat("(", absl::StrJoin(params, ", "), ")"));
+}
+
+std::string UpsertRowsSql(StoreTable table, const std::vector<std::string>& rows) {
+  return Upsert(ShapeOf(table), absl::StrJoin(rows, ", "));
 }
 
 }  // namespace nasforge

@@ -102,6 +102,9 @@ StoreBackendRegistry& StoreBackends();
 // A row is replaced only by a higher version (state only moves forward).
 enum class StoreTable { kJobs, kTrials, kWorkers };
 std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder);
+// The same upsert for several rows in one statement; each row is "(v1, v2, ...)", values quoted
+// by the caller in the column order above. Keys must be distinct (WriteBatch::Compact).
+std::string UpsertRowsSql(StoreTable table, const std::vector<std::string>& rows);
 
 // Record <-> JSON body helpers shared by the backends.
 std::string ToJsonBody(const google::protobuf::Message& m);

@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <pqxx/pqxx>
 #include <random>
 
@@ -25,11 +26,6 @@
 
 namespace nasforge {
 namespace {
-
-// A bytea parameter, sent in binary (no escaping).
-pqxx::binarystring BinaryParam(const std::string& bytes) {
-  return pqxx::binarystring(bytes.data(), bytes.size());
-}
 
 // Arbitrary constants ("nasf" + 1 / 2): the owner lock, and a lock that serialises concurrent
 // migrations of controllers sharing one database.
@@ -126,10 +122,32 @@ class PostgresStore final : public Store {
                         google::protobuf::util::TimeUtil::TimestampToMilliseconds(j.create_time()),
                         ToJsonBody(j), static_cast<int64_t>(j.version()));
       }
-      for (const auto& t : b.trials) {
-        w.exec_prepared("upsert_trial", t.job_id(), t.id(), static_cast<int>(t.state()),
-                        t.arch_hash(), std::string(), BinaryParam(ToBinaryBody(t)),
-                        static_cast<int64_t>(t.version()));
+      // Trials, the many rows: one multi-row statement per chunk instead of a round trip to
+      // the server per row (the writer compacts a batch to one record per key).
+      // One statement may not touch a row twice: of records with the same key, the newest.
+      std::map<std::pair<std::string, int64_t>, size_t> newest;
+      for (size_t i = 0; i < b.trials.size(); ++i) {
+        auto [it, fresh] =
+            newest.emplace(std::make_pair(b.trials[i].job_id(), b.trials[i].id()), i);
+        if (!fresh && b.trials[i].version() > b.trials[it->second].version()) it->second = i;
+      }
+      constexpr size_t kRowsPerStatement = 500;
+      std::vector<std::string> rows;
+      size_t left = newest.size();
+      for (size_t i = 0; i < b.trials.size(); ++i) {
+        const v1::Trial& t = b.trials[i];
+        if (newest.at({t.job_id(), t.id()}) != i) continue;
+        --left;
+        const std::string pb = ToBinaryBody(t);
+        rows.push_back(
+            absl::StrCat("(", w.quote(t.job_id()), ", ", t.id(), ", ", static_cast<int>(t.state()),
+                         ", ", w.quote(t.arch_hash()), ", '', ",
+                         w.quote_raw(reinterpret_cast<const unsigned char*>(pb.data()), pb.size()),
+                         ", ", static_cast<int64_t>(t.version()), ")"));
+        if (rows.size() == kRowsPerStatement || left == 0) {
+          w.exec(UpsertRowsSql(StoreTable::kTrials, rows));
+          rows.clear();
+        }
       }
       for (const auto& wk : b.workers) {
         w.exec_prepared("upsert_worker", wk.id(), ToJsonBody(wk),
@@ -249,7 +267,6 @@ class PostgresStore final : public Store {
   void Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto param = [](int i) { return absl::StrCat("$", i); };
     conn_->prepare("upsert_job", UpsertSql(StoreTable::kJobs, param));
-    conn_->prepare("upsert_trial", UpsertSql(StoreTable::kTrials, param));
     conn_->prepare("upsert_worker", UpsertSql(StoreTable::kWorkers, param));
     prepared_ = true;
   }

@@ -261,6 +261,26 @@ TEST_P(StoreConformanceTest, ANewerVersionReplacesTheRecord) {
   EXPECT_DOUBLE_EQ(t->at(0).metrics().at("accuracy"), 0.9);
 }
 
+TEST_P(StoreConformanceTest, ALargeBatchWithRepeatedKeysKeepsTheNewestOfEach) {
+  WriteBatch b;
+  b.jobs = {MakeJob("j1", "", 1)};
+  for (int i = 0; i < 1203; ++i) b.trials.push_back(MakeTrial("j1", i, v1::TRIAL_RUNNING));
+  // Trial 7 twice more in the same batch: a newer record, then an older one arriving late.
+  v1::Trial newer = MakeTrial("j1", 7, v1::TRIAL_SUCCEEDED);
+  newer.set_version(5);
+  v1::Trial older = MakeTrial("j1", 7, v1::TRIAL_QUEUED);
+  older.set_version(3);
+  b.trials.push_back(newer);
+  b.trials.push_back(older);
+  ASSERT_TRUE(store_->Write(b).ok());
+  auto t = store_->LoadTrials("j1");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->size(), 1203u);
+  EXPECT_EQ(t->at(7).state(), v1::TRIAL_SUCCEEDED);
+  EXPECT_EQ(t->at(7).version(), 5u);
+  EXPECT_EQ(t->at(1202).id(), 1202);
+}
+
 TEST_P(StoreConformanceTest, BatchIsAtomic) {
   // Two jobs with the same idempotency key violate the unique index: nothing of the batch lands.
   WriteBatch b;
