@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "core/pareto.h"
+
 namespace nasforge {
 
 double Front2D::Contribution(std::map<double, Step>::const_iterator it) const {
@@ -52,24 +54,13 @@ std::vector<int64_t> Front2D::Ids() const {
   return out;
 }
 
-namespace {
-bool DominatesPoint(const std::vector<double>& a, const std::vector<double>& b) {
-  bool better = false;
-  for (size_t k = 0; k < a.size(); ++k) {
-    if (a[k] > b[k]) return false;
-    if (a[k] < b[k]) better = true;
-  }
-  return better;
-}
-}  // namespace
-
 bool ParetoArchive::Insert(int64_t id, const std::vector<double>& p) {
   if (m_ == 2) return front2_.Insert(p[0], p[1], id);
   for (const Member& q : members_) {
-    if (DominatesPoint(q.point, p)) return false;
+    if (Dominates(q.point, p)) return false;
   }
   members_.erase(std::remove_if(members_.begin(), members_.end(),
-                                [&](const Member& q) { return DominatesPoint(p, q.point); }),
+                                [&](const Member& q) { return Dominates(p, q.point); }),
                  members_.end());
   members_.push_back({p, id});
   return true;

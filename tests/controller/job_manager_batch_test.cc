@@ -16,12 +16,17 @@ v1::ReportResultRequest Result(const v1::LeaseTrialResponse& l, double acc) {
   return r;
 }
 
+v1::LeaseTrialRequest LeaseRequest(const std::string& worker, int max_trials) {
+  v1::LeaseTrialRequest r;
+  r.set_worker_id(worker);
+  r.set_max_trials(max_trials);
+  return r;
+}
+
 TEST_F(JobManagerTest, LeaseTrialGrantsUpToMaxTrialsEachALeaseOfItsOwn) {
   v1::Job job = Submit(TinySpec(8, /*parallel=*/3));
   std::string w = Register("w");
-  v1::LeaseTrialRequest r;
-  r.set_worker_id(w);
-  r.set_max_trials(5);
+  v1::LeaseTrialRequest r = LeaseRequest(w, 5);
   v1::LeaseTrialResponse got = jm_->LeaseTrial(r).value();
   ASSERT_TRUE(got.has_trial());
   ASSERT_EQ(got.more_size(), 2) << "max_parallel_trials 3 caps the batch";
@@ -70,10 +75,7 @@ TEST_F(JobManagerTest, AReportLeasesTheNextTrialInTheSameCall) {
 TEST_F(JobManagerTest, ReportResultsDecidesEachReportOnItsOwnInOrder) {
   v1::Job job = Submit(TinySpec(8, /*parallel=*/4));
   std::string w = Register("w");
-  v1::LeaseTrialRequest lr;
-  lr.set_worker_id(w);
-  lr.set_max_trials(3);
-  v1::LeaseTrialResponse got = jm_->LeaseTrial(lr).value();
+  v1::LeaseTrialResponse got = jm_->LeaseTrial(LeaseRequest(w, 3)).value();
   ASSERT_EQ(got.more_size(), 2);
   v1::ReportResultsRequest rr;
   rr.set_worker_id(w);
