@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -86,6 +87,7 @@ struct Shared {
   int trial_ms = 0;
   std::string job_id;
   std::atomic<int> acked{0};
+  std::atomic<int> granted{0};  // trials leased so far, over all workers
   std::atomic<bool> stop{false};
   std::mutex mu;
   absl::Status error;  // the first failure (stops every worker)
@@ -137,20 +139,25 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
   std::vector<double> lease_ms, report_ms;
   std::vector<SteadyClock::time_point> acks;
   int64_t empty = 0, empty_in_a_row = 0;
+  std::mt19937 rng(static_cast<uint32_t>(index) * 7919u + 1u);
   const int batch = std::max(1, shared->batch);
   v1::LeaseTrialRequest lr;
   lr.set_worker_id(who.worker_id());
   lr.set_max_trials(batch);
   // The grants in hand: from LeaseTrial, then from each report's answer (one call per batch).
   std::vector<v1::LeaseTrialResponse> held;
-  auto take = [&held](v1::LeaseTrialResponse* grants) {
+  auto take = [&held, shared](v1::LeaseTrialResponse* grants) {
     held.clear();
     if (!grants->has_trial()) return;
     for (v1::LeaseTrialResponse& g : *grants->mutable_more()) held.push_back(std::move(g));
     grants->clear_more();
     held.insert(held.begin(), std::move(*grants));
+    shared->granted.fetch_add(static_cast<int>(held.size()));
   };
   while (!shared->stop && shared->acked.load() < shared->target) {
+    // Every trial of the job is leased (bench trials never fail or expire): nothing is left to
+    // ask for, and polling for it would only load the machine the last reports run on.
+    if (held.empty() && shared->granted.load() >= shared->target) break;
     if (held.empty()) {
       v1::LeaseTrialResponse lease;
       const auto t0 = SteadyClock::now();
@@ -177,10 +184,13 @@ void Worker(int index, const ChannelOptions& channel, Shared* shared) {
       empty_in_a_row = 0;
       take(&lease);
     }
-    // The "training": a fixed time per call (0: none), so that latency can be measured below
-    // saturation (the figure for many workers) instead of as queueing.
-    if (shared->trial_ms > 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(shared->trial_ms));
+    // The "training" (0: none), so that latency is measured below saturation (the figure for
+    // many workers) instead of as queueing: uniform in [trial_ms / 2, 3 trial_ms / 2], so that
+    // workers started together do not stay in lockstep (real trials differ in length).
+    if (shared->trial_ms > 0) {
+      std::uniform_int_distribution<int> jitter(shared->trial_ms / 2, shared->trial_ms * 3 / 2);
+      std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
+    }
     // Report what is held and lease as many again, in one call.
     v1::ReportResultsRequest rr;
     rr.set_worker_id(who.worker_id());

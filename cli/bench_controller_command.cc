@@ -186,7 +186,8 @@ void AddControllerBenchCommand(CLI::App& bench, CommandContext& c) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->add_option("--trial-ms", b.trial_ms,
-                  "simulated training: each worker waits this long between lease and report "
+                  "simulated training: each worker waits about this long (uniform in [t/2, 3t/2]) "
+                  "between lease and report "
                   "(latency below saturation, e.g. with 200 workers)")
       ->check(CLI::Range(0, 600000))
       ->capture_default_str();

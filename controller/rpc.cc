@@ -282,6 +282,10 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
 
  private:
+  static bool ReportsIn(const v1::LeaseTrialResponse&) { return false; }
+  static bool ReportsIn(const v1::ReportResultResponse&) { return true; }
+  static bool ReportsIn(const v1::ReportResultsResponse&) { return true; }
+
   // Answers once the call's writes are durable. Grants (`grants_of(response)`) that did not
   // become durable are not handed out: they are undone and the call answers the error.
   template <typename Resp, typename GrantsOf>
@@ -293,6 +297,12 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
       return r;
     }
     *resp = std::move(result).value();
+    // Nothing granted, nothing reported: nothing this caller must see durable (an idle poll
+    // does not wait for other callers' commits).
+    if (!grants_of(resp)->has_trial() && !ReportsIn(*resp)) {
+      r->Finish(grpc::Status::OK);
+      return r;
+    }
     JobManager* jm = jm_;
     jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(),
                                [r, ctx, jm, resp, worker, grants_of](absl::Status s) {
