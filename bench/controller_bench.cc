@@ -16,6 +16,7 @@
 #include "controller/server.h"
 #include "core/jobspec.h"
 #include "core/log.h"
+#include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/trial_state.h"
@@ -315,6 +316,17 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
     NF_RETURN_IF_ERROR(Unary(*jobs, &v1::JobService::Stub::QueryPareto, q, &front, "QueryPareto"));
     r.pareto_query_ms = Ms(SteadyClock::now() - t0);
     r.pareto_front_size = front.trials_size();
+    // Objectives and a constraint of the caller's own: the scan of every trial.
+    for (const char* o : {"accuracy:max", "params:min", "macs:min"}) {
+      NF_ASSIGN_OR_RETURN(*q.add_objectives(), ParseObjective(o));
+    }
+    NF_ASSIGN_OR_RETURN(*q.add_constraints(),
+                        ParseConstraint(space.has_nb201() ? "accuracy>=50" : "accuracy>=0.5"));
+    const auto t1 = SteadyClock::now();
+    NF_RETURN_IF_ERROR(Unary(*jobs, &v1::JobService::Stub::QueryPareto, q, &front, "QueryPareto"));
+    r.scan_query_ms = Ms(SteadyClock::now() - t1);
+    r.scan_front_size = front.trials_size();
+    r.scan_considered = front.considered();
   }
   if (controller) {
     r.rss_bytes_per_trial = static_cast<double>(RssBytes() - rss_before) / r.trials;

@@ -55,6 +55,10 @@ struct ControllerBenchResult {
   double early_ms_per_trial = 0, late_ms_per_trial = 0, late_over_early = 0;
   double pareto_query_ms = 0;  // one QueryPareto on the finished job
   int pareto_front_size = 0;
+  // One QueryPareto with 3 objectives (accuracy max, params and macs min) and a constraint
+  // (accuracy at least 50%): a scan of every trial.
+  double scan_query_ms = 0;
+  int scan_front_size = 0, scan_considered = 0;
   double recovery_seconds = -1;     // restart to serving (-1: not measured)
   double rss_bytes_per_trial = -1;  // controller RSS growth over the run / trials (in process)
   std::string store;                // the store URL's scheme

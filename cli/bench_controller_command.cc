@@ -108,6 +108,9 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
                       {"late_over_early", r->late_over_early},
                       {"pareto_query_ms", r->pareto_query_ms},
                       {"pareto_front_size", r->pareto_front_size},
+                      {"scan_query_ms", r->scan_query_ms},
+                      {"scan_front_size", r->scan_front_size},
+                      {"scan_considered", r->scan_considered},
                       {"recovery_seconds", r->recovery_seconds},
                       {"rss_bytes_per_trial", r->rss_bytes_per_trial},
                       {"space", f.bench.space_file}};
@@ -117,13 +120,15 @@ int ControllerBench(CommandContext& c, ControllerBenchFlags f) {
       "  LeaseTrial      p50 %.3f ms  p99 %.3f ms  max %.1f ms  (%d calls, %d empty)\n"
       "  ReportResults   p50 %.3f ms  p99 %.3f ms  max %.1f ms  (reports + next lease)\n"
       "  cost per trial  first %d: %.3f ms, last %d: %.3f ms (late/early %.2f)\n"
-      "  QueryPareto     %.1f ms, front of %d\n",
+      "  QueryPareto     %.1f ms, front of %d (the job's objectives: its kept front)\n"
+      "  QueryPareto     %.1f ms, front of %d of %d (3 objectives + a constraint: a scan)\n",
       r->trials, r->workers, r->batch, r->trial_ms, r->store,
       f.remote ? " (remote controller)" : " (in process, gRPC on loopback)", r->trials_per_second,
       r->seconds, r->lease.p50_ms, r->lease.p99_ms, r->lease.max_ms, r->lease.calls,
       r->empty_leases, r->report.p50_ms, r->report.p99_ms, r->report.max_ms, f.bench.window,
       r->early_ms_per_trial, f.bench.window, r->late_ms_per_trial, r->late_over_early,
-      r->pareto_query_ms, r->pareto_front_size);
+      r->pareto_query_ms, r->pareto_front_size, r->scan_query_ms, r->scan_front_size,
+      r->scan_considered);
   if (r->recovery_seconds >= 0) {
     absl::StrAppendFormat(&text, "  recovery        %.2f s to serving; %.0f bytes RSS per trial\n",
                           r->recovery_seconds, r->rss_bytes_per_trial);
