@@ -77,6 +77,7 @@ absl::Status JobManager::Recover() {
     Recount(*js);  // the counts and queued index from the trials themselves
     for (const v1::Trial& t : js->trials) {
       if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(*js, t);
+      js->columns.Add(t);
     }
     NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
     // Tell finished trials in the order they finished (their stored finish sequence), as the
@@ -292,41 +293,48 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
     objectives.assign(js->job.spec().objectives().begin(), js->job.spec().objectives().end());
   }
   std::vector<v1::Constraint> constraints(req.constraints().begin(), req.constraints().end());
-  std::vector<const v1::Trial*> trials;
+  std::vector<int64_t> ids;  // the candidates, by trial id
   // The job's own front, as it is kept: only its members can be on the answer's front (same
   // selection below, same order), so the scan of every trial is skipped.
   const bool kept = req.objectives().empty() && constraints.empty() &&
                     req.hardware_profile().empty() && !req.include_stopped();
+  const MetricColumns& columns = js->columns;
   if (kept) {
-    if (js->front != nullptr) {
-      for (int64_t id : js->front->Ids()) trials.push_back(&js->trials[id]);
-    }
+    if (js->front != nullptr) ids = js->front->Ids();
   } else {
-    for (const auto& t : js->trials) {
-      bool full = t.state() == v1::TRIAL_SUCCEEDED;
-      bool partial = t.state() == v1::TRIAL_STOPPED && req.include_stopped();
-      if (!full && !partial) continue;
-      if (!req.hardware_profile().empty() && t.hardware_profile() != req.hardware_profile()) {
+    ids.reserve(columns.size());
+    for (int64_t id = 0; id < static_cast<int64_t>(columns.size()); ++id) {
+      const v1::TrialState s = columns.State(id);
+      if (s != v1::TRIAL_SUCCEEDED && !(s == v1::TRIAL_STOPPED && req.include_stopped())) continue;
+      if (!req.hardware_profile().empty() &&
+          js->trials[id].hardware_profile() != req.hardware_profile()) {
         continue;
       }
-      trials.push_back(&t);
+      ids.push_back(id);
     }
   }
+  // Each metric the query names, resolved to its column once (nullptr: no trial has it).
+  std::vector<std::pair<const std::string*, const std::vector<double>*>> named;
+  for (const auto& o : objectives) named.emplace_back(&o.metric(), columns.Column(o.metric()));
+  for (const auto& c : constraints) named.emplace_back(&c.metric(), columns.Column(c.metric()));
   size_t considered = 0;
   std::vector<size_t> front = SelectPareto(
-      trials.size(),
+      ids.size(),
       [&](size_t i, const std::string& name, double* value) {
-        auto it = trials[i]->metrics().find(name);
-        if (it == trials[i]->metrics().end()) return false;
-        *value = it->second;
-        return true;
+        for (const auto& [n, column] : named) {
+          if (n != &name && *n != name) continue;
+          if (column == nullptr || ids[i] >= static_cast<int64_t>(column->size())) return false;
+          *value = (*column)[ids[i]];
+          return !std::isnan(*value);
+        }
+        return false;
       },
       objectives, constraints, &considered);
   v1::QueryParetoResponse resp;
   resp.set_considered(static_cast<int>(kept ? js->front_considered : considered));
   for (size_t k : front) {
     if (req.limit() > 0 && resp.trials_size() >= req.limit()) break;
-    *resp.add_trials() = *trials[k];
+    *resp.add_trials() = js->trials[ids[k]];
   }
   return resp;
 }

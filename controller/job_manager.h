@@ -34,6 +34,7 @@
 #include "controller/auth.h"
 #include "controller/job_events.h"
 #include "controller/lease_table.h"
+#include "controller/metric_columns.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
 #include "controller/strategy_driver.h"
@@ -151,6 +152,8 @@ class JobManager {
     // scanning every trial. `considered`: succeeded trials that have every objective metric.
     std::unique_ptr<ParetoArchive> front;
     size_t front_considered = 0;
+    // The finished trials' metrics by column: what any other QueryPareto scans.
+    MetricColumns columns;
   };
   using Events = std::vector<v1::JobEvent>;
 

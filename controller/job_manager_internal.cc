@@ -305,6 +305,7 @@ void JobManager::Finished(JobState& js, v1::Trial& t) {
   js.job.set_finish_seq(js.job.finish_seq() + 1);
   t.set_finish_seq(js.job.finish_seq());
   if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(js, t);
+  js.columns.Add(t);  // SUCCEEDED and STOPPED trials only
   if (t.state() == v1::TRIAL_CANCELLED) {
     leases_.MarkCancelled({js.job.id(), t.id()});  // its worker hears "cancel" on a heartbeat
   } else {

@@ -2,6 +2,7 @@
 // dedupe, cost pre-checks, cancellation, idempotency, validation, Pareto queries, early-stopping
 // decisions, watch events, fair sharing, and extension points registered from test code.
 #include "tests/controller/job_manager_fixture.h"
+#include "core/pareto.h"
 #include "tests/test_util.h"
 
 namespace nasforge {
@@ -443,10 +444,42 @@ TEST_F(JobManagerTest, TheKeptFrontAnswersAsAFullScanDoes) {
     for (int i = 0; i < a.trials_size(); ++i) EXPECT_EQ(a.trials(i).id(), b.trials(i).id()) << k;
     EXPECT_EQ(a.considered(), b.considered());
   };
+  // A query of its own (objectives, a constraint): the scan over the metric columns equals
+  // SelectPareto over the trials' own metric maps.
+  auto scan = [&](const std::string& id) {
+    v1::QueryParetoRequest q;
+    q.set_job_id(id);
+    *q.add_objectives() = ParseObjective("accuracy:max").value();
+    *q.add_objectives() = ParseObjective("params:min").value();
+    *q.add_constraints() = ParseConstraint("accuracy>=0.6").value();
+    auto got = jm_->QueryPareto(q).value();
+    v1::ListCandidatesRequest lr;
+    lr.set_job_id(id);
+    lr.set_page_size(1000);
+    auto all = jm_->ListCandidates(lr).value();
+    std::vector<MetricMap> maps;
+    std::vector<int64_t> trial_ids;
+    for (const auto& t : all.trials()) {
+      if (t.state() != v1::TRIAL_SUCCEEDED) continue;
+      maps.emplace_back(t.metrics().begin(), t.metrics().end());
+      trial_ids.push_back(t.id());
+    }
+    std::vector<const MetricMap*> ptrs;
+    for (const auto& m : maps) ptrs.push_back(&m);
+    size_t considered = 0;
+    std::vector<size_t> want = SelectPareto(
+        ptrs, {q.objectives().begin(), q.objectives().end()},
+        {q.constraints().begin(), q.constraints().end()}, &considered);
+    ASSERT_EQ(got.trials_size(), static_cast<int>(want.size()));
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got.trials(i).id(), trial_ids[want[i]]);
+    EXPECT_EQ(got.considered(), static_cast<int>(considered));
+  };
   for (size_t k = 0; k < sets.size(); ++k) same(ids[k], k);
+  for (const std::string& id : ids) scan(id);
   ASSERT_TRUE(writer_->Flush().ok());
   Open();
   for (size_t k = 0; k < sets.size(); ++k) same(ids[k], k);
+  for (const std::string& id : ids) scan(id);
 }
 
 }  // namespace
