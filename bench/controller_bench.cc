@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/unary_call.h"
 #include "controller/server.h"
 #include "core/jobspec.h"
 #include "core/log.h"
@@ -103,20 +104,16 @@ struct Shared {
   }
 };
 
-absl::Status FromRpc(const grpc::Status& s, const char* what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat(what, ": ", s.error_message()));
-}
-
-// One unary call with a 60 s deadline.
+// One unary call with a 60 s deadline; errors name the call.
 template <typename Stub, typename Request, typename Response>
 absl::Status Unary(Stub& stub,
                    grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                    const Request& request, Response* response, const char* what) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  return FromRpc((stub.*method)(&ctx, request, response), what);
+  absl::StatusOr<Response> r = UnaryCall(stub, method, request, absl::Seconds(60));
+  if (!r.ok())
+    return absl::Status(r.status().code(), absl::StrCat(what, ": ", r.status().message()));
+  *response = *std::move(r);
+  return absl::OkStatus();
 }
 
 void Worker(int index, const ChannelOptions& channel, Shared* shared) {

@@ -11,21 +11,15 @@
 
 namespace nasforge::cli {
 
-std::unique_ptr<grpc::ClientContext> UnaryContext() {
-  auto c = std::make_unique<grpc::ClientContext>();
-  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  return c;
+absl::Status WithHint(const absl::Status& s) {
+  if (s.ok()) return s;
+  std::string hint =
+      absl::IsUnavailable(s) ? ": is nasforge-controller running at --controller?" : "";
+  return absl::Status(
+      s.code(), absl::StrCat(s.message(), " (", absl::StatusCodeToString(s.code()), hint, ")"));
 }
 
-absl::Status FromRpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  const auto code = static_cast<absl::StatusCode>(s.error_code());
-  std::string hint = code == absl::StatusCode::kUnavailable
-                         ? ": is nasforge-controller running at --controller?"
-                         : "";
-  return absl::Status(
-      code, absl::StrCat(s.error_message(), " (", absl::StatusCodeToString(code), hint, ")"));
-}
+absl::Status FromRpc(const grpc::Status& s) { return WithHint(FromGrpcStatus(s)); }
 
 std::string NewIdempotencyKey() {
   std::random_device rd;
@@ -36,15 +30,14 @@ absl::StatusOr<v1::Job> SubmitWithRetry(v1::JobService::Stub& stub,
                                         const v1::SubmitJobRequest& request, std::ostream& log) {
   constexpr int kAttempts = 5;
   for (int attempt = 1;; ++attempt) {
-    v1::Job job;
-    auto ctx = UnaryContext();
-    grpc::Status s = stub.SubmitJob(ctx.get(), request, &job);
-    if (s.ok()) return job;
-    const bool transient = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                           s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-    if (!transient || attempt >= kAttempts) return FromRpc(s);
-    log << "level=warn event=submit_retry attempt=" << attempt << " error=\"" << s.error_message()
-        << "\" key=" << request.idempotency_key() << "\n";
+    absl::StatusOr<v1::Job> job =
+        UnaryCall(stub, &v1::JobService::Stub::SubmitJob, request, kUnaryTimeout);
+    if (job.ok()) return job;
+    const bool transient =
+        absl::IsUnavailable(job.status()) || absl::IsDeadlineExceeded(job.status());
+    if (!transient || attempt >= kAttempts) return WithHint(job.status());
+    log << "level=warn event=submit_retry attempt=" << attempt << " error=\""
+        << job.status().message() << "\" key=" << request.idempotency_key() << "\n";
     std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
   }
 }

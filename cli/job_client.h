@@ -11,16 +11,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/unary_call.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge::cli {
 
-// A client context with the CLI's deadline for unary calls (30 s).
-std::unique_ptr<grpc::ClientContext> UnaryContext();
+// The CLI's deadline for unary calls.
+inline constexpr absl::Duration kUnaryTimeout = absl::Seconds(30);
 
 // The gRPC status as absl::Status with the same code; the message says the code, and for
 // UNAVAILABLE asks whether the controller runs at --controller.
 absl::Status FromRpc(const grpc::Status& status);
+// The same for a status already converted: the code named, and the hint for UNAVAILABLE.
+absl::Status WithHint(const absl::Status& status);
 
 // One unary JobService call with the CLI's deadline: `Call(stub, &Stub::GetJob, request)`.
 template <typename Request, typename Response>
@@ -29,10 +33,8 @@ absl::StatusOr<Response> Call(v1::JobService::Stub& stub,
                                                                            const Request&,
                                                                            Response*),
                               const Request& request) {
-  Response response;
-  auto ctx = UnaryContext();
-  absl::Status s = FromRpc((stub.*method)(ctx.get(), request, &response));
-  if (!s.ok()) return s;
+  absl::StatusOr<Response> response = UnaryCall(stub, method, request, kUnaryTimeout);
+  if (!response.ok()) return WithHint(response.status());
   return response;
 }
 

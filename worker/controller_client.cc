@@ -3,15 +3,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include "client/channel.h"
+#include "client/unary_call.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
 
 namespace nasforge {
 namespace {
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
 
 class GrpcControllerClient final : public ControllerClient {
  public:
@@ -51,12 +47,7 @@ class GrpcControllerClient final : public ControllerClient {
   absl::StatusOr<Resp> Call(grpc::Status (v1::WorkerService::Stub::*m)(grpc::ClientContext*,
                                                                        const Req&, Resp*),
                             const Req& req) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_));
-    Resp resp;
-    grpc::Status s = (stub_.get()->*m)(&ctx, req, &resp);
-    if (!s.ok()) return FromGrpc(s);
-    return resp;
+    return UnaryCall(*stub_, m, req, absl::Seconds(timeout_));
   }
 
   std::unique_ptr<v1::WorkerService::Stub> stub_;
