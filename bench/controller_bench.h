@@ -26,7 +26,8 @@ struct ControllerBenchOptions {
   // ReportResults call that also leases the next batch (1: one call per trial).
   int batch = 1;
   // Milliseconds each worker waits between its lease and its report (simulated training,
-  // uniform in [t/2, 3t/2]; 0: none). With many workers, what measures the service's latency rather than queueing for it.
+  // uniform in [t/2, 3t/2]; 0: none). With many workers, what measures the service's latency rather
+  // than queueing for it.
   int trial_ms = 0;
   int window = 1000;  // trials in the early and late cost windows
   uint64_t seed = 1;

@@ -1,8 +1,8 @@
 // JobManager on a real SQLite store with a fake clock: jobs run to completion, parallelism,
 // dedupe, cost pre-checks, cancellation, idempotency, validation, Pareto queries, early-stopping
 // decisions, watch events, fair sharing, and extension points registered from test code.
-#include "tests/controller/job_manager_fixture.h"
 #include "core/pareto.h"
+#include "tests/controller/job_manager_fixture.h"
 #include "tests/test_util.h"
 
 namespace nasforge {
@@ -467,9 +467,9 @@ TEST_F(JobManagerTest, TheKeptFrontAnswersAsAFullScanDoes) {
     std::vector<const MetricMap*> ptrs;
     for (const auto& m : maps) ptrs.push_back(&m);
     size_t considered = 0;
-    std::vector<size_t> want = SelectPareto(
-        ptrs, {q.objectives().begin(), q.objectives().end()},
-        {q.constraints().begin(), q.constraints().end()}, &considered);
+    std::vector<size_t> want =
+        SelectPareto(ptrs, {q.objectives().begin(), q.objectives().end()},
+                     {q.constraints().begin(), q.constraints().end()}, &considered);
     ASSERT_EQ(got.trials_size(), static_cast<int>(want.size()));
     for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(got.trials(i).id(), trial_ids[want[i]]);
     EXPECT_EQ(got.considered(), static_cast<int>(considered));
