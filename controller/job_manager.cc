@@ -75,10 +75,7 @@ absl::Status JobManager::Recover() {
     }
     js->job = std::move(j);
     Recount(*js);  // the counts and queued index from the trials themselves
-    for (const v1::Trial& t : js->trials) {
-      if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(*js, t);
-      js->columns.Add(t);
-    }
+    for (const v1::Trial& t : js->trials) IndexFinished(*js, t);
     NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
     // Tell finished trials in the order they finished (their stored finish sequence), as the
     // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in

@@ -148,7 +148,7 @@ class JobManager {
     // Kept with the counts by SetTrialState / AddTrial (the only writers of a trial's state).
     std::set<int64_t> queued;
     // The front of the job's own objectives over its succeeded trials, kept as they finish
-    // (OfferToFront): QueryPareto without objectives, constraints or filters reads it instead of
+    // (IndexFinished): QueryPareto without objectives, constraints or filters reads it instead of
     // scanning every trial. `considered`: succeeded trials that have every objective metric.
     std::unique_ptr<ParetoArchive> front;
     size_t front_considered = 0;
@@ -166,8 +166,9 @@ class JobManager {
   // FindJobConst, then CheckVisible.
   absl::StatusOr<const JobState*> FindVisible(absl::string_view id, const Principal& caller) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Adds a SUCCEEDED trial to js.front (made on first use).
-  static void OfferToFront(JobState& js, const v1::Trial& t);
+  // A finished trial into the job's query indexes: js.columns (SUCCEEDED, STOPPED) and js.front
+  // (SUCCEEDED; made on first use). Called once per trial, when it finishes or at recovery.
+  static void IndexFinished(JobState& js, const v1::Trial& t);
   // Checks a worker's lease against the trial's fencing token.
   absl::StatusOr<std::pair<JobState*, v1::Trial*>> CheckLease(const v1::Lease& lease,
                                                               const std::string& worker_id,
@@ -190,11 +191,14 @@ class JobManager {
   void Stage(WriteBatch& batch, v1::Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `batch` to the writer in decision order (under mu_).
   void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One LeaseTrial pass under mu_: grants a queued trial of the fairest job, or picks the job
-  // whose strategy to ask next (*ask, its `asking` raised; jobs in `asked` are skipped).
   // One grant (LeaseTrial's loop body); LeaseTrial batches it.
   absl::StatusOr<v1::LeaseTrialResponse> LeaseOne(const v1::LeaseTrialRequest& req);
+  // LeaseTrial after a report: an empty answer with retry_after_ms instead of an error.
   v1::LeaseTrialResponse LeaseAfterReport(const std::string& worker_id, int max_trials);
+  // ReportResult on behalf of `worker` (the request's own worker_id is not read).
+  absl::Status ReportResultAs(const std::string& worker, const v1::ReportResultRequest& req);
+  // One LeaseTrial pass under mu_: grants a queued trial of the fairest job, or picks the job
+  // whose strategy to ask next (*ask, its `asking` raised; jobs in `asked` are skipped).
   absl::Status GrantOrPick(const v1::LeaseTrialRequest& req, const std::set<JobState*>& asked,
                            v1::LeaseTrialResponse* resp, JobState** ask, WriteBatch& batch,
                            Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

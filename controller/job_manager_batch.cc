@@ -63,9 +63,7 @@ absl::StatusOr<v1::ReportResultsResponse> JobManager::ReportResults(
   }
   v1::ReportResultsResponse resp;
   for (const v1::ReportResultRequest& r : req.reports()) {
-    v1::ReportResultRequest one = r;
-    one.set_worker_id(req.worker_id());
-    absl::Status st = ReportResult(one);
+    absl::Status st = ReportResultAs(req.worker_id(), r);
     v1::ReportOutcome* out = resp.add_outcomes();
     out->set_code(static_cast<int>(st.code()));
     out->set_message(std::string(st.message()));

@@ -287,9 +287,10 @@ void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
   batch.workers.push_back(w);
 }
 
-void JobManager::OfferToFront(JobState& js, const v1::Trial& t) {
+void JobManager::IndexFinished(JobState& js, const v1::Trial& t) {
+  js.columns.Add(t);  // SUCCEEDED and STOPPED trials only
   const auto& objectives = js.job.spec().objectives();
-  if (objectives.empty()) return;
+  if (t.state() != v1::TRIAL_SUCCEEDED || objectives.empty()) return;
   if (js.front == nullptr) js.front = std::make_unique<ParetoArchive>(objectives.size());
   std::vector<double> point(objectives.size());
   for (int k = 0; k < objectives.size(); ++k) {
@@ -304,8 +305,7 @@ void JobManager::OfferToFront(JobState& js, const v1::Trial& t) {
 void JobManager::Finished(JobState& js, v1::Trial& t) {
   js.job.set_finish_seq(js.job.finish_seq() + 1);
   t.set_finish_seq(js.job.finish_seq());
-  if (t.state() == v1::TRIAL_SUCCEEDED) OfferToFront(js, t);
-  js.columns.Add(t);  // SUCCEEDED and STOPPED trials only
+  IndexFinished(js, t);
   if (t.state() == v1::TRIAL_CANCELLED) {
     leases_.MarkCancelled({js.job.id(), t.id()});  // its worker hears "cancel" on a heartbeat
   } else {

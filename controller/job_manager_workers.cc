@@ -377,11 +377,16 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
 }
 
 absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
+  return ReportResultAs(req.worker_id(), req);
+}
+
+absl::Status JobManager::ReportResultAs(const std::string& worker,
+                                        const v1::ReportResultRequest& req) {
   WriteBatch batch;
   Events events;
   {
     absl::MutexLock l(&mu_);
-    TouchWorker(req.worker_id());
+    TouchWorker(worker);
     // A retry of a report that was applied (its answer was lost) is answered OK again and counted
     // once: same trial, same epoch, same worker, and the trial not leased again since.
     if (auto found = FindJob(req.lease().job_id()); found.ok()) {
@@ -390,22 +395,21 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
       if (id >= 0 && id < static_cast<int64_t>(js->trials.size())) {
         const v1::Trial& t = js->trials[id];
         if (req.lease().epoch() != 0 && t.reported_epoch() == req.lease().epoch() &&
-            t.lease_epoch() == req.lease().epoch() && t.worker_id() == req.worker_id()) {
+            t.lease_epoch() == req.lease().epoch() && t.worker_id() == worker) {
           Log(LogLevel::kInfo, "trial_report_repeated",
-              {{"job", js->job.id()}, {"trial", id}, {"worker", req.worker_id()}});
+              {{"job", js->job.id()}, {"trial", id}, {"worker", worker}});
           return absl::OkStatus();
         }
       }
     }
-    NF_ASSIGN_OR_RETURN(auto jt,
-                        CheckLease(req.lease(), req.worker_id(), /*allow_cancelled=*/false));
+    NF_ASSIGN_OR_RETURN(auto jt, CheckLease(req.lease(), worker, /*allow_cancelled=*/false));
     auto [js, t] = jt;
     if (req.hardware_profile().size() > 128) {
       return FieldError("hardware_profile", "longer than 128 characters");
     }
     if (!req.failed() && !req.handed_back()) {
       if (absl::Status st = ValidateReportedMetrics(js->job.spec(), req.metrics()); !st.ok()) {
-        RefuseReport(*js, *t, req.worker_id(), st);
+        RefuseReport(*js, *t, worker, st);
         return st;
       }
     }
@@ -463,7 +467,7 @@ absl::Status JobManager::ReportResult(const v1::ReportResultRequest& req) {
     Log(req.failed() ? LogLevel::kWarn : LogLevel::kInfo, "trial_reported",
         {{"job", js->job.id()},
          {"trial", t->id()},
-         {"worker", req.worker_id()},
+         {"worker", worker},
          {"outcome", outcome},
          {"attempt", t->attempts()},
          {"accuracy", t->metrics().count("accuracy") ? t->metrics().at("accuracy") : -1.0},

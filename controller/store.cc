@@ -16,28 +16,41 @@ void WriteBatch::Append(WriteBatch&& o) {
 }
 
 namespace {
+// Indices of the highest-version record per key, in first-seen order of the keys.
+template <typename T, typename KeyFn>
+std::vector<size_t> NewestIndices(const std::vector<T>& v, KeyFn key) {
+  std::map<decltype(key(v[0])), size_t> slot;  // key -> position in `out`
+  std::vector<size_t> out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto [it, inserted] = slot.emplace(key(v[i]), out.size());
+    if (inserted) {
+      out.push_back(i);
+    } else if (v[i].version() > v[out[it->second]].version()) {
+      out[it->second] = i;
+    }
+  }
+  return out;
+}
 // Keeps the highest-version record per key, in first-seen order of the keys.
 template <typename T, typename KeyFn>
 void KeepNewest(std::vector<T>& v, KeyFn key) {
-  std::map<decltype(key(v[0])), size_t> at;
   std::vector<T> out;
-  out.reserve(v.size());
-  for (auto& r : v) {
-    auto [it, inserted] = at.emplace(key(r), out.size());
-    if (inserted) {
-      out.push_back(std::move(r));
-    } else if (r.version() > out[it->second].version()) {
-      out[it->second] = std::move(r);
-    }
-  }
+  for (size_t i : NewestIndices(v, key)) out.push_back(std::move(v[i]));
   v = std::move(out);
 }
+std::pair<std::string, int64_t> TrialKey(const v1::Trial& t) { return {t.job_id(), t.id()}; }
 }  // namespace
+
+std::vector<size_t> WriteBatch::NewestTrials() const {
+  if (trials.empty()) return {};
+  return NewestIndices(trials, TrialKey);
+}
 
 void WriteBatch::Compact() {
   if (!jobs.empty()) KeepNewest(jobs, [](const v1::Job& j) { return j.id(); });
   if (!trials.empty()) {
-    KeepNewest(trials, [](const v1::Trial& t) { return std::make_pair(t.job_id(), t.id()); });
+    KeepNewest(trials, TrialKey);
   }
   if (!workers.empty()) KeepNewest(workers, [](const v1::Worker& w) { return w.id(); });
 }

@@ -42,6 +42,8 @@ struct WriteBatch {
   void Append(WriteBatch&& other);
   // Keeps one record per key, the one with the highest version (what CAS would keep anyway).
   void Compact();
+  // Compact()'s choice for `trials` without moving them: the indices kept, in order.
+  std::vector<size_t> NewestTrials() const;
 };
 
 struct StoreOptions {

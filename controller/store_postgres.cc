@@ -12,7 +12,6 @@
 
 #include <unistd.h>
 
-#include <map>
 #include <pqxx/pqxx>
 #include <random>
 
@@ -125,26 +124,18 @@ class PostgresStore final : public Store {
       // Trials, the many rows: one multi-row statement per chunk instead of a round trip to
       // the server per row (the writer compacts a batch to one record per key).
       // One statement may not touch a row twice: of records with the same key, the newest.
-      std::map<std::pair<std::string, int64_t>, size_t> newest;
-      for (size_t i = 0; i < b.trials.size(); ++i) {
-        auto [it, fresh] =
-            newest.emplace(std::make_pair(b.trials[i].job_id(), b.trials[i].id()), i);
-        if (!fresh && b.trials[i].version() > b.trials[it->second].version()) it->second = i;
-      }
+      const std::vector<size_t> newest = b.NewestTrials();
       constexpr size_t kRowsPerStatement = 500;
       std::vector<std::string> rows;
-      size_t left = newest.size();
-      for (size_t i = 0; i < b.trials.size(); ++i) {
-        const v1::Trial& t = b.trials[i];
-        if (newest.at({t.job_id(), t.id()}) != i) continue;
-        --left;
+      for (size_t k = 0; k < newest.size(); ++k) {
+        const v1::Trial& t = b.trials[newest[k]];
         const std::string pb = ToBinaryBody(t);
         rows.push_back(
             absl::StrCat("(", w.quote(t.job_id()), ", ", t.id(), ", ", static_cast<int>(t.state()),
                          ", ", w.quote(t.arch_hash()), ", '', ",
                          w.quote_raw(reinterpret_cast<const unsigned char*>(pb.data()), pb.size()),
                          ", ", static_cast<int64_t>(t.version()), ")"));
-        if (rows.size() == kRowsPerStatement || left == 0) {
+        if (rows.size() == kRowsPerStatement || k + 1 == newest.size()) {
           w.exec(UpsertRowsSql(StoreTable::kTrials, rows));
           rows.clear();
         }

@@ -22,6 +22,7 @@ bool Front2D::Insert(double x, double y, int64_t id, std::vector<int64_t>* remov
     if (at->second.y <= y) {
       if (at->first == x && at->second.y == y) {  // an equal point: both stay
         at->second.ids.push_back(id);
+        ++ids_;
         return true;
       }
       return false;  // dominated
@@ -34,6 +35,7 @@ bool Front2D::Insert(double x, double y, int64_t id, std::vector<int64_t>* remov
   double old_area = 0;
   while (last != points_.end() && last->second.y >= y) {
     old_area += Contribution(last);
+    ids_ -= last->second.ids.size();
     if (removed != nullptr)
       removed->insert(removed->end(), last->second.ids.begin(), last->second.ids.end());
     ++last;
@@ -42,6 +44,7 @@ bool Front2D::Insert(double x, double y, int64_t id, std::vector<int64_t>* remov
   if (pred != points_.end()) old_area += Contribution(pred);
   points_.erase(first, last);
   auto it = points_.emplace_hint(last, x, Step{y, {id}});
+  ++ids_;
   double new_area = Contribution(it);
   if (pred != points_.end()) new_area += Contribution(pred);
   area_ += new_area - old_area;
@@ -78,7 +81,7 @@ std::vector<int64_t> ParetoArchive::Ids() const {
 }
 
 size_t ParetoArchive::size() const {
-  if (m_ == 2) return front2_.Ids().size();
+  if (m_ == 2) return front2_.size();
   return members_.size();
 }
 

@@ -30,7 +30,8 @@ class Front2D {
   bool Insert(double x, double y, int64_t id, std::vector<int64_t>* removed = nullptr);
   // The dominated area within `ref`.
   double Area() const { return area_; }
-  size_t size() const { return points_.size(); }
+  // Points on the front (equal points counted each).
+  size_t size() const { return ids_; }
   // Ids on the front, by x ascending (ties: in insertion order).
   std::vector<int64_t> Ids() const;
 
@@ -44,6 +45,7 @@ class Front2D {
   std::pair<double, double> ref_;
   std::map<double, Step> points_;  // x -> (y, ids): x ascending, y strictly descending
   double area_ = 0;
+  size_t ids_ = 0;
 };
 
 class ParetoArchive {
