@@ -33,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controller/auth.h"
 #include "controller/job_events.h"
+#include "controller/job_metrics.h"
 #include "controller/lease_table.h"
 #include "controller/metric_columns.h"
 #include "controller/metrics.h"
@@ -124,6 +125,10 @@ class JobManager {
   // trial is queued again, its attempt not counted. The epoch stays used (never issued again).
   void AbandonLease(const v1::Lease& lease, const std::string& worker_id);
 
+  // Gauges for a scrape (controller/job_metrics.h): every running job and the worker fleet.
+  // Takes the reader lock; O(jobs + front sizes + workers).
+  JobMetricsSnapshot MetricsSnapshot() const;
+
   // Re-queues (or fails, after max_attempts) trials whose lease deadline has passed, and fails
   // queued trials no live worker has the memory for (after `unplaceable_after`). The
   // controller calls it on a timer; tests call it after advancing a FakeClock.
@@ -154,6 +159,11 @@ class JobManager {
     size_t front_considered = 0;
     // The finished trials' metrics by column: what any other QueryPareto scans.
     MetricColumns columns;
+    // For the job's gauges (MetricsSnapshot): when a trial last finished, and the objective
+    // point of the first one to finish (lowest finish_seq), the default hypervolume reference.
+    absl::Time last_finish = absl::InfinitePast();
+    uint64_t anchor_seq = UINT64_MAX;
+    std::vector<double> anchor;
   };
   using Events = std::vector<v1::JobEvent>;
 

@@ -1,5 +1,6 @@
 // JobManager: bookkeeping shared by the users' and the workers' calls (lookups, fencing checks,
 // applying a strategy step, granting, counting, finishing, staging writes, events).
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <tuple>
@@ -289,6 +290,9 @@ void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
 
 void JobManager::IndexFinished(JobState& js, const v1::Trial& t) {
   js.columns.Add(t);  // SUCCEEDED and STOPPED trials only
+  if (TrialTerminal(t.state()) && t.has_update_time()) {
+    js.last_finish = std::max(js.last_finish, FromProto(t.update_time()));
+  }
   const auto& objectives = js.job.spec().objectives();
   if (t.state() != v1::TRIAL_SUCCEEDED || objectives.empty()) return;
   if (js.front == nullptr) js.front = std::make_unique<ParetoArchive>(objectives.size());
@@ -299,6 +303,10 @@ void JobManager::IndexFinished(JobState& js, const v1::Trial& t) {
     point[k] = objectives[k].direction() == v1::MAXIMIZE ? -it->second : it->second;
   }
   ++js.front_considered;
+  if (t.finish_seq() < js.anchor_seq) {
+    js.anchor_seq = t.finish_seq();
+    js.anchor = point;
+  }
   js.front->Insert(t.id(), point);
 }
 
@@ -306,6 +314,7 @@ void JobManager::Finished(JobState& js, v1::Trial& t) {
   js.job.set_finish_seq(js.job.finish_seq() + 1);
   t.set_finish_seq(js.job.finish_seq());
   IndexFinished(js, t);
+  js.last_finish = std::max(js.last_finish, clock_->Now());
   if (t.state() == v1::TRIAL_CANCELLED) {
     leases_.MarkCancelled({js.job.id(), t.id()});  // its worker hears "cancel" on a heartbeat
   } else {

@@ -94,6 +94,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     resp.set_worker_id(id);
     resp.set_heartbeat_seconds(static_cast<int>(absl::ToInt64Seconds(options_.heartbeat_interval)));
     UpdateGauges();
+    if (metrics_) metrics_->workers_registered_total.Increment();
     Log(LogLevel::kInfo, "worker_registered",
         {{"worker", id},
          {"profile", req.hardware().name()},
@@ -362,6 +363,8 @@ absl::StatusOr<v1::ReportProgressResponse> JobManager::ReportProgress(
     }
     StopDecision d = DecideEarlyStop(*js, *t);
     resp.set_decision(d.stop ? v1::STOP : v1::CONTINUE);
+    if (d.stop && !retry && metrics_)
+      metrics_->EarlyStops(js->job.spec().early_stopping().rule()).Increment();
     resp.set_reason(d.reason);
     if (!d.reason.empty()) {
       Log(LogLevel::kInfo, d.stop ? "trial_early_stopped" : "trial_kept",

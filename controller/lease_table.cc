@@ -63,6 +63,13 @@ std::vector<LeaseTable::Key> LeaseTable::HeldBy(const std::string& worker) const
   return out;
 }
 
+std::map<std::string, int> LeaseTable::CountByWorker() const {
+  absl::MutexLock l(&mu_);
+  std::map<std::string, int> out;
+  for (const auto& [key, lease] : leases_) ++out[lease.worker];
+  return out;
+}
+
 size_t LeaseTable::size() const {
   absl::MutexLock l(&mu_);
   return leases_.size();

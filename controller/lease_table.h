@@ -37,6 +37,8 @@ class LeaseTable {
   void Release(const Key& key) ABSL_LOCKS_EXCLUDED(mu_);
   // Keys of the leases `worker` holds (a scan: for the rare restart of a worker).
   std::vector<Key> HeldBy(const std::string& worker) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Leases held, by worker (a scan: for a metrics scrape).
+  std::map<std::string, int> CountByWorker() const ABSL_LOCKS_EXCLUDED(mu_);
   // Keys whose deadline is <= `now`, earliest first (they stay in the table until released).
   std::vector<Key> Expired(absl::Time now) const ABSL_LOCKS_EXCLUDED(mu_);
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);

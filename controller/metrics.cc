@@ -1,5 +1,6 @@
 #include "controller/metrics.h"
 
+#include "core/early_stopping.h"
 #include "core/trial_state.h"
 #include "metrics/instruments.h"
 #include "nasforge/v1/nasforge.pb.h"
@@ -41,13 +42,44 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
                                      "Records written to the store.")),
       store_errors_total(NewCounter(r, "nasforge_controller_store_errors_total",
                                     "Store transactions that failed (retried).")),
-      store_commit_seconds(prometheus::BuildHistogram()
-                               .Name("nasforge_controller_store_commit_seconds")
-                               .Help("Duration of one store transaction.")
-                               .Register(r)
-                               .Add({}, prometheus::Histogram::BucketBoundaries{
-                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                            0.25, 0.5, 1, 2.5})) {
+      store_commit_seconds(
+          prometheus::BuildHistogram()
+              .Name("nasforge_controller_store_commit_seconds")
+              .Help("Duration of one store transaction.")
+              .Register(r)
+              .Add({},
+                   prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                           0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})),
+      store_commit_records(
+          prometheus::BuildHistogram()
+              .Name("nasforge_controller_store_commit_records")
+              .Help("Records in one committed store transaction (group size).")
+              .Register(r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 5, 10, 25, 50, 100, 250, 500,
+                                                               1000, 5000})),
+      store_queued_records(NewGauge(r, "nasforge_controller_store_queued_records",
+                                    "Records enqueued for the store and not yet durable.")),
+      store_reconnects_total(NewCounter(r, "nasforge_controller_store_reconnects_total",
+                                        "Store connections re-opened after an error.")),
+      serving(NewGauge(r, "nasforge_controller_serving",
+                       "1 while grpc.health.v1 answers SERVING (the store answers), else 0.")),
+      workers_registered_total(NewCounter(r, "nasforge_controller_worker_registrations_total",
+                                          "RegisterWorker calls accepted (a restarted worker "
+                                          "registers again).")),
+      suggest_seconds_(prometheus::BuildHistogram()
+                           .Name("nasforge_controller_suggest_seconds")
+                           .Help("Duration of one strategy step (Ask: propose the next "
+                                 "admissible candidate), by strategy.")
+                           .Register(r)),
+      early_stops_(prometheus::BuildCounter()
+                       .Name("nasforge_controller_early_stops_total")
+                       .Help("Trials told to stop early, by rule.")
+                       .Register(r)) {
+  serving.Set(1);
+  // Every rule's series exists from the start (a rate over a missing series is no data, not 0).
+  for (const std::string& rule : StoppingRules().Names()) {
+    if (rule != "none") EarlyStops(rule);
+  }
   auto& fam = prometheus::BuildGauge()
                   .Name("nasforge_controller_trials")
                   .Help("Trials by state, over all jobs.")
@@ -55,6 +87,17 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
   for (v1::TrialState s : TrialStates()) {
     trials_by_state[s] = &fam.Add({{"state", TrialStateLabel(s)}});
   }
+}
+
+prometheus::Histogram& ControllerMetrics::SuggestSeconds(const std::string& strategy) {
+  return suggest_seconds_.Add(
+      {{"strategy", strategy}},
+      prometheus::Histogram::BucketBoundaries{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                              0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
+}
+
+prometheus::Counter& ControllerMetrics::EarlyStops(const std::string& rule) {
+  return early_stops_.Add({{"rule", rule}});
 }
 
 }  // namespace nasforge

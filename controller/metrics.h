@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <string>
 
 #include "nasforge/v1/nasforge.pb.h"
 
@@ -33,6 +34,21 @@ struct ControllerMetrics {
   prometheus::Counter& store_records_total;
   prometheus::Counter& store_errors_total;
   prometheus::Histogram& store_commit_seconds;
+  prometheus::Histogram& store_commit_records;  // records in one committed transaction
+  prometheus::Gauge& store_queued_records;      // enqueued, not yet durable
+  prometheus::Counter& store_reconnects_total;
+  prometheus::Gauge& serving;  // 1 while grpc.health.v1 says SERVING
+  prometheus::Counter& workers_registered_total;
+
+  // One strategy step's duration (Ask, with its admissibility checks), by strategy name. Names
+  // come from the strategy registry (bounded). Thread-safe.
+  prometheus::Histogram& SuggestSeconds(const std::string& strategy);
+  // Trials stopped by a rule (core/early_stopping.h registry names: bounded). Thread-safe.
+  prometheus::Counter& EarlyStops(const std::string& rule);
+
+ private:
+  prometheus::Family<prometheus::Histogram>& suggest_seconds_;
+  prometheus::Family<prometheus::Counter>& early_stops_;
 };
 
 }  // namespace nasforge

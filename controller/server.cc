@@ -10,9 +10,12 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "client/channel.h"
+#include "controller/job_metrics.h"
 #include "controller/rpc.h"
+#include "controller/rpc_metrics.h"
 #include "core/log.h"
 #include "core/status.h"
+#include "metrics/build_info.h"
 #include "metrics/metrics_server.h"
 
 namespace nasforge {
@@ -65,6 +68,7 @@ class ControllerImpl final : public Controller {
     }
     registry_ = std::make_shared<prometheus::Registry>();
     metrics_ = std::make_unique<ControllerMetrics>(*registry_);
+    RegisterBuildInfo(*registry_, "controller");
     StoreOptions so;
     so.standby = o.standby;
     NF_ASSIGN_OR_RETURN(store_, OpenStore(o.store_url, so));
@@ -79,11 +83,14 @@ class ControllerImpl final : public Controller {
     NF_RETURN_IF_ERROR(jobs_->Recover());
 
     if (!o.metrics_listen.empty()) {
-      NF_ASSIGN_OR_RETURN(metrics_server_, StartMetricsServer({.listen = o.metrics_listen,
-                                                               .tls_cert = o.metrics_tls_cert,
-                                                               .tls_key = o.metrics_tls_key,
-                                                               .insecure = o.metrics_insecure},
-                                                              registry_));
+      auto jobs_gauges = std::make_shared<JobMetricsCollector>(
+          [jobs = jobs_.get()] { return jobs->MetricsSnapshot(); });
+      NF_ASSIGN_OR_RETURN(metrics_server_,
+                          StartMetricsServer({.listen = o.metrics_listen,
+                                              .tls_cert = o.metrics_tls_cert,
+                                              .tls_key = o.metrics_tls_key,
+                                              .insecure = o.metrics_insecure},
+                                             Collectables{registry_, jobs_gauges}));
       metrics_port_ = metrics_server_->port();
     }
 
@@ -94,6 +101,9 @@ class ControllerImpl final : public Controller {
     worker_service_ = NewWorkerService(jobs_.get(), auth_.get());
     grpc::ServerBuilder b;
     b.AddListeningPort(o.listen, creds, &port_);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timers;
+    timers.push_back(NewRpcMetricsInterceptor(*registry_));
+    b.experimental().SetInterceptorCreators(std::move(timers));
     // Requests are small (a job spec is at most 1 MiB): refuse bigger ones before parsing.
     b.SetMaxReceiveMessageSize(4 << 20);
     b.RegisterService(job_service_.get());
@@ -109,10 +119,16 @@ class ControllerImpl final : public Controller {
     // grpc.health.v1: SERVING only while the store answers and the writer is not failing.
     health_ = std::thread([this, every = o.health_interval] {
       bool serving = true;
+      int64_t reconnects_seen = 0;
       do {
         absl::Status ping = store_->Ping();
         writer_->SetProbeResult(ping);  // before saying NOT_SERVING: from then on, refuse
         bool ok = writer_->Healthy() && ping.ok();
+        metrics_->serving.Set(ok ? 1 : 0);
+        if (int64_t r = store_->Reconnects(); r > reconnects_seen) {
+          metrics_->store_reconnects_total.Increment(static_cast<double>(r - reconnects_seen));
+          reconnects_seen = r;
+        }
         if (ok != serving) {
           serving = ok;
           server_->GetHealthCheckService()->SetServingStatus(ok);

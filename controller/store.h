@@ -70,6 +70,8 @@ class Store {
   virtual absl::StatusOr<int> SchemaVersion() = 0;
   // "sqlite" or "postgresql".
   virtual std::string Backend() const = 0;
+  // Connections re-opened after an error so far (0 for an embedded store).
+  virtual int64_t Reconnects() const { return 0; }
 };
 
 // Opens (and migrates to the latest schema) the store at `url`:

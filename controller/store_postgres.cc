@@ -183,6 +183,7 @@ class PostgresStore final : public Store {
     return version;
   }
   std::string Backend() const override { return "postgresql"; }
+  int64_t Reconnects() const override { return reconnects_.load(std::memory_order_relaxed); }
 
  private:
   // (Re)connects when there is no open connection, takes the owner lock, and prepares the
@@ -233,6 +234,7 @@ class PostgresStore final : public Store {
         }
       }
     }
+    if (had_lock_) reconnects_.fetch_add(1, std::memory_order_relaxed);
     had_lock_ = true;
     conn_ = std::move(c);
     if (prepared_) Prepare();
@@ -328,6 +330,7 @@ class PostgresStore final : public Store {
   absl::Mutex mu_;
   std::unique_ptr<pqxx::connection> conn_ ABSL_GUARDED_BY(mu_);
   bool prepared_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<int64_t> reconnects_{0};
   bool had_lock_ ABSL_GUARDED_BY(mu_) = false;
   bool lost_ ABSL_GUARDED_BY(mu_) = false;
   std::string lost_reason_ ABSL_GUARDED_BY(mu_);

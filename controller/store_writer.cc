@@ -174,6 +174,7 @@ void StoreWriter::Run() {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::vector<std::function<void(absl::Status)>> fire;
     bool became_fatal = false;
+    size_t still_queued = 0;
     {
       absl::MutexLock l(&mu_);
       if (st.ok()) {
@@ -195,12 +196,15 @@ void StoreWriter::Run() {
         if (absl::IsAborted(st) && !fatal_) fatal_ = became_fatal = true;
         TakeWaitersLocked(upto, &fire);
       }
+      still_queued = queued_records_;
     }
     if (metrics_ != nullptr) {
       metrics_->store_commit_seconds.Observe(secs);
+      metrics_->store_queued_records.Set(static_cast<double>(still_queued));
       if (st.ok()) {
         metrics_->store_commits_total.Increment();
         metrics_->store_records_total.Increment(static_cast<double>(merged.size()));
+        metrics_->store_commit_records.Observe(static_cast<double>(merged.size()));
       } else {
         metrics_->store_errors_total.Increment();
       }

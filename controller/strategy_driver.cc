@@ -1,5 +1,6 @@
 #include "controller/strategy_driver.h"
 
+#include <chrono>
 #include <utility>
 
 #include "core/log.h"
@@ -29,6 +30,10 @@ StrategyDriver::StrategyDriver(std::string job_id, const v1::JobSpec& spec,
       cost_bounds_(CostBounds(spec)),
       batch_size_(spec.training().batch_size()),
       metrics_(metrics),
+      suggest_seconds_(metrics == nullptr ? nullptr
+                                          : &metrics->SuggestSeconds(spec.strategy().name().empty()
+                                                                         ? "random"
+                                                                         : spec.strategy().name())),
       strategy_(std::move(strategy)),
       seen_(std::move(seen)) {}
 
@@ -60,7 +65,12 @@ StrategyDriver::Step StrategyDriver::Next(const std::vector<v1::Trial>& finished
     step.train_memory_bytes = memory;
     return true;
   };
+  const auto t0 = std::chrono::steady_clock::now();
   Proposal p = strategy_->Ask(admissible, max_attempts);
+  if (suggest_seconds_ != nullptr) {
+    suggest_seconds_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   step.kind = p.kind;
   step.arch = std::move(p.arch);
   step.reason = std::move(p.reason);

@@ -59,6 +59,7 @@ class StrategyDriver {
   const std::vector<v1::Constraint> cost_bounds_;  // the spec's macs/params/memory constraints
   const int batch_size_;
   ControllerMetrics* const metrics_;
+  prometheus::Histogram* const suggest_seconds_;  // null without metrics
   absl::Mutex mu_;
   std::unique_ptr<Strategy> strategy_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> seen_ ABSL_GUARDED_BY(mu_);

@@ -372,6 +372,9 @@ absl::Status ValidateObjectives(const google::protobuf::RepeatedPtrField<v1::Obj
     if (objs[i].direction() == v1::DIRECTION_UNSPECIFIED) {
       return FieldError(p + ".direction", "must be MAXIMIZE or MINIMIZE");
     }
+    if (objs[i].has_reference() && !std::isfinite(objs[i].reference())) {
+      return FieldError(p + ".reference", "must be a finite number");
+    }
     for (int j = 0; j < i; ++j) {
       if (objs[j].metric() == objs[i].metric()) {
         return FieldError(p + ".metric", absl::StrCat("'", objs[i].metric(), "' is listed twice"));

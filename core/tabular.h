@@ -21,6 +21,9 @@ struct TabularOptions {
   std::string fitness_column;               // e.g. c10_val_200ep
   std::vector<std::string> report_columns;  // e.g. c10_test_200ep
   std::string seeds_column;                 // optional, ';'-separated per-seed fitness
+  // Wait this long per trial before answering, as if training (abortable): for demos, and for
+  // tests that watch a live system (metrics, dashboards, network faults) mid-trial.
+  double trial_seconds = 0;
 };
 
 class TabularOracle {

@@ -32,8 +32,8 @@ template <typename Stream>
 class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <typename... Args>
-  Session(std::shared_ptr<prometheus::Registry> registry, absl::Duration timeout, Args&&... args)
-      : stream_(std::forward<Args>(args)...), registry_(std::move(registry)), timeout_(timeout) {}
+  Session(std::shared_ptr<const Collectables> sources, absl::Duration timeout, Args&&... args)
+      : stream_(std::forward<Args>(args)...), sources_(std::move(sources)), timeout_(timeout) {}
 
   void Start() {
     Deadline();
@@ -68,7 +68,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (req_.target() == "/metrics" && req_.method() == http::verb::get) {
       res_.result(http::status::ok);
       res_.set(http::field::content_type, "text/plain; version=0.0.4");
-      res_.body() = prometheus::TextSerializer().Serialize(registry_->Collect());
+      std::vector<prometheus::MetricFamily> families;
+      for (const auto& source : *sources_) {
+        for (auto& f : source->Collect()) families.push_back(std::move(f));
+      }
+      res_.body() = prometheus::TextSerializer().Serialize(families);
     } else {
       res_.result(http::status::not_found);
       res_.body() = "only GET /metrics here\n";
@@ -85,7 +89,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   Stream stream_;
-  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<const Collectables> sources_;
   absl::Duration timeout_;
   boost::beast::flat_buffer buf_;
   http::request<http::string_body> req_;
@@ -96,9 +100,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 // stopping the io_context ends everything at once (a stuck client never blocks shutdown).
 class BeastMetricsServer final : public MetricsServer {
  public:
-  BeastMetricsServer(std::shared_ptr<prometheus::Registry> registry,
-                     std::unique_ptr<ssl::context> tls, absl::Duration timeout)
-      : registry_(std::move(registry)), tls_(std::move(tls)), timeout_(timeout), acceptor_(io_) {}
+  BeastMetricsServer(std::shared_ptr<const Collectables> sources, std::unique_ptr<ssl::context> tls,
+                     absl::Duration timeout)
+      : sources_(std::move(sources)), tls_(std::move(tls)), timeout_(timeout), acceptor_(io_) {}
 
   absl::Status Start(const std::string& host, uint16_t port, bool insecure) {
     boost::system::error_code ec;
@@ -140,17 +144,17 @@ class BeastMetricsServer final : public MetricsServer {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
       if (!ec && tls_) {
         std::make_shared<Session<boost::beast::ssl_stream<boost::beast::tcp_stream>>>(
-            registry_, timeout_, std::move(sock), *tls_)
+            sources_, timeout_, std::move(sock), *tls_)
             ->Start();
       } else if (!ec) {
-        std::make_shared<Session<boost::beast::tcp_stream>>(registry_, timeout_, std::move(sock))
+        std::make_shared<Session<boost::beast::tcp_stream>>(sources_, timeout_, std::move(sock))
             ->Start();
       }
       if (acceptor_.is_open()) Accept();
     });
   }
 
-  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<const Collectables> sources_;
   std::unique_ptr<ssl::context> tls_;  // null: plain HTTP
   absl::Duration timeout_;
   asio::io_context io_;
@@ -163,6 +167,11 @@ class BeastMetricsServer final : public MetricsServer {
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
     const MetricsServerOptions& o, std::shared_ptr<prometheus::Registry> registry) {
+  return StartMetricsServer(o, Collectables{std::move(registry)});
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(const MetricsServerOptions& o,
+                                                                  Collectables sources) {
   std::unique_ptr<ssl::context> tls;
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("metrics-tls-cert: give it and --metrics-tls-key together");
@@ -196,7 +205,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
   }
   if (host == "localhost") host = "127.0.0.1";
   if (host.empty()) host = "0.0.0.0";  // ":9464": every interface
-  auto s = std::make_unique<BeastMetricsServer>(std::move(registry), std::move(tls), o.io_timeout);
+  auto s = std::make_unique<BeastMetricsServer>(
+      std::make_shared<const Collectables>(std::move(sources)), std::move(tls), o.io_timeout);
   NF_RETURN_IF_ERROR(s->Start(host, static_cast<uint16_t>(port), o.insecure));
   return std::unique_ptr<MetricsServer>(std::move(s));
 }

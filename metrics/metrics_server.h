@@ -9,11 +9,14 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace nasforge {
+
+using Collectables = std::vector<std::shared_ptr<prometheus::Collectable>>;
 
 class MetricsServer {
  public:
@@ -35,5 +38,9 @@ struct MetricsServerOptions {
 // (metrics-listen, metrics-tls-cert, metrics-tls-key).
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
     const MetricsServerOptions& options, std::shared_ptr<prometheus::Registry> registry);
+// The same, serving every source's families in order (a registry, or a collector that computes
+// its gauges at scrape time).
+absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
+    const MetricsServerOptions& options, Collectables sources);
 
 }  // namespace nasforge

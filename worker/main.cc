@@ -14,6 +14,7 @@
 #include "client/channel.h"
 #include "core/flags.h"
 #include "core/log.h"
+#include "metrics/build_info.h"
 #include "metrics/metrics_server.h"
 #include "worker/tabular_trainer.h"
 #include "worker/trainer.h"
@@ -49,6 +50,8 @@ ABSL_FLAG(std::string, table, "", "tabular: benchmark CSV keyed by the NAS-Bench
 ABSL_FLAG(std::string, key_column, "arch_str", "tabular: the column holding the arch string");
 ABSL_FLAG(std::string, fitness_column, "", "tabular: column reported as the trial's accuracy");
 ABSL_FLAG(std::string, report_columns, "", "tabular: comma-separated columns also reported");
+ABSL_FLAG(double, tabular_trial_seconds, 0,
+          "tabular: wait this long per trial, as if training (demos, live-system tests)");
 ABSL_FLAG(std::string, seeds_column, "",
           "tabular: ';'-separated per-seed fitness; each trial reports one seed's value");
 
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   nasforge::WorkerMetrics metrics(*registry);
+  nasforge::RegisterBuildInfo(*registry, "worker");
   std::unique_ptr<nasforge::MetricsServer> metrics_server;
   if (std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
     auto ms = nasforge::StartMetricsServer({.listen = ml,
@@ -117,12 +121,19 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<nasforge::Trainer> trainer;
   const std::string backend = absl::GetFlag(FLAGS_backend);
+  o.backend = backend;
   if (backend == "tabular") {
     nasforge::TabularOptions t;
     t.table = absl::GetFlag(FLAGS_table);
     t.key_column = absl::GetFlag(FLAGS_key_column);
     t.fitness_column = absl::GetFlag(FLAGS_fitness_column);
     t.seeds_column = absl::GetFlag(FLAGS_seeds_column);
+    t.trial_seconds = absl::GetFlag(FLAGS_tabular_trial_seconds);
+    if (!(t.trial_seconds >= 0 && t.trial_seconds <= 86400)) {
+      Log(LogLevel::kError, "bad_flags",
+          {{"error", "--tabular-trial-seconds must be within [0, 86400]"}});
+      return 2;
+    }
     for (absl::string_view c :
          absl::StrSplit(absl::GetFlag(FLAGS_report_columns), ',', absl::SkipEmpty())) {
       t.report_columns.emplace_back(c);

@@ -1,6 +1,9 @@
 #include "worker/tabular_trainer.h"
 
+#include <algorithm>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
@@ -27,10 +30,19 @@ class TabularTrainer final : public Trainer {
     NF_ASSIGN_OR_RETURN(size_t row, oracle_.Find(req.architecture));
     std::mt19937_64 rng(req.seed);
     const double fitness = oracle_.SampleFitness(row, rng);
+    const auto start = std::chrono::steady_clock::now();
+    const auto until = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(oracle_.options().trial_seconds));
+    while (!abort.load() && std::chrono::steady_clock::now() < until) {
+      const std::chrono::steady_clock::duration left = until - std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(
+          std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20), left));
+    }
     if (abort.load()) return absl::AbortedError("aborted");
     EpochReport r;
     r.epoch = std::max(1, req.epochs);
     r.validation_accuracy = fitness;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (on_epoch(r) == Verdict::kAbort) return absl::AbortedError("aborted by the controller");
     TrainResult out;
     const auto& o = oracle_.options();

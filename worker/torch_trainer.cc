@@ -300,7 +300,9 @@ class TorchTrainer final : public Trainer {
     m["train_seconds"] = train_seconds;
     m["images_per_second"] = images / std::max(train_seconds, 1e-9);
     m["epochs"] = epochs_run;
+    const auto latency_start = Clock::now();
     Latency(net, a, &m);
+    result.latency_measure_seconds = Since(latency_start);
     m["peak_memory_bytes"] = PeakRssBytes();
     return result;
   }

@@ -37,6 +37,7 @@ enum class Verdict { kContinue, kStop, kAbort };
 struct TrainResult {
   std::map<std::string, double> metrics;  // see v1::Trial.metrics
   bool stopped_early = false;
+  double latency_measure_seconds = 0;  // time the latency benchmark took (0: none was run)
 };
 
 class Trainer {

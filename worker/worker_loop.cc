@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "metrics/build_info.h"
 #include "metrics/instruments.h"
 
 namespace nasforge {
@@ -17,18 +18,58 @@ bool LeaseGone(const absl::Status& s) {
 }  // namespace
 
 WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
-    : trials_succeeded_total(
-          NewCounter(r, "nasforge_worker_trials_succeeded_total", "Trials reported.")),
-      trials_failed_total(
-          NewCounter(r, "nasforge_worker_trials_failed_total", "Trials that failed here.")),
-      trials_handed_back_total(NewCounter(r, "nasforge_worker_trials_handed_back_total",
-                                          "Trials handed back (shutdown, cancel, lost lease).")),
-      train_images_total(
+    : train_images_total(
           NewCounter(r, "nasforge_worker_train_images_total", "Training images processed.")),
       train_images_per_second(NewGauge(r, "nasforge_worker_train_images_per_second",
                                        "Training throughput of the last epoch.")),
       busy(NewGauge(r, "nasforge_worker_busy", "1 while a trial is training.")),
-      heartbeats_total(NewCounter(r, "nasforge_worker_heartbeats_total", "Heartbeats sent.")) {}
+      heartbeats_total(NewCounter(r, "nasforge_worker_heartbeats_total", "Heartbeats sent.")),
+      heartbeat_failures_total(NewCounter(r, "nasforge_worker_heartbeat_failures_total",
+                                          "Heartbeats that got no answer or an error.")),
+      epoch_seconds(
+          prometheus::BuildHistogram()
+              .Name("nasforge_worker_epoch_seconds")
+              .Help("Duration of one training epoch (with its validation).")
+              .Register(r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10,
+                                                               30, 60, 120, 300, 600, 1800})),
+      latency_measure_seconds(
+          prometheus::BuildHistogram()
+              .Name("nasforge_worker_latency_measure_seconds")
+              .Help("Time one candidate's latency benchmark took (warm-up and repetitions).")
+              .Register(r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3,
+                                                               5, 10, 30})),
+      start_time_seconds(NewGauge(r, "nasforge_worker_start_time_seconds",
+                                  "Unix time this worker process started (restarts show as "
+                                  "changes).")),
+      outcomes_(prometheus::BuildCounter()
+                    .Name("nasforge_worker_trials_total")
+                    .Help("Trials this worker finished, by outcome.")
+                    .Register(r)),
+      info_(prometheus::BuildGauge()
+                .Name("nasforge_worker_info")
+                .Help("Always 1; the labels describe the worker (set once it registered).")
+                .Register(r)) {
+  start_time_seconds.Set(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  for (const char* o : {"succeeded", "stopped_early", "failed", "handed_back", "lost"}) Outcome(o);
+}
+
+prometheus::Counter& WorkerMetrics::Outcome(const char* outcome) {
+  return outcomes_.Add({{"outcome", outcome}});
+}
+
+void WorkerMetrics::SetInfo(const std::string& worker, const v1::HardwareProfile& hw,
+                            const std::string& backend) {
+  info_
+      .Add({{"worker", worker},
+            {"profile", hw.name()},
+            {"accelerator", hw.accelerator().empty() ? "none" : hw.accelerator()},
+            {"threads", std::to_string(hw.threads())},
+            {"backend", backend},
+            {"version", BuildVersion()}})
+      .Set(1);
+}
 
 WorkerLoop::WorkerLoop(ControllerClient* client, Trainer* trainer, WorkerOptions options,
                        WorkerMetrics* metrics)
@@ -69,6 +110,7 @@ absl::Status WorkerLoop::Register() {
       registered_ = true;
       worker_id_ = resp->worker_id();
       heartbeat_seconds_ = std::max(1, resp->heartbeat_seconds());
+      if (metrics_) metrics_->SetInfo(worker_id_, options_.hardware, options_.backend);
       Log(LogLevel::kInfo, "registered",
           {{"worker", worker_id_},
            {"profile", options_.hardware.name()},
@@ -149,7 +191,10 @@ void WorkerLoop::StartHeartbeats(const v1::Lease& lease, int generation, int eve
       req.set_worker_id(worker_id_);
       *req.mutable_lease() = lease;
       auto resp = client_->Heartbeat(req);
-      if (metrics_) metrics_->heartbeats_total.Increment();
+      if (metrics_) {
+        metrics_->heartbeats_total.Increment();
+        if (!resp.ok()) metrics_->heartbeat_failures_total.Increment();
+      }
       if (resp.ok() && resp->cancel()) {
         Log(LogLevel::kInfo, "trial_cancelled",
             {{"job", lease.job_id()}, {"trial", lease.trial_id()}, {"worker", worker_id_}});
@@ -206,6 +251,7 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
     if (metrics_) {
       metrics_->train_images_total.Increment(static_cast<double>(r.images));
       metrics_->train_images_per_second.Set(r.images_per_second);
+      metrics_->epoch_seconds.Observe(r.seconds);
     }
     Log(LogLevel::kInfo, "epoch",
         {{"job", l.job_id()},
@@ -247,7 +293,7 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
   *rr.mutable_lease() = l;
   rr.set_hardware_profile(options_.hardware.name());
   if (lease_lost_) {
-    if (metrics_) metrics_->trials_handed_back_total.Increment();
+    if (metrics_) metrics_->Outcome("lost").Increment();
     Log(LogLevel::kInfo, "trial_dropped",
         {{"job", l.job_id()},
          {"trial", l.trial_id()},
@@ -257,15 +303,20 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
   }
   if (!result.ok() && absl::IsAborted(result.status())) {
     rr.set_handed_back(true);
-    if (metrics_) metrics_->trials_handed_back_total.Increment();
+    if (metrics_) metrics_->Outcome("handed_back").Increment();
   } else if (!result.ok()) {
     rr.set_failed(true);
     rr.set_error(std::string(result.status().message()));
-    if (metrics_) metrics_->trials_failed_total.Increment();
+    if (metrics_) metrics_->Outcome("failed").Increment();
   } else {
     for (const auto& [k, v] : result->metrics) (*rr.mutable_metrics())[k] = v;
     rr.set_stopped_early(result->stopped_early);
-    if (metrics_) metrics_->trials_succeeded_total.Increment();
+    if (metrics_) {
+      metrics_->Outcome(result->stopped_early ? "stopped_early" : "succeeded").Increment();
+      if (result->latency_measure_seconds > 0) {
+        metrics_->latency_measure_seconds.Observe(result->latency_measure_seconds);
+      }
+    }
   }
   // Ask for the next trial in the same call, unless this worker is stopping or done after this.
   const bool want_next = !stop_ && !rr.handed_back() &&

@@ -5,12 +5,14 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
@@ -21,20 +23,35 @@
 
 namespace nasforge {
 
+// The worker's instruments (nasforge_worker_*), registered in a registry the caller owns.
 struct WorkerMetrics {
   explicit WorkerMetrics(prometheus::Registry& r);
-  prometheus::Counter& trials_succeeded_total;
-  prometheus::Counter& trials_failed_total;
-  prometheus::Counter& trials_handed_back_total;
+  // Trials by outcome: succeeded, stopped_early, failed, handed_back, lost (lease lost or job
+  // cancelled: nothing reported).
+  prometheus::Counter& Outcome(const char* outcome);
+  // Once registered: nasforge_worker_info{worker, profile, accelerator, threads, backend,
+  // version} = 1.
+  void SetInfo(const std::string& worker, const v1::HardwareProfile& hardware,
+               const std::string& backend);
+
   prometheus::Counter& train_images_total;
   prometheus::Gauge& train_images_per_second;  // of the last epoch
   prometheus::Gauge& busy;                     // 1 while training
   prometheus::Counter& heartbeats_total;
+  prometheus::Counter& heartbeat_failures_total;
+  prometheus::Histogram& epoch_seconds;
+  prometheus::Histogram& latency_measure_seconds;
+  prometheus::Gauge& start_time_seconds;
+
+ private:
+  prometheus::Family<prometheus::Counter>& outcomes_;
+  prometheus::Family<prometheus::Gauge>& info_;
 };
 
 struct WorkerOptions {
   std::string worker_id;  // empty: the controller assigns one
   v1::HardwareProfile hardware;
+  std::string backend = "torch";                         // for nasforge_worker_info
   int max_trials = 0;                                    // exit after this many trials; 0 = never
   absl::Duration exit_when_idle = absl::ZeroDuration();  // exit after idling this long; 0 = never
   absl::Duration max_backoff = absl::Seconds(5);
