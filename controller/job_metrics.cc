@@ -42,15 +42,15 @@ std::vector<prometheus::MetricFamily> ToMetricFamilies(const JobMetricsSnapshot&
                        "idle (live, no lease), lost (not heard from, gone less than an hour).");
   for (const auto& j : s.jobs) {
     for (v1::TrialState st : TrialStates()) {
-      Add(trials, {{"job", j.id}, {"state", TrialStateLabel(st)}},
+      Add(trials, {{"job_id", j.id}, {"state", TrialStateLabel(st)}},
           static_cast<double>(j.trials[st]));
     }
-    Add(budget, {{"job", j.id}}, static_cast<double>(j.budget_trials));
+    Add(budget, {{"job_id", j.id}}, static_cast<double>(j.budget_trials));
     for (const auto& [metric, value] : j.best)
-      Add(best, {{"job", j.id}, {"metric", metric}}, value);
-    Add(front, {{"job", j.id}}, static_cast<double>(j.front_size));
-    if (j.hypervolume) Add(hv, {{"job", j.id}}, *j.hypervolume);
-    Add(progress, {{"job", j.id}}, j.last_progress_unix_seconds);
+      Add(best, {{"job_id", j.id}, {"metric", metric}}, value);
+    Add(front, {{"job_id", j.id}}, static_cast<double>(j.front_size));
+    if (j.hypervolume) Add(hv, {{"job_id", j.id}}, *j.hypervolume);
+    Add(progress, {{"job_id", j.id}}, j.last_progress_unix_seconds);
   }
   for (const auto& [key, n] : s.workers) {
     Add(workers, {{"profile", key.first}, {"state", key.second}}, static_cast<double>(n));

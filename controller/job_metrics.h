@@ -1,14 +1,15 @@
 // Per-job and fleet gauges computed when Prometheus scrapes, not kept on the hot path: a
 // prometheus-cpp Collectable that asks the JobManager for a snapshot (under its reader lock) and
-// turns it into metric families. Labels: `job` (running jobs only: a job's series end when it
-// does), `state`, `metric`, and the worker `profile` (capped; see kMaxProfiles).
+// turns it into metric families. Labels: `job_id` (running jobs only: a job's series end when it
+// does; not `job`, which Prometheus gives every scraped series), `state`, `metric`, and the
+// worker `profile` (capped; see kMaxProfiles).
 //
-//   nasforge_controller_job_trials{job,state}            trials of a running job by state
-//   nasforge_controller_job_budget_trials{job}           budget.max_trials
-//   nasforge_controller_job_best{job,metric}             best value of each objective so far
-//   nasforge_controller_job_front_size{job}              candidates on the job's Pareto front
-//   nasforge_controller_job_hypervolume{job}             dominated hypervolume (2 or 3 objectives)
-//   nasforge_controller_job_last_progress_timestamp_seconds{job}  last trial finish (or start)
+//   nasforge_controller_job_trials{job_id,state}            trials of a running job by state
+//   nasforge_controller_job_budget_trials{job_id}           budget.max_trials
+//   nasforge_controller_job_best{job_id,metric}             best value of each objective so far
+//   nasforge_controller_job_front_size{job_id}              candidates on the job's Pareto front
+//   nasforge_controller_job_hypervolume{job_id}             dominated hypervolume (2 or 3 objectives)
+//   nasforge_controller_job_last_progress_timestamp_seconds{job_id}  last trial finish (or start)
 //   nasforge_controller_workers{profile,state}           busy | idle | lost (gone < 1 h)
 #pragma once
 

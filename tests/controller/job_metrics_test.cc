@@ -151,12 +151,12 @@ TEST(JobMetricsTest, RendersFamiliesWithBoundedLabels) {
   s.workers[{"cpu-1t", "idle"}] = 2;
   std::string text = prometheus::TextSerializer().Serialize(ToMetricFamilies(s));
   EXPECT_THAT(text,
-              HasSubstr("nasforge_controller_job_trials{job=\"job-1\",state=\"succeeded\"} 7"));
+              HasSubstr("nasforge_controller_job_trials{job_id=\"job-1\",state=\"succeeded\"} 7"));
   EXPECT_THAT(text,
-              HasSubstr("nasforge_controller_job_best{job=\"job-1\",metric=\"accuracy\"} 0.9"));
-  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_front_size{job=\"job-1\"} 3"));
-  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_hypervolume{job=\"job-1\"} 1.5"));
-  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_budget_trials{job=\"job-1\"} 10"));
+              HasSubstr("nasforge_controller_job_best{job_id=\"job-1\",metric=\"accuracy\"} 0.9"));
+  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_front_size{job_id=\"job-1\"} 3"));
+  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_hypervolume{job_id=\"job-1\"} 1.5"));
+  EXPECT_THAT(text, HasSubstr("nasforge_controller_job_budget_trials{job_id=\"job-1\"} 10"));
   EXPECT_THAT(text, HasSubstr("nasforge_controller_workers{profile=\"cpu-1t\",state=\"idle\"} 2"));
   j.hypervolume.reset();
   s.jobs = {j};
