@@ -26,6 +26,7 @@ int Run(int argc, const char* const* argv, const Io& io) {
   AddJobCommands(app, context);
   AddOfflineCommands(app, context);
   AddTokenCommands(app, context);
+  AddHealthCommand(app, context);
   AddBenchCommands(app, context);
   try {
     app.parse(argc, argv);

@@ -20,6 +20,8 @@ void AddJobCommands(CLI::App& app, CommandContext& context);
 void AddOfflineCommands(CLI::App& app, CommandContext& context);
 // token create|list|revoke (token_commands.cc): the controller's token file, offline.
 void AddTokenCommands(CLI::App& app, CommandContext& context);
+// health (health_command.cc): grpc.health.v1 over the connection flags, for probes.
+void AddHealthCommand(CLI::App& app, CommandContext& context);
 // bench strategies|early-stopping (bench_commands.cc): figures on a table, or on the controller.
 void AddBenchCommands(CLI::App& app, CommandContext& context);
 // bench controller (bench_controller_command.cc), added by AddBenchCommands.

@@ -26,8 +26,7 @@ void AddConnectionOptions(CLI::App& app, ConnectionOptions* o) {
       ->group(group);
 }
 
-absl::StatusOr<std::unique_ptr<v1::JobService::Stub>> ConnectJobService(
-    const ConnectionOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const ConnectionOptions& options) {
   auto token = LoadToken(options.token_file);
   if (!token.ok()) return token.status();
   ChannelOptions o;
@@ -37,7 +36,12 @@ absl::StatusOr<std::unique_ptr<v1::JobService::Stub>> ConnectJobService(
   o.tls_cert = options.tls_cert;
   o.tls_key = options.tls_key;
   o.insecure = options.insecure;
-  auto channel = OpenChannel(std::move(o));
+  return OpenChannel(std::move(o));
+}
+
+absl::StatusOr<std::unique_ptr<v1::JobService::Stub>> ConnectJobService(
+    const ConnectionOptions& options) {
+  auto channel = ConnectChannel(options);
   if (!channel.ok()) return channel.status();
   return v1::JobService::NewStub(*channel);
 }

@@ -22,6 +22,9 @@ struct ConnectionOptions {
 // Adds the connection flags to `app` (they may also follow the command: `fallthrough`).
 void AddConnectionOptions(CLI::App& app, ConnectionOptions* options);
 
+// The channel `options` describe (TLS, token); errors as ConnectJobService's.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const ConnectionOptions& options);
+
 // A JobService stub over the channel `options` describe; INVALID_ARGUMENT naming the flag when a
 // file cannot be read or plain text is asked for beyond loopback without --insecure.
 absl::StatusOr<std::unique_ptr<v1::JobService::Stub>> ConnectJobService(

@@ -436,6 +436,18 @@ TEST_F(CliJobTest, TheControllerAddressComesFromTheEnvironment) {
   EXPECT_THAT(o.out, HasSubstr("job"));
 }
 
+TEST_F(CliJobTest, HealthIsZeroOnlyWhileServing) {
+  Outcome up = Call({"health"});
+  EXPECT_EQ(up.code, 0) << up.err;
+  EXPECT_EQ(up.out, "SERVING\n");
+  const std::string address = address_;
+  controller_->Shutdown();
+  Outcome down = Cli({"--controller", address, "health", "--timeout", "2"});
+  EXPECT_EQ(down.code, 1);
+  EXPECT_THAT(down.err, HasSubstr("health " + address));
+  EXPECT_EQ(Cli({"health", "--timeout", "0"}).code, 2) << "out of range";
+}
+
 TEST_F(CliJobTest, TheSameIdempotencyKeyNeverMakesASecondJob) {
   const std::string spec = Source("search_spaces/examples/nb201_tabular.yaml");
   Outcome a = Call({"submit", spec, "--idempotency-key", "k-1"});
