@@ -13,8 +13,11 @@ PKGS=(
   postgresql postgresql-common prometheus
   dataset-fashion-mnist
   libcli11-dev libssl-dev openssl zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev python3-yaml
 )
+# kubectl for rendering the Kubernetes manifests (kubectl kustomize): Debian's kubernetes-client
+# only where no kubectl exists (it conflicts with a newer one installed otherwise).
+command -v kubectl >/dev/null || PKGS+=(kubernetes-client)
 
 missing=()
 for p in "${PKGS[@]}"; do
