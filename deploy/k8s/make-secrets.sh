@@ -47,5 +47,8 @@ k() { kubectl create secret generic "$1" --namespace "$NS" --dry-run=client -o y
   k nasforge-postgres --from-literal=password="$PGPW"
   k nasforge-store --from-literal=url="$DSN"
 } >secrets.yaml
-chmod 600 ./*.key ./*.token tokens secrets.yaml
+# The same material as files, for deploy/compose (docker secrets).
+printf '%s' "$PGPW" >pg.password
+printf '%s' "$DSN" >store.url
+chmod 600 ./*.key ./*.token tokens secrets.yaml pg.password store.url
 echo "wrote $OUT/secrets.yaml (kubectl apply -f it); admin token: $OUT/admin.token"

@@ -11,7 +11,9 @@ deny by default and let only the controller reach PostgreSQL; the submit Job rea
 the ConfigMap, which is the shipped example; the GPU overlay asks for nvidia.com/gpu; the
 external-postgres overlay has no PostgreSQL. Then runs deploy/k8s/make-secrets.sh and checks
 that every Secret and key the manifests mount is one it makes, and that the controller's
-certificate names localhost (for the probes) and the Service.
+certificate names localhost (for the probes) and the Service; and that deploy/compose uses only
+secrets make-secrets.sh writes, publishes nothing beyond loopback, and its Prometheus config
+passes promtool.
 
 Usage: k8s_test.py SOURCE_DIR CLI_BIN
 """
@@ -189,6 +191,31 @@ with tempfile.TemporaryDirectory() as tmp:
                              capture_output=True, text=True).stdout
         check("DNS:localhost" in san and "DNS:nasforge-controller" in san, f"controller certificate names: {san}")
         check(oct(os.stat(out).st_mode & 0o777) == "0o700", "secrets directory is not private")
+
+        # deploy/compose: every secret file is one make-secrets.sh writes, nothing published
+        # beyond loopback, and its Prometheus config (with the shipped rules) passes promtool.
+        compose = yaml.safe_load(open(os.path.join(SRC, "deploy", "compose", "compose.yaml")))
+        for name, sec in compose["secrets"].items():
+            check(os.path.exists(os.path.join(out, os.path.basename(sec["file"]))),
+                  f"compose secret {name}: make-secrets.sh writes no {sec['file']}")
+        for name, svc in compose["services"].items():
+            check(bool(svc.get("image")), f"compose service {name}: no image")
+            for p in svc.get("ports", []):
+                check(str(p).startswith("127.0.0.1:"), f"compose service {name} publishes {p} beyond loopback")
+            for sref in svc.get("secrets", []):
+                check(sref in compose["secrets"], f"compose service {name}: unknown secret {sref}")
+            cmd = " ".join(svc.get("command", []) if isinstance(svc.get("command"), list) else [str(svc.get("command", ""))])
+            check("--insecure" not in cmd and "--metrics-insecure" not in cmd, f"compose service {name}: plain text")
+        prom = open(os.path.join(SRC, "deploy", "compose", "prometheus.yml")).read()
+        prom = prom.replace("/etc/prometheus/ca.crt", os.path.join(out, "ca.crt"))
+        with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+            f.write(prom)
+        for rules in ("rules.yml", "alerts.yml"):
+            with open(os.path.join(SRC, "dashboards", rules)) as src, open(os.path.join(tmp, rules), "w") as dst:
+                dst.write(src.read())
+        r = subprocess.run(["promtool", "check", "config", os.path.join(tmp, "prometheus.yml")],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"promtool check config deploy/compose/prometheus.yml: {r.stdout}{r.stderr}")
 
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
