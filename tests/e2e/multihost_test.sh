@@ -124,17 +124,20 @@ wait_done() { # JOB TIMEOUT: waits for a terminal state (the CLI's watch ends wi
   timeout "$2" bash -c "until cli status $1 --json 2>/dev/null | grep -q '\"state\": \"JOB_\(SUCCEEDED\|FAILED\|CANCELLED\)\"'; do sleep 0.5; done" 2>/dev/null || true
 }
 export -f cli; export ID NET CLI DIR
+expect_succeeded() { # JOB TRIALS WHAT: the job SUCCEEDED with exactly TRIALS trials succeeded
+  local st; st=$(cli status "$1" --json)
+  if [ "$(echo "$st" | field 'd["state"]')" = JOB_SUCCEEDED ] &&
+     [ "$(echo "$st" | field 'd["counts"].get("succeeded",0)')" = "$2" ]; then
+    ok "$3: $2 trials succeeded"
+  else
+    bad "$3: $(echo "$st" | field 'd["state"], d.get("counts")')"
+  fi
+}
 
 # --- job A: completes over the network ---------------------------------------------------------
 A=$(cli submit "$(spec mh-a 24)")
 wait_done "$A" 120
-st=$(cli status "$A" --json)
-if [ "$(echo "$st" | field 'd["state"]')" = JOB_SUCCEEDED ] &&
-   [ "$(echo "$st" | field 'd["counts"].get("succeeded",0)')" = 24 ]; then
-  ok "job A: 24 trials succeeded over the network"
-else
-  bad "job A did not complete: $(echo "$st" | field 'd["state"], d.get("counts")')"
-fi
+expect_succeeded "$A" 24 "job A, over the network"
 cli candidates "$A" --json | field 'sorted(set(t["worker_id"] for t in d["trials"]))' | grep -q "host-w3" \
   && ok "job A: trials trained on several hosts" || bad "job A: not every host trained"
 
@@ -152,14 +155,9 @@ cut_trial=${cut_trial%%,*}
 ip -n "$SW" link set "v-w2" down
 echo "cut: w2's link down while it trains trial $cut_trial of $B"
 wait_done "$B" 180
+expect_succeeded "$B" 30 "job B, after the cut"
 st=$(cli status "$B" --json)
 cands=$(cli candidates "$B" --json)
-if [ "$(echo "$st" | field 'd["state"]')" = JOB_SUCCEEDED ] &&
-   [ "$(echo "$st" | field 'd["counts"].get("succeeded",0)')" = 30 ]; then
-  ok "job B: completed with 30 trials succeeded after the cut"
-else
-  bad "job B: $(echo "$st" | field 'd["state"], d.get("counts")')"
-fi
 [ "$(echo "$cands" | field 'len(d["trials"]) - len(set(t["arch_hash"] for t in d["trials"]))')" = 0 ] \
   && ok "job B: no architecture trained twice" || bad "job B: duplicate architectures"
 who=$(echo "$cands" | field "[(t['state'], t['worker_id'], t['attempts']) for t in d['trials'] if t.get('id','0')=='$cut_trial'][0]")
