@@ -17,8 +17,10 @@
 #include "core/log.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC HOST:PORT (port 0: any free port)");
-ABSL_FLAG(std::string, store, "sqlite://nasforge.db",
-          "store URL: sqlite:///path.db (embedded) or postgresql://user@host:port/db");
+ABSL_FLAG(std::string, store, "",
+          "store URL: sqlite:///path.db (embedded) or postgresql://user:password@host:port/db; "
+          "default $NASFORGE_STORE (keeps a password out of the process list), else "
+          "sqlite://nasforge.db");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464", "/metrics HOST:PORT; empty: off");
 ABSL_FLAG(std::string, metrics_tls_cert, "", "serve /metrics over HTTPS: certificate chain (PEM)");
 ABSL_FLAG(std::string, metrics_tls_key, "", "serve /metrics over HTTPS: private key (PEM)");
@@ -52,6 +54,10 @@ int main(int argc, char** argv) {
   nasforge::ControllerOptions o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.store_url = absl::GetFlag(FLAGS_store);
+  if (o.store_url.empty()) {
+    const char* env = std::getenv("NASFORGE_STORE");
+    o.store_url = env != nullptr && *env != '\0' ? env : "sqlite://nasforge.db";
+  }
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.metrics_tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert);
   o.metrics_tls_key = absl::GetFlag(FLAGS_metrics_tls_key);

@@ -120,8 +120,12 @@ if ctl:
     check(d["spec"]["replicas"] == 1 and d["spec"]["strategy"]["type"] == "Recreate", "controller: one replica, Recreate")
     c = pod_spec(d)["containers"][0]
     args = c["args"]
-    for flag in ("--tls-cert=", "--tls-key=", "--auth-tokens=", "--listen=0.0.0.0:50051", "--store=$(NASFORGE_STORE)"):
+    for flag in ("--tls-cert=", "--tls-key=", "--auth-tokens=", "--listen=0.0.0.0:50051"):
         check(any(a.startswith(flag) for a in args), f"controller: missing {flag}")
+    check(not any(a.startswith("--store") for a in args), "controller: the store URL (a password) is in its arguments")
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(env.get("NASFORGE_STORE", {}).get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "nasforge-store",
+          "controller: NASFORGE_STORE does not come from the nasforge-store Secret")
     for probe in ("readinessProbe", "livenessProbe"):
         cmd = c.get(probe, {}).get("exec", {}).get("command", [])
         check(len(cmd) > 1 and cmd[0].endswith("/nasforge") and cmd[1] == "health"

@@ -92,7 +92,8 @@ EC="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
 for w in 1 2 3; do "$CLI" token create --file "$DIR/tokens" --name "w$w" --role worker >"$DIR/w$w.token"; done
 
 # --- the controller and the workers, each on its host -----------------------------------------------
-ip netns exec "$ID-ctl" "$CONTROLLER" --listen "$NET.11:50051" --store "$STORE" \
+# The store URL (with its password) through the environment, as the deployments pass it.
+NASFORGE_STORE="$STORE" ip netns exec "$ID-ctl" "$CONTROLLER" --listen "$NET.11:50051" \
   --tls-cert "$DIR/ctl.pem" --tls-key "$DIR/ctl.key" --auth-tokens "$DIR/tokens" \
   --metrics-listen "$NET.11:9464" --metrics-tls-cert "$DIR/ctl.pem" --metrics-tls-key "$DIR/ctl.key" \
   >"$DIR/controller.log" 2>&1 &
@@ -100,6 +101,9 @@ cli() { ip netns exec "$ID-w1" "$CLI" --controller "$NET.11:50051" --tls-ca "$DI
   --token-file "$DIR/admin.token" "$@"; }
 for _ in $(seq 100); do cli jobs >/dev/null 2>&1 && break; sleep 0.2; done
 cli jobs >/dev/null && ok "the CLI on w1 calls the controller over TLS with a token" || bad "controller unreachable"
+grep -q "event=controller_started .*store=postgresql" "$DIR/controller.log" \
+  && ok "the controller uses PostgreSQL on the pg host (URL from \$NASFORGE_STORE)" \
+  || bad "the controller is not on the PostgreSQL store"
 ip netns exec "$ID-w3" curl -sf --cacert "$DIR/ca.pem" "https://$NET.11:9464/metrics" | grep -q nasforge_build_info \
   && ok "/metrics over HTTPS from another host" || bad "/metrics not reachable over HTTPS"
 ip netns exec "$ID-w3" curl -s --max-time 5 "http://$NET.11:9464/metrics" | grep -q nasforge_build_info \
