@@ -21,6 +21,8 @@ const JobMetricsSnapshot::Job* FindJob(const JobMetricsSnapshot& s, const std::s
   }
   return nullptr;
 }
+// A pointer into a temporary snapshot would dangle: keep the snapshot in a variable.
+const JobMetricsSnapshot::Job* FindJob(JobMetricsSnapshot&&, const std::string&) = delete;
 
 TEST_F(JobManagerTest, MetricsSnapshotFollowsARunningJob) {
   v1::Job job = Submit(TinySpec(4, /*parallel=*/4));  // objectives: accuracy max, macs min
@@ -80,7 +82,8 @@ TEST_F(JobManagerTest, MetricsSnapshotFollowsARunningJob) {
   // A finished job has no series any more.
   ASSERT_TRUE(Report(w, leases[3], 0.1).ok());
   ASSERT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
-  EXPECT_EQ(FindJob(jm_->MetricsSnapshot(), job.id()), nullptr);
+  const JobMetricsSnapshot done = jm_->MetricsSnapshot();
+  EXPECT_EQ(FindJob(done, job.id()), nullptr);
 }
 
 TEST_F(JobManagerTest, HypervolumeUsesTheObjectivesReference) {
@@ -98,7 +101,8 @@ TEST_F(JobManagerTest, HypervolumeUsesTheObjectivesReference) {
   auto l = Lease(w);
   ASSERT_TRUE(Report(w, l, 0.75).ok());
   v1::Trial t = jm_->GetCandidate(job.id(), l.lease().trial_id()).value();
-  const auto* j = FindJob(jm_->MetricsSnapshot(), job.id());
+  const JobMetricsSnapshot s = jm_->MetricsSnapshot();  // FindJob points into it
+  const auto* j = FindJob(s, job.id());
   ASSERT_NE(j, nullptr);
   ASSERT_TRUE(j->hypervolume.has_value());
   EXPECT_DOUBLE_EQ(*j->hypervolume, (0.75 - 0.25) * (1e9 - t.metrics().at("macs")));
