@@ -8,9 +8,9 @@
 //   nasforge_controller_job_budget_trials{job_id}           budget.max_trials
 //   nasforge_controller_job_best{job_id,metric}             best value of each objective so far
 //   nasforge_controller_job_front_size{job_id}              candidates on the job's Pareto front
-//   nasforge_controller_job_hypervolume{job_id}             dominated hypervolume (2 or 3 objectives)
-//   nasforge_controller_job_last_progress_timestamp_seconds{job_id}  last trial finish (or start)
-//   nasforge_controller_workers{profile,state}           busy | idle | lost (gone < 1 h)
+//   nasforge_controller_job_hypervolume{job_id}             dominated hypervolume (2 or 3
+//   objectives) nasforge_controller_job_last_progress_timestamp_seconds{job_id}  last trial finish
+//   (or start) nasforge_controller_workers{profile,state}           busy | idle | lost (gone < 1 h)
 #pragma once
 
 #include <prometheus/collectable.h>

@@ -90,8 +90,8 @@ TEST_F(RpcMetricsTest, CallsAreTimedByMethodAndCode) {
   EXPECT_THAT(text, HasSubstr("nasforge_controller_rpc_duration_seconds_count{code="
                               "\"UNIMPLEMENTED\",method=\"other\",service=\"other\"} 5"));
   // The job's gauges and the build, in the same scrape.
-  EXPECT_THAT(text, HasSubstr(absl::StrCat("nasforge_controller_job_budget_trials{job_id=\"", job.id(),
-                                           "\"}")));
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("nasforge_controller_job_budget_trials{job_id=\"",
+                                           job.id(), "\"}")));
   EXPECT_THAT(text, HasSubstr("nasforge_build_info{"));
   EXPECT_THAT(text, HasSubstr("component=\"controller\""));
   EXPECT_THAT(text, HasSubstr("nasforge_controller_serving 1"));
