@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   int n = argc > 2 ? std::atoi(argv[2]) : 3;
   nasforge::TorchTrainerOptions o;
   o.threads = argc > 3 ? std::atoi(argv[3]) : 1;
-  auto trainer = nasforge::NewTorchTrainer(o);
+  auto trainer = nasforge::NewTorchTrainer(o).value();
   std::vector<nasforge::v1::Constraint> bounds;
   for (const auto& c : spec->constraints()) {
     if (c.metric() == "macs" || c.metric() == "params") bounds.push_back(c);

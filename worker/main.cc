@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
+#include <cctype>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
@@ -16,6 +18,7 @@
 #include "core/log.h"
 #include "metrics/build_info.h"
 #include "metrics/metrics_server.h"
+#include "worker/process_tuning.h"
 #include "worker/tabular_trainer.h"
 #include "worker/trainer.h"
 #include "worker/worker_loop.h"
@@ -39,7 +42,18 @@ ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
 ABSL_FLAG(std::string, hardware_profile, "",
           "profile name latencies are keyed by; "
-          "default cpu-<threads>t");
+          "default cpu-<threads>t, or the GPU's name (h200) with --device cuda");
+ABSL_FLAG(std::string, device, "cpu",
+          "train and measure on: cpu, cuda or cuda:N (needs a worker built with CUDA LibTorch)");
+ABSL_FLAG(std::string, autocast, "", "bf16: mixed-precision training on the GPU");
+ABSL_FLAG(bool, channels_last, false, "NHWC weights and batches (faster convs on tensor cores)");
+ABSL_FLAG(bool, keep_weights, true,
+          "upload each trained candidate's weights to the controller (for `nasforge export`)");
+ABSL_FLAG(bool, pin_threads, false,
+          "pin the worker to --threads CPUs of its allowed set (stable CPU latency figures)");
+ABSL_FLAG(bool, tune_malloc, true,
+          "keep freed memory in the heap between training steps (glibc mmap/trim thresholds; "
+          "GLIBC_TUNABLES wins)");
 ABSL_FLAG(std::string, worker_id, "", "stable worker id; default: assigned by the controller");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "/metrics HOST:PORT; empty: off");
 ABSL_FLAG(int, max_trials, 0, "exit after this many trials (0: run until SIGTERM)");
@@ -56,6 +70,23 @@ ABSL_FLAG(std::string, seeds_column, "",
           "tabular: ';'-separated per-seed fitness; each trial reports one seed's value");
 
 namespace {
+
+// "NVIDIA H200" -> "h200": a short profile name for a GPU.
+std::string GpuProfileName(std::string name) {
+  for (const char* vendor : {"NVIDIA ", "AMD "}) {
+    if (name.rfind(vendor, 0) == 0) name = name.substr(std::strlen(vendor));
+  }
+  std::string out;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!out.empty() && out.back() != '-') {
+      out += '-';
+    }
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out.empty() ? "gpu" : out;
+}
 
 std::string CpuModel() {
   std::ifstream f("/proc/cpuinfo");
@@ -87,13 +118,29 @@ int main(int argc, char** argv) {
   using nasforge::LogLevel;
 
   int threads = std::max(1, absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_tune_malloc)) nasforge::KeepHeapAcrossSteps();
+  if (absl::GetFlag(FLAGS_pin_threads)) {
+    auto pinned = nasforge::PinToCpus(threads);
+    if (!pinned.ok()) {
+      Log(LogLevel::kError, "bad_flags", {{"error", pinned.status().message()}});
+      return 2;
+    }
+    Log(LogLevel::kInfo, "pinned", {{"cpus", *pinned}});
+  }
+  const std::string device = absl::GetFlag(FLAGS_device);
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  const std::string accelerator =
+      backend == "torch" ? nasforge::AcceleratorName(device) : std::string("none");
   nasforge::WorkerOptions o;
   o.worker_id = absl::GetFlag(FLAGS_worker_id);
-  o.hardware.set_name(absl::GetFlag(FLAGS_hardware_profile).empty()
-                          ? absl::StrCat("cpu-", threads, "t")
-                          : absl::GetFlag(FLAGS_hardware_profile));
+  std::string profile = absl::GetFlag(FLAGS_hardware_profile);
+  if (profile.empty()) {
+    profile =
+        accelerator == "none" ? absl::StrCat("cpu-", threads, "t") : GpuProfileName(accelerator);
+  }
+  o.hardware.set_name(profile);
   o.hardware.set_cpu_model(CpuModel());
-  o.hardware.set_accelerator("none");  // this build trains on the CPU
+  o.hardware.set_accelerator(accelerator.empty() ? "none" : accelerator);
   o.hardware.set_threads(threads);
   o.hardware.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
                               sysconf(_SC_PAGE_SIZE));
@@ -120,7 +167,6 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<nasforge::Trainer> trainer;
-  const std::string backend = absl::GetFlag(FLAGS_backend);
   o.backend = backend;
   if (backend == "tabular") {
     nasforge::TabularOptions t;
@@ -157,7 +203,16 @@ int main(int argc, char** argv) {
     nasforge::TorchTrainerOptions to;
     to.data_dir = absl::GetFlag(FLAGS_data_dir);
     to.threads = threads;
-    trainer = nasforge::NewTorchTrainer(to);
+    to.device = device;
+    to.autocast = absl::GetFlag(FLAGS_autocast);
+    to.channels_last = absl::GetFlag(FLAGS_channels_last);
+    to.keep_weights = absl::GetFlag(FLAGS_keep_weights);
+    auto made = nasforge::NewTorchTrainer(to);
+    if (!made.ok()) {
+      Log(LogLevel::kError, "bad_flags", {{"error", made.status().message()}, {"device", device}});
+      return 2;
+    }
+    trainer = std::move(*made);
   } else {
     Log(LogLevel::kError, "bad_flags",
         {{"error", "--backend must be torch or tabular"}, {"backend", backend}});
@@ -205,6 +260,7 @@ int main(int argc, char** argv) {
       {{"controller", absl::GetFlag(FLAGS_controller)},
        {"profile", o.hardware.name()},
        {"threads", threads},
+       {"accelerator", o.hardware.accelerator()},
        {"backend", backend}});
   absl::Status st = loop.Run();
   if (!st.ok()) {

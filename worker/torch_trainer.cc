@@ -16,6 +16,9 @@
 #include "core/search_space.h"
 #include "core/status.h"
 #include "worker/dataset.h"
+#include "worker/torch_cuda.h"
+#include "worker/torch_export.h"
+#include "worker/torch_latency.h"
 #include "worker/torch_models.h"
 #include "worker/trainer.h"
 
@@ -53,21 +56,14 @@ double PeakRssBytes() {
   return 1024.0 * u.ru_maxrss;
 }
 
-double Percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  double pos = q * (v.size() - 1);
-  size_t lo = static_cast<size_t>(pos);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (pos - lo) * (v[hi] - v[lo]);
-}
-
 struct Split {
   torch::Tensor x, y;
 };
 
 class TorchTrainer final : public Trainer {
  public:
-  explicit TorchTrainer(TorchTrainerOptions o) : o_(std::move(o)) {
+  TorchTrainer(TorchTrainerOptions o, torch::Device device)
+      : o_(std::move(o)), device_(device), autocast_(!o_.autocast.empty()) {
     static std::once_flag once;
     std::call_once(once, [&] {
       torch::set_num_threads(std::max(1, o_.threads));
@@ -109,8 +105,10 @@ class TorchTrainer final : public Trainer {
       train = std::move(*tr);
       test = std::move(*te);
     }
-    train_ = ToTensors(train);
-    test_ = ToTensors(test);
+    // The whole data set lives on the training device: batches are gathered there, never
+    // copied from the host per step.
+    train_ = ToTensors(train, device_);
+    test_ = ToTensors(test, device_);
     loaded_ = t.dataset();
     Log(LogLevel::kInfo, "data_loaded",
         {{"dataset", loaded_},
@@ -120,15 +118,17 @@ class TorchTrainer final : public Trainer {
     return absl::OkStatus();
   }
 
-  static Split ToTensors(const ImageSet& s) {
+  static Split ToTensors(const ImageSet& s, torch::Device device) {
     auto x = torch::from_blob(const_cast<uint8_t*>(s.pixels.data()),
                               {s.count, s.channels, s.height, s.width}, torch::kUInt8)
                  .to(torch::kFloat32)
                  .div_(255.0)
                  .sub_(0.2860)
-                 .div_(0.3530);  // Fashion-MNIST mean/std
+                 .div_(0.3530)  // Fashion-MNIST mean/std
+                 .to(device);
     auto y = torch::from_blob(const_cast<uint8_t*>(s.labels.data()), {s.count}, torch::kUInt8)
-                 .to(torch::kInt64);
+                 .to(torch::kInt64)
+                 .to(device);
     return {x, y};
   }
 
@@ -141,45 +141,33 @@ class TorchTrainer final : public Trainer {
                                                      .align_corners(false));
   }
 
-  static double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y,
-                         int64_t size) {
+  // Evaluation in chunks: on the CPU as large as a training batch (the activations then fit
+  // in memory glibc keeps from training, instead of a fresh mapping of tens of MB per chunk);
+  // on a GPU large (the caching allocator reuses it; fewer launches). One sync at the end.
+  double Accuracy(const Net& net, const torch::Tensor& x, const torch::Tensor& y, int64_t size,
+                  int64_t batch_size) {
     torch::NoGradGuard ng;
     net->eval();
-    int64_t correct = 0;
-    for (int64_t i = 0; i < x.size(0); i += 1000) {
-      int64_t e = std::min<int64_t>(i + 1000, x.size(0));
-      auto pred = net->forward(Fit(x.slice(0, i, e), size)).argmax(1);
-      correct += pred.eq(y.slice(0, i, e)).sum().item<int64_t>();
+    const int64_t chunk = device_.is_cuda() ? 4096 : std::max<int64_t>(64, batch_size);
+    torch::Tensor correct =
+        torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+    for (int64_t i = 0; i < x.size(0); i += chunk) {
+      int64_t e = std::min<int64_t>(i + chunk, x.size(0));
+      auto pred = Forward(net, Fit(x.slice(0, i, e), size)).argmax(1);
+      correct += pred.eq(y.slice(0, i, e)).sum();
     }
-    return x.size(0) == 0 ? 0.0 : static_cast<double>(correct) / x.size(0);
+    return x.size(0) == 0 ? 0.0 : static_cast<double>(correct.item<int64_t>()) / x.size(0);
   }
 
-  void Latency(const Net& net, const v1::Architecture& a, std::map<std::string, double>* m) {
-    torch::NoGradGuard ng;
-    net->eval();
-    auto x = torch::randn_like(ExampleInput(a));
-    for (int i = 0; i < o_.latency_warmup; ++i) net->forward(x);
-    std::vector<double> ms;
-    auto t0 = Clock::now();
-    double spread = 1e9;
-    while (static_cast<int>(ms.size()) < o_.latency_max_runs) {
-      for (int i = 0; i < 10; ++i) {
-        auto s = Clock::now();
-        net->forward(x);
-        ms.push_back(1e3 * Since(s));
-      }
-      double med = Percentile(ms, 0.5);
-      spread = (Percentile(ms, 0.75) - Percentile(ms, 0.25)) / med;
-      if ((ms.size() >= 30 && spread < o_.latency_target_spread) ||
-          Since(t0) > o_.latency_max_seconds) {
-        break;
-      }
+  // forward with the worker's autocast and memory format.
+  torch::Tensor Forward(const Net& net, const torch::Tensor& x) {
+    torch::Tensor in = x;
+    if (o_.channels_last && in.dim() == 4) in = in.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (autocast_) {
+      CudaAutocast on(true, torch::kBFloat16);
+      return net->forward(in).to(torch::kFloat32);
     }
-    (*m)["latency_ms"] = Percentile(ms, 0.5);
-    (*m)["latency_p90_ms"] = Percentile(ms, 0.9);
-    (*m)["latency_p99_ms"] = Percentile(ms, 0.99);
-    (*m)["latency_spread"] = spread;
-    (*m)["latency_runs"] = static_cast<double>(ms.size());
+    return net->forward(in);
   }
 
   absl::StatusOr<TrainResult> TrainImpl(const TrainRequest& req,
@@ -214,13 +202,21 @@ class TorchTrainer final : public Trainer {
           " (a bug in core/cost.cc or the builder)"));
     }
 
+    net->to(device_);
+    if (o_.channels_last) {
+      for (auto& p : net->parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+      }
+    }
+
     std::vector<int> train_idx, val_idx;
     SplitIndices(static_cast<int>(train_.x.size(0)), t.train_examples(), t.validation_examples(),
                  req.split_seed, &train_idx, &val_idx);
-    auto to_tensor = [](const std::vector<int>& v) {
+    auto to_tensor = [&](const std::vector<int>& v) {
       return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
                               torch::kInt32)
-          .to(torch::kInt64);
+          .to(torch::kInt64)
+          .to(device_);
     };
     torch::Tensor tr_i = to_tensor(train_idx), va_i = to_tensor(val_idx);
     torch::Tensor val_x = train_.x.index_select(0, va_i), val_y = train_.y.index_select(0, va_i);
@@ -231,17 +227,18 @@ class TorchTrainer final : public Trainer {
     const int64_t n = tr_i.size(0);
     const int64_t steps_per_epoch = (n + t.batch_size() - 1) / t.batch_size();
     const int64_t total_steps = steps_per_epoch * req.epochs;
-    std::mt19937_64 rng(req.seed);
     TrainResult result;
     double best_val = -1, train_seconds = 0;
     int since_best = 0, epochs_run = 0;
     int64_t step = 0, images = 0;
+    const auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
     for (int epoch = 1; epoch <= req.epochs; ++epoch) {
       auto t0 = Clock::now();
       net->train();
-      torch::Tensor perm =
-          tr_i.index_select(0, torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64)));
-      double loss_sum = 0;
+      torch::Tensor perm = tr_i.index_select(0, torch::randperm(n, long_opts));
+      // The loss is summed on the device and read once per epoch: a read per step would wait
+      // for the GPU every step.
+      torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
       int64_t batches = 0;
       for (int64_t i = 0; i < n; i += t.batch_size()) {
         if (abort.load()) return absl::AbortedError("training aborted");
@@ -255,20 +252,21 @@ class TorchTrainer final : public Trainer {
         auto x = train_.x.index_select(0, idx);
         auto y = train_.y.index_select(0, idx);
         opt.zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(net->forward(Fit(x, size)), y);
+        auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
         loss.backward();
         opt.step();
-        loss_sum += loss.item<double>();
+        loss_sum += loss.detach();
         ++batches;
         ++step;
         images += idx.size(0);
       }
+      const double loss_mean = loss_sum.item<double>() / std::max<int64_t>(1, batches);
       double secs = Since(t0);
       train_seconds += secs;
       EpochReport r;
       r.epoch = epoch;
-      r.train_loss = loss_sum / std::max<int64_t>(1, batches);
-      r.validation_accuracy = Accuracy(net, val_x, val_y, size);
+      r.train_loss = loss_mean;
+      r.validation_accuracy = Accuracy(net, val_x, val_y, size, t.batch_size());
       r.seconds = secs;
       r.images = n;
       r.images_per_second = n / std::max(secs, 1e-9);
@@ -294,28 +292,91 @@ class TorchTrainer final : public Trainer {
       test_x = test_x.slice(0, 0, t.test_examples());
       test_y = test_y.slice(0, 0, t.test_examples());
     }
-    m["test_accuracy"] = Accuracy(net, test_x, test_y, size);
+    m["test_accuracy"] = Accuracy(net, test_x, test_y, size, t.batch_size());
     m["macs"] = static_cast<double>(macs);
     m["params"] = static_cast<double>(params);
     m["train_seconds"] = train_seconds;
     m["images_per_second"] = images / std::max(train_seconds, 1e-9);
     m["epochs"] = epochs_run;
+    if (o_.keep_weights) {
+      auto w = ExportWeights(*net, a, req.seed);
+      if (!w.ok()) return w.status();
+      result.weights = std::move(w->weights);
+      result.check = std::move(w->check);
+    }
+    // The trained model's own latency on the training device (fp32, batch 1): what the trial
+    // reports when its job names no hardware targets. MeasureLatency converts the model in place,
+    // so it comes after the weights are taken.
     const auto latency_start = Clock::now();
-    Latency(net, a, &m);
+    auto lat = MeasureLatency(*net, a, device_, LatencySpec{}, o_.latency);
+    if (!lat.ok()) return lat.status();
+    AddLatencyMetrics(*lat, &m);
     result.latency_measure_seconds = Since(latency_start);
     m["peak_memory_bytes"] = PeakRssBytes();
     return result;
   }
 
   TorchTrainerOptions o_;
+  torch::Device device_;
+  bool autocast_ = false;
   std::string loaded_;
   Split train_, test_;
 };
 
 }  // namespace
 
-std::unique_ptr<Trainer> NewTorchTrainer(const TorchTrainerOptions& options) {
-  return std::make_unique<TorchTrainer>(options);
+absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptions& options) {
+  auto device = ParseTorchDevice(options.device);
+  if (!device.ok()) return device.status();
+  if (!options.autocast.empty() && options.autocast != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("autocast: must be empty or bf16, got '", options.autocast, "'"));
+  }
+  if (!options.autocast.empty() && !device->is_cuda()) {
+    return absl::InvalidArgumentError("autocast bf16: needs a CUDA device (--device cuda)");
+  }
+  auto t = std::make_unique<TorchTrainer>(options, *device);
+  return std::unique_ptr<Trainer>(std::move(t));
+}
+
+std::string AcceleratorName(const std::string& device) {
+  auto d = ParseTorchDevice(device);
+  if (!d.ok() || !d->is_cuda()) return "none";
+  return CudaDeviceName(d->index());
+}
+
+absl::StatusOr<LatencyStats> MeasureArchitecture(const v1::Architecture& arch,
+                                                 const std::string& device, const LatencySpec& spec,
+                                                 const LatencyBudget& budget, uint64_t seed) {
+  NF_RETURN_IF_ERROR(ValidateArchitecture(arch, "architecture"));
+  auto d = ParseTorchDevice(device);
+  if (!d.ok()) return d.status();
+  try {
+    torch::manual_seed(seed);
+    Net net = BuildNet(arch);
+    return MeasureLatency(*net, arch, *d, spec, budget);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
+}
+
+absl::StatusOr<ModelFiles> ExportFreshModel(const v1::Architecture& arch, uint64_t seed,
+                                            int warm_batches) {
+  NF_RETURN_IF_ERROR(ValidateArchitecture(arch, "architecture"));
+  try {
+    torch::manual_seed(seed);
+    Net net = BuildNet(arch);
+    net->train();
+    {
+      torch::NoGradGuard ng;
+      for (int i = 0; i < warm_batches; ++i) net->forward(RandomInput(arch, 8) * 2 + 0.5);
+    }
+    auto w = ExportWeights(*net, arch, seed);
+    if (!w.ok()) return w.status();
+    return ModelFiles{std::move(w->weights), std::move(w->check)};
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+  }
 }
 
 absl::StatusOr<BuiltModelCount> CountBuiltModel(const v1::Architecture& arch, int batch) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "nasforge/v1/nasforge.pb.h"
+#include "worker/latency.h"
 
 namespace nasforge {
 
@@ -38,6 +39,10 @@ struct TrainResult {
   std::map<std::string, double> metrics;  // see v1::Trial.metrics
   bool stopped_early = false;
   double latency_measure_seconds = 0;  // time the latency benchmark took (0: none was run)
+  // With TorchTrainerOptions.keep_weights: the trained weights and the self-check (see
+  // worker/torch_export.h; both are torch.load-able pickles). Empty otherwise.
+  std::string weights;
+  std::string check;
 };
 
 class Trainer {
@@ -53,16 +58,27 @@ class Trainer {
 
 struct TorchTrainerOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
-  int threads = 1;  // intra-op threads for training and latency
-  int latency_warmup = 10;
-  int latency_max_runs = 300;
-  double latency_max_seconds = 3.0;
-  double latency_target_spread = 0.1;  // stop when IQR / median is below this
+  int threads = 1;             // intra-op threads for training and latency
+  std::string device = "cpu";  // cpu | cuda | cuda:N (a CUDA LibTorch build)
+  std::string autocast;        // "" or "bf16": mixed-precision training (CUDA)
+  bool channels_last = false;  // NHWC weights and batches (faster convs on tensor cores)
+  bool keep_weights = true;    // fill TrainResult.weights/check
+  LatencyBudget latency;       // the trained model's own latency benchmark
 };
 
-// Threads are set once per process (torch::set_num_threads). Data sets are loaded lazily and
-// cached.
-std::unique_ptr<Trainer> NewTorchTrainer(const TorchTrainerOptions& options);
+// Threads are set once per process (torch::set_num_threads). Data sets are loaded lazily, kept
+// on the device, and cached. INVALID_ARGUMENT / FAILED_PRECONDITION / UNAVAILABLE for a device
+// or autocast this build or machine cannot do.
+absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptions& options);
+
+// The accelerator a device string names ("NVIDIA H200"), "none" for the CPU.
+std::string AcceleratorName(const std::string& device);
+
+// Builds `arch` fresh (weights from `seed`; latency does not depend on their values) and
+// measures it on `device` (torch_latency.h). For measurement leases and the latency bench.
+absl::StatusOr<LatencyStats> MeasureArchitecture(const v1::Architecture& arch,
+                                                 const std::string& device, const LatencySpec& spec,
+                                                 const LatencyBudget& budget, uint64_t seed = 0);
 
 // Builds `arch` in LibTorch and counts parameters (from the module's tensors) and MACs (from
 // each conv/linear weight and the output positions seen in a forward pass of a zero batch of
@@ -72,6 +88,16 @@ struct BuiltModelCount {
   int64_t macs = 0;
   std::vector<int64_t> output_shape;  // of the forward pass: {batch, num_classes}
 };
+// A freshly built model exported as a trained one is (TrainResult.weights/check): weights from
+// `seed`, BatchNorm running statistics moved by `warm_batches` training-mode passes of random
+// batches (so the check covers them). For the export round-trip test and the side-by-side
+// benches against PyTorch.
+struct ModelFiles {
+  std::string weights, check;
+};
+absl::StatusOr<ModelFiles> ExportFreshModel(const v1::Architecture& arch, uint64_t seed,
+                                            int warm_batches = 2);
+
 absl::StatusOr<BuiltModelCount> CountBuiltModel(const v1::Architecture& arch, int batch = 1);
 
 }  // namespace nasforge

@@ -85,7 +85,7 @@ TrainRequest SmallRequest(const std::string& dataset) {
 }
 
 TEST(TorchTrainerTest, TrainsOnRealFashionMnistAndMeasures) {
-  auto trainer = NewTorchTrainer({});
+  auto trainer = NewTorchTrainer({}).value();
   std::vector<EpochReport> epochs;
   std::atomic<bool> abort{false};
   auto r = trainer->Train(
@@ -113,7 +113,7 @@ TEST(TorchTrainerTest, TrainsOnRealFashionMnistAndMeasures) {
 
 // Every small-image space kind trains on real Fashion-MNIST through the same trainer.
 TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
-  auto trainer = NewTorchTrainer({});
+  auto trainer = NewTorchTrainer({}).value();
   std::atomic<bool> abort{false};
   for (const std::string file : {"resnet_small.yaml", "convnext_small.yaml",
                                  "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"}) {
@@ -129,7 +129,7 @@ TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
 }
 
 TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
-  auto trainer = NewTorchTrainer({});
+  auto trainer = NewTorchTrainer({}).value();
   std::atomic<bool> abort{false};
   TrainRequest req = SmallRequest("synthetic");
   req.epochs = 5;
@@ -148,7 +148,7 @@ TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
 }
 
 TEST(TorchTrainerTest, MismatchedChannelsAreAClearErrorOtherResolutionsAreResized) {
-  auto trainer = NewTorchTrainer({});
+  auto trainer = NewTorchTrainer({}).value();
   std::atomic<bool> abort{false};
   TrainRequest req = SmallRequest("synthetic");
   req.epochs = 1;

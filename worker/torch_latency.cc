@@ -1,0 +1,146 @@
+// The latency benchmark (torch_latency.h).
+#include "worker/torch_latency.h"
+
+#include <chrono>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/search_space.h"
+#include "worker/torch_cuda.h"
+
+namespace nasforge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+torch::Dtype DtypeOf(const std::string& precision) {
+  if (precision == "bf16") return torch::kBFloat16;
+  if (precision == "fp16") return torch::kHalf;
+  return torch::kFloat32;
+}
+
+}  // namespace
+
+absl::StatusOr<torch::Device> ParseTorchDevice(const std::string& name) {
+  if (name.empty() || name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device: must be cpu, cuda or cuda:N, got '", name, "'"));
+  }
+  if (!CudaBuilt()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device ", name,
+                     ": this worker was built against a CPU-only LibTorch; build it with a CUDA "
+                     "LibTorch (README: GPU workers)"));
+  }
+  try {
+    torch::Device d(name);
+    if (!torch::cuda::is_available()) {
+      return absl::UnavailableError(absl::StrCat("device ", name, ": no CUDA device visible"));
+    }
+    int index = d.has_index() ? d.index() : 0;
+    if (index >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::UnavailableError(
+          absl::StrCat("device ", name, ": only ", torch::cuda::device_count(), " CUDA devices"));
+    }
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", name, "': ", e.what_without_backtrace()));
+  }
+}
+
+torch::Tensor RandomInput(const v1::Architecture& arch, int64_t batch,
+                          torch::TensorOptions options) {
+  InputShape in = ArchInputShape(arch);
+  if (arch.has_mlp()) return torch::randn({batch, in.channels}, options);
+  return torch::randn({batch, in.channels, in.height, in.width}, options);
+}
+
+absl::StatusOr<LatencyStats> MeasureLatency(NetImpl& net, const v1::Architecture& arch,
+                                            torch::Device device, const LatencySpec& spec,
+                                            const LatencyBudget& budget) {
+  if (absl::Status s = ValidateLatencySpec(spec, "latency"); !s.ok()) return s;
+  const bool cuda = device.is_cuda();
+  if (spec.cuda_graph && !cuda) {
+    return absl::InvalidArgumentError("latency.cuda_graph: needs a CUDA device");
+  }
+  try {
+    const auto t_all = Clock::now();
+    const torch::Dtype dtype = DtypeOf(spec.precision);
+    net.eval();
+    net.to(device, dtype);
+    torch::Tensor x =
+        RandomInput(arch, spec.batch, torch::TensorOptions().device(device)).to(dtype);
+    const bool nhwc = spec.channels_last && x.dim() == 4;
+    if (nhwc) {
+      for (auto& p : net.parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+      }
+      x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    c10::InferenceMode guard;
+    auto forward = [&] { (void)net.forward(x); };
+
+    std::unique_ptr<CudaGraph> graph;
+    if (spec.cuda_graph) {
+      graph = CaptureCudaGraph(forward);
+      if (!graph) return absl::FailedPreconditionError("latency.cuda_graph: no CUDA support");
+    }
+    std::function<void()> run =
+        graph ? std::function<void()>([&] { graph->Replay(); }) : std::function<void()>(forward);
+    std::unique_ptr<CudaTimer> timer = cuda ? NewCudaTimer() : nullptr;
+    auto timed = [&]() -> double {
+      if (timer) {
+        timer->Start();
+        run();
+        return timer->StopMs();
+      }
+      auto s = Clock::now();
+      run();
+      return 1e3 * Since(s);
+    };
+
+    const auto t_warm = Clock::now();
+    for (int i = 0; i < budget.warmup_runs || Since(t_warm) < budget.warmup_seconds; ++i) {
+      (void)timed();
+      if (i > 10 * budget.warmup_runs + 1000) break;  // a very fast model: enough
+    }
+    std::vector<double> ms;
+    ms.reserve(budget.max_runs);
+    const auto t0 = Clock::now();
+    LatencyStats s;
+    while (static_cast<int>(ms.size()) < budget.max_runs) {
+      for (int i = 0; i < 10 && static_cast<int>(ms.size()) < budget.max_runs; ++i) {
+        ms.push_back(timed());
+      }
+      double med = Quantile(ms, 0.5);
+      s.spread = med > 0 ? (Quantile(ms, 0.75) - Quantile(ms, 0.25)) / med : 0;
+      if (static_cast<int>(ms.size()) >= budget.min_runs &&
+          (s.spread < budget.target_spread || Since(t0) > budget.max_seconds)) {
+        break;
+      }
+    }
+    s.p50_ms = Quantile(ms, 0.5);
+    s.p90_ms = Quantile(ms, 0.9);
+    s.p99_ms = Quantile(ms, 0.99);
+    double sum = 0;
+    for (double v : ms) sum += v;
+    s.mean_ms = sum / static_cast<double>(ms.size());
+    s.min_ms = Quantile(ms, 0);
+    s.runs = static_cast<int>(ms.size());
+    s.seconds = Since(t_all);
+    s.timer = graph ? "cuda_graph" : (timer ? "cuda_events" : "steady_clock");
+    return s;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("latency benchmark (", spec.precision, ", batch ",
+                                            spec.batch, ", ", device.str(),
+                                            "): ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace nasforge
