@@ -1,69 +1,157 @@
-// Training benchmark: trains the first N samples of a job spec's search space with the spec's
-// training recipe on one process and prints, per candidate, MACs, validation/test accuracy,
-// training images/s and wall time.
-//   OPENBLAS_NUM_THREADS=1 build/bench/train_bench JOB.yaml [N] [THREADS]
+// Training benchmark: trains candidates with the worker's trainer and prints, per candidate,
+// MACs, validation/test accuracy, training images/s and wall time.
+//   train_bench --spec JOB.yaml [--n 3] [--threads 1] [--device cpu|cuda] [--autocast bf16]
+//               [--channels_last]       the first n samples of the spec's space
+//   train_bench --spec JOB.yaml --arch ARCH.json --json
+//       one architecture (canonical JSON, as `nasforge export` writes it) with the spec's
+//       recipe; one JSON line per epoch ({"epoch", "images_per_second", ...}) for
+//       bench/train_compare.py, which trains the same model in PyTorch.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
+#include "google/protobuf/util/json_util.h"
+#include "worker/process_tuning.h"
 #include "worker/trainer.h"
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: train_bench JOB.yaml [N] [THREADS]\n");
-    return 2;
-  }
-  std::ifstream f(argv[1]);
+ABSL_FLAG(std::string, spec, "", "job spec YAML: space, training recipe, epochs");
+ABSL_FLAG(std::string, arch, "", "train this architecture (JSON) instead of samples");
+ABSL_FLAG(int, n, 3, "candidates");
+ABSL_FLAG(int, threads, 1, "LibTorch threads");
+ABSL_FLAG(int, epochs, 0, "epochs (0: the spec's)");
+ABSL_FLAG(int, train_examples, -1, "override training.train_examples");
+ABSL_FLAG(int, batch_size, 0, "override training.batch_size");
+ABSL_FLAG(std::string, device, "cpu", "cpu, cuda, cuda:N");
+ABSL_FLAG(std::string, autocast, "", "bf16 (CUDA)");
+ABSL_FLAG(bool, channels_last, false, "NHWC");
+ABSL_FLAG(bool, tune_malloc, true, "keep the heap across steps (as the worker does)");
+ABSL_FLAG(bool, json, false, "JSON lines per epoch");
+ABSL_FLAG(std::string, dump_archs, "",
+          "write the n sampled architectures' canonical JSON to DIR/<i>.json and exit");
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist", "IDX files");
+
+namespace {
+
+std::string Read(const std::string& path) {
+  std::ifstream f(path);
   std::stringstream ss;
   ss << f.rdbuf();
-  auto spec = nasforge::ParseJobSpecYaml(ss.str());
+  return ss.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (getenv("OPENBLAS_NUM_THREADS") == nullptr) {
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv);
+  }
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_tune_malloc)) nasforge::KeepHeapAcrossSteps();
+  auto spec = nasforge::ParseJobSpecYaml(Read(absl::GetFlag(FLAGS_spec)));
   if (!spec.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(spec.status().message()).c_str());
+    std::fprintf(stderr, "--spec: %s\n", std::string(spec.status().message()).c_str());
     return 2;
   }
-  int n = argc > 2 ? std::atoi(argv[2]) : 3;
   nasforge::TorchTrainerOptions o;
-  o.threads = argc > 3 ? std::atoi(argv[3]) : 1;
-  auto trainer = nasforge::NewTorchTrainer(o).value();
-  std::vector<nasforge::v1::Constraint> bounds;
-  for (const auto& c : spec->constraints()) {
-    if (c.metric() == "macs" || c.metric() == "params") bounds.push_back(c);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.device = absl::GetFlag(FLAGS_device);
+  o.autocast = absl::GetFlag(FLAGS_autocast);
+  o.channels_last = absl::GetFlag(FLAGS_channels_last);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.keep_weights = false;
+  auto made = nasforge::NewTorchTrainer(o);
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(made.status().message()).c_str());
+    return 2;
   }
-  std::printf("%-4s %-10s %-8s %-8s %-10s %-8s\n", "i", "macs", "val_acc", "test_acc", "img/s",
-              "wall_s");
+  auto trainer = std::move(*made);
+  nasforge::v1::Training training = spec->training();
+  if (absl::GetFlag(FLAGS_train_examples) >= 0) {
+    training.set_train_examples(absl::GetFlag(FLAGS_train_examples));
+  }
+  if (absl::GetFlag(FLAGS_batch_size) > 0) training.set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  const int epochs =
+      absl::GetFlag(FLAGS_epochs) > 0 ? absl::GetFlag(FLAGS_epochs) : spec->budget().epochs();
+  const bool json = absl::GetFlag(FLAGS_json);
+
+  std::vector<nasforge::v1::Architecture> archs;
+  if (!absl::GetFlag(FLAGS_arch).empty()) {
+    nasforge::v1::Architecture a;
+    auto st = google::protobuf::util::JsonStringToMessage(Read(absl::GetFlag(FLAGS_arch)), &a);
+    if (!st.ok()) {
+      std::fprintf(stderr, "--arch: %s\n", st.ToString().c_str());
+      return 2;
+    }
+    archs.push_back(a);
+  } else {
+    std::vector<nasforge::v1::Constraint> bounds;
+    for (const auto& c : spec->constraints()) {
+      if (c.metric() == "macs" || c.metric() == "params") bounds.push_back(c);
+    }
+    for (uint64_t i = 0; static_cast<int>(archs.size()) < absl::GetFlag(FLAGS_n); ++i) {
+      auto arch = nasforge::SampleArchitecture(spec->search_space(),
+                                               nasforge::MixSeed(spec->budget().seed(), i));
+      auto cost = nasforge::ComputeCost(arch);
+      nasforge::MetricMap m{{"macs", double(cost.macs)}, {"params", double(cost.params)}};
+      if (nasforge::MeetsConstraints(m, bounds)) archs.push_back(arch);
+    }
+  }
+  if (std::string dir = absl::GetFlag(FLAGS_dump_archs); !dir.empty()) {
+    for (size_t i = 0; i < archs.size(); ++i) {
+      std::ofstream(dir + "/" + std::to_string(i) + ".json")
+          << nasforge::CanonicalEncoding(archs[i]);
+    }
+    return 0;
+  }
+  if (!json) {
+    std::printf("%-4s %-10s %-8s %-8s %-10s %-8s\n", "i", "macs", "val_acc", "test_acc", "img/s",
+                "wall_s");
+  }
   std::atomic<bool> abort{false};
-  int done = 0;
-  for (uint64_t i = 0; done < n; ++i) {
-    auto arch = nasforge::SampleArchitecture(spec->search_space(),
-                                             nasforge::MixSeed(spec->budget().seed(), i));
-    auto cost = nasforge::ComputeCost(arch);
-    nasforge::MetricMap m{{"macs", double(cost.macs)}, {"params", double(cost.params)}};
-    if (!nasforge::MeetsConstraints(m, bounds)) continue;
+  for (size_t i = 0; i < archs.size(); ++i) {
     nasforge::TrainRequest req;
-    req.architecture = arch;
-    req.training = spec->training();
-    req.epochs = spec->budget().epochs();
+    req.architecture = archs[i];
+    req.training = training;
+    req.epochs = epochs;
     req.seed = i;
     req.split_seed = spec->budget().seed();
     auto t0 = std::chrono::steady_clock::now();
     auto r = trainer->Train(
-        req, [](const nasforge::EpochReport&) { return nasforge::Verdict::kContinue; }, abort);
+        req,
+        [&](const nasforge::EpochReport& e) {
+          if (json) {
+            std::printf(
+                "{\"epoch\":%d,\"images_per_second\":%.1f,\"seconds\":%.4f,\"images\":%lld,"
+                "\"train_loss\":%.5f,\"validation_accuracy\":%.5f}\n",
+                e.epoch, e.images_per_second, e.seconds, static_cast<long long>(e.images),
+                e.train_loss, e.validation_accuracy);
+            std::fflush(stdout);
+          }
+          return nasforge::Verdict::kContinue;
+        },
+        abort);
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!r.ok()) {
-      std::printf("%-4llu error: %s\n", (unsigned long long)i,
-                  std::string(r.status().message()).c_str());
-      continue;
+      std::fprintf(stderr, "%zu: %s\n", i, std::string(r.status().message()).c_str());
+      return 1;
     }
-    std::printf("%-4llu %-10lld %-8.4f %-8.4f %-10.0f %-8.1f\n", (unsigned long long)i,
-                (long long)cost.macs, r->metrics.at("accuracy"), r->metrics.at("test_accuracy"),
-                r->metrics.at("images_per_second"), wall);
+    if (json) {
+      std::printf("{\"done\":true,\"test_accuracy\":%.5f,\"params\":%.0f,\"wall_seconds\":%.3f}\n",
+                  r->metrics.at("test_accuracy"), r->metrics.at("params"), wall);
+    } else {
+      std::printf("%-4zu %-10.0f %-8.4f %-8.4f %-10.0f %-8.1f\n", i, r->metrics.at("macs"),
+                  r->metrics.at("accuracy"), r->metrics.at("test_accuracy"),
+                  r->metrics.at("images_per_second"), wall);
+    }
     std::fflush(stdout);
-    ++done;
   }
   return 0;
 }

@@ -2,7 +2,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "controller/store.h"
+#ifdef NASFORGE_WITH_POSTGRES
 #include "controller/store_postgres.h"
+#endif
 #include "controller/store_sqlite.h"
 
 namespace nasforge {
@@ -14,8 +16,10 @@ void Builtins(StoreBackendRegistry& r) {
        [](absl::string_view url, const StoreOptions& o) {
          return OpenSqliteStore(url.substr(url.find("://") + 3), o);
        }});
+#ifdef NASFORGE_WITH_POSTGRES
   add({"postgresql", "postgresql://user@host:port/db: the service's store", OpenPostgresStore});
   add({"postgres", "postgres://...: as postgresql://", OpenPostgresStore});
+#endif
 }
 
 }  // namespace

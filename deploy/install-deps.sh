@@ -13,7 +13,7 @@ PKGS=(
   postgresql postgresql-common prometheus
   dataset-fashion-mnist
   libcli11-dev libssl-dev openssl zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
-  clang libclang-rt-14-dev python3-yaml
+  clang libclang-rt-14-dev python3-yaml python3-torch
 )
 # kubectl for rendering the Kubernetes manifests (kubectl kustomize): Debian's kubernetes-client
 # only where no kubectl exists (it conflicts with a newer one installed otherwise).

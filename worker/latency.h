@@ -26,9 +26,10 @@ absl::Status ValidateLatencySpec(const LatencySpec& spec, const std::string& pat
 struct LatencyBudget {
   int warmup_runs = 10;         // at least this many untimed runs ...
   double warmup_seconds = 0.2;  // ... and at least this long (clocks ramp up, caches fill)
-  int min_runs = 30;            // timed runs before the spread is looked at
+  int min_runs = 30;            // timed runs before the spread is looked at ...
+  double min_seconds = 0.5;     // ... and timed seconds (host jitter averages out)
   int max_runs = 300;
-  double max_seconds = 3.0;     // of timed runs
+  double max_seconds = 3.0;     // of timed runs (also ends the warm-up of a very slow model)
   double target_spread = 0.05;  // stop once (p75 - p25) / p50 is below this
 };
 

@@ -36,6 +36,21 @@ class CudaGraph {
 };
 std::unique_ptr<CudaGraph> CaptureCudaGraph(const std::function<void()>& fn);
 
+// AdamW as one fused CUDA kernel per step for all parameters (at::_fused_adamw_, LibTorch 2.x):
+// LibTorch's torch::optim::AdamW launches ~10 kernels per parameter tensor per step, which
+// dominates a launch-bound GPU training step of a small model. Same update rule as
+// torch::optim::AdamW (decoupled weight decay, bias correction, betas 0.9/0.999, eps 1e-8).
+class FusedAdamW {
+ public:
+  virtual ~FusedAdamW() = default;
+  virtual void SetLr(double lr) = 0;
+  virtual void ZeroGrad() = 0;
+  virtual void Step() = 0;
+};
+// nullptr when this build has no fused kernel (CPU LibTorch, or parameters not on a GPU).
+std::unique_ptr<FusedAdamW> NewFusedAdamW(std::vector<torch::Tensor> params, double lr,
+                                          double weight_decay);
+
 // While alive, CUDA ops run under autocast to `dtype` (mixed precision: matmuls and convs in
 // bf16, reductions in fp32). A no-op without CUDA.
 class CudaAutocast {

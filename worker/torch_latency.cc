@@ -72,6 +72,9 @@ absl::StatusOr<LatencyStats> MeasureLatency(NetImpl& net, const v1::Architecture
   try {
     const auto t_all = Clock::now();
     const torch::Dtype dtype = DtypeOf(spec.precision);
+    // cuDNN picks its fastest algorithm per shape (what a serving stack does; the PyTorch side
+    // of the benches sets torch.backends.cudnn.benchmark too).
+    if (cuda) at::globalContext().setBenchmarkCuDNN(true);
     net.eval();
     net.to(device, dtype);
     torch::Tensor x =
@@ -108,24 +111,30 @@ absl::StatusOr<LatencyStats> MeasureLatency(NetImpl& net, const v1::Architecture
     const auto t_warm = Clock::now();
     for (int i = 0; i < budget.warmup_runs || Since(t_warm) < budget.warmup_seconds; ++i) {
       (void)timed();
-      if (i > 10 * budget.warmup_runs + 1000) break;  // a very fast model: enough
+      if (i > 10 * budget.warmup_runs + 1000) break;            // a very fast model: enough
+      if (i >= 2 && Since(t_warm) > budget.max_seconds) break;  // a very slow one: enough
     }
     std::vector<double> ms;
     ms.reserve(budget.max_runs);
     const auto t0 = Clock::now();
     LatencyStats s;
+    // Runs until the spread is small once min_runs are in, or the time is up (at least
+    // kMinRuns even for a model slower than the whole budget), or max_runs.
+    constexpr int kMinRuns = 5;
     while (static_cast<int>(ms.size()) < budget.max_runs) {
-      for (int i = 0; i < 10 && static_cast<int>(ms.size()) < budget.max_runs; ++i) {
-        ms.push_back(timed());
-      }
+      ms.push_back(timed());
+      const int n = static_cast<int>(ms.size());
+      if (n % 5 != 0 && Since(t0) <= budget.max_seconds) continue;
       double med = Quantile(ms, 0.5);
       s.spread = med > 0 ? (Quantile(ms, 0.75) - Quantile(ms, 0.25)) / med : 0;
-      if (static_cast<int>(ms.size()) >= budget.min_runs &&
-          (s.spread < budget.target_spread || Since(t0) > budget.max_seconds)) {
+      if (n >= budget.min_runs && Since(t0) >= budget.min_seconds &&
+          s.spread < budget.target_spread) {
         break;
       }
+      if (n >= kMinRuns && Since(t0) > budget.max_seconds) break;
     }
     s.p50_ms = Quantile(ms, 0.5);
+    s.spread = s.p50_ms > 0 ? (Quantile(ms, 0.75) - Quantile(ms, 0.25)) / s.p50_ms : 0;
     s.p90_ms = Quantile(ms, 0.9);
     s.p99_ms = Quantile(ms, 0.99);
     double sum = 0;

@@ -64,14 +64,7 @@ class TorchTrainer final : public Trainer {
  public:
   TorchTrainer(TorchTrainerOptions o, torch::Device device)
       : o_(std::move(o)), device_(device), autocast_(!o_.autocast.empty()) {
-    static std::once_flag once;
-    std::call_once(once, [&] {
-      torch::set_num_threads(std::max(1, o_.threads));
-      try {
-        at::set_num_interop_threads(1);
-      } catch (const c10::Error&) {
-      }
-    });
+    SetTorchThreads(o_.threads);
   }
 
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
@@ -224,6 +217,9 @@ class TorchTrainer final : public Trainer {
     torch::optim::AdamW opt(
         net->parameters(),
         torch::optim::AdamWOptions(t.learning_rate()).weight_decay(t.weight_decay()));
+    // On a GPU, one fused kernel per step instead of LibTorch's per-tensor loop.
+    std::unique_ptr<FusedAdamW> fused =
+        NewFusedAdamW(net->parameters(), t.learning_rate(), t.weight_decay());
     const int64_t n = tr_i.size(0);
     const int64_t steps_per_epoch = (n + t.batch_size() - 1) / t.batch_size();
     const int64_t total_steps = steps_per_epoch * req.epochs;
@@ -245,16 +241,20 @@ class TorchTrainer final : public Trainer {
         // One-cycle-free cosine decay: robust across architectures without tuning.
         double lr = t.learning_rate() * 0.5 *
                     (1 + std::cos(M_PI * static_cast<double>(step) / total_steps));
-        for (auto& g : opt.param_groups()) {
-          static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+        if (fused) {
+          fused->SetLr(lr);
+        } else {
+          for (auto& g : opt.param_groups()) {
+            static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+          }
         }
         auto idx = perm.slice(0, i, std::min(i + t.batch_size(), n));
         auto x = train_.x.index_select(0, idx);
         auto y = train_.y.index_select(0, idx);
-        opt.zero_grad();
+        fused ? fused->ZeroGrad() : opt.zero_grad();
         auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
         loss.backward();
-        opt.step();
+        fused ? fused->Step() : (void)opt.step();
         loss_sum += loss.detach();
         ++batches;
         ++step;
@@ -337,6 +337,17 @@ absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptio
   }
   auto t = std::make_unique<TorchTrainer>(options, *device);
   return std::unique_ptr<Trainer>(std::move(t));
+}
+
+void SetTorchThreads(int threads) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    torch::set_num_threads(std::max(1, threads));
+    try {
+      at::set_num_interop_threads(1);
+    } catch (const c10::Error&) {
+    }
+  });
 }
 
 std::string AcceleratorName(const std::string& device) {

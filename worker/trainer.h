@@ -71,6 +71,10 @@ struct TorchTrainerOptions {
 // or autocast this build or machine cannot do.
 absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptions& options);
 
+// LibTorch's intra-op threads (and one inter-op thread) for this process; the first call wins
+// (LibTorch fixes them once its pools exist).
+void SetTorchThreads(int threads);
+
 // The accelerator a device string names ("NVIDIA H200"), "none" for the CPU.
 std::string AcceleratorName(const std::string& device);
 
