@@ -27,6 +27,7 @@ int Run(int argc, const char* const* argv, const Io& io) {
   AddOfflineCommands(app, context);
   AddTokenCommands(app, context);
   AddHealthCommand(app, context);
+  AddExportCommand(app, context);
   AddBenchCommands(app, context);
   try {
     app.parse(argc, argv);

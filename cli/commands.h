@@ -22,6 +22,8 @@ void AddOfflineCommands(CLI::App& app, CommandContext& context);
 void AddTokenCommands(CLI::App& app, CommandContext& context);
 // health (health_command.cc): grpc.health.v1 over the connection flags, for probes.
 void AddHealthCommand(CLI::App& app, CommandContext& context);
+// export (export_command.cc): a trained candidate as a PyTorch bundle.
+void AddExportCommand(CLI::App& app, CommandContext& context);
 // bench strategies|early-stopping (bench_commands.cc): figures on a table, or on the controller.
 void AddBenchCommands(CLI::App& app, CommandContext& context);
 // bench controller (bench_controller_command.cc), added by AddBenchCommands.

@@ -220,6 +220,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"JobService", "GetCandidate", Role::kRead},
       {"JobService", "ListCandidates", Role::kRead},
       {"JobService", "QueryPareto", Role::kRead},
+      {"JobService", "GetArtifact", Role::kRead},
       {"JobService", "SubmitJob", Role::kSubmit},
       {"JobService", "CancelJob", Role::kSubmit},
       {"WorkerService", "RegisterWorker", Role::kWorker},
@@ -228,6 +229,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"WorkerService", "ReportProgress", Role::kWorker},
       {"WorkerService", "ReportResult", Role::kWorker},
       {"WorkerService", "ReportResults", Role::kWorker},
+      {"WorkerService", "UploadArtifact", Role::kWorker},
   };
   for (const Rule& r : kRules) {
     if (r.service != service || r.method != method) continue;

@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, metrics_tls_cert, "", "serve /metrics over HTTPS: certifi
 ABSL_FLAG(std::string, metrics_tls_key, "", "serve /metrics over HTTPS: private key (PEM)");
 ABSL_FLAG(bool, metrics_insecure, false,
           "serve /metrics as plain HTTP on a non-loopback --metrics-listen");
+ABSL_FLAG(std::string, artifact_dir, "",
+          "keep trained candidates' weights here (for `nasforge export`); default with a "
+          "sqlite:// store: next to the database (PATH.artifacts); 'none': keep none");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file (for scripts)");
 ABSL_FLAG(bool, standby, false,
           "when another controller owns the store, wait as a hot standby and take over when it "
@@ -57,6 +60,12 @@ int main(int argc, char** argv) {
   if (o.store_url.empty()) {
     const char* env = std::getenv("NASFORGE_STORE");
     o.store_url = env != nullptr && *env != '\0' ? env : "sqlite://nasforge.db";
+  }
+  o.artifact_dir = absl::GetFlag(FLAGS_artifact_dir);
+  if (o.artifact_dir == "none") {
+    o.artifact_dir.clear();
+  } else if (o.artifact_dir.empty() && o.store_url.rfind("sqlite://", 0) == 0) {
+    o.artifact_dir = o.store_url.substr(9) + ".artifacts";
   }
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.metrics_tls_cert = absl::GetFlag(FLAGS_metrics_tls_cert);

@@ -42,6 +42,12 @@ absl::StatusOr<Principal> Gate(CallbackServerContext* ctx, Authenticator* auth,
   return who;
 }
 
+absl::Status NoArtifacts() {
+  return absl::FailedPreconditionError(
+      "this controller keeps no trial artifacts: start it with --artifact-dir DIR (the default "
+      "with a sqlite:// store is next to the database)");
+}
+
 ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {
   ServerUnaryReactor* r = ctx->DefaultReactor();
   r->Finish(ToGrpcStatus(s));
@@ -193,7 +199,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  JobServiceImpl(JobManager* jm, Authenticator* auth) : jm_(jm), auth_(auth) {}
+  JobServiceImpl(JobManager* jm, Authenticator* auth, ArtifactStore* artifacts)
+      : jm_(jm), auth_(auth), artifacts_(artifacts) {}
 
   ServerUnaryReactor* SubmitJob(CallbackServerContext* ctx, const v1::SubmitJobRequest* req,
                                 v1::Job* resp) override {
@@ -235,15 +242,38 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "QueryPareto");
     return Finish(ctx, jm_, jm_->QueryPareto(*req, who), resp, false);
   }
+  // A chunk of a trial's artifact, for whoever may see the trial (its job's owner, admins).
+  ServerUnaryReactor* GetArtifact(CallbackServerContext* ctx, const v1::GetArtifactRequest* req,
+                                  v1::GetArtifactResponse* resp) override {
+    NF_GATE(who, "JobService", "GetArtifact");
+    if (auto trial = jm_->GetCandidate(req->job_id(), req->trial_id(), who); !trial.ok()) {
+      return Refuse(ctx, trial.status());
+    }
+    if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
+    const int64_t max = req->max_bytes() <= 0
+                            ? kArtifactChunkBytes
+                            : std::min<int64_t>(req->max_bytes(), kArtifactChunkBytes);
+    int64_t total = 0;
+    auto data =
+        artifacts_->Read(req->job_id(), req->trial_id(), req->name(), req->offset(), max, &total);
+    if (!data.ok()) return Refuse(ctx, data.status());
+    resp->set_data(*std::move(data));
+    resp->set_total_size(total);
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
 
  private:
   JobManager* const jm_;
   Authenticator* const auth_;
+  ArtifactStore* const artifacts_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  WorkerServiceImpl(JobManager* jm, Authenticator* auth) : jm_(jm), auth_(auth) {}
+  WorkerServiceImpl(JobManager* jm, Authenticator* auth, ArtifactStore* artifacts)
+      : jm_(jm), auth_(auth), artifacts_(artifacts) {}
 
   ServerUnaryReactor* RegisterWorker(CallbackServerContext* ctx,
                                      const v1::RegisterWorkerRequest* req,
@@ -279,6 +309,51 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     NF_WORKER_GATE("ReportResults");
     return FinishGranting(ctx, jm_->ReportResults(*req), resp, req->worker_id(),
                           [](v1::ReportResultsResponse* r) { return r->mutable_next(); });
+  }
+  // A chunk of a trained candidate's artifact. The lease must be current (checked as a
+  // heartbeat, which also keeps it alive during a long upload). The chunk is written in the
+  // handler: at most 1 MiB, and uploads come once per trial.
+  ServerUnaryReactor* UploadArtifact(CallbackServerContext* ctx,
+                                     const v1::UploadArtifactRequest* req,
+                                     v1::UploadArtifactResponse* resp) override {
+    NF_WORKER_GATE("UploadArtifact");
+    if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
+    v1::HeartbeatRequest beat;
+    beat.set_worker_id(req->worker_id());
+    *beat.mutable_lease() = req->lease();
+    auto alive = jm_->Heartbeat(beat);
+    if (!alive.ok()) return Refuse(ctx, alive.status());
+    if (alive->cancel()) {
+      return Refuse(ctx, absl::FailedPreconditionError("the job was cancelled: nothing to keep"));
+    }
+    auto written = artifacts_->Write({.job_id = req->lease().job_id(),
+                                      .trial_id = req->lease().trial_id(),
+                                      .lease_epoch = req->lease().epoch(),
+                                      .name = req->name(),
+                                      .offset = req->offset(),
+                                      .total_size = req->total_size(),
+                                      .data = req->data()});
+    if (!written.ok()) {
+      Log(LogLevel::kWarn, "artifact_write_failed",
+          {{"job", req->lease().job_id()},
+           {"trial", req->lease().trial_id()},
+           {"worker", req->worker_id()},
+           {"error", written.status().message()}});
+      return Refuse(ctx, written.status());
+    }
+    resp->set_received(written->received);
+    resp->set_complete(written->complete);
+    if (written->complete) {
+      Log(LogLevel::kInfo, "artifact_stored",
+          {{"job", req->lease().job_id()},
+           {"trial", req->lease().trial_id()},
+           {"worker", req->worker_id()},
+           {"name", req->name()},
+           {"bytes", written->received}});
+    }
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
   }
 
  private:
@@ -317,6 +392,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
   JobManager* const jm_;
   Authenticator* const auth_;
+  ArtifactStore* const artifacts_;
 };
 
 }  // namespace
@@ -326,11 +402,13 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth) {
-  return std::make_unique<JobServiceImpl>(jobs, auth);
+std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth,
+                                             ArtifactStore* artifacts) {
+  return std::make_unique<JobServiceImpl>(jobs, auth, artifacts);
 }
-std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth) {
-  return std::make_unique<WorkerServiceImpl>(jobs, auth);
+std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth,
+                                                ArtifactStore* artifacts) {
+  return std::make_unique<WorkerServiceImpl>(jobs, auth, artifacts);
 }
 
 }  // namespace nasforge

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "controller/artifact_store.h"
 #include "controller/auth.h"
 #include "controller/job_manager.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
@@ -13,8 +14,12 @@ namespace nasforge {
 
 // Every method first authenticates the caller with `auth` and checks its role (Authorize);
 // `auth` must outlive the services.
-std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth);
-std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth);
+// `artifacts` (may be null: the controller keeps no trial artifacts) serves GetArtifact and
+// UploadArtifact.
+std::unique_ptr<grpc::Service> NewJobService(JobManager* jobs, Authenticator* auth,
+                                             ArtifactStore* artifacts = nullptr);
+std::unique_ptr<grpc::Service> NewWorkerService(JobManager* jobs, Authenticator* auth,
+                                                ArtifactStore* artifacts = nullptr);
 
 // absl and gRPC status codes match one for one.
 grpc::Status ToGrpcStatus(const absl::Status& s);

@@ -97,8 +97,13 @@ class ControllerImpl final : public Controller {
     grpc::EnableDefaultHealthCheckService(true);
     if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     auth_ = std::make_unique<Authenticator>(o.auth_tokens);
-    job_service_ = NewJobService(jobs_.get(), auth_.get());
-    worker_service_ = NewWorkerService(jobs_.get(), auth_.get());
+    if (!o.artifact_dir.empty()) {
+      NF_ASSIGN_OR_RETURN(artifacts_, ArtifactStore::Open(o.artifact_dir));
+    }
+    Log(LogLevel::kInfo, "artifacts",
+        {{"dir", o.artifact_dir.empty() ? std::string("off") : o.artifact_dir}});
+    job_service_ = NewJobService(jobs_.get(), auth_.get(), artifacts_.get());
+    worker_service_ = NewWorkerService(jobs_.get(), auth_.get(), artifacts_.get());
     grpc::ServerBuilder b;
     b.AddListeningPort(o.listen, creds, &port_);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timers;
@@ -222,6 +227,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<grpc::Service> job_service_;
   std::unique_ptr<grpc::Service> worker_service_;
   std::unique_ptr<grpc::Server> server_;

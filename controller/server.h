@@ -35,6 +35,8 @@ struct ControllerOptions {
   absl::Duration sweep_interval = absl::Seconds(1);
   // How often the store is probed for grpc.health.v1 (NOT_SERVING while it fails).
   absl::Duration health_interval = absl::Seconds(1);
+  // Trial artifacts (weights for `nasforge export`) go here; empty: none are kept.
+  std::string artifact_dir;
   // Wait as a hot standby while another controller owns the store, instead of failing.
   bool standby = false;
   // Called once when the store was lost to another owner (the process should exit).

@@ -41,6 +41,10 @@ class GrpcControllerClient final : public ControllerClient {
       const v1::ReportResultRequest& req) override {
     return Call(&v1::WorkerService::Stub::ReportResult, req);
   }
+  absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(
+      const v1::UploadArtifactRequest& req) override {
+    return Call(&v1::WorkerService::Stub::UploadArtifact, req);
+  }
 
  private:
   template <typename Req, typename Resp>

@@ -23,6 +23,11 @@ class ControllerClient {
   // The answer carries the next trial when req.lease_next > 0 and one was granted.
   virtual absl::StatusOr<v1::ReportResultResponse> ReportResult(
       const v1::ReportResultRequest& req) = 0;
+  // One chunk of a trained candidate's artifact (weights.pt, check.pt).
+  virtual absl::StatusOr<v1::UploadArtifactResponse> UploadArtifact(
+      const v1::UploadArtifactRequest& req) {
+    return absl::UnimplementedError("UploadArtifact");
+  }
 };
 
 // A client over gRPC (target, token and TLS in `options`; see client/channel.h). Thread-safe.

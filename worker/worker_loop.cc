@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 
+#include "absl/strings/match.h"
 #include "core/log.h"
 #include "metrics/build_info.h"
 #include "metrics/instruments.h"
@@ -309,6 +310,7 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
     rr.set_error(std::string(result.status().message()));
     if (metrics_) metrics_->Outcome("failed").Increment();
   } else {
+    UploadArtifacts(l, *result);
     for (const auto& [k, v] : result->metrics) (*rr.mutable_metrics())[k] = v;
     rr.set_stopped_early(result->stopped_early);
     if (metrics_) {
@@ -366,6 +368,57 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
   }
   if (!rr.handed_back()) ++trials_done_;
   return next;
+}
+
+void WorkerLoop::UploadArtifacts(const v1::Lease& l, const TrainResult& result) {
+  if (artifacts_refused_) return;
+  const std::pair<const char*, const std::string*> files[] = {{"weights.pt", &result.weights},
+                                                              {"check.pt", &result.check}};
+  for (const auto& [name, bytes] : files) {
+    if (bytes->empty()) continue;
+    const int64_t total = static_cast<int64_t>(bytes->size());
+    int64_t offset = 0;
+    int failures = 0;
+    do {
+      v1::UploadArtifactRequest up;
+      up.set_worker_id(worker_id_);
+      *up.mutable_lease() = l;
+      up.set_name(name);
+      up.set_offset(offset);
+      up.set_total_size(total);
+      const int64_t n = std::min<int64_t>(total - offset, 1 << 20);
+      up.set_data(bytes->substr(static_cast<size_t>(offset), static_cast<size_t>(n)));
+      auto answer = client_->UploadArtifact(up);
+      if (answer.ok()) {
+        offset = answer->received();
+        continue;
+      }
+      const absl::Status& st = answer.status();
+      if (absl::IsUnimplemented(st) ||
+          (absl::IsFailedPrecondition(st) && absl::StrContains(st.message(), "--artifact-dir"))) {
+        artifacts_refused_ = true;
+        Log(LogLevel::kInfo, "artifacts_off",
+            {{"worker", worker_id_},
+             {"reason", st.message()},
+             {"action", "weights are not kept; `nasforge export` needs them"}});
+        return;
+      }
+      const bool transient = absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st);
+      if (!transient || ++failures > 3) {
+        Log(LogLevel::kWarn, "artifact_upload_failed",
+            {{"job", l.job_id()},
+             {"trial", l.trial_id()},
+             {"worker", worker_id_},
+             {"name", name},
+             {"error", st.message()},
+             {"action", "the result is still reported; this trial cannot be exported"}});
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(200 * failures));
+    } while (offset < total);
+    Log(LogLevel::kDebug, "artifact_uploaded",
+        {{"job", l.job_id()}, {"trial", l.trial_id()}, {"name", name}, {"bytes", total}});
+  }
 }
 
 }  // namespace nasforge

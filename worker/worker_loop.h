@@ -78,10 +78,13 @@ class WorkerLoop {
 
  private:
   absl::Status Register();
-  // Trains one leased trial and reports it.
   // Runs one leased trial and reports it; returns the trial leased with the report, if any.
   std::optional<v1::LeaseTrialResponse> RunTrial(const v1::LeaseTrialResponse& lease);
   void StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds);
+  // Sends the trained weights and self-check to the controller (chunks of 1 MiB, retried while
+  // it is unreachable) before the result is reported. A failed upload is logged; the result is
+  // reported anyway (only its export is lost).
+  void UploadArtifacts(const v1::Lease& lease, const TrainResult& result);
   bool SleepUnlessStopped(absl::Duration d);
 
   ControllerClient* const client_;
@@ -99,6 +102,7 @@ class WorkerLoop {
   std::atomic<bool> stop_{false};
   std::atomic<bool> abort_trial_{false};  // set by Stop() or a heartbeat that says cancel/stale
   std::atomic<bool> lease_lost_{false};   // the controller no longer honours our lease
+  bool artifacts_refused_ = false;        // the controller keeps no artifacts: stop sending
   std::atomic<int> generation_{0};        // invalidates heartbeat timers of finished trials
   std::atomic<int> trials_done_{0};
 };
