@@ -44,6 +44,8 @@ ABSL_FLAG(int, n, 50, "repeat: architectures");
 ABSL_FLAG(int, batch, 1, "repeat: batch size");
 ABSL_FLAG(int, threads, 1, "CPU threads (pinned)");
 ABSL_FLAG(double, max_seconds, 3.0, "timed seconds per measurement at most");
+ABSL_FLAG(double, min_seconds, 0.5, "timed seconds per measurement at least");
+ABSL_FLAG(int, max_runs, 300, "timed runs per measurement at most");
 
 namespace {
 
@@ -61,6 +63,8 @@ std::string Read(const std::string& path) {
 LatencyBudget Budget() {
   LatencyBudget b;
   b.max_seconds = absl::GetFlag(FLAGS_max_seconds);
+  b.min_seconds = absl::GetFlag(FLAGS_min_seconds);
+  b.max_runs = absl::GetFlag(FLAGS_max_runs);
   return b;
 }
 
