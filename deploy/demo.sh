@@ -10,7 +10,7 @@ bash deploy/build.sh
 
 OUT="$PWD/nasforge-demo"
 mkdir -p "$OUT"
-rm -f "$OUT"/port "$OUT"/demo.db*
+rm -rf "$OUT"/port "$OUT"/demo.db*  # demo.db.artifacts/ is a directory
 BIN="$PWD/build"
 pids=()
 cleanup() {

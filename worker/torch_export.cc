@@ -36,8 +36,8 @@ absl::StatusOr<ExportedWeights> ExportWeights(NetImpl& net, const v1::Architectu
     auto device =
         net.parameters().empty() ? torch::Device(torch::kCPU) : net.parameters().front().device();
     auto gen = at::detail::createCPUGenerator(seed ^ 0x5eed);
-    torch::Tensor inputs = torch::randn(RandomInput(arch, 4).sizes(), gen,
-                                        torch::TensorOptions().dtype(torch::kFloat32));
+    torch::Tensor inputs =
+        torch::randn(InputSizes(arch, 4), gen, torch::TensorOptions().dtype(torch::kFloat32));
     torch::Tensor logits = net.forward(inputs.to(device)).to(torch::kFloat32).to(torch::kCPU);
     c10::Dict<std::string, at::Tensor> check;
     check.insert("inputs", inputs);

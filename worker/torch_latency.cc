@@ -54,11 +54,15 @@ absl::StatusOr<torch::Device> ParseTorchDevice(const std::string& name) {
   }
 }
 
+std::vector<int64_t> InputSizes(const v1::Architecture& arch, int64_t batch) {
+  InputShape in = ArchInputShape(arch);
+  if (arch.has_mlp()) return {batch, in.channels};
+  return {batch, in.channels, in.height, in.width};
+}
+
 torch::Tensor RandomInput(const v1::Architecture& arch, int64_t batch,
                           torch::TensorOptions options) {
-  InputShape in = ArchInputShape(arch);
-  if (arch.has_mlp()) return torch::randn({batch, in.channels}, options);
-  return torch::randn({batch, in.channels, in.height, in.width}, options);
+  return torch::randn(InputSizes(arch, batch), options);
 }
 
 absl::StatusOr<LatencyStats> MeasureLatency(NetImpl& net, const v1::Architecture& arch,

@@ -15,7 +15,10 @@ namespace nasforge {
 // otherwise (a CPU-only LibTorch, no GPU visible).
 absl::StatusOr<torch::Device> ParseTorchDevice(const std::string& name);
 
-// A random input of `arch`'s shape with `batch` rows (MLP: [batch, features]).
+// The input shape of `arch` with `batch` rows: [batch, C, H, W] (MLP: [batch, features]).
+std::vector<int64_t> InputSizes(const v1::Architecture& arch, int64_t batch);
+
+// A random input of that shape.
 torch::Tensor RandomInput(const v1::Architecture& arch, int64_t batch,
                           torch::TensorOptions options = {});
 

@@ -33,11 +33,9 @@ double Since(Clock::time_point t0) {
 
 using Net = std::shared_ptr<NetImpl>;
 
-// A zero input of the architecture's shape, batch 1.
+// A zero input of the architecture's shape (for counting MACs: values do not matter).
 torch::Tensor ExampleInput(const v1::Architecture& arch, int64_t batch = 1) {
-  InputShape in = ArchInputShape(arch);
-  if (arch.has_mlp()) return torch::zeros({batch, in.channels});
-  return torch::zeros({batch, in.channels, in.height, in.width});
+  return torch::zeros(InputSizes(arch, batch));
 }
 
 // Peak RSS of this process since the last reset (VmHWM), in bytes.
