@@ -112,7 +112,18 @@ std::string FormatJobList(const v1::ListJobsResponse& jobs) {
   return s;
 }
 
-std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials) {
+namespace {
+// The trial's latency measured on `profile` (a hardware target's name or profile), "-" if none.
+std::string TargetLatency(const v1::Trial& t, const std::string& profile) {
+  for (const auto& m : t.latencies()) {
+    if (m.target() == profile || m.profile() == profile) return absl::StrFormat("%.3f", m.p50_ms());
+  }
+  return "-";
+}
+}  // namespace
+
+std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
+                         const std::string& profile) {
   static const auto* const k4 = new absl::ParsedFormat<'f'>("%.4f");
   static const auto* const k3 = new absl::ParsedFormat<'f'>("%.3f");
   static const auto* const k1 = new absl::ParsedFormat<'f'>("%.1f");
@@ -124,7 +135,9 @@ std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& tr
     absl::StrAppendFormat(&s, "%-5d %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", t.id(),
                           TrialStateLabel(t.state()), MetricOr(t, "accuracy", *k4),
                           MetricOr(t, "test_accuracy", *k4), HumanMetric(t, "macs"),
-                          HumanMetric(t, "params"), MetricOr(t, "latency_ms", *k3),
+                          HumanMetric(t, "params"),
+                          profile.empty() || t.latencies().empty() ? MetricOr(t, "latency_ms", *k3)
+                                                                   : TargetLatency(t, profile),
                           MetricOr(t, "train_seconds", *k1), MetricOr(t, "epochs", *k0),
                           ArchSummary(t.architecture()));
   }

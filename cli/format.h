@@ -26,7 +26,9 @@ std::string FormatJob(const v1::Job& job);
 // `nasforge jobs`: one line per job, newest first as the controller sends them.
 std::string FormatJobList(const v1::ListJobsResponse& jobs);
 // `nasforge candidates` and `pareto`: a table, one line per trial, with the architecture summary.
-std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials);
+// With `profile` (a hardware target's name or profile), latency_ms is the one measured there.
+std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
+                         const std::string& profile = "");
 // The message as indented JSON with the .proto field names (what `--json` prints).
 std::string ProtoJson(const google::protobuf::Message& message);
 

@@ -137,7 +137,10 @@ int Pareto(CommandContext& c, const ParetoOptions& o) {
     } else {
       c.io.out << "Pareto front of " << o.job << ": " << resp.trials_size() << " non-dominated of "
                << resp.considered() << " candidates\n"
-               << FormatTrials(resp.trials());
+               << (o.hardware_profile.empty()
+                       ? ""
+                       : absl::StrCat("latency_ms: measured on ", o.hardware_profile, "\n"))
+               << FormatTrials(resp.trials(), o.hardware_profile);
     }
     return kExitOk;
   });
@@ -193,7 +196,10 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
                     "METRIC:max|min,... (default: the job's objectives)");
     cmd->add_option("--where", o->where, "constraints, e.g. \"latency_ms<=5,macs<=3e8\"");
     cmd->add_option("--hardware-profile", o->hardware_profile,
-                    "only candidates measured on this hardware profile");
+                    "rank by the latency measured on this hardware target of the job (a "
+                    "target's name, or its profile): latency_ms in --objectives and --where "
+                    "means its latency there; a profile that is no target: only candidates "
+                    "trained on it");
     cmd->add_option("--limit", o->limit, "at most N candidates (0: all)")->check(IntAtLeast(0));
     cmd->add_flag("--include-stopped", o->include_stopped,
                   "include early-stopped (low-fidelity) results");

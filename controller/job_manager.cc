@@ -10,9 +10,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "controller/job_manager_util.h"
 #include "core/cost.h"
 #include "core/early_stopping.h"
+#include "core/hardware_targets.h"
 #include "core/jobspec.h"
 #include "core/log.h"
 #include "core/pareto.h"
@@ -28,6 +30,23 @@ namespace nasforge {
 using namespace job_manager_internal;  // NOLINT: this class's own helpers
 
 namespace {
+
+// The job's target a query's hardware_profile names: a target's name, or the profile of exactly
+// one target; "" when it names none (then it filters by the training profile).
+absl::StatusOr<std::string> QueryTarget(const v1::JobSpec& spec, const std::string& profile) {
+  if (profile.empty()) return std::string();
+  std::vector<std::string> by_profile;
+  for (const auto& t : spec.hardware_targets()) {
+    if (t.name() == profile) return t.name();
+    if (t.profile() == profile) by_profile.push_back(t.name());
+  }
+  if (by_profile.size() > 1) {
+    return FieldError("hardware_profile",
+                      absl::StrCat("profile '", profile, "' has several targets in this job (",
+                                   absl::StrJoin(by_profile, ", "), "); name one of them"));
+  }
+  return by_profile.empty() ? std::string() : by_profile[0];
+}
 
 std::string NewJobId() {
   std::random_device rd;
@@ -46,12 +65,21 @@ absl::StatusOr<size_t> ParsePageToken(absl::string_view token, absl::string_view
 
 JobManager::JobManager(Store* store, StoreWriter* writer, const Clock* clock,
                        ControllerMetrics* metrics, JobManagerOptions options)
-    : store_(store), writer_(writer), clock_(clock), metrics_(metrics), options_(options) {}
+    : store_(store), writer_(writer), clock_(clock), metrics_(metrics), options_(options) {
+  std::random_device rd;
+  absl::MutexLock l(&mu_);
+  next_token_ = (uint64_t{rd()} << 32) ^ rd();
+}
 
 absl::Status JobManager::Recover() {
   NF_ASSIGN_OR_RETURN(auto jobs, store_->LoadJobs());
   NF_ASSIGN_OR_RETURN(auto workers, store_->LoadWorkers());
+  NF_ASSIGN_OR_RETURN(auto latencies, store_->LoadLatencies());
   absl::MutexLock l(&mu_);
+  for (auto& m : latencies) {
+    std::string key = LatencyKey(m);
+    latency_cache_[key] = std::move(m);
+  }
   for (auto& w : workers) {
     workers_[w.id()] = w;
     absl::MutexLock s(&seen_mu_);
@@ -117,9 +145,23 @@ absl::Status JobManager::Recover() {
     std::string id = js->job.id();
     jobs_[id] = std::move(js);
   }
+  // Queued trials still missing a target's latency: measured again (leases were in memory).
+  WriteBatch batch;
+  Events events;
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    if (js.job.state() != v1::JOB_RUNNING || js.job.spec().hardware_targets().empty()) continue;
+    for (auto& t : js.trials) {
+      if (AwaitsMeasurement(js, t)) PlanMeasurements(js, t, batch, events);
+    }
+    MaybeFinish(js, events);
+  }
+  EnqueueLocked(std::move(batch));
   UpdateGauges();
   Log(LogLevel::kInfo, "recovered",
       {{"jobs", jobs_.size()},
+       {"latency_cache", latency_cache_.size()},
+       {"measurements_waiting", measuring_.size()},
        {"resumed", resumed},
        {"workers", workers_.size()},
        {"store", store_->Backend()}});
@@ -290,6 +332,34 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
     objectives.assign(js->job.spec().objectives().begin(), js->job.spec().objectives().end());
   }
   std::vector<v1::Constraint> constraints(req.constraints().begin(), req.constraints().end());
+  // A hardware profile that names one of the job's targets (by name, or its only target of
+  // that profile) ranks by the latency measured there: latency_ms means latency_ms@TARGET, and
+  // candidates are those measured there. Any other profile keeps its first meaning: candidates
+  // trained on workers of that profile.
+  NF_ASSIGN_OR_RETURN(const std::string target,
+                      QueryTarget(js->job.spec(), req.hardware_profile()));
+  for (auto& o : objectives) o.set_metric(ResolveForTarget(o.metric(), target));
+  for (auto& c : constraints) c.set_metric(ResolveForTarget(c.metric(), target));
+  for (size_t i = 0; i < objectives.size(); ++i) {
+    std::string base, named;
+    if (SplitTargetMetric(objectives[i].metric(), &base, &named)) {
+      NF_RETURN_IF_ERROR(
+          CheckTargetExists(js->job.spec(), named, absl::StrCat("objectives[", i, "].metric")));
+    }
+  }
+  for (size_t i = 0; i < constraints.size(); ++i) {
+    std::string base, named;
+    if (SplitTargetMetric(constraints[i].metric(), &base, &named)) {
+      NF_RETURN_IF_ERROR(
+          CheckTargetExists(js->job.spec(), named, absl::StrCat("constraints[", i, "].metric")));
+    }
+  }
+  if (!target.empty()) {  // measured there: a bound that every measured candidate meets
+    v1::Constraint measured;
+    measured.set_metric(TargetMetric("latency_ms", target));
+    measured.set_lower(0);
+    constraints.push_back(measured);
+  }
   std::vector<int64_t> ids;  // the candidates, by trial id
   // The job's own front, as it is kept: only its members can be on the answer's front (same
   // selection below, same order), so the scan of every trial is skipped.
@@ -303,7 +373,7 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
     for (int64_t id = 0; id < static_cast<int64_t>(columns.size()); ++id) {
       const v1::TrialState s = columns.State(id);
       if (s != v1::TRIAL_SUCCEEDED && !(s == v1::TRIAL_STOPPED && req.include_stopped())) continue;
-      if (!req.hardware_profile().empty() &&
+      if (target.empty() && !req.hardware_profile().empty() &&
           js->trials[id].hardware_profile() != req.hardware_profile()) {
         continue;
       }

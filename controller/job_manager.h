@@ -27,6 +27,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -119,6 +120,12 @@ class JobManager {
   // Each report decided on its own, in order (outcomes[i]); then leases as ReportAndLease.
   // INVALID_ARGUMENT (nothing applied) for a malformed call.
   absl::StatusOr<v1::ReportResultsResponse> ReportResults(const v1::ReportResultsRequest& request);
+  // A latency measurement's result (job_manager_latency.cc): cached, written into every trial
+  // waiting for it; a trial over a latency bound of its job is rejected, one with all its
+  // targets measured can now train. FAILED_PRECONDITION for a token that is not this worker's
+  // current measurement lease; INVALID_ARGUMENT (field named) for a malformed result.
+  absl::Status ReportMeasurement(const v1::ReportMeasurementRequest& request);
+
   // AbandonLease for every grant in `grants` (its own and `more`).
   void AbandonGrants(const v1::LeaseTrialResponse& grants, const std::string& worker_id);
   // Undoes a grant whose LeaseTrial answer was an error (its write did not become durable): the
@@ -167,6 +174,24 @@ class JobManager {
   };
   using Events = std::vector<v1::JobEvent>;
 
+  // A latency measurement some queued trials wait for, keyed by LatencyKey (architecture and
+  // setting): trials of any job with the same architecture and setting share it.
+  struct Waiter {
+    JobState* js;
+    int64_t trial;
+    std::string target;  // the job's target name
+  };
+  struct Measuring {
+    v1::MeasureTask task;  // token and deadline set while leased
+    std::vector<Waiter> waiting;
+    uint64_t seq = 0;     // first come, first measured
+    std::string worker;   // the holder while leased (task.token != 0)
+    absl::Time deadline;  // steady clock, while leased
+    absl::Time since;     // steady clock: when it was queued
+    int attempts = 0;     // leases that failed or expired
+    std::string last_error;
+  };
+
   absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<const JobState*> FindJobConst(absl::string_view id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -202,7 +227,8 @@ class JobManager {
   // Hands `batch` to the writer in decision order (under mu_).
   void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One grant (LeaseTrial's loop body); LeaseTrial batches it.
-  absl::StatusOr<v1::LeaseTrialResponse> LeaseOne(const v1::LeaseTrialRequest& req);
+  // `measure`: a latency measurement may be granted instead (only the first grant of a call).
+  absl::StatusOr<v1::LeaseTrialResponse> LeaseOne(const v1::LeaseTrialRequest& req, bool measure);
   // LeaseTrial after a report: an empty answer with retry_after_ms instead of an error.
   v1::LeaseTrialResponse LeaseAfterReport(const std::string& worker_id, int max_trials);
   // ReportResult on behalf of `worker` (the request's own worker_id is not read).
@@ -210,8 +236,8 @@ class JobManager {
   // One LeaseTrial pass under mu_: grants a queued trial of the fairest job, or picks the job
   // whose strategy to ask next (*ask, its `asking` raised; jobs in `asked` are skipped).
   absl::Status GrantOrPick(const v1::LeaseTrialRequest& req, const std::set<JobState*>& asked,
-                           v1::LeaseTrialResponse* resp, JobState** ask, WriteBatch& batch,
-                           Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                           bool measure, v1::LeaseTrialResponse* resp, JobState** ask,
+                           WriteBatch& batch, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks `js`'s strategy outside mu_ and applies the step under mu_: a new trial, granted to
   // the worker when the call may still change things (resp->has_trial()).
   void AskAndApply(JobState& js, const std::string& worker_id, v1::LeaseTrialResponse* resp)
@@ -220,6 +246,31 @@ class JobManager {
   v1::Trial* ApplyStep(JobState& js, StrategyDriver::Step step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GrantLease(JobState& js, v1::Trial& t, const std::string& worker_id,
                   v1::LeaseTrialResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Latency targets (job_manager_latency.cc). A new or recovered QUEUED trial: its targets
+  // filled from the cache (a cached value over a bound rejects it at once) or queued for
+  // measurement. Stages the trial when it changed it.
+  void PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True while a QUEUED trial still lacks one of its job's targets (it is not leased to train).
+  static bool AwaitsMeasurement(const JobState& js, const v1::Trial& t);
+  // `m` (a measurement of its architecture on `target`) into the trial: metrics and latencies;
+  // rejects it if over a bound, makes it leasable once nothing else is missing.
+  void ApplyMeasurement(JobState& js, v1::Trial& t, const std::string& target,
+                        v1::LatencyMeasurement m, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails a queued trial whose measurement cannot be had; `rejected` for a bound it breaks.
+  void FailBeforeTraining(JobState& js, v1::Trial& t, const std::string& why, bool rejected,
+                          WriteBatch& batch, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A measurement for `worker_id` (if it measures and one of its profile waits): true if granted.
+  bool GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Expired measurement leases back to the queue (failing their trials after 3 attempts), and
+  // measurements no live worker of their profile can take for `unplaceable_after` failed.
+  void ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Trials of the job that count against max_trials (rejected-by-latency ones do not).
+  static int64_t Created(const JobState& js);
+
   // Counts and the queued index from the trials (recovery; O(trials)).
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves `t` to state `to`, keeping the job's counts and queued index in step (O(log n)).
@@ -267,6 +318,15 @@ class JobManager {
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
   // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
   std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);
+
+  // Latency measurements: the cache (LatencyKey -> measurement, loaded at recovery, written
+  // through the store), the measurements waited for, and the leased ones by token.
+  std::unordered_map<std::string, v1::LatencyMeasurement> latency_cache_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Measuring> measuring_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::string> measure_tokens_ ABSL_GUARDED_BY(mu_);
+  uint64_t measure_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_token_ ABSL_GUARDED_BY(mu_);  // random start: a token from before a restart
+                                              // does not match a new one
 
   JobEvents watchers_;  // watch fan-out; its lock is taken after mu_
 };

@@ -24,11 +24,11 @@ absl::Status CheckCount(const char* field, int n, int most) {
 
 absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseTrial(const v1::LeaseTrialRequest& req) {
   NF_RETURN_IF_ERROR(CheckCount("max_trials", req.max_trials(), kMaxGrantsPerCall));
-  NF_ASSIGN_OR_RETURN(v1::LeaseTrialResponse first, LeaseOne(req));
+  NF_ASSIGN_OR_RETURN(v1::LeaseTrialResponse first, LeaseOne(req, /*measure=*/true));
   // Later grants stop at the first "nothing now"; an error after the first grant ends the batch
   // with what was granted (those grants are staged and become durable with the call).
   for (int i = 1; i < req.max_trials() && first.has_trial(); ++i) {
-    absl::StatusOr<v1::LeaseTrialResponse> more = LeaseOne(req);
+    absl::StatusOr<v1::LeaseTrialResponse> more = LeaseOne(req, /*measure=*/false);
     if (!more.ok() || !more->has_trial()) break;
     *first.add_more() = std::move(more).value();
   }

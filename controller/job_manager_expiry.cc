@@ -47,6 +47,7 @@ void JobManager::ExpireLeases() {
       changed.insert(&js);
     }
     FailUnplaceable(changed, batch, events);
+    ExpireMeasurements(changed, batch, events);
     for (JobState* js : changed) {
       MaybeFinish(*js, events);
       Touch(js->job);

@@ -177,9 +177,14 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
 void JobManager::Recount(JobState& js) {
   *js.job.mutable_counts() = CountTrials(js.trials, js.job.counts());
   js.queued.clear();
+  int32_t rejected = 0;
   for (const v1::Trial& t : js.trials) {
-    if (t.state() == v1::TRIAL_QUEUED) js.queued.insert(js.queued.end(), t.id());
+    if (t.state() == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, t)) {
+      js.queued.insert(js.queued.end(), t.id());
+    }
+    rejected += t.rejected();
   }
+  js.job.mutable_counts()->set_rejected_by_latency(rejected);
 }
 
 void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {
@@ -188,16 +193,16 @@ void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {
   AddToCount(js.job.mutable_counts(), t.state(), -1);
   if (t.state() == v1::TRIAL_QUEUED) js.queued.erase(t.id());
   AddToCount(js.job.mutable_counts(), to, +1);
-  if (to == v1::TRIAL_QUEUED) js.queued.insert(t.id());
   t.set_state(to);
+  // A queued trial still waiting for a latency target is leased to train once it is measured.
+  if (to == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, t)) js.queued.insert(t.id());
 }
 
 void JobManager::MaybeFinish(JobState& js, Events& events) {
   if (js.job.state() != v1::JOB_RUNNING) return;
   if (js.asking > 0) return;  // a strategy step in progress may still create a trial
   const auto& c = js.job.counts();
-  bool all_created =
-      js.exhausted || static_cast<int>(js.trials.size()) >= js.job.spec().budget().max_trials();
+  bool all_created = js.exhausted || Created(js) >= js.job.spec().budget().max_trials();
   if (!all_created || c.queued() > 0 || c.running() > 0) return;
   if (c.succeeded() + c.stopped() == 0) {
     js.job.set_state(v1::JOB_FAILED);

@@ -58,6 +58,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     w.set_owner(caller.name);
     w.set_id(id);
     *w.mutable_hardware() = req.hardware();
+    w.set_measures_latency(req.measures_latency());
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
     *w.mutable_last_seen() = ToProto(clock_->Now());
     {
@@ -100,6 +101,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
          {"profile", req.hardware().name()},
          {"threads", req.hardware().threads()},
          {"cpu", req.hardware().cpu_model()},
+         {"measures_latency", req.measures_latency()},
          {"again", known}});
     EnqueueLocked(std::move(batch));
   }
@@ -107,7 +109,8 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
   return resp;
 }
 
-absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseOne(const v1::LeaseTrialRequest& req) {
+absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseOne(const v1::LeaseTrialRequest& req,
+                                                            bool measure) {
   // Each pass grants a queued trial, or picks a job whose strategy to ask for a new one (outside
   // mu_). A job is asked at most once per call, so an idle poll costs at most one step per job.
   std::set<JobState*> asked;
@@ -118,12 +121,12 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseOne(const v1::LeaseTrial
     JobState* ask = nullptr;
     {
       absl::MutexLock l(&mu_);
-      NF_RETURN_IF_ERROR(GrantOrPick(req, asked, &resp, &ask, batch, events));
+      NF_RETURN_IF_ERROR(GrantOrPick(req, asked, measure, &resp, &ask, batch, events));
       EnqueueLocked(std::move(batch));
     }
     Publish(std::move(events));
     if (ask == nullptr) {
-      if (!resp.has_trial()) {
+      if (!resp.has_trial() && !resp.has_measure()) {
         resp.set_retry_after_ms(static_cast<int>(absl::ToInt64Milliseconds(options_.idle_retry)));
       }
       return resp;
@@ -135,8 +138,9 @@ absl::StatusOr<v1::LeaseTrialResponse> JobManager::LeaseOne(const v1::LeaseTrial
 }
 
 absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
-                                     const std::set<JobState*>& asked, v1::LeaseTrialResponse* resp,
-                                     JobState** ask, WriteBatch& batch, Events& events) {
+                                     const std::set<JobState*>& asked, bool measure,
+                                     v1::LeaseTrialResponse* resp, JobState** ask,
+                                     WriteBatch& batch, Events& events) {
   if (!workers_.count(req.worker_id())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
@@ -144,6 +148,8 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   TouchWorker(req.worker_id());
   // A lease that cannot be made durable is not handed out: refuse before deciding anything.
   NF_RETURN_IF_ERROR(writer_->Admit());
+  // Measurements first: they are short, and each unblocks queued trials of every job.
+  if (measure && GrantMeasurement(req.worker_id(), resp)) return absl::OkStatus();
   const int64_t worker_memory = workers_.at(req.worker_id()).hardware().memory_bytes();
   // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
   // one served longest ago. A job with a huge max_parallel_trials cannot starve the others. A
@@ -183,7 +189,7 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
     // A new candidate only while the job's backlog of queued trials (ones this worker had no room
     // for) stays under max_parallel_trials: small workers polling cannot fill the queue.
     if (!js.exhausted && !asked.count(&js) &&
-        static_cast<int>(js.trials.size()) + js.asking < js.job.spec().budget().max_trials() &&
+        Created(js) + js.asking < js.job.spec().budget().max_trials() &&
         js.job.counts().queued() + js.asking < js.job.spec().budget().max_parallel_trials()) {
       ++js.asking;
       *ask = &js;
@@ -207,7 +213,7 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
       absl::MutexLock l(&mu_);
       // Another step may have ended the job's sampling while this one waited for the driver.
       go = js.job.state() == v1::JOB_RUNNING && !js.exhausted &&
-           static_cast<int>(js.trials.size()) < js.job.spec().budget().max_trials();
+           Created(js) < js.job.spec().budget().max_trials();
       if (go) {
         for (int64_t id : js.untold) finished.push_back(js.trials[id]);
         js.untold.clear();
@@ -223,11 +229,13 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
       const auto before = std::make_tuple(js.job.state(), js.job.next_sample(), js.exhausted,
                                           js.job.counts().rejected_by_cost());
       v1::Trial* t = ApplyStep(js, std::move(step));
+      if (t != nullptr) PlanMeasurements(js, *t, batch, events);
       // The call was admitted before the step; hand the trial out only if the store still takes
       // changes and the worker has room for it (it stays queued otherwise: the step is not lost).
       auto w = workers_.find(worker_id);
       const int64_t worker_memory = w == workers_.end() ? 0 : w->second.hardware().memory_bytes();
-      if (t != nullptr && writer_->Admit().ok() && Fits(*t, worker_memory)) {
+      if (t != nullptr && t->state() == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, *t) &&
+          writer_->Admit().ok() && Fits(*t, worker_memory)) {
         GrantLease(js, *t, worker_id, resp);
         js.last_grant = ++grants_;
         AddEvent(events, js, t, "trial_leased");

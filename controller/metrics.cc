@@ -23,6 +23,14 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
           NewCounter(r, "nasforge_controller_unplaceable_trials_total",
                      "Trials failed because no live worker declares enough memory "
                      "to train them.")),
+      measurements_leased_total(
+          NewCounter(r, "nasforge_controller_measurements_leased_total",
+                     "Latency measurement leases granted to workers of a target's profile.")),
+      measurements_total(NewCounter(r, "nasforge_controller_measurements_total",
+                                    "Latency measurements recorded (and cached).")),
+      latency_cache_hits_total(
+          NewCounter(r, "nasforge_controller_latency_cache_hits_total",
+                     "Target latencies a trial took from the cache instead of measuring.")),
       stale_reports_total(
           NewCounter(r, "nasforge_controller_stale_reports_total",
                      "Worker heartbeats and reports refused for an old fencing token or "

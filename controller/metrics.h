@@ -26,6 +26,9 @@ struct ControllerMetrics {
   prometheus::Counter& leases_expired_total;
   prometheus::Counter& leases_orphaned_total;
   prometheus::Counter& unplaceable_trials_total;
+  prometheus::Counter& measurements_leased_total;  // latency measurement leases granted
+  prometheus::Counter& measurements_total;         // latency measurements recorded
+  prometheus::Counter& latency_cache_hits_total;   // target latencies taken from the cache
   prometheus::Counter& stale_reports_total;
   prometheus::Counter& invalid_reports_total;
   prometheus::Counter& rejected_by_cost_total;

@@ -310,6 +310,17 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return FinishGranting(ctx, jm_->ReportResults(*req), resp, req->worker_id(),
                           [](v1::ReportResultsResponse* r) { return r->mutable_next(); });
   }
+  // A latency measurement's result: answered once it is durable (cached, in its trials).
+  ServerUnaryReactor* ReportMeasurement(CallbackServerContext* ctx,
+                                        const v1::ReportMeasurementRequest* req,
+                                        v1::ReportMeasurementResponse* resp) override {
+    NF_WORKER_GATE("ReportMeasurement");
+    absl::Status st = jm_->ReportMeasurement(*req);
+    if (!st.ok()) return Refuse(ctx, st);
+    return Finish(ctx, jm_,
+                  absl::StatusOr<v1::ReportMeasurementResponse>(v1::ReportMeasurementResponse{}),
+                  resp, /*durable=*/true);
+  }
   // A chunk of a trained candidate's artifact. The lease must be current (checked as a
   // heartbeat, which also keeps it alive during a long upload). The chunk is written in the
   // handler: at most 1 MiB, and uploads come once per trial.

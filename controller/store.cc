@@ -13,6 +13,7 @@ void WriteBatch::Append(WriteBatch&& o) {
   for (auto& j : o.jobs) jobs.push_back(std::move(j));
   for (auto& t : o.trials) trials.push_back(std::move(t));
   for (auto& w : o.workers) workers.push_back(std::move(w));
+  for (auto& m : o.latencies) latencies.push_back(std::move(m));
 }
 
 namespace {
@@ -79,6 +80,12 @@ const std::vector<std::string>& SchemaMigrations() {
       // memory), and keeping it meant a random index page written per trial -- at a million
       // trials, a third of each commit's pages.
       "DROP INDEX IF EXISTS trials_job_hash;",
+      // 5: the latency cache: one measurement per (architecture, profile, batch, threads,
+      // precision), shared by every job; `body` is the LatencyMeasurement as JSON.
+      "CREATE TABLE latencies (arch_hash TEXT NOT NULL, profile TEXT NOT NULL, "
+      "batch_size INTEGER NOT NULL, threads INTEGER NOT NULL, precision TEXT NOT NULL, "
+      "body TEXT NOT NULL, version BIGINT NOT NULL, "
+      "PRIMARY KEY (arch_hash, profile, batch_size, threads, precision));",
   };
   return *kMigrations;
 }
@@ -142,6 +149,10 @@ const Shape& ShapeOf(StoreTable table) {
        "job_id, trial_id",
        {"state", "arch_hash", "body", "pb", "version"}},
       {"workers", {"id", "body", "version"}, "id", {"body", "version"}},
+      {"latencies",
+       {"arch_hash", "profile", "batch_size", "threads", "precision", "body", "version"},
+       "arch_hash, profile, batch_size, threads, precision",
+       {"body", "version"}},
   };
   return kShapes[static_cast<int>(table)];
 }

@@ -37,8 +37,14 @@ struct WriteBatch {
   std::vector<v1::Job> jobs;
   std::vector<v1::Trial> trials;
   std::vector<v1::Worker> workers;
-  bool empty() const { return jobs.empty() && trials.empty() && workers.empty(); }
-  size_t size() const { return jobs.size() + trials.size() + workers.size(); }
+  // Latency cache entries: inserted once per key (arch_hash, profile, batch_size, threads,
+  // precision); a second measurement of the same key keeps the first (no version: measurements
+  // of one key are interchangeable).
+  std::vector<v1::LatencyMeasurement> latencies;
+  bool empty() const {
+    return jobs.empty() && trials.empty() && workers.empty() && latencies.empty();
+  }
+  size_t size() const { return jobs.size() + trials.size() + workers.size() + latencies.size(); }
   void Append(WriteBatch&& other);
   // Keeps one record per key, the one with the highest version (what CAS would keep anyway).
   void Compact();
@@ -64,6 +70,10 @@ class Store {
   virtual absl::StatusOr<std::vector<v1::Job>> LoadJobs() = 0;
   virtual absl::StatusOr<std::vector<v1::Trial>> LoadTrials(absl::string_view job_id) = 0;
   virtual absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() = 0;
+  // The latency cache (schema 5): every measurement ever recorded, one per key.
+  virtual absl::StatusOr<std::vector<v1::LatencyMeasurement>> LoadLatencies() {
+    return std::vector<v1::LatencyMeasurement>{};
+  }
   // Health check: a trivial query round trip (SELECT 1).
   virtual absl::Status Ping() = 0;
   // Highest applied schema migration.
@@ -103,8 +113,10 @@ StoreBackendRegistry& StoreBackends();
 //   jobs:    id, idempotency_key, state, create_time_ms, body, version
 //   trials:  job_id, trial_id, state, arch_hash, body, pb, version
 //   workers: id, body, version
-// A row is replaced only by a higher version (state only moves forward).
-enum class StoreTable { kJobs, kTrials, kWorkers };
+//   latencies: arch_hash, profile, batch_size, threads, precision, body, version
+// A row is replaced only by a higher version (state only moves forward; latencies are written
+// with version 1, so the first measurement of a key stays).
+enum class StoreTable { kJobs, kTrials, kWorkers, kLatencies };
 std::string UpsertSql(StoreTable table, const std::function<std::string(int)>& placeholder);
 // The same upsert for several rows in one statement; each row is "(v1, v2, ...)", values quoted
 // by the caller in the column order above. Keys must be distinct (WriteBatch::Compact).

@@ -144,6 +144,10 @@ class PostgresStore final : public Store {
         w.exec_prepared("upsert_worker", wk.id(), ToJsonBody(wk),
                         static_cast<int64_t>(wk.version()));
       }
+      for (const auto& m : b.latencies) {
+        w.exec_prepared("upsert_latency", m.arch_hash(), m.profile(), m.batch_size(), m.threads(),
+                        m.precision(), ToJsonBody(m), int64_t{1});
+      }
       w.commit();
       return absl::OkStatus();
     });
@@ -159,6 +163,9 @@ class PostgresStore final : public Store {
   }
   absl::StatusOr<std::vector<v1::Worker>> LoadWorkers() override {
     return LoadAll<v1::Worker>("SELECT body FROM workers ORDER BY id", nullptr);
+  }
+  absl::StatusOr<std::vector<v1::LatencyMeasurement>> LoadLatencies() override {
+    return LoadAll<v1::LatencyMeasurement>("SELECT body FROM latencies", nullptr);
   }
   absl::Status Ping() override {
     absl::MutexLock l(&mu_);
@@ -261,6 +268,7 @@ class PostgresStore final : public Store {
     auto param = [](int i) { return absl::StrCat("$", i); };
     conn_->prepare("upsert_job", UpsertSql(StoreTable::kJobs, param));
     conn_->prepare("upsert_worker", UpsertSql(StoreTable::kWorkers, param));
+    conn_->prepare("upsert_latency", UpsertSql(StoreTable::kLatencies, param));
     prepared_ = true;
   }
 

@@ -151,6 +151,10 @@ class SqliteStore final : public Store {
     absl::MutexLock l(&mu_);
     return LoadAll<v1::Worker>("SELECT body FROM workers ORDER BY id", "");
   }
+  absl::StatusOr<std::vector<v1::LatencyMeasurement>> LoadLatencies() override {
+    absl::MutexLock l(&mu_);
+    return LoadAll<v1::LatencyMeasurement>("SELECT body FROM latencies", "");
+  }
   absl::Status Ping() override {
     absl::MutexLock l(&mu_);
     return Exec("SELECT 1");
@@ -221,6 +225,20 @@ class SqliteStore final : public Store {
         s.Text(2, ToJsonBody(w));
         s.Int(3, static_cast<int64_t>(w.version()));
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("upsert worker ", w.id())));
+      }
+    }
+    if (!b.latencies.empty()) {
+      Stmt s(db_, UpsertSql(StoreTable::kLatencies, Param).c_str());
+      if (!s.ok()) return Error("prepare latencies insert");
+      for (const auto& m : b.latencies) {
+        s.Text(1, m.arch_hash());
+        s.Text(2, m.profile());
+        s.Int(3, m.batch_size());
+        s.Int(4, m.threads());
+        s.Text(5, m.precision());
+        s.Text(6, ToJsonBody(m));
+        s.Int(7, 1);
+        NF_RETURN_IF_ERROR(Step(s, absl::StrCat("insert latency ", m.arch_hash())));
       }
     }
     return absl::OkStatus();

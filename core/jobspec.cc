@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/early_stopping.h"
 #include "core/finite.h"
+#include "core/hardware_targets.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -179,6 +180,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (t->weight_decay() == 0) t->set_weight_decay(1e-4);
   if (t->validation_examples() == 0) t->set_validation_examples(5000);
   if (spec->lease_seconds() == 0) spec->set_lease_seconds(60);
+  ApplyHardwareTargetDefaults(spec);
   if (spec->accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     spec->set_accuracy_scale(t->dataset() == "tabular" ? v1::PERCENT : v1::FRACTION);
   }
@@ -212,6 +214,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (spec.objectives().empty()) return FieldError("objectives", "needs at least one objective");
   NF_RETURN_IF_ERROR(ValidateObjectives(spec.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(spec.constraints(), "constraints"));
+  NF_RETURN_IF_ERROR(ValidateHardwareTargets(spec));
   const auto& t = spec.training();
   if (spec.lease_seconds() < 5 || spec.lease_seconds() > 86400)
     return FieldError("lease_seconds", "is out of range [5, 86400]");

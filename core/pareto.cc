@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/hardware_targets.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -33,10 +34,15 @@ double Sign(const v1::Objective& o) { return o.direction() == v1::MAXIMIZE ? -1.
 }  // namespace
 
 bool IsKnownMetric(absl::string_view name) {
-  return std::find(kMetrics.begin(), kMetrics.end(), name) != kMetrics.end();
+  return std::find(kMetrics.begin(), kMetrics.end(), name) != kMetrics.end() ||
+         IsTargetMetric(name);
 }
 
-std::string KnownMetricsList() { return absl::StrJoin(kMetrics, ", "); }
+std::string KnownMetricsList() {
+  return absl::StrCat(absl::StrJoin(kMetrics, ", "),
+                      ", and latency_ms@TARGET, latency_p90_ms@TARGET, latency_p99_ms@TARGET for "
+                      "a hardware target of the job");
+}
 
 bool Dominates(const std::vector<double>& a, const std::vector<double>& b) {
   bool strictly = false;

@@ -45,6 +45,10 @@ class GrpcControllerClient final : public ControllerClient {
       const v1::UploadArtifactRequest& req) override {
     return Call(&v1::WorkerService::Stub::UploadArtifact, req);
   }
+  absl::StatusOr<v1::ReportMeasurementResponse> ReportMeasurement(
+      const v1::ReportMeasurementRequest& req) override {
+    return Call(&v1::WorkerService::Stub::ReportMeasurement, req);
+  }
 
  private:
   template <typename Req, typename Resp>

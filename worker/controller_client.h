@@ -28,6 +28,11 @@ class ControllerClient {
       const v1::UploadArtifactRequest& req) {
     return absl::UnimplementedError("UploadArtifact");
   }
+  // A latency measurement's result (MeasureTask.token).
+  virtual absl::StatusOr<v1::ReportMeasurementResponse> ReportMeasurement(
+      const v1::ReportMeasurementRequest& req) {
+    return absl::UnimplementedError("ReportMeasurement");
+  }
 };
 
 // A client over gRPC (target, token and TLS in `options`; see client/channel.h). Thread-safe.

@@ -54,6 +54,9 @@ ABSL_FLAG(bool, pin_threads, false,
 ABSL_FLAG(bool, tune_malloc, true,
           "keep freed memory in the heap between training steps (glibc mmap/trim thresholds; "
           "GLIBC_TUNABLES wins)");
+ABSL_FLAG(bool, measure_latency, true,
+          "take latency measurement leases for this worker's hardware profile (jobs' "
+          "hardware_targets)");
 ABSL_FLAG(std::string, worker_id, "", "stable worker id; default: assigned by the controller");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:0", "/metrics HOST:PORT; empty: off");
 ABSL_FLAG(int, max_trials, 0, "exit after this many trials (0: run until SIGTERM)");
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
   o.hardware.set_memory_bytes(static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
                               sysconf(_SC_PAGE_SIZE));
   o.max_trials = absl::GetFlag(FLAGS_max_trials);
+  o.measure_latency = absl::GetFlag(FLAGS_measure_latency);
   o.exit_when_idle = absl::Seconds(absl::GetFlag(FLAGS_exit_when_idle));
 
   auto registry = std::make_shared<prometheus::Registry>();

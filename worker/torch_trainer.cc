@@ -38,6 +38,31 @@ torch::Tensor ExampleInput(const v1::Architecture& arch, int64_t batch = 1) {
   return torch::zeros(InputSizes(arch, batch));
 }
 
+// Training.augment: each image flipped left-right with probability 1/2 and shifted by up to
+// `shift` pixels in each direction (edges replicated), drawn per image and step, on the device
+// (one gather, no host round trip). Images only (N, C, H, W); other inputs are returned as is.
+torch::Tensor Augment(const torch::Tensor& x, int64_t shift = 2) {
+  if (x.dim() != 4) return x;
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  const auto opts = torch::TensorOptions().device(x.device());
+  torch::Tensor flip = torch::rand({n, 1, 1, 1}, opts) < 0.5;
+  torch::Tensor out = torch::where(flip, x.flip({3}), x);
+  namespace F = torch::nn::functional;
+  torch::Tensor padded =
+      F::pad(out, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
+  const auto lopts = opts.dtype(torch::kInt64);
+  torch::Tensor dy = torch::randint(0, 2 * shift + 1, {n, 1}, lopts);
+  torch::Tensor dx = torch::randint(0, 2 * shift + 1, {n, 1}, lopts);
+  torch::Tensor rows = (dy + torch::arange(h, lopts).unsqueeze(0)).unsqueeze(2);  // n, h, 1
+  torch::Tensor cols = (dx + torch::arange(w, lopts).unsqueeze(0)).unsqueeze(1);  // n, 1, w
+  torch::Tensor batch = torch::arange(n, lopts).view({n, 1, 1});
+  // (n, h+2s, w+2s, c) gathered at [batch, rows, cols] -> (n, h, w, c) -> (n, c, h, w).
+  return padded.permute({0, 2, 3, 1})
+      .index({batch, rows, cols})
+      .permute({0, 3, 1, 2})
+      .contiguous(x.suggest_memory_format());
+}
+
 // Peak RSS of this process since the last reset (VmHWM), in bytes.
 void ResetPeakRss() {
   std::ofstream f("/proc/self/clear_refs");
@@ -63,6 +88,13 @@ class TorchTrainer final : public Trainer {
   TorchTrainer(TorchTrainerOptions o, torch::Device device)
       : o_(std::move(o)), device_(device), autocast_(!o_.autocast.empty()) {
     SetTorchThreads(o_.threads);
+  }
+
+  bool Measures() const override { return true; }
+  absl::StatusOr<LatencyStats> Measure(const v1::Architecture& arch,
+                                       const LatencySpec& spec) override {
+    NF_RETURN_IF_ERROR(ValidateLatencySpec(spec, "target"));
+    return MeasureArchitecture(arch, o_.device, spec, o_.latency);
   }
 
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
@@ -249,6 +281,7 @@ class TorchTrainer final : public Trainer {
         auto idx = perm.slice(0, i, std::min(i + t.batch_size(), n));
         auto x = train_.x.index_select(0, idx);
         auto y = train_.y.index_select(0, idx);
+        if (t.augment()) x = Augment(x);
         fused ? fused->ZeroGrad() : opt.zero_grad();
         auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
         loss.backward();

@@ -54,6 +54,14 @@ class Trainer {
   virtual absl::StatusOr<TrainResult> Train(
       const TrainRequest& req, const std::function<Verdict(const EpochReport&)>& on_epoch,
       const std::atomic<bool>& abort) = 0;
+  // Whether Measure works: the worker then registers as one that measures latency.
+  virtual bool Measures() const { return false; }
+  // The latency of `arch` freshly built (its weights do not change it) at `spec`, on this
+  // trainer's device and threads, with its latency budget. For measurement leases.
+  virtual absl::StatusOr<LatencyStats> Measure(const v1::Architecture& arch,
+                                               const LatencySpec& spec) {
+    return absl::UnimplementedError("this backend does not measure latency");
+  }
 };
 
 struct TorchTrainerOptions {

@@ -106,6 +106,7 @@ absl::Status WorkerLoop::Register() {
     req.set_worker_id(worker_id_.empty() ? options_.worker_id : worker_id_);
     *req.mutable_hardware() = options_.hardware;
     req.set_new_process(!registered_);
+    req.set_measures_latency(options_.measure_latency && trainer_->Measures());
     auto resp = client_->RegisterWorker(req);
     if (resp.ok()) {
       registered_ = true;
@@ -139,7 +140,12 @@ absl::Status WorkerLoop::Run() {
   while (!stop_ || next) {
     if (next) {
       v1::LeaseTrialResponse lease = *std::move(next);
-      next = RunTrial(lease);
+      next.reset();
+      if (lease.has_measure()) {
+        RunMeasurement(lease.measure());
+      } else {
+        next = RunTrial(lease);
+      }
       idle_since = absl::Now();
       continue;
     }
@@ -161,6 +167,11 @@ absl::Status WorkerLoop::Run() {
       continue;
     }
     backoff = absl::Milliseconds(200);
+    if (resp->has_measure()) {
+      RunMeasurement(resp->measure());
+      idle_since = absl::Now();
+      continue;
+    }
     if (!resp->has_trial()) {
       if (options_.exit_when_idle > absl::ZeroDuration() &&
           absl::Now() - idle_since > options_.exit_when_idle) {
@@ -332,7 +343,9 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
   for (int attempt = 1;; ++attempt) {
     absl::StatusOr<v1::ReportResultResponse> answer = client_->ReportResult(rr);
     absl::Status st = answer.status();
-    if (st.ok() && answer->next().has_trial()) next = answer->next();
+    if (st.ok() && (answer->next().has_trial() || answer->next().has_measure())) {
+      next = answer->next();
+    }
     if (st.ok() || LeaseGone(st)) {
       Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "trial_reported",
           {{"job", l.job_id()},
@@ -368,6 +381,61 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
   }
   if (!rr.handed_back()) ++trials_done_;
   return next;
+}
+
+void WorkerLoop::RunMeasurement(const v1::MeasureTask& task) {
+  const v1::HardwareTarget& target = task.target();
+  LatencySpec spec;
+  spec.batch = target.batch_size();
+  spec.precision = target.precision().empty() ? "fp32" : target.precision();
+  if (metrics_) metrics_->busy.Set(1);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<LatencyStats> stats = trainer_->Measure(task.architecture(), spec);
+  if (metrics_) {
+    metrics_->busy.Set(0);
+    metrics_->latency_measure_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  }
+  v1::ReportMeasurementRequest r;
+  r.set_worker_id(worker_id_);
+  r.set_token(task.token());
+  if (!stats.ok()) {
+    r.set_failed(true);
+    r.set_error(std::string(stats.status().message()));
+  } else {
+    r.set_p50_ms(stats->p50_ms);
+    r.set_p90_ms(stats->p90_ms);
+    r.set_p99_ms(stats->p99_ms);
+    r.set_spread(stats->spread);
+    r.set_runs(stats->runs);
+    r.set_timer(stats->timer);
+  }
+  // Retried while the controller is away, until the lease's deadline (after it the
+  // measurement may be another worker's).
+  const absl::Time give_up =
+      std::max(absl::Now() + absl::Seconds(5), absl::FromUnixSeconds(task.deadline().seconds()) +
+                                                   absl::Nanoseconds(task.deadline().nanos()));
+  absl::Duration backoff = absl::Milliseconds(200);
+  absl::Status st;
+  for (;;) {
+    st = client_->ReportMeasurement(r).status();
+    if (st.ok() || LeaseGone(st) || absl::IsInvalidArgument(st) || absl::Now() > give_up || stop_) {
+      break;
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  ++measurements_done_;
+  Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarn, "measurement_reported",
+      {{"worker", worker_id_},
+       {"hash", task.arch_hash()},
+       {"batch", spec.batch},
+       {"precision", spec.precision},
+       {"p50_ms", stats.ok() ? stats->p50_ms : -1.0},
+       {"spread", stats.ok() ? stats->spread : -1.0},
+       {"runs", stats.ok() ? stats->runs : 0},
+       {"error", !stats.ok() ? std::string(stats.status().message())
+                 : st.ok()   ? std::string()
+                             : std::string(st.message())}});
 }
 
 void WorkerLoop::UploadArtifacts(const v1::Lease& l, const TrainResult& result) {

@@ -55,6 +55,8 @@ struct WorkerOptions {
   int max_trials = 0;                                    // exit after this many trials; 0 = never
   absl::Duration exit_when_idle = absl::ZeroDuration();  // exit after idling this long; 0 = never
   absl::Duration max_backoff = absl::Seconds(5);
+  // Take latency measurement leases for this worker's profile (if the trainer can measure).
+  bool measure_latency = true;
   // How long a finished trial's result is retried while the controller is unreachable.
   absl::Duration report_retry_window = absl::Minutes(10);
 };
@@ -81,6 +83,8 @@ class WorkerLoop {
   // Runs one leased trial and reports it; returns the trial leased with the report, if any.
   std::optional<v1::LeaseTrialResponse> RunTrial(const v1::LeaseTrialResponse& lease);
   void StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds);
+  // Measures a leased architecture's latency and reports it (retried until its deadline).
+  void RunMeasurement(const v1::MeasureTask& task);
   // Sends the trained weights and self-check to the controller (chunks of 1 MiB, retried while
   // it is unreachable) before the result is reported. A failed upload is logged; the result is
   // reported anyway (only its export is lost).
@@ -105,6 +109,7 @@ class WorkerLoop {
   bool artifacts_refused_ = false;        // the controller keeps no artifacts: stop sending
   std::atomic<int> generation_{0};        // invalidates heartbeat timers of finished trials
   std::atomic<int> trials_done_{0};
+  std::atomic<int> measurements_done_{0};
 };
 
 }  // namespace nasforge

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
@@ -61,7 +62,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
   void Drop() {
     std::string cmd = absl::StrCat(
         "psql -q -X \"", url_,
-        "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, schema_migrations' >/dev/null 2>&1");
+        "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, schema_migrations' >/dev/null 2>&1");
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
 
@@ -279,6 +280,34 @@ TEST_P(StoreConformanceTest, ALargeBatchWithRepeatedKeysKeepsTheNewestOfEach) {
   EXPECT_EQ(t->at(7).state(), v1::TRIAL_SUCCEEDED);
   EXPECT_EQ(t->at(7).version(), 5u);
   EXPECT_EQ(t->at(1202).id(), 1202);
+}
+
+TEST_P(StoreConformanceTest, TheLatencyCacheKeepsTheFirstMeasurementOfEachKey) {
+  auto measurement = [](const std::string& hash, int batch, double p50) {
+    v1::LatencyMeasurement m;
+    m.set_arch_hash(hash);
+    m.set_profile("cpu-1t");
+    m.set_batch_size(batch);
+    m.set_threads(1);
+    m.set_precision("fp32");
+    m.set_p50_ms(p50);
+    m.set_worker_id("w1");
+    return m;
+  };
+  WriteBatch b;
+  b.latencies = {measurement("a", 1, 1.5), measurement("a", 8, 4.0), measurement("b", 1, 2.0)};
+  ASSERT_TRUE(store_->Write(b).ok());
+  WriteBatch again;  // the same key measured again (after a restart): the first stays
+  again.latencies = {measurement("a", 1, 9.9)};
+  ASSERT_TRUE(store_->Write(again).ok());
+  auto loaded = store_->LoadLatencies();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 3u);
+  std::map<std::pair<std::string, int>, double> p50;
+  for (const auto& m : *loaded) p50[{m.arch_hash(), m.batch_size()}] = m.p50_ms();
+  EXPECT_DOUBLE_EQ((p50[{"a", 1}]), 1.5);
+  EXPECT_DOUBLE_EQ((p50[{"a", 8}]), 4.0);
+  EXPECT_DOUBLE_EQ((p50[{"b", 1}]), 2.0);
 }
 
 TEST_P(StoreConformanceTest, BatchIsAtomic) {

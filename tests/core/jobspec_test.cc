@@ -166,3 +166,44 @@ TEST(JobSpecTest, FuzzFindingsStayFixed) {
 
 }  // namespace
 }  // namespace nasforge
+
+namespace nasforge {
+namespace {
+
+TEST(JobSpecHardwareTargets, TheExampleParsesWithDefaultsAndTargetMetrics) {
+  auto spec = ParseJobSpecYaml(
+      testing::ReadSourceFile("search_spaces/examples/fashion_mnist_latency_targets.yaml"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->hardware_targets_size(), 2);
+  EXPECT_EQ(spec->hardware_targets(0).name(), "cpu-1t");  // defaults to the profile
+  EXPECT_EQ(spec->hardware_targets(1).name(), "batch32");
+  EXPECT_EQ(spec->hardware_targets(1).batch_size(), 32);
+  EXPECT_EQ(spec->objectives(1).metric(), "latency_ms@cpu-1t");
+}
+
+TEST(JobSpecHardwareTargets, BadTargetsNameTheField) {
+  const std::string base =
+      testing::ReadSourceFile("search_spaces/examples/fashion_mnist_latency_targets.yaml");
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = base;
+    size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) s.replace(at, from.size(), to);
+    return ParseJobSpecYaml(s).status();
+  };
+  EXPECT_THAT(with("batch_size: 32", "batch_size: 100000").message(),
+              HasSubstr("hardware_targets[1].batch_size"));
+  EXPECT_THAT(with("threads: 2", "threads: -1").message(),
+              HasSubstr("hardware_targets[1].threads"));
+  EXPECT_THAT(with("name: batch32", "name: \"a b\"").message(),
+              HasSubstr("hardware_targets[1].name"));
+  EXPECT_THAT(
+      with("metric: latency_ms@cpu-1t   # checked", "metric: latency_ms@gpu   # checked").message(),
+      HasSubstr("constraints[0].metric"));
+  EXPECT_THAT(with("metric: latency_ms@cpu-1t   # the p50", "metric: latency_mean@cpu-1t   # the")
+                  .message(),
+              HasSubstr("objectives[1].metric"));
+}
+
+}  // namespace
+}  // namespace nasforge

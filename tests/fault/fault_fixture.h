@@ -115,7 +115,7 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
       url_ = url;
       std::string cmd = absl::StrCat(
           "psql -q -X \"", url_,
-          "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, schema_migrations' >/dev/null 2>&1");
+          "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, schema_migrations' >/dev/null 2>&1");
       ASSERT_EQ(std::system(cmd.c_str()), 0);
     } else {
       url_ = "sqlite://" + dir_ + "/store.db";
