@@ -4,9 +4,10 @@
 // uses live elsewhere: deadlines in LeaseTable, watch fan-out in JobEvents, strategy steps in
 // StrategyDriver (outside this class's lock), stopping rules and their input in
 // core/early_stopping, Pareto math in core/pareto, trial-state counting in core/trial_state.
-// Its code is in four files: job_manager.cc (recovery, users' calls), job_manager_workers.cc (the
-// worker protocol), job_manager_expiry.cc (what the clock decides), job_manager_internal.cc
-// (bookkeeping).
+// Its code is in six files: job_manager.cc (recovery, users' calls), job_manager_workers.cc (the
+// worker protocol), job_manager_batch.cc (several grants or reports per call),
+// job_manager_expiry.cc (what the clock decides), job_manager_latency.cc (hardware targets:
+// measurement leases and the latency cache), job_manager_internal.cc (bookkeeping).
 //
 // State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the

@@ -8,6 +8,7 @@
 // Measurement leases live in memory only. A controller restart forgets them; recovery plans the
 // measurements of the queued trials again (a worker's late report then answers
 // FAILED_PRECONDITION and is dropped: nothing was lost but one measurement).
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -34,9 +35,23 @@ int64_t MaxRejected(const v1::JobSpec& spec) {
   return 100 + 10 * static_cast<int64_t>(spec.budget().max_trials());
 }
 
+bool Measured(const v1::Trial& t, const std::string& target) {
+  return t.metrics().count(TargetMetric("latency_ms", target)) > 0;
+}
+
 bool MissingTarget(const v1::JobSpec& spec, const v1::Trial& t) {
   for (const auto& target : spec.hardware_targets()) {
-    if (!t.metrics().count(TargetMetric("latency_ms", target.name()))) return true;
+    if (!Measured(t, target.name())) return true;
+  }
+  return false;
+}
+
+// A target the job bounds (a constraint on one of its latency metrics) that `t` still lacks:
+// those are measured first, and the other targets only once the bounds are met, so a rejected
+// candidate costs one measurement, not one per target.
+bool BoundedMissing(const v1::JobSpec& spec, const v1::Trial& t) {
+  for (const auto& target : spec.hardware_targets()) {
+    if (!Measured(t, target.name()) && !TargetBounds(spec, target.name()).empty()) return true;
   }
   return false;
 }
@@ -58,9 +73,13 @@ bool JobManager::AwaitsMeasurement(const JobState& js, const v1::Trial& t) {
 }
 
 void JobManager::PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch, Events& events) {
-  for (const auto& target : js.job.spec().hardware_targets()) {
+  const v1::JobSpec& spec = js.job.spec();
+  for (const auto& target : spec.hardware_targets()) {
     if (t.state() != v1::TRIAL_QUEUED) return;  // rejected by an earlier target's cached value
-    if (t.metrics().count(TargetMetric("latency_ms", target.name()))) continue;
+    if (Measured(t, target.name())) continue;
+    // Bounded targets first; the others wait until the bounds are met (ApplyMeasurement plans
+    // them then).
+    if (TargetBounds(spec, target.name()).empty() && BoundedMissing(spec, t)) continue;
     const std::string key = LatencyKey(t.arch_hash(), target);
     if (auto c = latency_cache_.find(key); c != latency_cache_.end()) {
       v1::LatencyMeasurement m = c->second;
@@ -78,7 +97,10 @@ void JobManager::PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch,
       *mg.task.mutable_target() = target;
       mg.task.mutable_target()->clear_name();  // the setting, not this job's name for it
     }
-    mg.waiting.push_back({&js, t.id(), target.name()});
+    const bool waits = std::any_of(mg.waiting.begin(), mg.waiting.end(), [&](const Waiter& x) {
+      return x.js == &js && x.trial == t.id() && x.target == target.name();
+    });
+    if (!waits) mg.waiting.push_back({&js, t.id(), target.name()});
   }
 }
 
@@ -101,9 +123,13 @@ void JobManager::ApplyMeasurement(JobState& js, v1::Trial& t, const std::string&
                        /*rejected=*/true, batch, events);
     return;
   }
-  if (!MissingTarget(js.job.spec(), t)) js.queued.insert(t.id());  // it may train now
   Stage(batch, t);
   AddEvent(events, js, &t, "trial_measured");
+  if (!MissingTarget(js.job.spec(), t)) {
+    js.queued.insert(t.id());  // it may train now
+  } else if (!TargetBounds(js.job.spec(), target).empty() && !BoundedMissing(js.job.spec(), t)) {
+    PlanMeasurements(js, t, batch, events);  // its bounds are met: the other targets now
+  }
 }
 
 void JobManager::FailBeforeTraining(JobState& js, v1::Trial& t, const std::string& why,
@@ -142,8 +168,7 @@ bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialRe
     // Trials that stopped waiting (their job was cancelled, or a cached value arrived).
     std::erase_if(mg.waiting, [](const Waiter& x) {
       const v1::Trial& t = x.js->trials[x.trial];
-      return t.state() != v1::TRIAL_QUEUED ||
-             t.metrics().count(TargetMetric("latency_ms", x.target)) > 0;
+      return t.state() != v1::TRIAL_QUEUED || Measured(t, x.target);
     });
     if (mg.waiting.empty() && mg.task.token() == 0) {
       it = measuring_.erase(it);
@@ -280,8 +305,7 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
            {"waiting", mg.waiting.size()}});
       for (const Waiter& x : mg.waiting) {
         v1::Trial& t = x.js->trials[x.trial];
-        if (!AwaitsMeasurement(*x.js, t) ||
-            t.metrics().count(TargetMetric("latency_ms", x.target))) {
+        if (!AwaitsMeasurement(*x.js, t) || Measured(t, x.target)) {
           continue;
         }
         ApplyMeasurement(*x.js, t, x.target, m, batch, events);
@@ -357,7 +381,7 @@ void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& ba
     }
     for (const Waiter& x : mg.waiting) {
       v1::Trial& t = x.js->trials[x.trial];
-      if (!AwaitsMeasurement(*x.js, t) || t.metrics().count(TargetMetric("latency_ms", x.target))) {
+      if (!AwaitsMeasurement(*x.js, t) || Measured(t, x.target)) {
         continue;
       }
       FailBeforeTraining(*x.js, t, why, /*rejected=*/false, batch, events);

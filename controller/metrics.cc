@@ -23,6 +23,9 @@ ControllerMetrics::ControllerMetrics(prometheus::Registry& r)
           NewCounter(r, "nasforge_controller_unplaceable_trials_total",
                      "Trials failed because no live worker declares enough memory "
                      "to train them.")),
+      measurements_waiting(NewGauge(r, "nasforge_controller_measurements_waiting",
+                                    "Latency measurements queued or leased (each one key: "
+                                    "architecture, profile, batch, threads, precision).")),
       measurements_leased_total(
           NewCounter(r, "nasforge_controller_measurements_leased_total",
                      "Latency measurement leases granted to workers of a target's profile.")),

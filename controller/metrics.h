@@ -26,6 +26,7 @@ struct ControllerMetrics {
   prometheus::Counter& leases_expired_total;
   prometheus::Counter& leases_orphaned_total;
   prometheus::Counter& unplaceable_trials_total;
+  prometheus::Gauge& measurements_waiting;         // latency measurements queued or leased
   prometheus::Counter& measurements_leased_total;  // latency measurement leases granted
   prometheus::Counter& measurements_total;         // latency measurements recorded
   prometheus::Counter& latency_cache_hits_total;   // target latencies taken from the cache

@@ -166,6 +166,29 @@ TEST_F(LatencyTargetTest, ALatencyBoundRejectsBeforeTrainingWithoutSpendingTheBu
   EXPECT_EQ(first.attempts(), 0) << "never trained";
 }
 
+TEST_F(LatencyTargetTest, BoundedTargetsAreMeasuredFirstSoARejectedCandidateCostsOneMeasurement) {
+  v1::JobSpec spec = TwoTargets(1);
+  auto* c = spec.add_constraints();
+  c->set_metric("latency_ms@cpu-1t");
+  c->set_upper(2.0);
+  Submit(spec);
+  std::string one = RegisterAs("one", "cpu-1t", 1, true);
+  std::string two = RegisterAs("two", "cpu-2t", 2, true);
+  EXPECT_FALSE(Lease(two).has_measure()) << "edge waits until the cpu-1t bound is met";
+  v1::LeaseTrialResponse slow = Lease(one);
+  ASSERT_TRUE(slow.has_measure());
+  ASSERT_TRUE(Measured(one, slow.measure(), 3.0).ok());  // rejected: edge never measured
+  EXPECT_FALSE(Lease(two).has_measure());
+  v1::LeaseTrialResponse fast = Lease(one);
+  ASSERT_TRUE(fast.has_measure());
+  EXPECT_NE(fast.measure().arch_hash(), slow.measure().arch_hash());
+  ASSERT_TRUE(Measured(one, fast.measure(), 1.0).ok());
+  v1::LeaseTrialResponse edge = Lease(two);
+  ASSERT_TRUE(edge.has_measure());
+  EXPECT_EQ(edge.measure().arch_hash(), fast.measure().arch_hash());
+  EXPECT_EQ(edge.measure().target().profile(), "cpu-2t");
+}
+
 TEST_F(LatencyTargetTest, AnExpiredMeasurementIsLeasedAgainAndFailsItsTrialAfterThreeTries) {
   v1::JobSpec spec = TinySpec(1, 1);
   spec.add_hardware_targets()->set_profile("cpu-1t");

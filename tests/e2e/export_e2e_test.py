@@ -19,46 +19,23 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
+import nf_e2e as nf
 import torch
+from nf_e2e import check, start
 
 SRC, CONTROLLER, WORKER, CLI = sys.argv[1:5]
 DATA = "/usr/share/datasets/fashion-mnist"
-failures, procs = [], []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def start(args, logfile):
-    p = subprocess.Popen(args, stdout=open(logfile, "w"), stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p
 
 
 def start_controller(tmp, name, extra=()):
-    port_file = os.path.join(tmp, name + ".port")
-    p = start([CONTROLLER, "--listen", "127.0.0.1:0", "--port-file", port_file,
-               "--store", "sqlite://%s/%s.db" % (tmp, name), "--metrics-listen", ""] + list(extra),
-              os.path.join(tmp, name + ".log"))
-    for _ in range(300):
-        if os.path.exists(port_file) and open(port_file).read().strip():
-            return p, "127.0.0.1:" + open(port_file).read().strip()
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("controller did not start: " + open(os.path.join(tmp, name + ".log")).read())
+    return nf.start_controller(CONTROLLER, tmp, name, extra)
 
 
 def cli(addr, *args):
-    return subprocess.run([CLI, "--controller", addr] + list(args), capture_output=True, text=True)
+    return nf.cli(CLI, addr, *args)
 
 
 def fnv1a64(text):
@@ -171,21 +148,9 @@ def main():
         check("event=artifacts_off" in open(os.path.join(tmp, "worker2.log")).read(),
               "the worker logs that weights are not kept")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if failures:
-            for f in ("main.log", "worker.log"):
-                path = os.path.join(tmp, f)
-                if os.path.exists(path):
-                    print("---", f, "---\n" + open(path).read()[-3000:])
+        nf.finish(tmp, ("main.log", "worker.log"))
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % len(failures))
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if nf.failures else 0)
 
 
 main()

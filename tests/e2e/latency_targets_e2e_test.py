@@ -22,44 +22,18 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+
+import nf_e2e as nf
+from nf_e2e import check, start
 
 CONTROLLER, WORKER, CLI = sys.argv[1:4]
 DATA = "/usr/share/datasets/fashion-mnist"
-failures, procs = [], []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def start(args, logfile):
-    p = subprocess.Popen(args, stdout=open(logfile, "w"), stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p
-
-
-def start_controller(tmp):
-    port_file = os.path.join(tmp, "port")
-    p = start([CONTROLLER, "--listen", "127.0.0.1:0", "--port-file", port_file,
-               "--store", "sqlite://%s/main.db" % tmp, "--metrics-listen", ""],
-              os.path.join(tmp, "controller.log"))
-    for _ in range(300):
-        if os.path.exists(port_file) and open(port_file).read().strip():
-            return "127.0.0.1:" + open(port_file).read().strip()
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    sys.exit("controller did not start: " + open(os.path.join(tmp, "controller.log")).read())
 
 
 def cli(addr, *args):
-    return subprocess.run([CLI, "--controller", addr] + list(args), capture_output=True, text=True)
+    return nf.cli(CLI, addr, *args)
 
 
 JOB = """
@@ -104,7 +78,7 @@ def latencies(t):
 def main():
     tmp = tempfile.mkdtemp(prefix="nf-latency-e2e-")
     try:
-        addr = start_controller(tmp)
+        _, addr = nf.start_controller(CONTROLLER, tmp, "controller")
         for wid, threads in (("lat-1t", 1), ("lat-2t", 2)):
             start([WORKER, "--controller", addr, "--threads", str(threads), "--hardware-profile",
                    "cpu-%dt" % threads, "--data-dir", DATA, "--worker-id", wid,
@@ -161,10 +135,10 @@ def main():
               "no (architecture, setting) measured twice (%d measurements)" % len(measured))
         settings = {(t["arch_hash"], m["profile"], m["batch_size"]) for t in trials1 + trials2
                     for m in latencies(t).values()}
-        # Every value a trial holds was measured once (a candidate rejected on one target may
-        # also have been measured on the other in parallel: that value is cached, not recorded).
-        check(settings <= {(h, p, int(b)) for h, p, b in measured},
-              "every trial's latency comes from one of the %d measurements (%d settings)" % (len(measured), len(settings)))
+        # One measurement per (architecture, setting) any trial holds, and no other: a
+        # candidate rejected on the bounded target is never measured on the other one.
+        check({(h, p, int(b)) for h, p, b in measured} == settings,
+              "one measurement per (architecture, setting) across both jobs: %d == %d" % (len(measured), len(settings)))
 
         # 3. Pareto on a profile: its latency is the one ranked and bounded.
         edge = sorted(latencies(t)["edge"]["p50_ms"] for t in done1)
@@ -189,21 +163,9 @@ def main():
         check(r.returncode != 0 and "constraints[0].metric" in r.stderr and "edge" in r.stderr,
               "an unknown target is refused naming the field: " + r.stderr.strip())
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if failures:
-            for f in ("controller.log", "lat-1t.log", "lat-2t.log"):
-                path = os.path.join(tmp, f)
-                if os.path.exists(path):
-                    print("---", f, "---\n" + open(path).read()[-3000:])
+        nf.finish(tmp, ("controller.log", "lat-1t.log", "lat-2t.log"))
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % len(failures))
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if nf.failures else 0)
 
 
 main()

@@ -129,16 +129,13 @@ TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
 }
 
 // Augmented training (flips and shifts drawn per image) learns, and it changes what is
-// learned: the same seed without augmentation ends with a different loss. An MLP space (flat
-// inputs) ignores the setting.
+// learned: the same seed without augmentation ends with a different loss.
 TEST(TorchTrainerTest, AugmentedTrainingLearnsAndDiffersFromPlain) {
   auto trainer = NewTorchTrainer({}).value();
   std::atomic<bool> abort{false};
-  auto run = [&](bool augment, const v1::Architecture* arch) {
+  auto run = [&](bool augment) {
     TrainRequest req = SmallRequest("fashion-mnist");
-    if (arch != nullptr) req.architecture = *arch;
     req.training.set_augment(augment);
-    req.epochs = 1;
     double loss = 0;
     auto r = trainer->Train(
         req,
@@ -150,12 +147,10 @@ TEST(TorchTrainerTest, AugmentedTrainingLearnsAndDiffersFromPlain) {
     EXPECT_TRUE(r.ok()) << r.status();
     return std::make_pair(r.ok() ? r->metrics.at("accuracy") : 0.0, loss);
   };
-  auto [acc, loss] = run(true, nullptr);
-  auto [plain_acc, plain_loss] = run(false, nullptr);
-  EXPECT_GT(acc, 0.5);  // chance is 0.1
+  auto [acc, loss] = run(true);
+  auto [plain_acc, plain_loss] = run(false);
+  EXPECT_GT(acc, 0.5) << "without augmentation: " << plain_acc;  // chance is 0.1
   EXPECT_NE(loss, plain_loss);
-  v1::Architecture mlp = SampleArchitecture(testing::LoadSpace("mlp_tabular.yaml"), 1);
-  EXPECT_GT(run(true, &mlp).first, 0.4);
 }
 
 TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {
