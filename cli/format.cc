@@ -92,7 +92,11 @@ std::string FormatJob(const v1::Job& j) {
       ", seed ", j.spec().budget().seed(), "\ntrials     ", c.succeeded(), " succeeded, ",
       c.stopped(), " stopped, ", c.running(), " running, ", c.queued(), " queued, ", c.failed(),
       " failed, ", c.cancelled(), " cancelled (budget ", j.spec().budget().max_trials(),
-      ")\nrejected   ", c.rejected_by_cost(), " candidates over a cost bound\n");
+      ")\nrejected   ", c.rejected_by_cost(), " candidates over a cost bound",
+      c.rejected_by_latency() > 0
+          ? absl::StrCat(", ", c.rejected_by_latency(), " over a latency bound (measured)")
+          : std::string(),
+      "\n");
   if (j.has_best_objective() && j.spec().objectives_size() > 0) {
     absl::StrAppend(&s, "best       ", j.spec().objectives(0).metric(), " = ",
                     absl::StrFormat("%g", j.best_objective()), "\n");

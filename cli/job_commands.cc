@@ -1,14 +1,23 @@
 // submit, status, watch, cancel, jobs, candidates, pareto: the JobService, one subcommand each.
+#include <cmath>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "cli/candidate_table.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/format.h"
 #include "cli/job_client.h"
+#include "cli/pareto_plot.h"
 #include "core/pareto.h"
+#include "core/search_space.h"
 
 namespace nasforge::cli {
 namespace {
@@ -88,20 +97,111 @@ int Jobs(CommandContext& c, const JobOptions& o, Stub& stub) {
   return kExitOk;
 }
 
-int Candidates(CommandContext& c, const JobOptions& o, Stub& stub) {
+struct CandidatesOptions {
+  std::string job, format = "table";
+  bool json = false;
+};
+
+int Candidates(CommandContext& c, const CandidatesOptions& o, Stub& stub) {
+  v1::GetJobRequest get;
+  get.set_job_id(o.job);
+  auto job = Call(stub, &Stub::GetJob, get);
+  if (!job.ok()) return ReportError(c.io, job.status(), "candidates " + o.job);
   auto trials = AllCandidates(stub, o.job);
   if (!trials.ok()) return ReportError(c.io, trials.status(), "candidates " + o.job);
   v1::ListCandidatesResponse all;
   for (auto& t : *trials) *all.add_trials() = std::move(t);
-  c.io.out << (o.json ? ProtoJson(all) + "\n" : FormatTrials(all.trials()));
+  const std::string format = o.json ? "json" : o.format;
+  if (format == "json") {
+    c.io.out << ProtoJson(all) << "\n";
+  } else if (format == "csv") {
+    c.io.out << CandidatesCsv(all.trials(), CandidateColumns(job->spec()));
+  } else {
+    c.io.out << CandidatesTable(all.trials(), CandidateColumns(job->spec()));
+  }
   return kExitOk;
 }
 
 struct ParetoOptions {
-  std::string job, objectives, where, hardware_profile;
+  std::string job, objectives, where, hardware_profile, plot;
   int limit = 0;
   bool include_stopped = false, json = false;
 };
+
+// `metric` of `t` for a plot; with `profile`, a latency metric is the one measured on that
+// hardware target (by name or profile), as the controller resolved it for the query.
+std::optional<double> PlotValue(const v1::Trial& t, const std::string& metric,
+                                const std::string& profile) {
+  if (!profile.empty() && absl::StartsWith(metric, "latency_") && !absl::StrContains(metric, "@")) {
+    for (const auto& m : t.latencies()) {
+      if (m.target() != profile && m.profile() != profile) continue;
+      if (metric == "latency_ms") return m.p50_ms();
+      if (metric == "latency_p90_ms") return m.p90_ms();
+      if (metric == "latency_p99_ms") return m.p99_ms();
+    }
+  }
+  auto it = t.metrics().find(metric);
+  if (it == t.metrics().end()) return std::nullopt;
+  return it->second;
+}
+
+// Writes the scatter of every finished candidate in the query's first two objectives, the
+// answer's front highlighted.
+int WritePlot(CommandContext& c, const ParetoOptions& o, const v1::QueryParetoRequest& req,
+              const v1::QueryParetoResponse& resp, Stub& stub) {
+  std::vector<v1::Objective> objectives(req.objectives().begin(), req.objectives().end());
+  if (objectives.empty()) {
+    v1::GetJobRequest get;
+    get.set_job_id(o.job);
+    auto job = Call(stub, &Stub::GetJob, get);
+    if (!job.ok()) return ReportError(c.io, job.status(), "pareto " + o.job);
+    objectives.assign(job->spec().objectives().begin(), job->spec().objectives().end());
+  }
+  if (objectives.size() < 2) {
+    return ReportError(c.io,
+                       absl::InvalidArgumentError("--plot: needs two objectives (give "
+                                                  "--objectives METRIC:max,METRIC:min)"),
+                       "pareto " + o.job);
+  }
+  auto trials = AllCandidates(stub, o.job);
+  if (!trials.ok()) return ReportError(c.io, trials.status(), "pareto " + o.job);
+  std::set<int64_t> front;
+  for (const auto& t : resp.trials()) front.insert(t.id());
+  const std::string& mx = objectives[0].metric();
+  const std::string& my = objectives[1].metric();
+  std::vector<PlotPoint> points;
+  for (const auto& t : *trials) {
+    if (t.state() != v1::TRIAL_SUCCEEDED &&
+        !(o.include_stopped && t.state() == v1::TRIAL_STOPPED)) {
+      continue;
+    }
+    auto x = PlotValue(t, mx, o.hardware_profile), y = PlotValue(t, my, o.hardware_profile);
+    PlotPoint p;
+    p.x = x.value_or(NAN);
+    p.y = y.value_or(NAN);
+    p.front = front.count(t.id()) > 0;
+    p.label = absl::StrFormat("trial %d: %s %.6g, %s %.6g; %s", t.id(), mx, p.x, my, p.y,
+                              ArchSummary(t.architecture()));
+    points.push_back(std::move(p));
+  }
+  auto dir = [](const v1::Objective& ob) {
+    return ob.direction() == v1::MAXIMIZE ? " (max)" : " (min)";
+  };
+  const std::string where = o.hardware_profile.empty() ? "" : " on " + o.hardware_profile;
+  PlotAxes axes{absl::StrCat("Pareto front of ", o.job),
+                absl::StrCat(mx, where, dir(objectives[0])),
+                absl::StrCat(my, where, dir(objectives[1]))};
+  std::ofstream f(o.plot, std::ios::trunc);
+  f << ParetoSvg(points, axes);
+  f.close();
+  if (!f) {
+    return ReportError(c.io, absl::UnavailableError(absl::StrCat("--plot: cannot write ", o.plot)),
+                       "pareto " + o.job);
+  }
+  c.io.err << "wrote " << o.plot << " (" << points.size() << " candidates, " << front.size()
+           << " on the front)\n";
+  return kExitOk;
+}
 
 // The QueryPareto request the flags describe; INVALID_ARGUMENT naming --objectives or --where.
 absl::StatusOr<v1::QueryParetoRequest> ParetoRequest(const ParetoOptions& o) {
@@ -128,10 +228,21 @@ absl::StatusOr<v1::QueryParetoRequest> ParetoRequest(const ParetoOptions& o) {
 int Pareto(CommandContext& c, const ParetoOptions& o) {
   auto req = ParetoRequest(o);
   if (!req.ok()) return ReportError(c.io, req.status(), "pareto");
+  if (!o.plot.empty() && !absl::EndsWith(o.plot, ".svg")) {
+    return ReportError(c.io,
+                       absl::InvalidArgumentError(
+                           absl::StrCat("--plot: '", o.plot,
+                                        "' does not end in .svg; only SVG is written (for a PNG: "
+                                        "rsvg-convert -o pareto.png pareto.svg)")),
+                       "pareto");
+  }
   return WithStub(c, [&](Stub& stub) -> int {
     auto front = Call(stub, &Stub::QueryPareto, *req);
     if (!front.ok()) return ReportError(c.io, front.status(), "pareto " + o.job);
     const v1::QueryParetoResponse& resp = *front;
+    if (!o.plot.empty()) {
+      if (int rc = WritePlot(c, o, *req, resp, stub); rc != kExitOk) return rc;
+    }
     if (o.json) {
       c.io.out << ProtoJson(resp) << "\n";
     } else {
@@ -179,8 +290,19 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
       [](CommandContext& c, const JobOptions& o, Stub& stub) { return Follow(c, stub, o.job); },
       false);
   AddJobIdCommand(app, c, "cancel", "cancel a job (its running trials are stopped)", Cancel, true);
-  AddJobIdCommand(app, c, "candidates", "every candidate of a job, one line each", Candidates,
-                  true);
+  {
+    auto o = std::make_shared<CandidatesOptions>();
+    CLI::App* cmd = app.add_subcommand("candidates", "every candidate of a job, one line each");
+    cmd->add_option("JOB", o->job, "job id")->required();
+    cmd->add_option("--format", o->format,
+                    "table (default), csv or json; the columns follow the job's objectives, "
+                    "constraints and hardware targets")
+        ->transform(CLI::IsMember({"table", "csv", "json"}, CLI::ignore_case));
+    cmd->add_flag("--json", o->json, "the same as --format json");
+    cmd->callback([&c, o] {
+      c.exit_code = WithStub(c, [&](Stub& stub) { return Candidates(c, *o, stub); });
+    });
+  }
   {
     auto o = std::make_shared<JobOptions>();
     CLI::App* cmd = app.add_subcommand("jobs", "list jobs, newest first");
@@ -204,6 +326,9 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
     cmd->add_flag("--include-stopped", o->include_stopped,
                   "include early-stopped (low-fidelity) results");
     cmd->add_flag("--json", o->json, "print the answer as JSON");
+    cmd->add_option("--plot", o->plot,
+                    "also write FILE.svg: every candidate in the first two objectives, the front "
+                    "highlighted (hover a point for its trial and architecture)");
     cmd->callback([&c, o] { c.exit_code = Pareto(c, *o); });
   }
 }

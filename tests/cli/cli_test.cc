@@ -5,15 +5,19 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/app.h"
+#include "cli/candidate_table.h"
 #include "cli/format.h"
+#include "cli/pareto_plot.h"
 #include "controller/server.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
@@ -222,6 +226,50 @@ TEST(CliFormatTest, TrialTableAndJobList) {
 
 // ---- offline commands ----
 
+TEST(CliFormatTest, CandidateColumnsFollowTheJobAndCsvQuotes) {
+  v1::JobSpec spec;
+  spec.add_objectives()->set_metric("accuracy");
+  spec.add_objectives()->set_metric("latency_ms@edge");
+  spec.add_constraints()->set_metric("params");
+  spec.add_constraints()->set_metric("accuracy");  // listed once
+  spec.add_hardware_targets()->set_name("edge");
+  const auto cols = CandidateColumns(spec);
+  EXPECT_EQ(absl::StrJoin(cols, ","),
+            "trial,state,accuracy,latency_ms@edge,params,macs,train_seconds,epochs,worker_id,arch,"
+            "arch_hash");
+  google::protobuf::RepeatedPtrField<v1::Trial> trials;
+  v1::Trial* t = trials.Add();
+  t->set_id(7);
+  t->set_state(v1::TRIAL_SUCCEEDED);
+  t->set_worker_id("w,\"1\"");
+  (*t->mutable_metrics())["accuracy"] = 0.91234567891234;
+  const std::string csv = CandidatesCsv(trials, {"trial", "accuracy", "params", "worker_id"});
+  EXPECT_EQ(csv, "trial,accuracy,params,worker_id\n7,0.9123456789,,\"w,\"\"1\"\"\"\n");
+  const std::string table = CandidatesTable(trials, {"trial", "state", "params"});
+  EXPECT_EQ(table, "trial  state      params\n7      succeeded  -\n");
+}
+
+TEST(CliFormatTest, TheParetoSvgDrawsEveryFinitePointAndTheFront) {
+  std::vector<PlotPoint> points = {{1, 0.5, false, "a"},
+                                   {2, 0.9, true, "b <x>"},
+                                   {0.5, 0.7, true, "c"},
+                                   {NAN, 0.1, false, "no x"}};
+  const std::string svg = ParetoSvg(points, {"Front & more", "params (min)", "accuracy (max)"});
+  EXPECT_THAT(svg, ::testing::StartsWith("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_THAT(svg, ::testing::EndsWith("</svg>\n"));
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = svg.find(needle); at != std::string::npos; at = svg.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("<circle class=\"candidate\""), 1u);
+  EXPECT_EQ(count("<circle class=\"front\""), 2u);
+  EXPECT_EQ(count("<polyline class=\"front-line\""), 1u);
+  EXPECT_THAT(svg, HasSubstr("<title>b &lt;x&gt;</title>"));  // hover text, escaped
+  EXPECT_THAT(svg, HasSubstr("Front &amp; more"));
+  EXPECT_THAT(svg, HasSubstr("3 candidates, 2 on the front, 1 without both values left out"));
+}
+
 TEST(CliOfflineTest, CostPrintsTheCostModelsFigures) {
   const std::string file = Source("search_spaces/reference/efficientnet_b0.yaml");
   v1::Architecture arch;
@@ -390,7 +438,28 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   TrainOne(0.915);
   Outcome candidates = Call({"candidates", id});
   ASSERT_EQ(candidates.code, 0) << candidates.err;
-  EXPECT_THAT(candidates.out, HasSubstr("succeeded  0.9150"));
+  // Columns follow the job: its objectives (accuracy, params) after trial and state.
+  EXPECT_THAT(candidates.out, ::testing::StartsWith("trial  state      accuracy  params"));
+  EXPECT_THAT(candidates.out, HasSubstr("succeeded  0.915 "));
+  Outcome csv = Call({"candidates", id, "--format", "CSV"});
+  ASSERT_EQ(csv.code, 0) << csv.err;
+  EXPECT_THAT(csv.out, ::testing::StartsWith("trial,state,accuracy,params,macs,latency_ms,"));
+  EXPECT_THAT(csv.out, HasSubstr("\n0,succeeded,0.915,"));
+  EXPECT_EQ(Call({"candidates", id, "--format", "xml"}).code, kExitUsage);
+  const std::string svg = TempPath("front.svg");
+  Outcome plot = Call({"pareto", id, "--plot", svg});
+  ASSERT_EQ(plot.code, 0) << plot.err;
+  EXPECT_THAT(plot.err, HasSubstr("(1 candidates, 1 on the front)"));
+  std::stringstream drawn_ss;
+  drawn_ss << std::ifstream(svg).rdbuf();
+  const std::string drawn = drawn_ss.str();
+  EXPECT_THAT(drawn, HasSubstr("<svg"));
+  EXPECT_THAT(drawn, HasSubstr("class=\"front\""));
+  EXPECT_THAT(drawn, HasSubstr("params (min)"));
+  std::filesystem::remove(svg);
+  Outcome png = Call({"pareto", id, "--plot", "front.png"});
+  EXPECT_EQ(png.code, kExitUsage);
+  EXPECT_THAT(png.err, HasSubstr("--plot"));
   Outcome pareto = Call({"pareto", id, "--objectives", "accuracy:max", "--json"});
   ASSERT_EQ(pareto.code, 0) << pareto.err;
   auto front = nlohmann::json::parse(pareto.out);
