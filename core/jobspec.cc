@@ -7,6 +7,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/early_stopping.h"
@@ -18,146 +19,6 @@
 #include "core/strategies/strategy.h"
 
 namespace nasforge {
-namespace {
-
-nlohmann::json ScalarToJson(const YAML::Node& n) {
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "!") return s;  // quoted: always a string
-  if (s == "true" || s == "True") return true;
-  if (s == "false" || s == "False") return false;
-  if (s == "~" || s == "null" || s.empty()) return nullptr;
-  int64_t i;
-  if (absl::SimpleAtoi(s, &i)) return i;
-  uint64_t u;
-  if (absl::SimpleAtoi(s, &u)) return u;
-  double d;
-  // NaN and infinities stay text: the protobuf parser refuses them or ValidateFinite names them.
-  if (absl::SimpleAtod(s, &d) && std::isfinite(d)) return d;
-  return s;
-}
-
-// Converts a YAML tree, counting every node it expands: aliases are expanded each time they are
-// used, so a few bytes of anchors can stand for billions of nodes ("billion laughs").
-class YamlConverter {
- public:
-  absl::StatusOr<nlohmann::json> Convert(const YAML::Node& n, int depth) {
-    if (++nodes_ > kMaxSpecNodes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "spec: more than ", kMaxSpecNodes, " YAML nodes once aliases are expanded (line ",
-          n.Mark().line + 1, "); a job spec needs a few hundred"));
-    }
-    if (depth > kMaxSpecDepth) {
-      return absl::InvalidArgumentError(absl::StrCat("spec: nested deeper than ", kMaxSpecDepth,
-                                                     " levels at line ", n.Mark().line + 1));
-    }
-    switch (n.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return nullptr;
-      case YAML::NodeType::Scalar:
-        return ScalarToJson(n);
-      case YAML::NodeType::Sequence: {
-        nlohmann::json a = nlohmann::json::array();
-        for (const auto& e : n) {
-          NF_ASSIGN_OR_RETURN(nlohmann::json v, Convert(e, depth + 1));
-          a.push_back(std::move(v));
-        }
-        return a;
-      }
-      case YAML::NodeType::Map: {
-        nlohmann::json o = nlohmann::json::object();
-        for (const auto& kv : n) {
-          if (!kv.first.IsScalar()) {
-            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
-                                                           ": a mapping key must be a plain name"));
-          }
-          const std::string& key = kv.first.Scalar();
-          if (o.contains(key)) {
-            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
-                                                           ": duplicate key '", key, "'"));
-          }
-          NF_ASSIGN_OR_RETURN(nlohmann::json v, Convert(kv.second, depth + 1));
-          o[key] = std::move(v);
-        }
-        return o;
-      }
-    }
-    return nullptr;
-  }
-
- private:
-  int64_t nodes_ = 0;
-};
-
-void EmitJson(const nlohmann::json& j, YAML::Emitter* out) {
-  if (j.is_object()) {
-    *out << YAML::BeginMap;
-    for (const auto& [k, v] : j.items()) {
-      *out << YAML::Key << k << YAML::Value;
-      EmitJson(v, out);
-    }
-    *out << YAML::EndMap;
-  } else if (j.is_array()) {
-    // Lists of scalars read best inline: [3, 5, 7].
-    bool flat = std::all_of(j.begin(), j.end(), [](const auto& e) { return e.is_primitive(); });
-    *out << (flat ? YAML::Flow : YAML::Block) << YAML::BeginSeq;
-    for (const auto& e : j) EmitJson(e, out);
-    *out << YAML::EndSeq;
-  } else if (j.is_string()) {
-    *out << YAML::DoubleQuoted << j.get<std::string>();
-  } else if (j.is_boolean()) {
-    *out << j.get<bool>();
-  } else if (j.is_number_integer()) {
-    *out << j.get<int64_t>();
-  } else if (j.is_number()) {
-    *out << j.get<double>();
-  } else {
-    *out << YAML::Null;
-  }
-}
-
-}  // namespace
-
-std::string MessageToYaml(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.preserve_proto_field_names = true;
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, o);
-  YAML::Emitter out;
-  EmitJson(nlohmann::json::parse(json), &out);
-  return out.c_str();
-}
-
-absl::Status YamlToMessage(absl::string_view yaml, google::protobuf::Message* message) {
-  if (yaml.size() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: ", yaml.size(), " bytes; at most ",
-                                                   kMaxSpecBytes, " bytes are accepted"));
-  }
-  nlohmann::json j;
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml));
-    if (!root.IsMap()) return absl::InvalidArgumentError("spec: the document must be a mapping");
-    YamlConverter c;
-    NF_ASSIGN_OR_RETURN(j, c.Convert(root, 0));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: YAML syntax error at line ",
-                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
-                                                   ": ", e.msg));
-  }
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = false;
-  std::string json;
-  try {
-    json = j.dump();
-  } catch (const nlohmann::json::exception&) {  // found by fuzz/jobspec_fuzzer
-    return absl::InvalidArgumentError("spec: the document is not valid UTF-8");
-  }
-  auto st = google::protobuf::util::JsonStringToMessage(json, message, opts);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("spec: ", st.message().as_string()));
-  }
-  return ValidateFinite(*message, "");
-}
 
 void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   ApplyStrategyDefaults(spec);
@@ -174,6 +35,11 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
     o->set_direction(v1::MINIMIZE);
   }
   auto* t = spec->mutable_training();
+  // Names are matched case-insensitively (`dataset: Fashion-MNIST`, `rule: ASHA`).
+  t->set_dataset(absl::AsciiStrToLower(t->dataset()));
+  if (spec->has_early_stopping()) {
+    spec->mutable_early_stopping()->set_rule(absl::AsciiStrToLower(spec->early_stopping().rule()));
+  }
   if (t->dataset().empty()) t->set_dataset("fashion-mnist");
   if (t->batch_size() == 0) t->set_batch_size(128);
   if (t->learning_rate() == 0) t->set_learning_rate(0.002);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "core/strategies/registry.h"
@@ -38,6 +39,10 @@ absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, u
 
 void ApplyStrategyDefaults(v1::JobSpec* spec) {
   if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");
+  // Names are matched case-insensitively; "rea" (regularized evolution) is evolution.
+  std::string name = absl::AsciiStrToLower(spec->strategy().name());
+  if (name == "rea") name = "evolution";
+  spec->mutable_strategy()->set_name(name);
   const StrategyInfo* info = Strategies().Find(spec->strategy().name());
   if (info != nullptr && info->defaults) info->defaults(spec);
 }

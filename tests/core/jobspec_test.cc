@@ -93,17 +93,24 @@ TEST(JobSpecTest, DuplicateKeysAreRefusedWithTheirLine) {
 }
 
 TEST(JobSpecTest, AliasExpansionIsBounded) {
-  // "Billion laughs": 332 bytes of anchors that expand to 10^9 nodes.
-  std::string y = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
-  for (char c = 'b'; c <= 'i'; ++c) {
-    std::string prev(1, static_cast<char>(c - 1));
-    y += absl::StrCat(std::string(1, c), ": &", std::string(1, c), " [*", prev, ", *", prev, ", *",
-                      prev, ", *", prev, ", *", prev, ", *", prev, ", *", prev, ", *", prev, ", *",
-                      prev, ", *", prev, "]\n");
-  }
+  // "Billion laughs" within the schema (a spec with unknown keys is refused before expanding
+  // anything): 80 KB of aliases to one stage that stands for 40 nodes, 20,000 times.
+  std::string y =
+      "search_space:\n  mbconv:\n    stem_channels: &a [8, 8, 8, 8, 8, 8, 8, 8, 8, 8]\n"
+      "    stages: [&s {kernel: *a, expansion: *a, repeats: *a, channels: *a}";
+  for (int i = 0; i < 20000; ++i) y += ", *s";
+  y += "]\n";
   auto spec = ParseJobSpecYaml(y);
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(spec.status().message(), HasSubstr("YAML nodes once aliases are expanded"));
+  // Unknown keys are refused before their values are looked at.
+  std::string unknown = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    unknown += absl::StrCat(std::string(1, c), ": &", std::string(1, c), " [*", prev, ", *", prev,
+                            ", *", prev, ", *", prev, ", *", prev, "]\n");
+  }
+  EXPECT_THAT(ParseJobSpecYaml(unknown).status().message(), HasSubstr("unknown field 'a'"));
 }
 
 TEST(JobSpecTest, DeepNestingAndHugeSpecsAreRefused) {
@@ -203,6 +210,63 @@ TEST(JobSpecHardwareTargets, BadTargetsNameTheField) {
   EXPECT_THAT(with("metric: latency_ms@cpu-1t   # the p50", "metric: latency_mean@cpu-1t   # the")
                   .message(),
               HasSubstr("objectives[1].metric"));
+}
+
+}  // namespace
+}  // namespace nasforge
+
+namespace nasforge {
+namespace {
+
+TEST(JobSpecYamlTest, AnUnknownKeyNamesItsLineAndTheNearestField) {
+  auto spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "max_trials:", "max_trails:"));
+  ASSERT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("line 9, column 3: budget: unknown field "
+                                                 "'max_trails' in Budget; did you mean "
+                                                 "'max_trials'?"));
+  auto far = ParseJobSpecYaml("budget: {max_trials: 3, colour: red}\n");
+  EXPECT_THAT(far.status().message(), HasSubstr("known: max_trials, max_parallel_trials"));
+}
+
+TEST(JobSpecYamlTest, WrongTypesNameTheLineColumnAndPath) {
+  auto epochs = ParseJobSpecYaml(Replace(ReadExampleJob(), "epochs: 3", "epochs: two"));
+  EXPECT_THAT(epochs.status().message(),
+              HasSubstr("line 11, column 11: budget.epochs: 'two' is not a whole number"));
+  auto lr =
+      ParseJobSpecYaml(Replace(ReadExampleJob(), "learning_rate: 0.004", "learning_rate: fast"));
+  EXPECT_THAT(lr.status().message(), HasSubstr("training.learning_rate: 'fast' is not a number"));
+  auto list = ParseJobSpecYaml(Replace(ReadExampleJob(), "kernel: [3, 5]", "kernel: 3"));
+  EXPECT_THAT(list.status().message(),
+              HasSubstr("search_space.mbconv.stages[0].kernel: expected a list"));
+  auto nested = ParseJobSpecYaml(Replace(ReadExampleJob(), "name: random", "name: [random]"));
+  EXPECT_THAT(nested.status().message(), HasSubstr("strategy.name: expected a single value"));
+}
+
+TEST(JobSpecYamlTest, EnumsAndNamesAreCaseInsensitiveAndPrefixesWork) {
+  std::string y = ReadExampleJob();
+  y = Replace(y, "direction: MAXIMIZE", "direction: max");
+  y = Replace(y, "direction: MINIMIZE", "direction: Minimize");
+  y = Replace(y, "name: random", "name: REA");
+  y = Replace(y, "dataset: fashion-mnist", "dataset: Fashion-MNIST");
+  auto spec = ParseJobSpecYaml(y + "accuracy_scale: fraction\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->objectives(0).direction(), v1::MAXIMIZE);
+  EXPECT_EQ(spec->objectives(1).direction(), v1::MINIMIZE);
+  EXPECT_EQ(spec->strategy().name(), "evolution");
+  EXPECT_EQ(spec->training().dataset(), "fashion-mnist");
+  EXPECT_EQ(spec->accuracy_scale(), v1::FRACTION);
+  auto bad = ParseJobSpecYaml(Replace(ReadExampleJob(), "direction: MAXIMIZE", "direction: up"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("objectives[0].direction: 'up' is not one of MAXIMIZE, MINIMIZE"));
+}
+
+TEST(JobSpecYamlTest, FriendlyNumbersAndCamelCaseKeysAreRead) {
+  auto spec =
+      ParseJobSpecYaml(Replace(Replace(ReadExampleJob(), "max_trials: 12", "maxTrials: 1.2e1"),
+                               "train_examples: 15000", "train_examples: \"15000\""));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->budget().max_trials(), 12);
+  EXPECT_EQ(spec->training().train_examples(), 15000);
 }
 
 }  // namespace
