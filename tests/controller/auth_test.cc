@@ -264,7 +264,8 @@ TEST_F(AuthRpcTest, HostileSpecsAreRefusedCheaply) {
     return stub->SubmitJob(Ctx().get(), r, &job);
   };
   const int64_t before = RssBytes();
-  // Billion laughs: 10^9 nodes once expanded.
+  // Billion laughs: 10^9 nodes once expanded, under keys the spec does not have: refused at the
+  // first unknown key, before anything is expanded.
   std::string laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
   for (char c = 'b'; c <= 'i'; ++c) {
     std::string prev(1, static_cast<char>(c - 1)), refs;
@@ -272,6 +273,14 @@ TEST_F(AuthRpcTest, HostileSpecsAreRefusedCheaply) {
     laughs += std::string(1, c) + ": &" + std::string(1, c) + " [" + refs + "]\n";
   }
   grpc::Status s = submit(laughs);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("unknown field 'a'"));
+  // The same within the schema: 20,000 aliases of one stage; the node bound stops it.
+  std::string stages =
+      "search_space:\n  mbconv:\n    stem_channels: &a [8, 8, 8, 8, 8, 8, 8, 8, 8, 8]\n"
+      "    stages: [&s {kernel: *a, expansion: *a, repeats: *a, channels: *a}";
+  for (int i = 0; i < 20000; ++i) stages += ", *s";
+  s = submit(stages + "]\n");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("aliases"));
   // Deep nesting, duplicate keys, NaN, a 2 MiB spec, a 5 MiB request.
