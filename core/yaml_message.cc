@@ -68,6 +68,19 @@ std::string Join(const std::string& path, const std::string& name) {
   return path.empty() ? name : absl::StrCat(path, ".", name);
 }
 
+// A mapping key: a plain name not already in `o`.
+absl::StatusOr<std::string> Key(const YAML::Node& k, const nlohmann::json& o) {
+  if (!k.IsScalar()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: line ", k.Mark().line + 1, ": a mapping key must be a plain name"));
+  }
+  if (o.contains(k.Scalar())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec: line ", k.Mark().line + 1, ": duplicate key '", k.Scalar(), "'"));
+  }
+  return k.Scalar();
+}
+
 bool IsInteger(FieldDescriptor::CppType t) {
   return t == FieldDescriptor::CPPTYPE_INT32 || t == FieldDescriptor::CPPTYPE_INT64 ||
          t == FieldDescriptor::CPPTYPE_UINT32 || t == FieldDescriptor::CPPTYPE_UINT64;
@@ -89,15 +102,7 @@ class YamlConverter {
     }
     nlohmann::json o = nlohmann::json::object();
     for (const auto& kv : n) {
-      if (!kv.first.IsScalar()) {
-        return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
-                                                       ": a mapping key must be a plain name"));
-      }
-      const std::string& key = kv.first.Scalar();
-      if (o.contains(key)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("spec: line ", kv.first.Mark().line + 1, ": duplicate key '", key, "'"));
-      }
+      NF_ASSIGN_OR_RETURN(const std::string key, Key(kv.first, o));
       const FieldDescriptor* f = type->FindFieldByName(key);
       if (f == nullptr) f = type->FindFieldByCamelcaseName(key);
       if (f == nullptr) return Unknown(kv.first, type, key, path);
@@ -251,15 +256,7 @@ class YamlConverter {
       case YAML::NodeType::Map: {
         nlohmann::json o = nlohmann::json::object();
         for (const auto& kv : n) {
-          if (!kv.first.IsScalar()) {
-            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
-                                                           ": a mapping key must be a plain name"));
-          }
-          const std::string& key = kv.first.Scalar();
-          if (o.contains(key)) {
-            return absl::InvalidArgumentError(absl::StrCat("spec: line ", kv.first.Mark().line + 1,
-                                                           ": duplicate key '", key, "'"));
-          }
+          NF_ASSIGN_OR_RETURN(const std::string key, Key(kv.first, o));
           NF_ASSIGN_OR_RETURN(nlohmann::json v, Plain(kv.second, depth + 1));
           o[key] = std::move(v);
         }

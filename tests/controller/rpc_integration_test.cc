@@ -41,9 +41,9 @@ class RpcIntegrationTest : public ::testing::TestWithParam<std::string> {
       ASSERT_NE(url, nullptr) << "run under tests/pg_harness.sh (ctest does)";
       o.store_url = url;
       // Each test starts from an empty database (the figures below count every job's trials).
-      const std::string drop = absl::StrCat(
-          "psql -q -X \"", url,
-          "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, schema_migrations' >/dev/null 2>&1");
+      const std::string drop = absl::StrCat("psql -q -X \"", url,
+                                            "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, "
+                                            "latencies, schema_migrations' >/dev/null 2>&1");
       ASSERT_EQ(std::system(drop.c_str()), 0) << drop;
     } else {
       std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();

@@ -60,9 +60,9 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
   void Drop() {
-    std::string cmd = absl::StrCat(
-        "psql -q -X \"", url_,
-        "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, schema_migrations' >/dev/null 2>&1");
+    std::string cmd = absl::StrCat("psql -q -X \"", url_,
+                                   "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, "
+                                   "schema_migrations' >/dev/null 2>&1");
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
 

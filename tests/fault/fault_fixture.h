@@ -113,9 +113,9 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
       const char* url = std::getenv("NASFORGE_TEST_PG_URL");
       ASSERT_NE(url, nullptr) << "run under tests/pg_harness.sh (ctest does)";
       url_ = url;
-      std::string cmd = absl::StrCat(
-          "psql -q -X \"", url_,
-          "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, latencies, schema_migrations' >/dev/null 2>&1");
+      std::string cmd = absl::StrCat("psql -q -X \"", url_,
+                                     "\" -c 'DROP TABLE IF EXISTS jobs, trials, workers, "
+                                     "latencies, schema_migrations' >/dev/null 2>&1");
       ASSERT_EQ(std::system(cmd.c_str()), 0);
     } else {
       url_ = "sqlite://" + dir_ + "/store.db";
