@@ -31,4 +31,14 @@ inline bool Fits(const v1::Trial& t, int64_t worker_memory) {
   return it == t.metrics().end() || it->second <= static_cast<double>(worker_memory);
 }
 
+// Admission by dataset: a worker that named its datasets trains only those; one that named none
+// trains every built-in dataset, but not "external" (the user's own training code trains those).
+inline bool TrainsDataset(const v1::Worker& w, const std::string& dataset) {
+  if (w.datasets().empty()) return dataset != "external";
+  for (const std::string& d : w.datasets()) {
+    if (d == dataset) return true;
+  }
+  return false;
+}
+
 }  // namespace nasforge::job_manager_internal

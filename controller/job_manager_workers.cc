@@ -4,6 +4,7 @@
 #include <random>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,6 +35,12 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     return FieldError("hardware.name", "is required (a hardware profile name, e.g. cpu-1t)");
   }
   if (req.worker_id().size() > 128) return FieldError("worker_id", "longer than 128 characters");
+  if (req.datasets_size() > 16) return FieldError("datasets", "more than 16 names");
+  for (int i = 0; i < req.datasets_size(); ++i) {
+    if (req.datasets(i).empty() || req.datasets(i).size() > 64) {
+      return FieldError(absl::StrCat("datasets[", i, "]"), "must be 1 to 64 characters");
+    }
+  }
   WriteBatch batch;
   Events events;
   v1::RegisterWorkerResponse resp;
@@ -59,6 +66,8 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     w.set_id(id);
     *w.mutable_hardware() = req.hardware();
     w.set_measures_latency(req.measures_latency());
+    w.mutable_datasets()->Clear();
+    for (const std::string& d : req.datasets()) w.add_datasets(absl::AsciiStrToLower(d));
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
     *w.mutable_last_seen() = ToProto(clock_->Now());
     {
@@ -150,7 +159,8 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   NF_RETURN_IF_ERROR(writer_->Admit());
   // Measurements first: they are short, and each unblocks queued trials of every job.
   if (measure && GrantMeasurement(req.worker_id(), resp)) return absl::OkStatus();
-  const int64_t worker_memory = workers_.at(req.worker_id()).hardware().memory_bytes();
+  const v1::Worker& worker = workers_.at(req.worker_id());
+  const int64_t worker_memory = worker.hardware().memory_bytes();
   // Fair sharing: the running jobs with the fewest running trials go first; among equals, the
   // one served longest ago. A job with a huge max_parallel_trials cannot starve the others. A
   // strategy step in progress counts as a running trial (it ends in one).
@@ -158,6 +168,7 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   for (const std::string& id : job_order_) {
     JobState& js = *jobs_.at(id);
     if (js.job.state() != v1::JOB_RUNNING) continue;
+    if (!TrainsDataset(worker, js.job.spec().training().dataset())) continue;
     if (js.job.counts().running() + js.asking >= js.job.spec().budget().max_parallel_trials()) {
       continue;
     }

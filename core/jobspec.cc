@@ -107,10 +107,14 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
                         "tabular answers NAS-Bench-201 cells: the search space must be nb201");
     }
     return absl::OkStatus();  // no images: the image-shape checks below do not apply
+  } else if (t.dataset() == "external") {
+    // The user's own data, trained by the user's own code (the Python SDK's workers): its
+    // shapes are the space's to say, and only those workers lease it.
+    return absl::OkStatus();
   } else {
     return FieldError("training.dataset", absl::StrCat("'", t.dataset(),
                                                        "' is not one of fashion-mnist, "
-                                                       "synthetic, tabular"));
+                                                       "synthetic, tabular, external"));
   }
   if (t.validation_examples() < 1)
     return FieldError("training.validation_examples", "must be >= 1");

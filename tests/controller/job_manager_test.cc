@@ -295,6 +295,33 @@ TEST_F(JobManagerTest, JobsShareWorkersFairly) {
   EXPECT_EQ(per_job[b.id()], 3);
 }
 
+// Jobs with dataset external are trained by the user's own code (the Python SDK's workers, which
+// register datasets: [external]); the built-in workers (no datasets) never lease them, and a
+// worker that names its datasets leases nothing else.
+TEST_F(JobManagerTest, ExternalDatasetJobsGoOnlyToWorkersThatTrainThem) {
+  v1::JobSpec ext = TinySpec(2);
+  ext.mutable_search_space()->mutable_mbconv()->set_in_channels(3);  // not Fashion-MNIST's shape
+  ext.mutable_search_space()->mutable_mbconv()->set_num_classes(100);
+  ext.mutable_training()->set_dataset("external");
+  v1::Job e = Submit(ext);
+  v1::Job builtin = Submit(TinySpec(2));
+  std::string plain = Register("builtin");
+  v1::RegisterWorkerRequest r;
+  r.set_worker_id("sdk");
+  r.mutable_hardware()->set_name("python");
+  r.add_datasets("External");  // names are matched case-insensitively
+  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Lease("sdk").lease().job_id(), e.id());
+  EXPECT_FALSE(Lease("sdk").has_trial());  // the built-in job is not its to train
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Lease(plain).lease().job_id(), builtin.id());
+  EXPECT_FALSE(Lease(plain).has_trial());
+  r.clear_datasets();
+  for (int i = 0; i < 17; ++i) r.add_datasets("d");
+  auto too_many = jm_->RegisterWorker(r);
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("datasets"));
+}
+
 // docs/EXTENDING.md, checked: a strategy and an early-stopping rule that exist only in this test,
 // registered with one line each, run a job through the manager like the built-in ones.
 TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {

@@ -138,6 +138,18 @@ TEST(JobSpecTest, NanAndInfinityAreRefusedInEveryNumericField) {
   EXPECT_THAT(st.message(), HasSubstr("constraints[0].upper"));
 }
 
+// External data (trained by the user's own code): the space says the shapes, no image checks.
+TEST(JobSpecTest, ExternalDatasetTakesTheSpacesShapes) {
+  std::string y = Replace(ReadExampleJob(), "dataset: fashion-mnist", "dataset: External");
+  y = Replace(y, "in_channels: 1", "in_channels: 3");
+  auto spec = ParseJobSpecYaml(y);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->training().dataset(), "external");
+  EXPECT_EQ(spec->accuracy_scale(), v1::FRACTION);
+  auto bad = ParseJobSpecYaml(Replace(ReadExampleJob(), "dataset: fashion-mnist", "dataset: x"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("synthetic, tabular, external"));
+}
+
 TEST(JobSpecTest, TabularJobsAreValidatedToo) {
   const char* y =
       "search_space: {nb201: {}}\n"

@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""The Python client and worker SDK against a real controller over gRPC (loopback).
+
+A controller (SQLite) and one built-in LibTorch worker. Checked:
+  - refusals raise NasforgeError with the gRPC code and the field path (a YAML spec's unknown key
+    with its line; a dict spec's bad value; an unknown job is NOT_FOUND);
+  - an `external` job whose candidates are trained by the SDK with the example's own PyTorch loop
+    (clients/python/examples/train_own_data.py) on generated 3-channel images: every trial
+    trained by the SDK worker, never by the built-in worker; better than chance; candidates and
+    pareto as DataFrames with Optuna-style columns; the front under a `where`;
+  - early stopping decides: a job whose train function reports falling accuracy has trials
+    STOPPED by ASHA, whose train function saw report() say stop and left its loop;
+  - a train function that raises fails its trial with the message; one that returns accuracy 2
+    fails it with the controller's refusal;
+  - cancel: a running trial's next report raises TrialCancelled and nothing is recorded;
+  - paging: candidates listed 3 per page equal one listing; watch yields the snapshot first and
+    job_finished last; jobs() lists every job.
+
+Usage: python_client_e2e_test.py CONTROLLER_BIN WORKER_BIN PYTHONPATH EXAMPLES_DIR
+"""
+import os
+import shutil
+import sys
+import tempfile
+import threading
+
+CONTROLLER, WORKER, PYPATH, EXAMPLES = sys.argv[1:5]
+sys.path[:0] = [PYPATH, EXAMPLES]
+
+import nf_e2e as nf  # noqa: E402
+from nf_e2e import check, start  # noqa: E402
+
+import nasforge  # noqa: E402
+from nasforge.worker import TrialCancelled  # noqa: E402
+
+SPACE = {
+    "name": "mbconv-rgb16",
+    "mbconv": {
+        "resolution": 16, "in_channels": 3, "num_classes": 4,
+        "stem_channels": [8, 16], "stem_stride": 1,
+        "stages": [{"stride": 2, "kernel": [3, 5], "expansion": [1, 3], "repeats": [1, 2],
+                    "channels": [16, 24], "se_ratio": [0]}],
+        "head_channels": [32],
+    },
+}
+
+
+def spec(name, max_trials, epochs, parallel=1, rule=None, seed=3):
+    s = {"name": name, "strategy": {"name": "random"},
+         "budget": {"max_trials": max_trials, "max_parallel_trials": parallel, "epochs": epochs,
+                    "seed": seed},
+         "objectives": [{"metric": "accuracy", "direction": "maximize"},
+                        {"metric": "macs", "direction": "minimize"}],
+         "training": {"dataset": "external", "batch_size": 64, "learning_rate": 0.003},
+         "search_space": SPACE}
+    if rule:
+        s["early_stopping"] = rule
+    return s
+
+
+def sdk_worker(addr, train, name, stop):
+    """An SDK worker in a thread; its outcome counts land in box[0]."""
+    box = []
+
+    def go():
+        try:
+            box.append(nasforge.worker.run(train, controller=addr, worker_id=name, stop=stop))
+        except Exception as e:  # a failure of the SDK itself: make the test say so
+            box.append({"crashed": repr(e)})
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t, box
+
+
+def refusals(c, tmp):
+    bad = os.path.join(tmp, "bad.yaml")
+    open(bad, "w").write("name: x\nbudget:\n  max_trails: 3\n")
+    try:
+        c.submit(bad)
+        check(False, "a YAML spec with an unknown key is refused")
+    except nasforge.NasforgeError as e:
+        check(e.code_name == "INVALID_ARGUMENT" and e.line == 3 and
+              (e.field or "").startswith("budget") and "max_trials" in e.message,
+              "unknown YAML key: INVALID_ARGUMENT, line 3, field %s, suggests max_trials (%s)"
+              % (e.field, e.message))
+    s = spec("bad", 2, 2)
+    s["budget"]["max_trials"] = -1
+    try:
+        c.submit(s)
+        check(False, "a dict spec with max_trials -1 is refused")
+    except nasforge.NasforgeError as e:
+        check(e.field == "budget.max_trials", "dict spec: field budget.max_trials (%s)" % e)
+    try:
+        c.job("job-nope")
+        check(False, "an unknown job is refused")
+    except nasforge.NasforgeError as e:
+        check(e.code_name == "NOT_FOUND", "unknown job: NOT_FOUND (%s)" % e)
+    try:
+        c.pareto("job-nope", where="macs<=x")
+        check(False, "a bad where is refused")
+    except nasforge.NasforgeError as e:
+        check(e.field == "where", "where 'macs<=x': field where (%s)" % e)
+
+
+def own_training(c, addr):
+    """The example's PyTorch loop trains an external job's candidates."""
+    import train_own_data as ex
+    images, labels = ex.fake_data(n=900, classes=4, size=16)
+    job = c.submit(spec("own-loop", 3, 3, parallel=1))
+    stop = threading.Event()
+    t, box = sdk_worker(addr, ex.make_train(images, labels), "sdk-torch", stop)
+    final = c.wait(job["id"], timeout=600)
+    stop.set()
+    t.join(30)
+    check(final["state"] == "JOB_SUCCEEDED", "own-loop job succeeded (%s)" % final["state"])
+    df = c.candidates(job["id"])
+    check(len(df) == 3 and set(df["state"]) <= {"SUCCEEDED", "STOPPED"},
+          "3 candidates, all trained (%s)" % list(df["state"]))
+    check(set(df["worker_id"]) == {"sdk-torch"},
+          "every candidate trained by the SDK worker, none by the built-in one (%s)"
+          % set(df["worker_id"]))
+    for col in ("number", "values_accuracy", "values_macs", "params_stem_channels",
+                "params_stages_0_kernel", "metrics_params", "metrics_train_seconds",
+                "datetime_created", "datetime_complete"):
+        check(col in df.columns, "candidates column %s" % col)
+    check(df["values_accuracy"].max() > 0.5,
+          "best accuracy %.3f > 0.5 (4 classes: chance is 0.25)" % df["values_accuracy"].max())
+    front = c.pareto(job["id"])
+    check(1 <= len(front) <= 3 and front["values_accuracy"].is_monotonic_decreasing,
+          "pareto: %d members, best accuracy first" % len(front))
+    cap = float(df["values_macs"].median())
+    under = c.pareto(job["id"], where="macs<=%r" % cap)
+    check(len(under) >= 1 and (under["values_macs"] <= cap).all(),
+          "pareto where macs<=median: %d members, all under" % len(under))
+    rows = c.candidates(job["id"], as_frame=False)
+    check(isinstance(rows, list) and rows[0]["number"] == 0, "as_frame=False gives dicts")
+    return job
+
+
+def early_stopping(c, addr):
+    """Falling accuracy, trial by trial: ASHA stops the later ones at its first rung."""
+    epochs_run, saw_stop = {}, {}
+
+    def train(trial):
+        base = 0.9 - 0.1 * trial.trial_id
+        if trial.trial_id == 4:
+            raise RuntimeError("CUDA out of memory (raised on purpose)")
+        if trial.trial_id == 5:
+            return {"accuracy": 2.0}
+        for epoch in range(1, trial.epochs + 1):
+            epochs_run[trial.trial_id] = epoch
+            if trial.report(epoch, {"accuracy": base, "loss": 1.0 / epoch}):
+                saw_stop[trial.trial_id] = epoch
+                break
+        return {"accuracy": base}
+
+    job = c.submit(spec("asha", 6, 4, rule={"rule": "asha", "min_epochs": 1, "eta": 2,
+                                           "keep_cost_front": False}))
+    events = []
+    watcher = threading.Thread(target=lambda: events.extend(c.watch(job["id"], timeout=300)),
+                               daemon=True)
+    watcher.start()
+    stop = threading.Event()
+    t, box = sdk_worker(addr, train, "sdk-fake", stop)
+    final = c.wait(job["id"], timeout=300)
+    stop.set()
+    t.join(30)
+    watcher.join(30)
+    df = c.candidates(job["id"])
+    stopped = df[df["state"] == "STOPPED"]
+    check(len(stopped) >= 1, "ASHA stopped %d trials" % len(stopped))
+    check(all(saw_stop.get(n) == epochs_run.get(n) < 4 for n in stopped["number"]),
+          "each stopped trial's train function saw report() say stop and left its loop "
+          "(stopped at %s)" % {int(n): saw_stop.get(n) for n in stopped["number"]})
+    check(df.loc[0, "state"] == "SUCCEEDED", "the best (first) trial ran to the end")
+    check(df.loc[4, "state"] == "FAILED" and "out of memory" in df.loc[4, "error"],
+          "an exception fails its trial with the message (%r)" % df.loc[4, "error"])
+    check(df.loc[5, "state"] == "FAILED" and "accuracy" in df.loc[5, "error"],
+          "accuracy 2 fails its trial with the controller's refusal (%r)" % df.loc[5, "error"])
+    check(final["state"] == "JOB_SUCCEEDED", "asha job succeeded")
+    # A worker's failure report counts an attempt: each failing trial was tried max_attempts (3)
+    # times before it failed for good.
+    check(box and box[0].get("failed") == 6 and "crashed" not in box[0],
+          "the worker counted its outcomes: 2 failing trials x 3 attempts (%s)" % box)
+    kinds = [e["kind"] for e in events]
+    check(kinds[:1] == ["snapshot"] and kinds[-1:] == ["job_finished"] and
+          "trial_finished" in kinds, "watch: snapshot first, job_finished last (%d events)"
+          % len(kinds))
+    paged = list(c.iter_candidates(job["id"], page_size=3))
+    check([t.id for t in paged] == list(range(6)), "3 per page: the 6 trials in order")
+    return job
+
+
+def cancelling(c, addr):
+    started, go_on, outcome = threading.Event(), threading.Event(), {}
+
+    def train(trial):
+        started.set()
+        go_on.wait(60)
+        try:
+            trial.report(1, {"accuracy": 0.5})
+            outcome["raised"] = False
+        except TrialCancelled as e:
+            outcome["raised"] = str(e)
+            raise
+        return {"accuracy": 0.5}
+
+    job = c.submit(spec("cancel-me", 3, 2))
+    stop = threading.Event()
+    t, box = sdk_worker(addr, train, "sdk-cancel", stop)
+    check(started.wait(60), "the SDK worker leased a trial")
+    c.cancel(job["id"])
+    go_on.set()
+    stop.set()
+    t.join(30)
+    check(bool(outcome.get("raised")), "after cancel, report() raised TrialCancelled (%s)"
+          % outcome)
+    j = c.job(job["id"])
+    check(j["state"] == "JOB_CANCELLED" and "accuracy" not in str(c.candidate(job["id"], 0)
+                                                                 .get("metrics", {})),
+          "job cancelled, nothing recorded for the trial")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="nf-python-e2e-")
+    try:
+        _, addr = nf.start_controller(CONTROLLER, tmp, "ctl")
+        start([WORKER, "--controller", addr, "--worker-id", "builtin", "--threads", "1"],
+              os.path.join(tmp, "worker.log"))
+        with nasforge.Client(addr) as c:
+            refusals(c, tmp)
+            a = own_training(c, addr)
+            b = early_stopping(c, addr)
+            cancelling(c, addr)
+            ids = set(c.jobs()["id"])
+            check({a["id"], b["id"]} <= ids and len(ids) == 3, "jobs(): the 3 jobs (%d)" % len(ids))
+    finally:
+        nf.finish(tmp, ["ctl.log", "worker.log"])
+        if not nf.failures:
+            shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if nf.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
