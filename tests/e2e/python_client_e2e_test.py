@@ -219,6 +219,7 @@ def cancelling(c, addr):
     check(j["state"] == "JOB_CANCELLED" and "accuracy" not in str(c.candidate(job["id"], 0)
                                                                  .get("metrics", {})),
           "job cancelled, nothing recorded for the trial")
+    return job
 
 
 def main():
@@ -231,9 +232,12 @@ def main():
             refusals(c, tmp)
             a = own_training(c, addr)
             b = early_stopping(c, addr)
-            cancelling(c, addr)
-            ids = set(c.jobs()["id"])
-            check({a["id"], b["id"]} <= ids and len(ids) == 3, "jobs(): the 3 jobs (%d)" % len(ids))
+            x = cancelling(c, addr)
+            jobs = c.jobs()
+            check(set(jobs["id"]) == {a["id"], b["id"], x["id"]}, "jobs(): the 3 jobs")
+            check(jobs.loc[x["id"], "state"] == "CANCELLED" and
+                  jobs.loc[b["id"], "state"] == "SUCCEEDED" and jobs.loc[b["id"], "stopped"] >= 1,
+                  "jobs(): states and counts (%s)" % list(jobs["state"]))
     finally:
         nf.finish(tmp, ["ctl.log", "worker.log"])
         if not nf.failures:

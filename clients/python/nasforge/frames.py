@@ -22,16 +22,13 @@ def have_pandas():
     return _pd is not None
 
 
-def state_name(value):
-    """TRIAL_SUCCEEDED -> "SUCCEEDED", JOB_RUNNING -> "RUNNING"."""
-    for enum in (pb.TrialState, pb.JobState):
-        try:
-            name = enum.Name(value)
-        except ValueError:
-            continue
-        if (enum is pb.TrialState) == name.startswith("TRIAL_"):
-            return name.split("_", 1)[1]
-    return str(value)
+_TRIAL_STATES = {v.number: v.name.split("_", 1)[1] for v in pb.TrialState.DESCRIPTOR.values}
+_JOB_STATES = {v.number: v.name.split("_", 1)[1] for v in pb.JobState.DESCRIPTOR.values}
+
+
+def state_name(value, job=False):
+    """TRIAL_SUCCEEDED -> "SUCCEEDED"; with job=True, JOB_FAILED -> "FAILED"."""
+    return (_JOB_STATES if job else _TRIAL_STATES).get(value, str(value))
 
 
 def _time(ts):
@@ -40,22 +37,38 @@ def _time(ts):
     return datetime.datetime.fromtimestamp(ts.seconds + ts.nanos * 1e-9, datetime.timezone.utc)
 
 
+_KINDS = {}  # field descriptor -> 0 scalar, 1 repeated scalar, 2 enum, 3 message, 4 repeated msg
+
+
+def _kind(field):
+    k = _KINDS.get(field)
+    if k is None:
+        repeated = field.label == field.LABEL_REPEATED
+        if field.type == field.TYPE_MESSAGE:
+            k = 4 if repeated else 3
+        elif repeated:
+            k = 1
+        else:
+            k = 2 if field.type == field.TYPE_ENUM else 0
+        _KINDS[field] = k
+    return k
+
+
 def _flatten(msg, prefix, out):
     """The set fields of `msg` as prefix_path -> value (lists of scalars kept as lists)."""
     for field, value in msg.ListFields():
-        key = prefix + field.name
-        if field.type == field.TYPE_MESSAGE:
-            if field.label == field.LABEL_REPEATED:
-                for i, item in enumerate(value):
-                    _flatten(item, "%s_%d_" % (key, i), out)
-            else:
-                _flatten(value, key + "_", out)
-        elif field.label == field.LABEL_REPEATED:
-            out[key] = list(value)
-        elif field.type == field.TYPE_ENUM:
-            out[key] = field.enum_type.values_by_number[value].name
+        k = _kind(field)
+        if k == 0:
+            out[prefix + field.name] = value
+        elif k == 1:
+            out[prefix + field.name] = list(value)
+        elif k == 3:
+            _flatten(value, prefix + field.name + "_", out)
+        elif k == 4:
+            for i, item in enumerate(value):
+                _flatten(item, "%s%s_%d_" % (prefix, field.name, i), out)
         else:
-            out[key] = value
+            out[prefix + field.name] = field.enum_type.values_by_number[value].name
 
 
 def architecture_params(arch):
@@ -68,14 +81,15 @@ def architecture_params(arch):
 
 
 def trial_row(t, objective_metrics=()):
+    metrics = dict(t.metrics)
     row = {"number": t.id, "state": state_name(t.state)}
     for m in objective_metrics:
-        row["values_" + m] = t.metrics.get(m)
-    for k, v in architecture_params(t.architecture).items():
-        row["params_" + k] = v
-    for k in sorted(t.metrics):
+        row["values_" + m] = metrics.get(m)
+    for _, kind in t.architecture.ListFields():  # the oneof: exactly one
+        _flatten(kind, "params_", row)
+    for k in sorted(metrics):
         if k not in objective_metrics:
-            row["metrics_" + k] = t.metrics[k]
+            row["metrics_" + k] = metrics[k]
     row["datetime_created"] = _time(t.create_time)
     row["datetime_complete"] = _time(t.update_time) if t.state in _TERMINAL else None
     row["epochs"] = len(t.curve)
@@ -90,7 +104,7 @@ def trial_row(t, objective_metrics=()):
 def job_row(j):
     c = j.counts
     return {
-        "id": j.id, "name": j.spec.name, "state": state_name(j.state), "owner": j.owner,
+        "id": j.id, "name": j.spec.name, "state": state_name(j.state, job=True), "owner": j.owner,
         "strategy": j.spec.strategy.name, "max_trials": j.spec.budget.max_trials,
         "succeeded": c.succeeded, "stopped": c.stopped, "running": c.running,
         "queued": c.queued, "failed": c.failed, "cancelled": c.cancelled,
