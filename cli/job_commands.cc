@@ -90,6 +90,30 @@ int Cancel(CommandContext& c, const JobOptions& o, Stub& stub) {
   return kExitOk;
 }
 
+struct ExtendOptions {
+  std::string job;
+  int add_trials = 0, max_trials = 0;
+  bool resume = false, json = false, watch = false;
+};
+
+// extend / resume: more budget; an ended job runs again.
+int Extend(CommandContext& c, const ExtendOptions& o, Stub& stub) {
+  v1::ExtendJobRequest req;
+  req.set_job_id(o.job);
+  req.set_add_trials(o.add_trials);
+  req.set_max_trials(o.max_trials);
+  req.set_resume(o.resume);
+  auto job = Call(stub, &Stub::ExtendJob, req);
+  if (!job.ok()) return ReportError(c.io, job.status(), (o.resume ? "resume " : "extend ") + o.job);
+  if (o.json) {
+    c.io.out << ProtoJson(*job) << "\n";
+  } else {
+    c.io.out << job->id() << " " << ShortState(v1::JobState_Name(job->state())) << ", budget "
+             << job->spec().budget().max_trials() << " trials\n";
+  }
+  return o.watch ? Follow(c, stub, o.job) : kExitOk;
+}
+
 int Jobs(CommandContext& c, const JobOptions& o, Stub& stub) {
   auto jobs = Call(stub, &Stub::ListJobs, v1::ListJobsRequest());
   if (!jobs.ok()) return ReportError(c.io, jobs.status(), "jobs");
@@ -290,6 +314,30 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
       [](CommandContext& c, const JobOptions& o, Stub& stub) { return Follow(c, stub, o.job); },
       false);
   AddJobIdCommand(app, c, "cancel", "cancel a job (its running trials are stopped)", Cancel, true);
+  for (const bool resume : {false, true}) {
+    auto o = std::make_shared<ExtendOptions>();
+    o->resume = resume;
+    CLI::App* cmd =
+        resume ? app.add_subcommand("resume",
+                                    "run a cancelled or failed job again: its cancelled and "
+                                    "failed trials are added to its budget")
+               : app.add_subcommand("extend",
+                                    "more trials for a job, running or ended (an ended job "
+                                    "runs again, its strategy going on where it stopped)");
+    cmd->add_option("JOB", o->job, "job id")->required();
+    auto* add = cmd->add_option("--add-trials", o->add_trials, "add N trials to the budget")
+                    ->check(IntAtLeast(1));
+    if (!resume) {
+      cmd->add_option("--max-trials", o->max_trials,
+                      "the new budget (above the current one; a retry does not add twice)")
+          ->check(IntAtLeast(1))
+          ->excludes(add);
+    }
+    cmd->add_flag("--watch", o->watch, "follow the job until it ends (exit 3 unless it succeeds)");
+    cmd->add_flag("--json", o->json, "print the job as JSON");
+    cmd->callback(
+        [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Extend(c, *o, stub); }); });
+  }
   {
     auto o = std::make_shared<CandidatesOptions>();
     CLI::App* cmd = app.add_subcommand("candidates", "every candidate of a job, one line each");

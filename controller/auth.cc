@@ -223,6 +223,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"JobService", "GetArtifact", Role::kRead},
       {"JobService", "SubmitJob", Role::kSubmit},
       {"JobService", "CancelJob", Role::kSubmit},
+      {"JobService", "ExtendJob", Role::kSubmit},
       {"WorkerService", "RegisterWorker", Role::kWorker},
       {"WorkerService", "LeaseTrial", Role::kWorker},
       {"WorkerService", "Heartbeat", Role::kWorker},

@@ -291,6 +291,71 @@ absl::StatusOr<v1::Job> JobManager::CancelJob(absl::string_view job_id, const Pr
   return out;
 }
 
+absl::StatusOr<v1::Job> JobManager::ExtendJob(const v1::ExtendJobRequest& req,
+                                              const Principal& caller) {
+  constexpr int64_t kMaxTrials = 1'000'000;  // as the spec's own bound
+  if (req.add_trials() < 0 || req.add_trials() > kMaxTrials) {
+    return FieldError("add_trials",
+                      absl::StrCat(req.add_trials(), " is out of range [0, ", kMaxTrials, "]"));
+  }
+  if (req.max_trials() < 0) return FieldError("max_trials", "must be >= 0");
+  if (req.add_trials() > 0 && req.max_trials() > 0) {
+    return FieldError("max_trials", "give add_trials or max_trials, not both");
+  }
+  if (req.add_trials() == 0 && req.max_trials() == 0 && !req.resume()) {
+    return FieldError("add_trials", "nothing to do: give add_trials, max_trials or resume");
+  }
+  WriteBatch batch;
+  Events events;
+  v1::Job out;
+  {
+    absl::MutexLock l(&mu_);
+    NF_ASSIGN_OR_RETURN(JobState * js, FindJob(req.job_id()));
+    NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
+    const v1::JobState was = js->job.state();
+    if (req.resume() && was != v1::JOB_CANCELLED && was != v1::JOB_FAILED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("resume: job ", req.job_id(), " is ", v1::JobState_Name(was),
+                       "; only a cancelled or failed job is resumed (add_trials extends others)"));
+    }
+    const int64_t current = js->job.spec().budget().max_trials();
+    int64_t target = req.max_trials() > 0 ? req.max_trials() : current + req.add_trials();
+    if (req.resume()) target += js->job.counts().cancelled() + js->job.counts().failed();
+    if (req.max_trials() > 0 && req.max_trials() <= current) {
+      return FieldError("max_trials",
+                        absl::StrCat(req.max_trials(), " is not above the job's budget of ",
+                                     current, " trials (use add_trials to add)"));
+    }
+    if (target > kMaxTrials) {
+      return FieldError(
+          req.max_trials() > 0 ? "max_trials" : "add_trials",
+          absl::StrCat("the budget would be ", target, " trials; at most ", kMaxTrials));
+    }
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    js->job.mutable_spec()->mutable_budget()->set_max_trials(static_cast<int32_t>(target));
+    if (JobTerminal(was)) {
+      js->job.set_state(v1::JOB_RUNNING);
+      js->job.clear_end_time();
+      js->job.clear_error();
+    }
+    js->exhausted = false;  // the sampler looks again (it finds out anew if the space is spent)
+    Touch(js->job);
+    Stage(batch, js->job);
+    AddEvent(events, *js, nullptr, "job_extended");
+    MaybeFinish(*js, events);  // e.g. resume of a job whose space has nothing left to propose
+    UpdateGauges();
+    out = js->job;
+    Log(LogLevel::kInfo, "job_extended",
+        {{"job", js->job.id()},
+         {"max_trials", target},
+         {"was", v1::JobState_Name(was)},
+         {"resume", req.resume()}});
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  return out;
+}
+
 absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id, int64_t trial_id,
                                                    const Principal& caller) const {
   absl::ReaderMutexLock l(&mu_);

@@ -86,6 +86,9 @@ class JobManager {
                                                 const Principal& caller = Principal::Local()) const;
   absl::StatusOr<v1::Job> CancelJob(absl::string_view job_id,
                                     const Principal& caller = Principal::Local());
+  // More trials for a job; an ended one runs again (ExtendJobRequest says how).
+  absl::StatusOr<v1::Job> ExtendJob(const v1::ExtendJobRequest& request,
+                                    const Principal& caller = Principal::Local());
   absl::StatusOr<v1::Trial> GetCandidate(absl::string_view job_id, int64_t trial_id,
                                          const Principal& caller = Principal::Local()) const;
   absl::StatusOr<v1::ListCandidatesResponse> ListCandidates(

@@ -222,6 +222,11 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "CancelJob");
     return Finish(ctx, jm_, jm_->CancelJob(req->job_id(), who), resp, true);
   }
+  ServerUnaryReactor* ExtendJob(CallbackServerContext* ctx, const v1::ExtendJobRequest* req,
+                                v1::Job* resp) override {
+    NF_GATE(who, "JobService", "ExtendJob");
+    return Finish(ctx, jm_, jm_->ExtendJob(*req, who), resp, true);
+  }
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {
     return new WatchReactor(jm_, req->job_id(), Gate(ctx, auth_, "JobService", "WatchJob"));

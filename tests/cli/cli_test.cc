@@ -478,6 +478,22 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   Outcome watch = Call({"watch", id});
   EXPECT_EQ(watch.code, kExitJobNotSucceeded) << "a cancelled job did not succeed";
   EXPECT_THAT(watch.out, HasSubstr("job " + id + " cancelled"));
+
+  // resume gives the cancelled job its cancelled trials back; extend adds or sets the budget.
+  Outcome resume = Call({"resume", id});
+  ASSERT_EQ(resume.code, 0) << resume.err;
+  EXPECT_EQ(resume.out, id + " running, budget 300 trials\n") << "no trial was cancelled";
+  Outcome extend = Call({"extend", id, "--add-trials", "5"});
+  ASSERT_EQ(extend.code, 0) << extend.err;
+  EXPECT_EQ(extend.out, id + " running, budget 305 trials\n");
+  Outcome lower = Call({"extend", id, "--max-trials", "10"});
+  EXPECT_EQ(lower.code, kExitUsage);
+  EXPECT_THAT(lower.err, HasSubstr("max_trials: 10 is not above the job's budget of 305"));
+  EXPECT_EQ(Call({"extend", id, "--add-trials", "1", "--max-trials", "400"}).code, kExitUsage);
+  EXPECT_THAT(Call({"extend", id}).err, HasSubstr("add_trials"));
+  Outcome again = Call({"resume", id});
+  EXPECT_EQ(again.code, kExitFailed) << "a running job is not resumed";
+  EXPECT_THAT(again.err, HasSubstr("only a cancelled or failed job is resumed"));
 }
 
 TEST_F(CliJobTest, AnInvalidSpecIsAUsageErrorNamingTheFieldAndCreatesNothing) {

@@ -322,6 +322,62 @@ TEST_F(JobManagerTest, ExternalDatasetJobsGoOnlyToWorkersThatTrainThem) {
   EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("datasets"));
 }
 
+// ExtendJob: an ended job gets more trials and runs again (and stays so across a restart); a
+// cancelled job resumes with its cancelled trials added back to the budget; bad requests name
+// the field.
+TEST_F(JobManagerTest, AnEndedJobIsExtendedAndACancelledOneResumed) {
+  v1::Job job = Submit(TinySpec(2));
+  std::string w = Register("w");
+  auto run = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      auto l = Lease(w);
+      ASSERT_TRUE(l.has_trial()) << i;
+      ASSERT_TRUE(Report(w, l, 0.5 + l.lease().trial_id() / 100.0).ok());
+    }
+  };
+  run(2);
+  ASSERT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
+  v1::ExtendJobRequest x;
+  x.set_job_id(job.id());
+  EXPECT_THAT(std::string(jm_->ExtendJob(x).status().message()), HasSubstr("add_trials"));
+  x.set_max_trials(2);
+  EXPECT_THAT(std::string(jm_->ExtendJob(x).status().message()),
+              HasSubstr("max_trials: 2 is not above the job's budget of 2"));
+  x.set_max_trials(0);
+  x.set_resume(true);
+  EXPECT_EQ(jm_->ExtendJob(x).status().code(), absl::StatusCode::kFailedPrecondition);
+  x.set_resume(false);
+  x.set_add_trials(2);
+  auto extended = jm_->ExtendJob(x);
+  ASSERT_TRUE(extended.ok()) << extended.status();
+  EXPECT_EQ(extended->state(), v1::JOB_RUNNING);
+  EXPECT_EQ(extended->spec().budget().max_trials(), 4);
+  EXPECT_FALSE(extended->has_end_time());
+  Open();  // the extension is durable: a restarted controller goes on with it
+  w = Register("w");
+  run(2);
+  auto done = jm_->GetJob(job.id()).value();
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(done.counts().succeeded(), 4);
+
+  v1::Job c = Submit(TinySpec(3, /*parallel=*/1));
+  ASSERT_TRUE(Lease(w).has_trial());
+  ASSERT_TRUE(jm_->CancelJob(c.id()).ok());
+  v1::ExtendJobRequest r;
+  r.set_job_id(c.id());
+  r.set_resume(true);
+  auto resumed = jm_->ExtendJob(r);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->state(), v1::JOB_RUNNING);
+  EXPECT_EQ(resumed->spec().budget().max_trials(), 4) << "3 + the 1 cancelled trial";
+  run(3);
+  auto after = jm_->GetJob(c.id()).value();
+  EXPECT_EQ(after.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(after.counts().succeeded(), 3);
+  EXPECT_EQ(after.counts().cancelled(), 1);
+  EXPECT_EQ(jm_->GetCandidate(c.id(), 0)->state(), v1::TRIAL_CANCELLED) << "terminal stays";
+}
+
 // docs/EXTENDING.md, checked: a strategy and an early-stopping rule that exist only in this test,
 // registered with one line each, run a job through the manager like the built-in ones.
 TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {

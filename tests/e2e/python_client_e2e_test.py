@@ -12,7 +12,9 @@ A controller (SQLite) and one built-in LibTorch worker. Checked:
     STOPPED by ASHA, whose train function saw report() say stop and left its loop;
   - a train function that raises fails its trial with the message; one that returns accuracy 2
     fails it with the controller's refusal;
-  - cancel: a running trial's next report raises TrialCancelled and nothing is recorded;
+  - cancel: a running trial's next report raises TrialCancelled and nothing is recorded; resume
+    gives the cancelled trial's place back to the budget and the job trains 3 candidates;
+  - extend: the ended ASHA job gets 2 more trials, runs again and ends with 8;
   - paging: candidates listed 3 per page equal one listing; watch yields the snapshot first and
     job_finished last; jobs() lists every job.
 
@@ -142,7 +144,7 @@ def early_stopping(c, addr):
     epochs_run, saw_stop = {}, {}
 
     def train(trial):
-        base = 0.9 - 0.1 * trial.trial_id
+        base = max(0.05, 0.9 - 0.1 * trial.trial_id)
         if trial.trial_id == 4:
             raise RuntimeError("CUDA out of memory (raised on purpose)")
         if trial.trial_id == 5:
@@ -188,6 +190,17 @@ def early_stopping(c, addr):
           % len(kinds))
     paged = list(c.iter_candidates(job["id"], page_size=3))
     check([t.id for t in paged] == list(range(6)), "3 per page: the 6 trials in order")
+    # Extended after it ended: it runs again, the strategy going on, and ends with 8 trials.
+    ext = c.extend(job["id"], add_trials=2)
+    check(ext["state"] == "JOB_RUNNING" and ext["spec"]["budget"]["max_trials"] == 8,
+          "extend: running again with a budget of 8 (%s)" % ext["state"])
+    stop = threading.Event()
+    t, box = sdk_worker(addr, train, "sdk-fake", stop)
+    final = c.wait(job["id"], timeout=300)
+    stop.set()
+    t.join(30)
+    check(final["state"] == "JOB_SUCCEEDED" and len(c.candidates(job["id"])) == 8,
+          "extended job ended with 8 trials (%s)" % final["state"])
     return job
 
 
@@ -219,6 +232,25 @@ def cancelling(c, addr):
     check(j["state"] == "JOB_CANCELLED" and "accuracy" not in str(c.candidate(job["id"], 0)
                                                                  .get("metrics", {})),
           "job cancelled, nothing recorded for the trial")
+    # Resumed: the cancelled trial's place is given back to the budget; it trains 3 candidates.
+    go_on.set()
+    r = c.resume(job["id"])
+    check(r["state"] == "JOB_RUNNING" and r["spec"]["budget"]["max_trials"] == 4,
+          "resume: running again with a budget of 3 + 1 cancelled")
+    stop = threading.Event()
+    t, box = sdk_worker(addr, lambda trial: {"accuracy": 0.5}, "sdk-resume", stop)
+    final = c.wait(job["id"], timeout=300)
+    stop.set()
+    t.join(30)
+    df = c.candidates(job["id"])
+    check(final["state"] == "JOB_SUCCEEDED" and list(df["state"]).count("SUCCEEDED") == 3 and
+          df.loc[0, "state"] == "CANCELLED", "resumed job: 3 trained, the cancelled one stays "
+          "cancelled (%s)" % list(df["state"]))
+    try:
+        c.resume(job["id"])
+        check(False, "resuming a succeeded job is refused")
+    except nasforge.NasforgeError as e:
+        check(e.code_name == "FAILED_PRECONDITION", "resume of a succeeded job: %s" % e)
     return job
 
 
@@ -235,7 +267,7 @@ def main():
             x = cancelling(c, addr)
             jobs = c.jobs()
             check(set(jobs["id"]) == {a["id"], b["id"], x["id"]}, "jobs(): the 3 jobs")
-            check(jobs.loc[x["id"], "state"] == "CANCELLED" and
+            check(jobs.loc[x["id"], "state"] == "SUCCEEDED" and
                   jobs.loc[b["id"], "state"] == "SUCCEEDED" and jobs.loc[b["id"], "stopped"] >= 1,
                   "jobs(): states and counts (%s)" % list(jobs["state"]))
     finally:

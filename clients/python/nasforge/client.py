@@ -325,3 +325,17 @@ class Client:
         metrics = [o.metric for o in req.objectives] or self._objective_metrics(job)
         rows = [frames.trial_row(t, metrics) for t in resp.trials]
         return frames.table(rows, as_frame, index="number")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def extend(self, job, add_trials=0, max_trials=0):
+        """More trials for a job, running or ended (an ended job runs again, its strategy going on
+        where it stopped). max_trials: the new budget (a retry does not add twice)."""
+        return to_dict(self.call("ExtendJob", pb.ExtendJobRequest(
+            job_id=_job_id(job), add_trials=add_trials, max_trials=max_trials)))
+
+    def resume(self, job, add_trials=0):
+        """Runs a cancelled or failed job again: its cancelled and failed trials are added to its
+        budget (plus add_trials)."""
+        return to_dict(self.call("ExtendJob", pb.ExtendJobRequest(
+            job_id=_job_id(job), add_trials=add_trials, resume=True)))
