@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -109,9 +110,13 @@ std::string FormatJobList(const v1::ListJobsResponse& jobs) {
   std::string s =
       absl::StrFormat("%-18s %-10s %-6s %-6s %s\n", "job", "state", "done", "budget", "name");
   for (const auto& j : jobs.jobs()) {
+    // Labels after the name, sorted: "fashion-quick  team=vision tier=gold".
+    std::map<std::string, std::string> labels(j.spec().labels().begin(), j.spec().labels().end());
+    std::string shown = j.spec().name();
+    for (const auto& [k, v] : labels) absl::StrAppend(&shown, "  ", k, "=", v);
     absl::StrAppendFormat(&s, "%-18s %-10s %-6d %-6d %s\n", j.id(),
                           ShortState(v1::JobState_Name(j.state())), Finished(j.counts()),
-                          j.spec().budget().max_trials(), j.spec().name());
+                          j.spec().budget().max_trials(), shown);
   }
   return s;
 }

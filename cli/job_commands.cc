@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -114,10 +115,67 @@ int Extend(CommandContext& c, const ExtendOptions& o, Stub& stub) {
   return o.watch ? Follow(c, stub, o.job) : kExitOk;
 }
 
-int Jobs(CommandContext& c, const JobOptions& o, Stub& stub) {
-  auto jobs = Call(stub, &Stub::ListJobs, v1::ListJobsRequest());
-  if (!jobs.ok()) return ReportError(c.io, jobs.status(), "jobs");
-  c.io.out << (o.json ? ProtoJson(*jobs) + "\n" : FormatJobList(*jobs));
+struct JobsOptions {
+  std::vector<std::string> states, labels;
+  std::string owner, name;
+  int limit = 50;
+  bool json = false;
+};
+
+// The ListJobs request the flags describe; INVALID_ARGUMENT naming --state or --label.
+absl::StatusOr<v1::ListJobsRequest> JobsRequest(const JobsOptions& o) {
+  v1::ListJobsRequest req;
+  for (const std::string& s : o.states) {
+    v1::JobState st;
+    if (!v1::JobState_Parse("JOB_" + absl::AsciiStrToUpper(s), &st)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--state: '", s, "' is not one of running, succeeded, failed, cancelled"));
+    }
+    req.add_states(st);
+  }
+  for (const std::string& l : o.labels) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
+    if (kv.first.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--label: '", l, "': expected KEY=VALUE or KEY (any value)"));
+    }
+    (*req.mutable_labels())[kv.first] = kv.second;
+  }
+  req.set_owner(o.owner);
+  req.set_name(o.name);
+  return req;
+}
+
+int Delete(CommandContext& c, const JobOptions& o, Stub& stub) {
+  v1::DeleteJobRequest req;
+  req.set_job_id(o.job);
+  auto done = Call(stub, &Stub::DeleteJob, req);
+  if (!done.ok()) return ReportError(c.io, done.status(), "delete " + o.job);
+  c.io.out << (o.json ? ProtoJson(*done)
+                      : absl::StrCat(o.job, " deleted (", done->trials_deleted(), " trials)"))
+           << "\n";
+  return kExitOk;
+}
+
+int Jobs(CommandContext& c, const JobsOptions& o, Stub& stub) {
+  auto req = JobsRequest(o);
+  if (!req.ok()) return ReportError(c.io, req.status(), "jobs");
+  v1::ListJobsResponse all;
+  bool more = false;
+  // Pages until --limit jobs (0: every job).
+  for (;;) {
+    req->set_page_size(o.limit > 0 ? std::min(500, o.limit - all.jobs_size()) : 500);
+    auto page = Call(stub, &Stub::ListJobs, *req);
+    if (!page.ok()) return ReportError(c.io, page.status(), "jobs");
+    for (auto& j : *page->mutable_jobs()) *all.add_jobs() = std::move(j);
+    more = !page->next_page_token().empty();
+    if (!more || (o.limit > 0 && all.jobs_size() >= o.limit)) break;
+    req->set_page_token(page->next_page_token());
+  }
+  c.io.out << (o.json ? ProtoJson(all) + "\n" : FormatJobList(all));
+  if (more && !o.json) {
+    c.io.err << "(the newest " << all.jobs_size() << " shown; --limit 0 lists all)\n";
+  }
   return kExitOk;
 }
 
@@ -314,6 +372,10 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
       [](CommandContext& c, const JobOptions& o, Stub& stub) { return Follow(c, stub, o.job); },
       false);
   AddJobIdCommand(app, c, "cancel", "cancel a job (its running trials are stopped)", Cancel, true);
+  AddJobIdCommand(app, c, "delete",
+                  "delete an ended job, its trials and their artifacts (cancel a running one "
+                  "first)",
+                  Delete, true);
   for (const bool resume : {false, true}) {
     auto o = std::make_shared<ExtendOptions>();
     o->resume = resume;
@@ -352,8 +414,18 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
     });
   }
   {
-    auto o = std::make_shared<JobOptions>();
+    auto o = std::make_shared<JobsOptions>();
     CLI::App* cmd = app.add_subcommand("jobs", "list jobs, newest first");
+    cmd->add_option("--state", o->states,
+                    "only jobs in this state (running, succeeded, failed, cancelled; repeat for "
+                    "any of several)");
+    cmd->add_option("--owner", o->owner, "only jobs of this owner (token name)");
+    cmd->add_option("--name", o->name, "only jobs whose name contains this (any case)");
+    cmd->add_option("--label", o->labels,
+                    "only jobs with this label: KEY=VALUE, or KEY for any value (repeatable)");
+    cmd->add_option("--limit", o->limit, "at most N jobs (0: all)")
+        ->check(IntAtLeast(0))
+        ->capture_default_str();
     cmd->add_flag("--json", o->json, "print the answer as JSON");
     cmd->callback(
         [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Jobs(c, *o, stub); }); });

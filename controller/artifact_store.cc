@@ -159,4 +159,16 @@ absl::StatusOr<std::string> ArtifactStore::Read(const std::string& job_id, int64
   return out;
 }
 
+absl::Status ArtifactStore::DeleteJob(const std::string& job_id) {
+  if (!SafeId(job_id)) return absl::InvalidArgumentError("job_id: not a job id");
+  absl::MutexLock l(&mu_);
+  std::error_code ec;
+  fs::remove_all(absl::StrCat(dir_, "/", job_id), ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("remove ", dir_, "/", job_id, ": ", ec.message(), " (remove it by hand)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace nasforge

@@ -47,6 +47,8 @@ class ArtifactStore {
                                    const std::string& name, int64_t offset, int64_t max_bytes,
                                    int64_t* total_size);
 
+  // Removes every artifact of the job (after the job itself was deleted). OK when it had none.
+  absl::Status DeleteJob(const std::string& job_id);
   const std::string& dir() const { return dir_; }
 
  private:

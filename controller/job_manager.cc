@@ -7,6 +7,8 @@
 #include <random>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -247,13 +249,33 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::ListJobs(const v1::ListJobsRequ
   if (req.page_size() < 0) return FieldError("page_size", "must be >= 0");
   size_t size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 500);
   NF_ASSIGN_OR_RETURN(size_t start, ParsePageToken(req.page_token(), "page_token"));
+  for (int i = 0; i < req.states_size(); ++i) {
+    if (!v1::JobState_IsValid(req.states(i)) || req.states(i) == v1::JOB_STATE_UNSPECIFIED) {
+      return FieldError(absl::StrCat("states[", i, "]"),
+                        absl::StrCat(req.states(i), " is not a job state"));
+    }
+  }
+  const std::set<int> states(req.states().begin(), req.states().end());
+  const std::string name = absl::AsciiStrToLower(req.name());
+  auto listed = [&](const v1::Job& job) {
+    if (!states.empty() && !states.count(job.state())) return false;
+    if (!req.owner().empty() && job.owner() != req.owner()) return false;
+    if (!name.empty() && !absl::StrContains(absl::AsciiStrToLower(job.spec().name()), name)) {
+      return false;
+    }
+    for (const auto& [k, v] : req.labels()) {
+      auto it = job.spec().labels().find(k);
+      if (it == job.spec().labels().end() || (!v.empty() && it->second != v)) return false;
+    }
+    return true;
+  };
   absl::ReaderMutexLock l(&mu_);
   v1::ListJobsResponse resp;
   // Newest first; a non-admin sees only their own jobs. The token is where the next page starts.
   size_t i = start;
   for (; i < job_order_.size() && resp.jobs_size() < static_cast<int>(size); ++i) {
     const v1::Job& job = jobs_.at(job_order_[job_order_.size() - 1 - i])->job;
-    if (caller.admin() || job.owner() == caller.name) *resp.add_jobs() = job;
+    if ((caller.admin() || job.owner() == caller.name) && listed(job)) *resp.add_jobs() = job;
   }
   if (i < job_order_.size()) resp.set_next_page_token(absl::StrCat(i));
   return resp;
@@ -354,6 +376,46 @@ absl::StatusOr<v1::Job> JobManager::ExtendJob(const v1::ExtendJobRequest& req,
   }
   Publish(std::move(events));
   return out;
+}
+
+absl::StatusOr<int64_t> JobManager::DeleteJob(absl::string_view job_id, const Principal& caller) {
+  absl::MutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));
+  NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
+  if (!JobTerminal(js->job.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job_id: job ", job_id, " is ", v1::JobState_Name(js->job.state()),
+                     "; cancel it first (nasforge cancel ", job_id, ")"));
+  }
+  if (js->asking > 0) {  // a strategy step holds the job (it ends at once for an ended job)
+    return absl::UnavailableError(absl::StrCat("job_id: job ", job_id, " is busy; retry"));
+  }
+  NF_RETURN_IF_ERROR(writer_->Admit());
+  const std::string id = js->job.id();
+  const int64_t trials = static_cast<int64_t>(js->trials.size());
+  // Nothing may point at the job once it is gone: measurement waiters, leases (a cancelled job's
+  // running trials keep theirs until they expire), the unplaceable clock, the idempotency index.
+  for (auto it = measuring_.begin(); it != measuring_.end();) {
+    std::erase_if(it->second.waiting, [js](const Waiter& w) { return w.js == js; });
+    if (it->second.waiting.empty() && it->second.task.token() == 0) {
+      it = measuring_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (int64_t t = 0; t < trials; ++t) leases_.Release({id, t});
+  std::erase_if(unfit_since_, [&id](const auto& kv) { return kv.first.first == id; });
+  if (!js->job.idempotency_key().empty()) {
+    idempotency_.erase(absl::StrCat(js->job.owner(), "/", js->job.idempotency_key()));
+  }
+  std::erase(job_order_, id);
+  jobs_.erase(id);
+  WriteBatch batch;
+  batch.deleted_jobs.push_back(id);
+  Log(LogLevel::kInfo, "job_deleted", {{"job", id}, {"trials", trials}, {"by", caller.name}});
+  UpdateGauges();
+  EnqueueLocked(std::move(batch));
+  return trials;
 }
 
 absl::StatusOr<v1::Trial> JobManager::GetCandidate(absl::string_view job_id, int64_t trial_id,

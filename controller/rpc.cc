@@ -227,6 +227,28 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "ExtendJob");
     return Finish(ctx, jm_, jm_->ExtendJob(*req, who), resp, true);
   }
+  // Answered when the deletion is durable; the artifacts go after it (a crash between leaves
+  // files of a job that no longer exists, never a job without its files).
+  ServerUnaryReactor* DeleteJob(CallbackServerContext* ctx, const v1::DeleteJobRequest* req,
+                                v1::DeleteJobResponse* resp) override {
+    NF_GATE(who, "JobService", "DeleteJob");
+    auto n = jm_->DeleteJob(req->job_id(), who);
+    if (!n.ok()) return Refuse(ctx, n.status());
+    resp->set_trials_deleted(*n);
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    ArtifactStore* artifacts = artifacts_;
+    const std::string job_id = req->job_id();
+    jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(), [r, ctx, artifacts,
+                                                               job_id](absl::Status s) {
+      if (s.ok() && artifacts != nullptr) {
+        if (absl::Status a = artifacts->DeleteJob(job_id); !a.ok()) {
+          Log(LogLevel::kWarn, "artifacts_not_deleted", {{"job", job_id}, {"error", a.message()}});
+        }
+      }
+      r->Finish(WithRetryHint(ctx, s));
+    });
+    return r;
+  }
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {
     return new WatchReactor(jm_, req->job_id(), Gate(ctx, auth_, "JobService", "WatchJob"));

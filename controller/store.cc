@@ -14,6 +14,7 @@ void WriteBatch::Append(WriteBatch&& o) {
   for (auto& t : o.trials) trials.push_back(std::move(t));
   for (auto& w : o.workers) workers.push_back(std::move(w));
   for (auto& m : o.latencies) latencies.push_back(std::move(m));
+  for (auto& d : o.deleted_jobs) deleted_jobs.push_back(std::move(d));
 }
 
 namespace {

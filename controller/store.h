@@ -41,10 +41,16 @@ struct WriteBatch {
   // precision); a second measurement of the same key keeps the first (no version: measurements
   // of one key are interchangeable).
   std::vector<v1::LatencyMeasurement> latencies;
+  // Jobs deleted with their trials, applied after the upserts of the same batch (a deleted job
+  // is never written again: the manager forgets it in the same step).
+  std::vector<std::string> deleted_jobs;
   bool empty() const {
-    return jobs.empty() && trials.empty() && workers.empty() && latencies.empty();
+    return jobs.empty() && trials.empty() && workers.empty() && latencies.empty() &&
+           deleted_jobs.empty();
   }
-  size_t size() const { return jobs.size() + trials.size() + workers.size() + latencies.size(); }
+  size_t size() const {
+    return jobs.size() + trials.size() + workers.size() + latencies.size() + deleted_jobs.size();
+  }
   void Append(WriteBatch&& other);
   // Keeps one record per key, the one with the highest version (what CAS would keep anyway).
   void Compact();

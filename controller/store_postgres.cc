@@ -148,6 +148,10 @@ class PostgresStore final : public Store {
         w.exec_prepared("upsert_latency", m.arch_hash(), m.profile(), m.batch_size(), m.threads(),
                         m.precision(), ToJsonBody(m), int64_t{1});
       }
+      for (const std::string& id : b.deleted_jobs) {
+        w.exec_params("DELETE FROM trials WHERE job_id = $1", id);
+        w.exec_params("DELETE FROM jobs WHERE id = $1", id);
+      }
       w.commit();
       return absl::OkStatus();
     });

@@ -241,6 +241,15 @@ class SqliteStore final : public Store {
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("insert latency ", m.arch_hash())));
       }
     }
+    for (const std::string& id : b.deleted_jobs) {
+      Stmt t(db_, "DELETE FROM trials WHERE job_id = ?1");
+      Stmt j(db_, "DELETE FROM jobs WHERE id = ?1");
+      if (!t.ok() || !j.ok()) return Error("prepare job delete");
+      t.Text(1, id);
+      j.Text(1, id);
+      NF_RETURN_IF_ERROR(Step(t, absl::StrCat("delete trials of job ", id)));
+      NF_RETURN_IF_ERROR(Step(j, absl::StrCat("delete job ", id)));
+    }
     return absl::OkStatus();
   }
   template <typename T>

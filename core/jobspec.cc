@@ -52,6 +52,23 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   }
 }
 
+absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                            absl::string_view path) {
+  if (labels.size() > 32)
+    return FieldError(path, absl::StrCat(labels.size(), " labels; at most 32"));
+  for (const auto& [k, v] : labels) {
+    const std::string where = absl::StrCat(path, "[", k.substr(0, 64), "]");
+    if (k.empty() || k.size() > 63) return FieldError(where, "a key has 1 to 63 characters");
+    for (char ch : k) {
+      if (!absl::ascii_isalnum(ch) && ch != '.' && ch != '_' && ch != '/' && ch != '-') {
+        return FieldError(where, "a key is made of letters, digits and . _ / -");
+      }
+    }
+    if (v.size() > 256) return FieldError(where, "a value has at most 256 characters");
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Everything but the strategy (which ValidateJobSpec checks last, through its registry).
@@ -62,6 +79,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   }
   NF_RETURN_IF_ERROR(ValidateFinite(spec, ""));
   if (spec.name().size() > 200) return FieldError("name", "longer than 200 characters");
+  NF_RETURN_IF_ERROR(ValidateLabels(spec.labels(), "labels"));
   if (!v1::AccuracyScale_IsValid(spec.accuracy_scale()) ||
       spec.accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     return FieldError("accuracy_scale", "must be FRACTION or PERCENT");

@@ -32,6 +32,11 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecYaml(absl::string_view yaml);
 // Semantic checks with field paths ("budget.max_trials: must be >= 1"). Call after defaults.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
+// A job's labels (JobSpec.labels): at most 32; keys of 1-63 characters [A-Za-z0-9._/-], values
+// of at most 256. INVALID_ARGUMENT names `path`[key].
+absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                            absl::string_view path);
+
 // Fills documented defaults (max_parallel_trials 2, max_attempts 3, epochs 1, strategy random,
 // objectives accuracy:max + macs:min, batch size 128, learning rate 0.002, lease 60 s, ...).
 void ApplyJobSpecDefaults(v1::JobSpec* spec);

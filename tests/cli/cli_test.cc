@@ -494,6 +494,25 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   Outcome again = Call({"resume", id});
   EXPECT_EQ(again.code, kExitFailed) << "a running job is not resumed";
   EXPECT_THAT(again.err, HasSubstr("only a cancelled or failed job is resumed"));
+
+  EXPECT_THAT(Call({"jobs", "--state", "Running"}).out, HasSubstr(id));
+  EXPECT_THAT(Call({"jobs", "--state", "cancelled", "--state", "failed"}).out,
+              ::testing::Not(HasSubstr(id)));
+  EXPECT_THAT(Call({"jobs", "--name", "NB201"}).out, HasSubstr(id));
+  EXPECT_THAT(Call({"jobs", "--label", "team=x"}).out, ::testing::Not(HasSubstr(id)));
+  Outcome bad_state = Call({"jobs", "--state", "done"});
+  EXPECT_EQ(bad_state.code, kExitUsage);
+  EXPECT_THAT(bad_state.err, HasSubstr("--state: 'done' is not one of"));
+
+  Outcome running = Call({"delete", id});
+  EXPECT_EQ(running.code, kExitFailed);
+  EXPECT_THAT(running.err, HasSubstr("cancel it first"));
+  ASSERT_EQ(Call({"cancel", id}).code, 0);
+  Outcome deleted = Call({"delete", id});
+  ASSERT_EQ(deleted.code, 0) << deleted.err;
+  EXPECT_THAT(deleted.out, HasSubstr(id + " deleted ("));
+  EXPECT_THAT(Call({"jobs"}).out, ::testing::Not(HasSubstr(id)));
+  EXPECT_THAT(Call({"status", id}).err, HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(CliJobTest, AnInvalidSpecIsAUsageErrorNamingTheFieldAndCreatesNothing) {

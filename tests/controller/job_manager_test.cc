@@ -378,6 +378,92 @@ TEST_F(JobManagerTest, AnEndedJobIsExtendedAndACancelledOneResumed) {
   EXPECT_EQ(jm_->GetCandidate(c.id(), 0)->state(), v1::TRIAL_CANCELLED) << "terminal stays";
 }
 
+// ListJobs filters (state, owner, name, labels) and paging past the first page; bad labels are
+// refused at submit naming the key.
+TEST_F(JobManagerTest, JobsAreListedByStateOwnerNameAndLabel) {
+  Principal alice{"alice", Role::kSubmit}, bob{"bob", Role::kSubmit};
+  auto submit = [&](const std::string& name, const Principal& who,
+                    std::map<std::string, std::string> labels) {
+    v1::JobSpec s = TinySpec(1);
+    s.set_name(name);
+    for (const auto& [k, v] : labels) (*s.mutable_labels())[k] = v;
+    v1::SubmitJobRequest r;
+    *r.mutable_spec() = s;
+    return jm_->SubmitJob(r, who).value();
+  };
+  v1::Job a = submit("Fashion-quick", alice, {{"team", "vision"}});
+  v1::Job b = submit("nb201-sweep", bob, {{"team", "vision"}, {"tier", "gold"}});
+  v1::Job c = submit("fashion-long", bob, {{"team", "speech"}});
+  ASSERT_TRUE(jm_->CancelJob(c.id()).ok());
+  Principal admin = Principal::Local();
+  auto ids = [&](v1::ListJobsRequest r, const Principal& who) {
+    std::vector<std::string> out;
+    for (;;) {
+      auto page = jm_->ListJobs(r, who).value();
+      for (const auto& j : page.jobs()) out.push_back(j.id());
+      if (page.next_page_token().empty()) return out;
+      r.set_page_token(page.next_page_token());
+    }
+  };
+  v1::ListJobsRequest r;
+  r.set_page_size(1);  // every filter across pages of one
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{c.id(), b.id(), a.id()}));
+  EXPECT_EQ(ids(r, alice), (std::vector<std::string>{a.id()})) << "only her own";
+  r.add_states(v1::JOB_CANCELLED);
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{c.id()}));
+  r.clear_states();
+  r.set_name("FASHION");
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{c.id(), a.id()}));
+  r.set_name("");
+  r.set_owner("bob");
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{c.id(), b.id()}));
+  r.set_owner("");
+  (*r.mutable_labels())["team"] = "vision";
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{b.id(), a.id()}));
+  (*r.mutable_labels())["tier"] = "";  // present, any value
+  EXPECT_EQ(ids(r, admin), (std::vector<std::string>{b.id()}));
+  r.clear_labels();
+  r.add_states(static_cast<v1::JobState>(1));  // the reserved JOB_PENDING
+  EXPECT_THAT(std::string(jm_->ListJobs(r, admin).status().message()), HasSubstr("states[0]"));
+
+  v1::JobSpec bad = TinySpec(1);
+  (*bad.mutable_labels())["no spaces"] = "x";
+  v1::SubmitJobRequest sr;
+  *sr.mutable_spec() = bad;
+  auto refused = jm_->SubmitJob(sr);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("labels[no spaces]"));
+}
+
+// DeleteJob: a running job is refused; an ended one is gone with its trials, also after a
+// restart, its idempotency key free again; other jobs untouched; only its owner or an admin.
+TEST_F(JobManagerTest, AnEndedJobIsDeletedWithItsTrials) {
+  v1::Job job = Submit(TinySpec(3), "key-1");
+  std::string w = Register("w");
+  auto l = Lease(w);
+  ASSERT_TRUE(l.has_trial());
+  ASSERT_EQ(l.lease().job_id(), job.id());
+  v1::Job keep = Submit(TinySpec(1));
+  auto running = jm_->DeleteJob(job.id());
+  EXPECT_EQ(running.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(running.status().message()), HasSubstr("cancel it first"));
+  ASSERT_TRUE(jm_->CancelJob(job.id()).ok());
+  Principal other{"mallory", Role::kSubmit};
+  EXPECT_EQ(jm_->DeleteJob(job.id(), other).status().code(), absl::StatusCode::kPermissionDenied);
+  auto n = jm_->DeleteJob(job.id());
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_GE(*n, 1);
+  EXPECT_EQ(jm_->GetJob(job.id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(jm_->DeleteJob(job.id()).status().code(), absl::StatusCode::kNotFound);
+  // The worker's lease on the cancelled trial is gone too: its report is refused, nothing breaks.
+  EXPECT_FALSE(Report(w, l, 0.5).ok());
+  ASSERT_TRUE(writer_->Flush(absl::Now() + absl::Seconds(10)).ok());
+  Open();
+  EXPECT_EQ(jm_->GetJob(job.id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(jm_->GetJob(keep.id()).ok());
+  EXPECT_NE(Submit(TinySpec(3), "key-1").id(), job.id()) << "the key makes a new job";
+}
+
 // docs/EXTENDING.md, checked: a strategy and an early-stopping rule that exist only in this test,
 // registered with one line each, run a job through the manager like the built-in ones.
 TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {

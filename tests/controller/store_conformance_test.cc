@@ -325,6 +325,26 @@ TEST_P(StoreConformanceTest, BatchIsAtomic) {
   EXPECT_EQ(store_->LoadJobs()->size(), 1u);
 }
 
+// A deleted job goes with its trials, after the upserts of its own batch; other jobs stay.
+TEST_P(StoreConformanceTest, ADeletedJobGoesWithItsTrials) {
+  WriteBatch b;
+  b.jobs = {MakeJob("gone", "", 1), MakeJob("kept", "", 1)};
+  for (int i = 0; i < 3; ++i) {
+    b.trials.push_back(MakeTrial("gone", i, v1::TRIAL_SUCCEEDED));
+    b.trials.push_back(MakeTrial("kept", i, v1::TRIAL_SUCCEEDED));
+  }
+  ASSERT_TRUE(store_->Write(b).ok());
+  WriteBatch d;
+  d.trials = {MakeTrial("gone", 3, v1::TRIAL_CANCELLED)};  // staged before the delete
+  d.deleted_jobs = {"gone"};
+  ASSERT_TRUE(store_->Write(d).ok());
+  auto jobs = store_->LoadJobs();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(jobs->at(0).id(), "kept");
+  EXPECT_TRUE(store_->LoadTrials("gone")->empty());
+  EXPECT_EQ(store_->LoadTrials("kept")->size(), 3u);
+}
+
 TEST_P(StoreConformanceTest, DataSurvivesReopen) {
   WriteBatch b;
   for (int i = 0; i < 50; ++i) b.trials.push_back(MakeTrial("j", i, v1::TRIAL_SUCCEEDED));

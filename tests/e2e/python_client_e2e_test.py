@@ -48,7 +48,7 @@ SPACE = {
 
 
 def spec(name, max_trials, epochs, parallel=1, rule=None, seed=3):
-    s = {"name": name, "strategy": {"name": "random"},
+    s = {"name": name, "strategy": {"name": "random"}, "labels": {"suite": "python-e2e"},
          "budget": {"max_trials": max_trials, "max_parallel_trials": parallel, "epochs": epochs,
                     "seed": seed},
          "objectives": [{"metric": "accuracy", "direction": "maximize"},
@@ -270,6 +270,19 @@ def main():
             check(jobs.loc[x["id"], "state"] == "SUCCEEDED" and
                   jobs.loc[b["id"], "state"] == "SUCCEEDED" and jobs.loc[b["id"], "stopped"] >= 1,
                   "jobs(): states and counts (%s)" % list(jobs["state"]))
+            check(list(c.jobs(name="ASHA")["id"]) == [b["id"]] and
+                  len(c.jobs(labels={"suite": "python-e2e"})) == 3 and
+                  len(c.jobs(labels={"suite": "other"}, as_frame=False)) == 0 and
+                  len(c.jobs(states=["cancelled"], as_frame=False)) == 0,
+                  "jobs(): filters by name, label and state")
+            n = c.delete(x["id"])
+            check(n == 4 and x["id"] not in set(c.jobs()["id"]),
+                  "delete: the resumed job and its 4 trials are gone (%d)" % n)
+            try:
+                c.job(x["id"])
+                check(False, "a deleted job is NOT_FOUND")
+            except nasforge.NasforgeError as e:
+                check(e.code_name == "NOT_FOUND", "a deleted job is NOT_FOUND")
     finally:
         nf.finish(tmp, ["ctl.log", "worker.log"])
         if not nf.failures:

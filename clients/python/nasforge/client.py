@@ -232,20 +232,28 @@ class Client:
         """Cancels a job (its running trials are told to stop); returns the job."""
         return to_dict(self.call("CancelJob", pb.CancelJobRequest(job_id=_job_id(job))))
 
-    def iter_jobs(self, page_size=500):
-        """Every job the caller may see, newest first, as Job messages (paged)."""
-        token = ""
+    def iter_jobs(self, states=None, owner="", name="", labels=None, page_size=500):
+        """The jobs the caller may see, newest first, as Job messages (paged), filtered: states
+        (any of "running", "succeeded", "failed", "cancelled"), owner (exactly), name (a part of
+        it, any case), labels ({key: value}, value "" for any)."""
+        req = pb.ListJobsRequest(page_size=page_size, owner=owner, name=name)
+        for s in states or ():
+            req.states.append(s if isinstance(s, int) else pb.JobState.Value(
+                "JOB_" + str(s).upper().replace("JOB_", "")))
+        for k, v in (labels or {}).items():
+            req.labels[k] = v
         while True:
-            resp = self.call("ListJobs", pb.ListJobsRequest(page_size=page_size, page_token=token))
+            resp = self.call("ListJobs", req)
             yield from resp.jobs
-            token = resp.next_page_token
-            if not token:
+            req.page_token = resp.next_page_token
+            if not req.page_token:
                 return
 
-    def jobs(self, limit=None, as_frame=None):
-        """The jobs as a table (id, name, state, owner, progress, best, ...), newest first."""
+    def jobs(self, states=None, owner="", name="", labels=None, limit=None, as_frame=None):
+        """The jobs as a table (id, name, state, owner, progress, best, labels, ...), newest
+        first; filters as iter_jobs."""
         rows = []
-        for j in self.iter_jobs():
+        for j in self.iter_jobs(states, owner, name, labels):
             rows.append(frames.job_row(j))
             if limit is not None and len(rows) >= limit:
                 break
@@ -333,6 +341,11 @@ class Client:
         where it stopped). max_trials: the new budget (a retry does not add twice)."""
         return to_dict(self.call("ExtendJob", pb.ExtendJobRequest(
             job_id=_job_id(job), add_trials=add_trials, max_trials=max_trials)))
+
+    def delete(self, job):
+        """Deletes an ended job, its trials and their artifacts (cancel a running one first).
+        Returns the number of trials deleted."""
+        return self.call("DeleteJob", pb.DeleteJobRequest(job_id=_job_id(job))).trials_deleted
 
     def resume(self, job, add_trials=0):
         """Runs a cancelled or failed job again: its cancelled and failed trials are added to its

@@ -110,7 +110,7 @@ def job_row(j):
         "queued": c.queued, "failed": c.failed, "cancelled": c.cancelled,
         "best": j.best_objective if j.HasField("best_objective") else None,
         "datetime_created": _time(j.create_time), "datetime_complete": _time(j.end_time),
-        "error": j.error,
+        "labels": dict(j.spec.labels), "error": j.error,
     }
 
 
