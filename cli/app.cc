@@ -2,6 +2,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "cli/usage_hints.h"
 
 namespace nasforge::cli {
 
@@ -29,9 +30,17 @@ int Run(int argc, const char* const* argv, const Io& io) {
   AddHealthCommand(app, context);
   AddExportCommand(app, context);
   AddBenchCommands(app, context);
+  AddCompletionCommand(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // An unknown command or flag: name it and the nearest known one instead of CLI11's list.
+    if (e.get_exit_code() != static_cast<int>(CLI::ExitCodes::Success)) {
+      if (std::string hint = UsageHint(app, argc, argv); !hint.empty()) {
+        io.err << "error: " << hint << "\n";
+        return kExitUsage;
+      }
+    }
     const int code = app.exit(e, io.out, io.err);
     return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitUsage;
   }

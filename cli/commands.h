@@ -26,6 +26,8 @@ void AddHealthCommand(CLI::App& app, CommandContext& context);
 void AddExportCommand(CLI::App& app, CommandContext& context);
 // bench strategies|early-stopping (bench_commands.cc): figures on a table, or on the controller.
 void AddBenchCommands(CLI::App& app, CommandContext& context);
+// completion: the bash completion script of `app` (call last: it describes what is added).
+void AddCompletionCommand(CLI::App& app, CommandContext& context);
 // bench controller (bench_controller_command.cc), added by AddBenchCommands.
 void AddControllerBenchCommand(CLI::App& bench, CommandContext& context);
 

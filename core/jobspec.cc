@@ -10,6 +10,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/datasets.h"
 #include "core/early_stopping.h"
 #include "core/finite.h"
 #include "core/hardware_targets.h"
@@ -44,7 +46,10 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (t->batch_size() == 0) t->set_batch_size(128);
   if (t->learning_rate() == 0) t->set_learning_rate(0.002);
   if (t->weight_decay() == 0) t->set_weight_decay(1e-4);
-  if (t->validation_examples() == 0) t->set_validation_examples(5000);
+  // Files of the user's: their size is unknown here, so 0 stays (the worker holds out a tenth).
+  if (t->validation_examples() == 0 && !IsFileDataset(t->dataset())) {
+    t->set_validation_examples(5000);
+  }
   if (spec->lease_seconds() == 0) spec->set_lease_seconds(60);
   ApplyHardwareTargetDefaults(spec);
   if (spec->accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
@@ -70,6 +75,36 @@ absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string
 }
 
 namespace {
+
+// Normalisation and augmentation options: sizes, signs, bounds.
+absl::Status ValidateImageOptions(const v1::JobSpec& spec) {
+  const auto& t = spec.training();
+  if (t.mean_size() != t.std_size()) {
+    return FieldError("training.std", absl::StrCat("has ", t.std_size(), " values, mean has ",
+                                                   t.mean_size(), " (one per channel each)"));
+  }
+  if (t.mean_size() > 0 && !spec.search_space().has_mlp() && !spec.search_space().has_nb201()) {
+    const int channels = SpaceInputShape(spec.search_space()).channels;
+    if (t.mean_size() != channels) {
+      return FieldError("training.mean",
+                        absl::StrCat("has ", t.mean_size(), " values; the space's images have ",
+                                     channels, " channels"));
+    }
+  }
+  for (int i = 0; i < t.std_size(); ++i) {
+    if (!(t.std(i) > 0)) {
+      return FieldError(absl::StrCat("training.std[", i, "]"), "must be > 0");
+    }
+  }
+  if (t.random_crop_padding() < 0 || t.random_crop_padding() > 64) {
+    return FieldError("training.random_crop_padding", "is out of range [0, 64]");
+  }
+  if (!t.data_path().empty() && !IsFileDataset(t.dataset())) {
+    return FieldError("training.data_path",
+                      absl::StrCat("is only for idx, cifar and npy data, not '", t.dataset(), "'"));
+  }
+  return absl::OkStatus();
+}
 
 // Everything but the strategy (which ValidateJobSpec checks last, through its registry).
 absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
@@ -112,6 +147,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
   if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
   if (t.test_examples() < 0) return FieldError("training.test_examples", "must be >= 0");
+  NF_RETURN_IF_ERROR(ValidateImageOptions(spec));
   // Images each data set holds: (training images, test images). All are 1x28x28, 10 classes.
   int train_images, test_images;
   if (t.dataset() == "fashion-mnist") {
@@ -129,10 +165,15 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
     // The user's own data, trained by the user's own code (the Python SDK's workers): its
     // shapes are the space's to say, and only those workers lease it.
     return absl::OkStatus();
+  } else if (IsFileDataset(t.dataset())) {
+    // The user's files, read by each worker: shapes and class counts are checked there (the
+    // controller never sees the files); only the path is checked here.
+    return ValidateDataPath(t.data_path(), "training.data_path");
   } else {
-    return FieldError("training.dataset", absl::StrCat("'", t.dataset(),
-                                                       "' is not one of fashion-mnist, "
-                                                       "synthetic, tabular, external"));
+    return FieldError("training.dataset",
+                      absl::StrCat("'", t.dataset(),
+                                   "' is not one of fashion-mnist, synthetic, tabular, idx, "
+                                   "cifar, npy, external"));
   }
   if (t.validation_examples() < 1)
     return FieldError("training.validation_examples", "must be >= 1");

@@ -20,6 +20,7 @@
 #include "core/finite.h"
 #include "core/jobspec.h"
 #include "core/status.h"
+#include "core/suggest.h"
 
 namespace nasforge {
 namespace {
@@ -44,21 +45,6 @@ nlohmann::json ScalarToJson(const YAML::Node& n) {
 }
 
 // Edit distance (insertions, deletions, substitutions), for "did you mean".
-size_t Distance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string Where(const YAML::Node& n, const std::string& path) {
   return absl::StrCat("spec: line ", n.Mark().line + 1, ", column ", n.Mark().column + 1, ": ",
                       path.empty() ? "" : path + ": ");
@@ -147,19 +133,12 @@ class YamlConverter {
   absl::Status Unknown(const YAML::Node& at, const Descriptor* type, const std::string& key,
                        const std::string& path) {
     std::vector<std::string> names;
-    std::string best;
-    size_t best_d = SIZE_MAX;
-    for (int i = 0; i < type->field_count(); ++i) {
-      const std::string& name = type->field(i)->name();
-      names.push_back(name);
-      const size_t d = Distance(absl::AsciiStrToLower(key), name);
-      if (d < best_d) best_d = d, best = name;
-    }
-    const bool close = !best.empty() && best_d <= std::max<size_t>(2, key.size() / 3);
+    for (int i = 0; i < type->field_count(); ++i) names.push_back(type->field(i)->name());
+    const std::string best = Nearest(key, names);
     return absl::InvalidArgumentError(
         absl::StrCat(Where(at, path), "unknown field '", key, "' in ", type->name(),
-                     close ? absl::StrCat("; did you mean '", best, "'?")
-                           : absl::StrCat("; known: ", absl::StrJoin(names, ", "))));
+                     !best.empty() ? absl::StrCat("; did you mean '", best, "'?")
+                                   : absl::StrCat("; known: ", absl::StrJoin(names, ", "))));
   }
 
   // One value of field `f` (an element, for a repeated field).

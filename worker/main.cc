@@ -39,6 +39,9 @@ ABSL_FLAG(bool, insecure, false,
           "network)");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "directory with the IDX files (train-/t10k-images-idx3-ubyte[.gz], ...)");
+ABSL_FLAG(std::string, data_root, "/var/lib/nasforge/data",
+          "directory holding the data sets of jobs with dataset idx, cifar or npy (their "
+          "training.data_path is relative to it)");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads for training and latency");
 ABSL_FLAG(std::string, hardware_profile, "",
           "profile name latencies are keyed by; "
@@ -206,6 +209,7 @@ int main(int argc, char** argv) {
   } else if (backend == "torch") {
     nasforge::TorchTrainerOptions to;
     to.data_dir = absl::GetFlag(FLAGS_data_dir);
+    to.data_root = absl::GetFlag(FLAGS_data_root);
     to.threads = threads;
     to.device = device;
     to.autocast = absl::GetFlag(FLAGS_autocast);

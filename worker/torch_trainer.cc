@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
+#include "core/datasets.h"
 #include "core/log.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -41,15 +42,23 @@ torch::Tensor ExampleInput(const v1::Architecture& arch, int64_t batch = 1) {
 // Training.augment: each image flipped left-right with probability 1/2 and shifted by up to
 // `shift` pixels in each direction (edges replicated), drawn per image and step, on the device
 // (one gather, no host round trip). Images only (N, C, H, W); other inputs are returned as is.
-torch::Tensor Augment(const torch::Tensor& x, int64_t shift = 2) {
+// Training.random_crop_padding / horizontal_flip: the same with `shift` pixels of zero padding
+// (a random crop) and flips only if asked.
+torch::Tensor Augment(const torch::Tensor& x, int64_t shift, bool flips, bool zero_pad) {
   if (x.dim() != 4) return x;
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
   const auto opts = torch::TensorOptions().device(x.device());
-  torch::Tensor flip = torch::rand({n, 1, 1, 1}, opts) < 0.5;
-  torch::Tensor out = torch::where(flip, x.flip({3}), x);
+  torch::Tensor out = x;
+  if (flips) {
+    torch::Tensor flip = torch::rand({n, 1, 1, 1}, opts) < 0.5;
+    out = torch::where(flip, x.flip({3}), x);
+  }
+  if (shift == 0) return out;
   namespace F = torch::nn::functional;
   torch::Tensor padded =
-      F::pad(out, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
+      zero_pad
+          ? F::pad(out, F::PadFuncOptions({shift, shift, shift, shift}))
+          : F::pad(out, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
   const auto lopts = opts.dtype(torch::kInt64);
   torch::Tensor dy = torch::randint(0, 2 * shift + 1, {n, 1}, lopts);
   torch::Tensor dx = torch::randint(0, 2 * shift + 1, {n, 1}, lopts);
@@ -111,8 +120,11 @@ class TorchTrainer final : public Trainer {
 
  private:
   absl::Status LoadData(const v1::Training& t) {
-    if (loaded_ == t.dataset()) return absl::OkStatus();
+    const std::string key = absl::StrCat(t.dataset(), ":", t.data_path());
+    if (loaded_ == key) return absl::OkStatus();
     ImageSet train, test;
+    bool has_test = true;
+    std::string where = "-";
     if (t.dataset() == "tabular") {
       return absl::FailedPreconditionError(
           "training.dataset 'tabular' is answered by --backend tabular workers, not by training");
@@ -120,6 +132,33 @@ class TorchTrainer final : public Trainer {
     if (t.dataset() == "synthetic") {
       train = MakeSynthetic(8000, 28, 10, 1);
       test = MakeSynthetic(2000, 28, 10, 2);
+    } else if (IsFileDataset(t.dataset())) {
+      // The job's own files under --data-root (the controller checked the path is relative
+      // and has no ".."; checked again here: a worker trusts no job spec with its files).
+      NF_RETURN_IF_ERROR(ValidateDataPath(t.data_path(), "training.data_path"));
+      where = absl::StrCat(o_.data_root, "/", t.data_path());
+      auto tr = ReadDatasetSplit(t.dataset(), where, "train");
+      if (!tr.ok()) {
+        return absl::Status(tr.status().code(),
+                            absl::StrCat("training.data_path: ", tr.status().message(),
+                                         " (worker --data-root ", o_.data_root, ")"));
+      }
+      train = std::move(*tr);
+      auto te = ReadDatasetSplit(t.dataset(), where, "test");
+      if (te.ok()) {
+        test = std::move(*te);
+      } else if (te.status().code() == absl::StatusCode::kNotFound) {
+        has_test = false;  // no test split: no test accuracy
+      } else {
+        return te.status();
+      }
+      if (has_test && (test.channels != train.channels || test.height != train.height ||
+                       test.width != train.width)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("training.data_path: ", where, ": test images are ", test.channels, "x",
+                         test.height, "x", test.width, ", training images ", train.channels, "x",
+                         train.height, "x", train.width));
+      }
     } else {
       auto tr = ReadIdxSplit(o_.data_dir, "train");
       if (!tr.ok()) return tr.status();
@@ -127,29 +166,80 @@ class TorchTrainer final : public Trainer {
       if (!te.ok()) return te.status();
       train = std::move(*tr);
       test = std::move(*te);
+      where = o_.data_dir;
+    }
+    // Per-channel normalisation: given, Fashion-MNIST's for the built-in sets, else computed
+    // from the training images.
+    std::vector<double> mean(t.mean().begin(), t.mean().end());
+    std::vector<double> stdev(t.std().begin(), t.std().end());
+    if (mean.empty()) {
+      if (IsFileDataset(t.dataset())) {
+        ChannelStats(train, &mean, &stdev);
+      } else {
+        mean.assign(train.channels, 0.2860);
+        stdev.assign(train.channels, 0.3530);
+      }
+    }
+    if (static_cast<int>(mean.size()) != train.channels) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "training.mean: ", mean.size(), " values for images of ", train.channels, " channels"));
     }
     // The whole data set lives on the training device: batches are gathered there, never
     // copied from the host per step.
-    train_ = ToTensors(train, device_);
-    test_ = ToTensors(test, device_);
-    loaded_ = t.dataset();
+    train_ = ToTensors(train, mean, stdev, device_);
+    test_ = has_test ? ToTensors(test, mean, stdev, device_) : Split{};
+    classes_ = std::max(train.num_classes, has_test ? test.num_classes : 0);
+    loaded_ = key;
     Log(LogLevel::kInfo, "data_loaded",
-        {{"dataset", loaded_},
+        {{"dataset", t.dataset()},
          {"train", train.count},
-         {"test", test.count},
-         {"dir", t.dataset() == "synthetic" ? "-" : o_.data_dir}});
+         {"test", has_test ? test.count : 0},
+         {"shape", absl::StrCat(train.channels, "x", train.height, "x", train.width)},
+         {"classes", classes_},
+         {"dir", where}});
     return absl::OkStatus();
   }
 
-  static Split ToTensors(const ImageSet& s, torch::Device device) {
+  // Mean and standard deviation of each channel's pixels in [0, 1].
+  static void ChannelStats(const ImageSet& s, std::vector<double>* mean,
+                           std::vector<double>* stdev) {
+    const size_t plane = static_cast<size_t>(s.height) * s.width;
+    std::vector<double> sum(s.channels), sq(s.channels);
+    for (size_t n = 0; n < static_cast<size_t>(s.count); ++n) {
+      for (int c = 0; c < s.channels; ++c) {
+        const uint8_t* p = s.pixels.data() + (n * s.channels + c) * plane;
+        uint64_t a = 0, b = 0;
+        for (size_t i = 0; i < plane; ++i) {
+          a += p[i];
+          b += uint64_t{p[i]} * p[i];
+        }
+        sum[c] += static_cast<double>(a);
+        sq[c] += static_cast<double>(b);
+      }
+    }
+    const double count = static_cast<double>(s.count) * plane;
+    mean->assign(s.channels, 0);
+    stdev->assign(s.channels, 0);
+    for (int c = 0; c < s.channels; ++c) {
+      const double m = sum[c] / count / 255.0;
+      const double v = sq[c] / count / (255.0 * 255.0) - m * m;
+      (*mean)[c] = m;
+      (*stdev)[c] = std::max(std::sqrt(std::max(v, 0.0)), 1e-3);
+    }
+  }
+
+  static Split ToTensors(const ImageSet& s, const std::vector<double>& mean,
+                         const std::vector<double>& stdev, torch::Device device) {
+    auto m = torch::tensor(mean, torch::kFloat32).view({1, s.channels, 1, 1});
+    auto d = torch::tensor(stdev, torch::kFloat32).view({1, s.channels, 1, 1});
     auto x = torch::from_blob(const_cast<uint8_t*>(s.pixels.data()),
                               {s.count, s.channels, s.height, s.width}, torch::kUInt8)
                  .to(torch::kFloat32)
                  .div_(255.0)
-                 .sub_(0.2860)
-                 .div_(0.3530)  // Fashion-MNIST mean/std
+                 .sub_(m)
+                 .div_(d)
                  .to(device);
-    auto y = torch::from_blob(const_cast<uint8_t*>(s.labels.data()), {s.count}, torch::kUInt8)
+    auto y = torch::from_blob(const_cast<int32_t*>(s.labels.data()), {s.count}, torch::kInt32)
                  .to(torch::kInt64)
                  .to(device);
     return {x, y};
@@ -210,6 +300,12 @@ class TorchTrainer final : public Trainer {
                        " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2),
                        "x", train_.x.size(3)));
     }
+    if (classes_ > in.num_classes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the data has labels up to ", classes_ - 1, " (", classes_,
+                       " classes) but the architecture has num_classes ", in.num_classes,
+                       "; set the space's num_classes to at least ", classes_));
+    }
     ResetPeakRss();
     torch::manual_seed(req.seed);
     Net net = BuildNet(a);
@@ -233,8 +329,15 @@ class TorchTrainer final : public Trainer {
     }
 
     std::vector<int> train_idx, val_idx;
-    SplitIndices(static_cast<int>(train_.x.size(0)), t.train_examples(), t.validation_examples(),
-                 req.split_seed, &train_idx, &val_idx);
+    const int available = static_cast<int>(train_.x.size(0));
+    const int held_out =
+        t.validation_examples() > 0 ? t.validation_examples() : std::max(1, available / 10);
+    if (held_out >= available) {
+      return absl::InvalidArgumentError(absl::StrCat("training.validation_examples: ", held_out,
+                                                     " leaves no training images of the ",
+                                                     available, " in the data"));
+    }
+    SplitIndices(available, t.train_examples(), held_out, req.split_seed, &train_idx, &val_idx);
     auto to_tensor = [&](const std::vector<int>& v) {
       return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
                               torch::kInt32)
@@ -281,7 +384,11 @@ class TorchTrainer final : public Trainer {
         auto idx = perm.slice(0, i, std::min(i + t.batch_size(), n));
         auto x = train_.x.index_select(0, idx);
         auto y = train_.y.index_select(0, idx);
-        if (t.augment()) x = Augment(x);
+        if (t.augment() || t.horizontal_flip() || t.random_crop_padding() > 0) {
+          x = Augment(x,
+                      t.random_crop_padding() > 0 ? t.random_crop_padding() : (t.augment() ? 2 : 0),
+                      t.augment() || t.horizontal_flip(), t.random_crop_padding() > 0);
+        }
         fused ? fused->ZeroGrad() : opt.zero_grad();
         auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
         loss.backward();
@@ -319,11 +426,11 @@ class TorchTrainer final : public Trainer {
     auto& m = result.metrics;
     m["accuracy"] = best_val;
     torch::Tensor test_x = test_.x, test_y = test_.y;
-    if (t.test_examples() > 0 && t.test_examples() < test_x.size(0)) {
+    if (test_x.defined() && t.test_examples() > 0 && t.test_examples() < test_x.size(0)) {
       test_x = test_x.slice(0, 0, t.test_examples());
       test_y = test_y.slice(0, 0, t.test_examples());
     }
-    m["test_accuracy"] = Accuracy(net, test_x, test_y, size, t.batch_size());
+    if (test_x.defined()) m["test_accuracy"] = Accuracy(net, test_x, test_y, size, t.batch_size());
     m["macs"] = static_cast<double>(macs);
     m["params"] = static_cast<double>(params);
     m["train_seconds"] = train_seconds;
@@ -350,8 +457,9 @@ class TorchTrainer final : public Trainer {
   TorchTrainerOptions o_;
   torch::Device device_;
   bool autocast_ = false;
-  std::string loaded_;
-  Split train_, test_;
+  std::string loaded_;  // dataset:data_path of the data in train_/test_
+  Split train_, test_;  // test_ undefined when the data has no test split
+  int classes_ = 0;     // labels are 0..classes_-1
 };
 
 }  // namespace

@@ -66,6 +66,8 @@ class Trainer {
 
 struct TorchTrainerOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // Where jobs' own files live (Training.data_path is relative to it).
+  std::string data_root = "/var/lib/nasforge/data";
   int threads = 1;             // intra-op threads for training and latency
   std::string device = "cpu";  // cpu | cuda | cuda:N (a CUDA LibTorch build)
   std::string autocast;        // "" or "bf16": mixed-precision training (CUDA)

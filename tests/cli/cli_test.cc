@@ -83,8 +83,46 @@ TEST(CliArgumentsTest, AMisspelledFlagIsRefusedNamingIt) {
   // Before CLI11 an unknown flag was ignored: `--limt 5` printed the whole front.
   Outcome o = Cli({"pareto", "job-1", "--limt", "5"});
   EXPECT_EQ(o.code, kExitUsage);
-  EXPECT_THAT(o.err, HasSubstr("--limt"));
+  EXPECT_THAT(o.err, HasSubstr("unknown flag '--limt' for 'nasforge pareto'; did you mean "
+                               "'--limit'?"));
   EXPECT_EQ(o.out, "");
+  // Connection flags stay valid after the command; a typo of one is named too.
+  EXPECT_THAT(Cli({"status", "job-1", "--controler", "h:1"}).err,
+              HasSubstr("did you mean '--controller'?"));
+  EXPECT_THAT(Cli({"--controller=127.0.0.1:1", "sbumit", "a.yaml"}).err,
+              HasSubstr("unknown command 'sbumit' for 'nasforge'; did you mean 'submit'?"));
+  EXPECT_THAT(Cli({"token", "craete"}).err,
+              HasSubstr("unknown command 'craete' for 'nasforge token'; did you mean 'create'?"));
+  Outcome far = Cli({"frobnicate"});
+  EXPECT_EQ(far.code, kExitUsage);
+  EXPECT_THAT(far.err, HasSubstr("unknown command 'frobnicate' for 'nasforge'"));
+  EXPECT_THAT(far.err, ::testing::Not(HasSubstr("did you mean")));
+}
+
+// The bash completion script is valid bash and completes commands, subcommands and flags (run
+// through bash itself with COMP_WORDS set as bash would).
+TEST(CliArgumentsTest, BashCompletionCompletesCommandsAndFlags) {
+  Outcome o = Cli({"completion", "bash"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  const std::string script = TempPath("nasforge.bash");
+  std::ofstream(script) << o.out;
+  auto complete = [&](const std::string& words) {
+    const std::string out = TempPath("complete.out");
+    const std::string cmd = absl::StrCat(
+        "bash -c 'source ", script, "; COMP_WORDS=(", words,
+        "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _nasforge; echo \"${COMPREPLY[*]}\"' > ", out,
+        " 2>&1");
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::stringstream ss;
+    ss << std::ifstream(out).rdbuf();
+    return ss.str();
+  };
+  EXPECT_THAT(complete("nasforge su"), HasSubstr("submit"));
+  EXPECT_THAT(complete("nasforge pareto job-1 --wh"), HasSubstr("--where"));
+  EXPECT_THAT(complete("nasforge --controller h:1 jobs --sta"), HasSubstr("--state"));
+  EXPECT_THAT(complete("nasforge token c"), HasSubstr("create"));
+  EXPECT_THAT(complete("nasforge status job-1 --contr"), HasSubstr("--controller"));
+  EXPECT_EQ(Cli({"completion", "fish"}).code, kExitUsage);
 }
 
 TEST(CliArgumentsTest, NumbersAreParsedWithErrorsNamingTheFlag) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "core/search_space.h"
@@ -147,7 +148,40 @@ TEST(JobSpecTest, ExternalDatasetTakesTheSpacesShapes) {
   EXPECT_EQ(spec->training().dataset(), "external");
   EXPECT_EQ(spec->accuracy_scale(), v1::FRACTION);
   auto bad = ParseJobSpecYaml(Replace(ReadExampleJob(), "dataset: fashion-mnist", "dataset: x"));
-  EXPECT_THAT(bad.status().message(), HasSubstr("synthetic, tabular, external"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("synthetic, tabular, idx, cifar, npy, external"));
+}
+
+// The user's files: a relative path under the workers' --data-root, normalisation per channel,
+// crops in range; no image-count checks (the controller never sees the files).
+TEST(JobSpecTest, FileDatasetsNeedASafePathAndFittingOptions) {
+  std::string y = Replace(ReadExampleJob(), "dataset: fashion-mnist", "dataset: CIFAR");
+  y = Replace(y, "in_channels: 1", "in_channels: 3");
+  auto missing = ParseJobSpecYaml(y);
+  EXPECT_THAT(missing.status().message(), HasSubstr("training.data_path: is required"));
+  y = Replace(y, "dataset: CIFAR",
+              "dataset: cifar\n  data_path: cifar-10-batches-bin\n"
+              "  mean: [0.49, 0.48, 0.45]\n  std: [0.25, 0.24, 0.26]\n"
+              "  random_crop_padding: 4\n  horizontal_flip: true");
+  auto ok = ParseJobSpecYaml(y);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->training().dataset(), "cifar");
+  for (const auto& [from, to, field] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"data_path: cifar-10-batches-bin", "data_path: /etc", "training.data_path: '/etc'"},
+           {"data_path: cifar-10-batches-bin", "data_path: a/../../b", "may not contain '..'"},
+           {"std: [0.25, 0.24, 0.26]", "std: [0.25, 0.24]", "training.std: has 2 values"},
+           {"mean: [0.49, 0.48, 0.45]\n  std: [0.25, 0.24, 0.26]",
+            "mean: [0.5, 0.5]\n  std: [0.2, 0.2]", "training.mean: has 2 values"},
+           {"std: [0.25, 0.24, 0.26]", "std: [0.25, 0, 0.26]", "training.std[1]: must be > 0"},
+           {"random_crop_padding: 4", "random_crop_padding: 65", "training.random_crop_padding"},
+       }) {
+    auto bad = ParseJobSpecYaml(Replace(y, from, to));
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << to;
+    EXPECT_THAT(bad.status().message(), HasSubstr(field)) << to;
+  }
+  auto stray = ParseJobSpecYaml(Replace(ReadExampleJob(), "dataset: fashion-mnist",
+                                        "dataset: fashion-mnist\n  data_path: x"));
+  EXPECT_THAT(stray.status().message(), HasSubstr("training.data_path: is only for idx"));
 }
 
 TEST(JobSpecTest, TabularJobsAreValidatedToo) {
