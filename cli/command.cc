@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/jobspec.h"
 
 namespace nasforge::cli {
 
@@ -23,6 +24,15 @@ absl::StatusOr<std::string> ReadInputFile(const std::string& path, absl::string_
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+absl::Status LoadYaml(const std::string& path, absl::string_view role,
+                      google::protobuf::Message* message) {
+  auto text = ReadInputFile(path, role);
+  if (!text.ok()) return text.status();
+  absl::Status st = YamlToMessage(*text, message);
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
+  return absl::OkStatus();
 }
 
 }  // namespace nasforge::cli

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
 
 namespace nasforge::cli {
 
@@ -34,5 +35,10 @@ int ReportError(const Io& io, const absl::Status& status, absl::string_view what
 // The contents of `path`; INVALID_ARGUMENT "ROLE 'PATH': cannot read it (...)" if it cannot be
 // read, where `role` names the argument or flag ("JOB.yaml", "--space").
 absl::StatusOr<std::string> ReadInputFile(const std::string& path, absl::string_view role);
+
+// A YAML file named on the command line (`role`: its argument, "ARCH.yaml") read into `message`
+// along its schema; INVALID_ARGUMENT naming the path (and the YAML line) on a bad file.
+absl::Status LoadYaml(const std::string& path, absl::string_view role,
+                      google::protobuf::Message* message);
 
 }  // namespace nasforge::cli

@@ -146,6 +146,27 @@ absl::StatusOr<v1::ListJobsRequest> JobsRequest(const JobsOptions& o) {
   return req;
 }
 
+struct EnqueueOptions {
+  std::string job, file;
+  bool json = false;
+};
+
+// enqueue: a known architecture (the YAML `nasforge cost` reads) as a queued trial of the job.
+int Enqueue(CommandContext& c, const EnqueueOptions& o, Stub& stub) {
+  v1::EnqueueCandidateRequest req;
+  req.set_job_id(o.job);
+  if (absl::Status st = LoadYaml(o.file, "ARCH.yaml", req.mutable_architecture()); !st.ok()) {
+    return ReportError(c.io, st, "enqueue");
+  }
+  auto trial = Call(stub, &Stub::EnqueueCandidate, req);
+  if (!trial.ok()) return ReportError(c.io, trial.status(), "enqueue " + o.job);
+  c.io.out << (o.json ? ProtoJson(*trial)
+                      : absl::StrCat(o.job, " trial ", trial->id(), " queued (",
+                                     trial->arch_hash().substr(0, 16), ")"))
+           << "\n";
+  return kExitOk;
+}
+
 int Delete(CommandContext& c, const JobOptions& o, Stub& stub) {
   v1::DeleteJobRequest req;
   req.set_job_id(o.job);
@@ -372,6 +393,19 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
       [](CommandContext& c, const JobOptions& o, Stub& stub) { return Follow(c, stub, o.job); },
       false);
   AddJobIdCommand(app, c, "cancel", "cancel a job (its running trials are stopped)", Cancel, true);
+  {
+    auto o = std::make_shared<EnqueueOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "enqueue",
+        "seed a known architecture as a queued trial of a running job (trained like "
+        "the strategy's own, told to it when it finishes)");
+    cmd->add_option("JOB", o->job, "job id")->required();
+    cmd->add_option("ARCH.yaml", o->file, "architecture file (YAML, as for `nasforge cost`)")
+        ->required();
+    cmd->add_flag("--json", o->json, "print the trial as JSON");
+    cmd->callback(
+        [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Enqueue(c, *o, stub); }); });
+  }
   AddJobIdCommand(app, c, "delete",
                   "delete an ended job, its trials and their artifacts (cancel a running one "
                   "first)",

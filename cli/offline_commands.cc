@@ -16,15 +16,6 @@ namespace nasforge::cli {
 namespace {
 
 // The YAML file at `path` parsed into `message`; INVALID_ARGUMENT naming the file.
-absl::Status LoadYaml(const std::string& path, absl::string_view role,
-                      google::protobuf::Message* message) {
-  auto text = ReadInputFile(path, role);
-  if (!text.ok()) return text.status();
-  absl::Status st = YamlToMessage(*text, message);
-  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
-  return absl::OkStatus();
-}
-
 struct CostOptions {
   std::string file;
   int resolution = 0;

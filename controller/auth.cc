@@ -225,6 +225,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"JobService", "CancelJob", Role::kSubmit},
       {"JobService", "ExtendJob", Role::kSubmit},
       {"JobService", "DeleteJob", Role::kSubmit},
+      {"JobService", "EnqueueCandidate", Role::kSubmit},
       {"WorkerService", "RegisterWorker", Role::kWorker},
       {"WorkerService", "LeaseTrial", Role::kWorker},
       {"WorkerService", "Heartbeat", Role::kWorker},

@@ -378,6 +378,70 @@ absl::StatusOr<v1::Job> JobManager::ExtendJob(const v1::ExtendJobRequest& req,
   return out;
 }
 
+absl::StatusOr<v1::Trial> JobManager::EnqueueCandidate(const v1::EnqueueCandidateRequest& req,
+                                                       const Principal& caller) {
+  if (!req.has_architecture()) return FieldError("architecture", "is required");
+  NF_RETURN_IF_ERROR(ValidateArchitecture(req.architecture(), "architecture"));
+  JobState* js = nullptr;
+  auto usable = [&]() -> absl::Status {
+    if (js->job.state() != v1::JOB_RUNNING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job_id: job ", req.job_id(), " is ", v1::JobState_Name(js->job.state()),
+                       "; candidates are enqueued to running jobs (ExtendJob runs it again)"));
+    }
+    if (Created(*js) >= js->job.spec().budget().max_trials()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job_id: job ", req.job_id(), " has created all its ",
+                       js->job.spec().budget().max_trials(),
+                       " trials; extend its budget first (nasforge extend)"));
+    }
+    return absl::OkStatus();
+  };
+  {
+    absl::MutexLock l(&mu_);
+    NF_ASSIGN_OR_RETURN(js, FindJob(req.job_id()));
+    NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
+    NF_RETURN_IF_ERROR(usable());
+    if (!EncodeArchitecture(js->job.spec().search_space(), req.architecture()).has_value()) {
+      return FieldError("architecture",
+                        "is not in the job's search space (its kind, or a choice "
+                        "the space does not offer)");
+    }
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    ++js->asking;  // holds the job (no finish, no delete) while the driver is asked
+  }
+  WriteBatch batch;
+  Events events;
+  v1::Trial out;
+  absl::Status status;
+  {
+    absl::MutexLock d(js->driver->lock());  // the driver's lock before mu_ (lock order)
+    absl::StatusOr<StrategyDriver::Step> step = js->driver->Admit(req.architecture());
+    absl::MutexLock l(&mu_);
+    --js->asking;
+    status = step.ok() ? usable() : step.status();
+    if (status.ok()) {
+      v1::Trial* t = ApplyStep(*js, *std::move(step));
+      PlanMeasurements(*js, *t, batch, events);
+      Stage(batch, *t);
+      Stage(batch, js->job);
+      AddEvent(events, *js, t, "trial_enqueued");
+      Log(LogLevel::kInfo, "trial_enqueued",
+          {{"job", js->job.id()},
+           {"trial", t->id()},
+           {"hash", t->arch_hash()},
+           {"by", caller.name}});
+      out = *t;
+    }
+    MaybeFinish(*js, events);
+    UpdateGauges();
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  if (!status.ok()) return status;
+  return out;
+}
+
 absl::StatusOr<int64_t> JobManager::DeleteJob(absl::string_view job_id, const Principal& caller) {
   absl::MutexLock l(&mu_);
   NF_ASSIGN_OR_RETURN(JobState * js, FindJob(job_id));

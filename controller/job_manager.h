@@ -89,6 +89,9 @@ class JobManager {
   // More trials for a job; an ended one runs again (ExtendJobRequest says how).
   absl::StatusOr<v1::Job> ExtendJob(const v1::ExtendJobRequest& request,
                                     const Principal& caller = Principal::Local());
+  // A queued trial of `architecture`, named by the user (EnqueueCandidateRequest says the rules).
+  absl::StatusOr<v1::Trial> EnqueueCandidate(const v1::EnqueueCandidateRequest& request,
+                                             const Principal& caller = Principal::Local());
   // Forgets an ended job and stages the deletion of it and its trials; the number of trials.
   // FAILED_PRECONDITION for a running job (cancel it first).
   absl::StatusOr<int64_t> DeleteJob(absl::string_view job_id,

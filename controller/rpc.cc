@@ -227,6 +227,12 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "ExtendJob");
     return Finish(ctx, jm_, jm_->ExtendJob(*req, who), resp, true);
   }
+  ServerUnaryReactor* EnqueueCandidate(CallbackServerContext* ctx,
+                                       const v1::EnqueueCandidateRequest* req,
+                                       v1::Trial* resp) override {
+    NF_GATE(who, "JobService", "EnqueueCandidate");
+    return Finish(ctx, jm_, jm_->EnqueueCandidate(*req, who), resp, true);
+  }
   // Answered when the deletion is durable; the artifacts go after it (a crash between leaves
   // files of a job that no longer exists, never a job without its files).
   ServerUnaryReactor* DeleteJob(CallbackServerContext* ctx, const v1::DeleteJobRequest* req,

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/log.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
@@ -74,6 +75,30 @@ StrategyDriver::Step StrategyDriver::Next(const std::vector<v1::Trial>& finished
   step.kind = p.kind;
   step.arch = std::move(p.arch);
   step.reason = std::move(p.reason);
+  step.position = strategy_->position();
+  return step;
+}
+
+absl::StatusOr<StrategyDriver::Step> StrategyDriver::Admit(const v1::Architecture& arch) {
+  Step step;
+  step.hash = ArchHash(arch);
+  if (seen_.count(step.hash)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "architecture: the job already has this candidate (", step.hash.substr(0, 16), ")"));
+  }
+  step.cost = ComputeCost(arch);
+  step.train_memory_bytes = TrainingMemoryBytes(step.cost, batch_size_);
+  MetricMap m{{"macs", static_cast<double>(step.cost.macs)},
+              {"params", static_cast<double>(step.cost.params)},
+              {"train_memory_bytes", static_cast<double>(step.train_memory_bytes)}};
+  if (!MeetsConstraints(m, cost_bounds_)) {
+    return absl::InvalidArgumentError(absl::StrCat("architecture: macs ", step.cost.macs,
+                                                   ", params ", step.cost.params,
+                                                   " break the job's cost constraints"));
+  }
+  seen_.insert(step.hash);
+  step.kind = Proposal::Kind::kCandidate;
+  step.arch = arch;
   step.position = strategy_->position();
   return step;
 }

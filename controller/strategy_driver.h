@@ -54,6 +54,11 @@ class StrategyDriver {
   Step Next(const std::vector<v1::Trial>& finished, int max_attempts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // A candidate the user names (EnqueueCandidate) instead of the strategy: a kCandidate step for
+  // `arch` (its hash then counts as seen), ALREADY_EXISTS if the job has it, INVALID_ARGUMENT
+  // naming "architecture" if it is over the job's macs/params/memory bounds.
+  absl::StatusOr<Step> Admit(const v1::Architecture& arch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
  private:
   const std::string job_id_;
   const std::vector<v1::Constraint> cost_bounds_;  // the spec's macs/params/memory constraints

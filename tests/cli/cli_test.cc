@@ -510,6 +510,15 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   EXPECT_EQ(bad_where.code, kExitUsage);
   EXPECT_THAT(bad_where.err, HasSubstr("--where"));
 
+  // A known architecture seeded into the running job; the same again is refused.
+  const std::string best = Source("search_spaces/reference/nb201_best.yaml");
+  Outcome enq = Call({"enqueue", id, best});
+  ASSERT_EQ(enq.code, 0) << enq.err;
+  EXPECT_THAT(enq.out, HasSubstr(" queued ("));
+  Outcome twice = Call({"enqueue", id, best});
+  EXPECT_EQ(twice.code, kExitFailed);
+  EXPECT_THAT(twice.err, HasSubstr("already has this candidate"));
+
   Outcome cancel = Call({"cancel", id});
   ASSERT_EQ(cancel.code, 0) << cancel.err;
   EXPECT_EQ(cancel.out, id + " cancelled\n");
@@ -520,13 +529,13 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   // resume gives the cancelled job its cancelled trials back; extend adds or sets the budget.
   Outcome resume = Call({"resume", id});
   ASSERT_EQ(resume.code, 0) << resume.err;
-  EXPECT_EQ(resume.out, id + " running, budget 300 trials\n") << "no trial was cancelled";
+  EXPECT_EQ(resume.out, id + " running, budget 301 trials\n") << "+ the cancelled enqueued one";
   Outcome extend = Call({"extend", id, "--add-trials", "5"});
   ASSERT_EQ(extend.code, 0) << extend.err;
-  EXPECT_EQ(extend.out, id + " running, budget 305 trials\n");
+  EXPECT_EQ(extend.out, id + " running, budget 306 trials\n");
   Outcome lower = Call({"extend", id, "--max-trials", "10"});
   EXPECT_EQ(lower.code, kExitUsage);
-  EXPECT_THAT(lower.err, HasSubstr("max_trials: 10 is not above the job's budget of 305"));
+  EXPECT_THAT(lower.err, HasSubstr("max_trials: 10 is not above the job's budget of 306"));
   EXPECT_EQ(Call({"extend", id, "--add-trials", "1", "--max-trials", "400"}).code, kExitUsage);
   EXPECT_THAT(Call({"extend", id}).err, HasSubstr("add_trials"));
   Outcome again = Call({"resume", id});

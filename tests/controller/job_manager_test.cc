@@ -464,6 +464,65 @@ TEST_F(JobManagerTest, AnEndedJobIsDeletedWithItsTrials) {
   EXPECT_NE(Submit(TinySpec(3), "key-1").id(), job.id()) << "the key makes a new job";
 }
 
+// EnqueueCandidate: a known architecture becomes a queued trial, leased and finished like the
+// strategy's own; duplicates, architectures outside the space or over the cost bounds, and a
+// spent budget are refused with the field.
+TEST_F(JobManagerTest, AKnownArchitectureIsEnqueuedAndTrained) {
+  v1::Job job = Submit(TinySpec(3, /*parallel=*/1));
+  std::string w = Register("w");
+  auto first = Lease(w);
+  ASSERT_TRUE(first.has_trial());
+  const v1::Architecture& a = first.architecture();
+  auto vary = [&](bool kernel, bool stem) {
+    v1::Architecture v = a;
+    auto* stage = v.mutable_mbconv()->mutable_stages(0);
+    if (kernel) stage->set_kernel(stage->kernel() == 3 ? 5 : 3);
+    if (stem) v.mutable_mbconv()->set_stem_channels(v.mbconv().stem_channels() == 8 ? 16 : 8);
+    return v;
+  };
+  v1::EnqueueCandidateRequest r;
+  r.set_job_id(job.id());
+  *r.mutable_architecture() = vary(true, false);
+  auto t = jm_->EnqueueCandidate(r);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->id(), 1);
+  EXPECT_EQ(t->state(), v1::TRIAL_QUEUED);
+  EXPECT_GT(t->metrics().at("macs"), 0);
+  EXPECT_EQ(jm_->EnqueueCandidate(r).status().code(), absl::StatusCode::kAlreadyExists);
+  *r.mutable_architecture() = a;
+  EXPECT_EQ(jm_->EnqueueCandidate(r).status().code(), absl::StatusCode::kAlreadyExists);
+  r.mutable_architecture()->mutable_mbconv()->mutable_stages(0)->set_kernel(7);
+  auto outside = jm_->EnqueueCandidate(r);
+  EXPECT_EQ(outside.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(outside.status().message()),
+              HasSubstr("architecture: is not in the job's search space"));
+  *r.mutable_architecture() = vary(false, true);
+  ASSERT_TRUE(jm_->EnqueueCandidate(r).ok());
+  *r.mutable_architecture() = vary(true, true);
+  auto spent = jm_->EnqueueCandidate(r);
+  EXPECT_EQ(spent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(spent.status().message()), HasSubstr("extend its budget first"));
+  ASSERT_TRUE(Report(w, first, 0.5).ok());
+  for (int id : {1, 2}) {
+    auto next = Lease(w);
+    ASSERT_TRUE(next.has_trial());
+    EXPECT_EQ(next.lease().trial_id(), id) << "the enqueued trials";
+    ASSERT_TRUE(Report(w, next, 0.6).ok());
+  }
+  EXPECT_EQ(jm_->GetJob(job.id())->state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(jm_->EnqueueCandidate(r).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  v1::JobSpec bounded = TinySpec(2);
+  auto* c = bounded.add_constraints();
+  c->set_metric("macs");
+  c->set_upper(1);
+  v1::Job b = Submit(bounded);
+  r.set_job_id(b.id());
+  auto costly = jm_->EnqueueCandidate(r);
+  EXPECT_EQ(costly.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(costly.status().message()), HasSubstr("cost constraints"));
+}
+
 // docs/EXTENDING.md, checked: a strategy and an early-stopping rule that exist only in this test,
 // registered with one line each, run a job through the manager like the built-in ones.
 TEST_F(JobManagerTest, AStrategyAndARuleRegisteredFromTestCodeRunAJob) {

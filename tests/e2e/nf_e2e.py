@@ -56,3 +56,16 @@ def finish(tmp, logs):
             if os.path.exists(path):
                 print("---", f, "---\n" + open(path).read()[-3000:])
     print("%d failed" % len(failures))
+
+
+def conclude(tmp, logs):
+    """finish(), then removes `tmp` if every check passed (kept for a look otherwise) and exits
+    with 0 or 1. Call from a `finally:` around the test."""
+    import shutil
+    if sys.exc_info()[0] is not None:  # an exception on its way out: a failure, let it propagate
+        failures.append("exception: %r" % (sys.exc_info()[1],))
+    finish(tmp, logs)
+    if not failures:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if sys.exc_info()[0] is None:
+        sys.exit(1 if failures else 0)

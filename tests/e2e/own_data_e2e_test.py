@@ -15,7 +15,6 @@ Usage: own_data_e2e_test.py CONTROLLER_BIN WORKER_BIN CLI_BIN
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,10 +141,7 @@ def main():
             check(r.returncode == 2 and "training.data_path" in r.stderr,
                   "data_path %s refused naming the field (%s)" % (bad, r.stderr.strip()[-160:]))
     finally:
-        nf.finish(tmp, ["ctl.log", "worker.log"])
-        if not nf.failures:
-            shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(1 if nf.failures else 0)
+        nf.conclude(tmp, ["ctl.log", "worker.log"])
 
 
 if __name__ == "__main__":

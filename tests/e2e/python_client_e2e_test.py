@@ -21,7 +21,6 @@ A controller (SQLite) and one built-in LibTorch worker. Checked:
 Usage: python_client_e2e_test.py CONTROLLER_BIN WORKER_BIN PYTHONPATH EXAMPLES_DIR
 """
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -158,6 +157,22 @@ def early_stopping(c, addr):
 
     job = c.submit(spec("asha", 6, 4, rule={"rule": "asha", "min_epochs": 1, "eta": 2,
                                            "keep_cost_front": False}))
+    # A known architecture seeded before any worker asks: trial 0, trained like the others.
+    seed = {"mbconv": {"resolution": 16, "in_channels": 3, "num_classes": 4, "stem_channels": 16,
+                       "stem_stride": 1, "head_channels": 32,
+                       "stages": [{"stride": 2, "kernel": 5, "expansion": 3, "repeats": 2,
+                                   "channels": 24, "se_ratio": 0}]}}
+    queued = c.enqueue(job["id"], seed)
+    check(queued["state"] == "TRIAL_QUEUED" and int(queued.get("id", 0)) == 0,
+          "enqueue: the known architecture is trial 0, queued")
+    for bad, code in (({"mbconv": dict(seed["mbconv"], stem_channels=12)}, "INVALID_ARGUMENT"),
+                      (seed, "ALREADY_EXISTS"), ({"mbconv": {"bogus": 1}}, "INVALID_ARGUMENT")):
+        try:
+            c.enqueue(job["id"], bad)
+            check(False, "enqueue %s refused" % code)
+        except nasforge.NasforgeError as e:
+            check(e.code_name == code and e.field == "architecture",
+                  "enqueue refused: %s naming architecture (%s)" % (code, e))
     events = []
     watcher = threading.Thread(target=lambda: events.extend(c.watch(job["id"], timeout=300)),
                                daemon=True)
@@ -174,7 +189,9 @@ def early_stopping(c, addr):
     check(all(saw_stop.get(n) == epochs_run.get(n) < 4 for n in stopped["number"]),
           "each stopped trial's train function saw report() say stop and left its loop "
           "(stopped at %s)" % {int(n): saw_stop.get(n) for n in stopped["number"]})
-    check(df.loc[0, "state"] == "SUCCEEDED", "the best (first) trial ran to the end")
+    check(df.loc[0, "state"] == "SUCCEEDED" and df.loc[0, "params_stem_channels"] == 16 and
+          df.loc[0, "params_stages_0_kernel"] == 5,
+          "the enqueued architecture (trial 0, the best) ran to the end")
     check(df.loc[4, "state"] == "FAILED" and "out of memory" in df.loc[4, "error"],
           "an exception fails its trial with the message (%r)" % df.loc[4, "error"])
     check(df.loc[5, "state"] == "FAILED" and "accuracy" in df.loc[5, "error"],
@@ -284,10 +301,7 @@ def main():
             except nasforge.NasforgeError as e:
                 check(e.code_name == "NOT_FOUND", "a deleted job is NOT_FOUND")
     finally:
-        nf.finish(tmp, ["ctl.log", "worker.log"])
-        if not nf.failures:
-            shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(1 if nf.failures else 0)
+        nf.conclude(tmp, ["ctl.log", "worker.log"])
 
 
 if __name__ == "__main__":

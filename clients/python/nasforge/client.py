@@ -342,6 +342,21 @@ class Client:
         return to_dict(self.call("ExtendJob", pb.ExtendJobRequest(
             job_id=_job_id(job), add_trials=add_trials, max_trials=max_trials)))
 
+    def enqueue(self, job, architecture):
+        """Seeds a known candidate into a running job: `architecture` as a dict (the YAML or
+        architecture.json structure, e.g. {"nb201": {"cell": "..."}}) or an Architecture message.
+        Returns the queued trial as a dict."""
+        req = pb.EnqueueCandidateRequest(job_id=_job_id(job))
+        if isinstance(architecture, pb.Architecture):
+            req.architecture.CopyFrom(architecture)
+        else:
+            try:
+                json_format.ParseDict(architecture, req.architecture)
+            except json_format.ParseError as e:
+                raise NasforgeError(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "architecture: %s" % e) from None
+        return to_dict(self.call("EnqueueCandidate", req))
+
     def delete(self, job):
         """Deletes an ended job, its trials and their artifacts (cancel a running one first).
         Returns the number of trials deleted."""
