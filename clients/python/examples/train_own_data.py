@@ -30,13 +30,13 @@ def fake_data(n=1200, classes=4, size=16, seed=0):
     epochs by a small network."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)
-    images = rng.normal(0.0, 40.0, (n, size, size, 3))
+    images = rng.normal(0.0, 70.0, (n, size, size, 3))
     yy, xx = np.mgrid[0:size, 0:size]
     for c in range(classes):
         sel = labels == c
-        stripe = ((xx if c % 2 else yy) // 2) % 2 * 60.0
-        images[sel, :, :, c % 3] += 100.0 + stripe
-    return np.clip(images + 60.0, 0, 255).astype(np.uint8), labels.astype(np.int64)
+        stripe = ((xx if c % 2 else yy) // 2) % 2 * 45.0
+        images[sel, :, :, c % 3] += 35.0 + stripe
+    return np.clip(images + 90.0, 0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
 def make_train(images, labels, val_fraction=0.2, threads=1):
