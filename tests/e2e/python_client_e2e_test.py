@@ -16,7 +16,9 @@ A controller (SQLite) and one built-in LibTorch worker. Checked:
     gives the cancelled trial's place back to the budget and the job trains 3 candidates;
   - extend: the ended ASHA job gets 2 more trials, runs again and ends with 8;
   - paging: candidates listed 3 per page equal one listing; watch yields the snapshot first and
-    job_finished last; jobs() lists every job.
+    job_finished last; jobs() lists every job, filtered by name, label and state; delete;
+  - kill -9 of the controller while an SDK worker waits: a new controller on the same store and
+    port, and the worker trains its next job.
 
 Usage: python_client_e2e_test.py CONTROLLER_BIN WORKER_BIN PYTHONPATH EXAMPLES_DIR
 """
@@ -271,10 +273,40 @@ def cancelling(c, addr):
     return job
 
 
+def controller_restart(ctl, addr, tmp):
+    """kill -9 of the controller while an SDK worker waits for work; a new controller on the same
+    store and port: the worker keeps asking and trains the next job."""
+    stop = threading.Event()
+    t, box = sdk_worker(addr, lambda trial: {"accuracy": 0.7}, "sdk-restart", stop)
+    ctl.kill()
+    ctl.wait()
+    port_file = os.path.join(tmp, "ctl2.port")
+    nf.start([CONTROLLER, "--listen", addr, "--port-file", port_file, "--store",
+              "sqlite://%s/ctl.db" % tmp, "--metrics-listen", ""], os.path.join(tmp, "ctl2.log"))
+    with nasforge.Client(addr) as c2:
+        job = None
+        for _ in range(600):  # until the new controller answers (it recovers the store first)
+            try:
+                job = c2.submit(spec("after-restart", 2, 1))
+                break
+            except nasforge.NasforgeError as e:
+                if e.code_name != "UNAVAILABLE":
+                    raise
+                threading.Event().wait(0.05)
+        check(job is not None, "a controller on the same store and port answers")
+        final = c2.wait(job["id"], timeout=120) if job else {}
+        check(final.get("state") == "JOB_SUCCEEDED",
+              "the SDK worker outlived the controller's kill -9 and trained the new job (%s)"
+              % final.get("state"))
+    stop.set()
+    t.join(30)
+    check(box and "crashed" not in box[0], "the SDK worker did not crash (%s)" % box)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="nf-python-e2e-")
     try:
-        _, addr = nf.start_controller(CONTROLLER, tmp, "ctl")
+        ctl, addr = nf.start_controller(CONTROLLER, tmp, "ctl")
         start([WORKER, "--controller", addr, "--worker-id", "builtin", "--threads", "1"],
               os.path.join(tmp, "worker.log"))
         with nasforge.Client(addr) as c:
@@ -300,8 +332,9 @@ def main():
                 check(False, "a deleted job is NOT_FOUND")
             except nasforge.NasforgeError as e:
                 check(e.code_name == "NOT_FOUND", "a deleted job is NOT_FOUND")
+        controller_restart(ctl, addr, tmp)
     finally:
-        nf.conclude(tmp, ["ctl.log", "worker.log"])
+        nf.conclude(tmp, ["ctl.log", "ctl2.log", "worker.log"])
 
 
 if __name__ == "__main__":

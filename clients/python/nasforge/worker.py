@@ -267,6 +267,11 @@ class Worker:
                     _event(logging.ERROR, "result_refused", job=trial.job_id,
                            trial=trial.trial_id, error=e.message)
                     return "failed"
+                if e.code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                    # Not recorded: the lease expires and the trial is run again elsewhere.
+                    _event(logging.ERROR, "report_lost", job=trial.job_id, trial=trial.trial_id,
+                           error=e.message)
+                    return "abandoned"
                 raise
             _event(logging.INFO, "trial_done", job=trial.job_id, trial=trial.trial_id,
                    outcome=outcome, seconds="%.1f" % (time.monotonic() - trial._started))
@@ -300,6 +305,12 @@ def run(train_fn, controller=None, token=None, token_file=None, tls_ca=None, tls
             except NasforgeError as e:
                 if e.code_name == "FAILED_PRECONDITION" and "not registered" in e.message:
                     w.register()  # the controller lost us (a new store): register again
+                    continue
+                if e.code_name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                    # The controller is away (restart, failover, network): keep asking.
+                    _event(logging.WARNING, "controller_unreachable", worker=w.worker_id,
+                           error=e.message, retry_in_s=5)
+                    w.stop.wait(5)
                     continue
                 raise
             if grant is None:
