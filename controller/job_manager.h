@@ -92,10 +92,10 @@ class JobManager {
   // A queued trial of `architecture`, named by the user (EnqueueCandidateRequest says the rules).
   absl::StatusOr<v1::Trial> EnqueueCandidate(const v1::EnqueueCandidateRequest& request,
                                              const Principal& caller = Principal::Local());
-  // Forgets an ended job and stages the deletion of it and its trials; the number of trials.
+  // Forgets an ended job and stages the deletion of it and its trials (how many: the answer).
   // FAILED_PRECONDITION for a running job (cancel it first).
-  absl::StatusOr<int64_t> DeleteJob(absl::string_view job_id,
-                                    const Principal& caller = Principal::Local());
+  absl::StatusOr<v1::DeleteJobResponse> DeleteJob(absl::string_view job_id,
+                                                  const Principal& caller = Principal::Local());
   absl::StatusOr<v1::Trial> GetCandidate(absl::string_view job_id, int64_t trial_id,
                                          const Principal& caller = Principal::Local()) const;
   absl::StatusOr<v1::ListCandidatesResponse> ListCandidates(

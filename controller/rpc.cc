@@ -1,6 +1,7 @@
 #include "controller/rpc.h"
 
 #include <deque>
+#include <functional>
 #include <mutex>
 
 #include "core/log.h"
@@ -67,10 +68,12 @@ ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {
     return Refuse(ctx, owner);                                                     \
   }
 
-// Finishes `reactor` with `result`: at once for reads, after the commit for writes.
+// Finishes `reactor` with `result`: at once for reads, after the commit for writes
+// (`after_commit`, if given, runs once the commit succeeded, before the answer).
 template <typename Resp>
 ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::StatusOr<Resp> result,
-                           Resp* response, bool durable) {
+                           Resp* response, bool durable,
+                           std::function<void()> after_commit = nullptr) {
   ServerUnaryReactor* r = ctx->DefaultReactor();
   if (!result.ok()) {
     r->Finish(WithRetryHint(ctx, result.status()));
@@ -81,7 +84,10 @@ ServerUnaryReactor* Finish(CallbackServerContext* ctx, JobManager* jm, absl::Sta
     r->Finish(grpc::Status::OK);
   } else {
     jm->writer()->WhenDurable(jm->writer()->LastEnqueued(),
-                              [r, ctx](absl::Status s) { r->Finish(WithRetryHint(ctx, s)); });
+                              [r, ctx, after = std::move(after_commit)](absl::Status s) {
+                                if (s.ok() && after) after();
+                                r->Finish(WithRetryHint(ctx, s));
+                              });
   }
   return r;
 }
@@ -238,22 +244,13 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   ServerUnaryReactor* DeleteJob(CallbackServerContext* ctx, const v1::DeleteJobRequest* req,
                                 v1::DeleteJobResponse* resp) override {
     NF_GATE(who, "JobService", "DeleteJob");
-    auto n = jm_->DeleteJob(req->job_id(), who);
-    if (!n.ok()) return Refuse(ctx, n.status());
-    resp->set_trials_deleted(*n);
-    ServerUnaryReactor* r = ctx->DefaultReactor();
-    ArtifactStore* artifacts = artifacts_;
-    const std::string job_id = req->job_id();
-    jm_->writer()->WhenDurable(jm_->writer()->LastEnqueued(), [r, ctx, artifacts,
-                                                               job_id](absl::Status s) {
-      if (s.ok() && artifacts != nullptr) {
-        if (absl::Status a = artifacts->DeleteJob(job_id); !a.ok()) {
-          Log(LogLevel::kWarn, "artifacts_not_deleted", {{"job", job_id}, {"error", a.message()}});
-        }
+    auto remove_files = [artifacts = artifacts_, job_id = req->job_id()] {
+      if (artifacts == nullptr) return;
+      if (absl::Status a = artifacts->DeleteJob(job_id); !a.ok()) {
+        Log(LogLevel::kWarn, "artifacts_not_deleted", {{"job", job_id}, {"error", a.message()}});
       }
-      r->Finish(WithRetryHint(ctx, s));
-    });
-    return r;
+    };
+    return Finish(ctx, jm_, jm_->DeleteJob(req->job_id(), who), resp, true, remove_files);
   }
   grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(CallbackServerContext* ctx,
                                                    const v1::WatchJobRequest* req) override {

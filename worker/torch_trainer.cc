@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "worker/dataset.h"
 #include "worker/torch_cuda.h"
+#include "worker/torch_data.h"
 #include "worker/torch_export.h"
 #include "worker/torch_latency.h"
 #include "worker/torch_models.h"
@@ -88,10 +89,6 @@ double PeakRssBytes() {
   return 1024.0 * u.ru_maxrss;
 }
 
-struct Split {
-  torch::Tensor x, y;
-};
-
 class TorchTrainer final : public Trainer {
  public:
   TorchTrainer(TorchTrainerOptions o, torch::Device device)
@@ -120,129 +117,9 @@ class TorchTrainer final : public Trainer {
 
  private:
   absl::Status LoadData(const v1::Training& t) {
-    const std::string key = absl::StrCat(t.dataset(), ":", t.data_path());
-    if (loaded_ == key) return absl::OkStatus();
-    ImageSet train, test;
-    bool has_test = true;
-    std::string where = "-";
-    if (t.dataset() == "tabular") {
-      return absl::FailedPreconditionError(
-          "training.dataset 'tabular' is answered by --backend tabular workers, not by training");
-    }
-    if (t.dataset() == "synthetic") {
-      train = MakeSynthetic(8000, 28, 10, 1);
-      test = MakeSynthetic(2000, 28, 10, 2);
-    } else if (IsFileDataset(t.dataset())) {
-      // The job's own files under --data-root (the controller checked the path is relative
-      // and has no ".."; checked again here: a worker trusts no job spec with its files).
-      NF_RETURN_IF_ERROR(ValidateDataPath(t.data_path(), "training.data_path"));
-      where = absl::StrCat(o_.data_root, "/", t.data_path());
-      auto tr = ReadDatasetSplit(t.dataset(), where, "train");
-      if (!tr.ok()) {
-        return absl::Status(tr.status().code(),
-                            absl::StrCat("training.data_path: ", tr.status().message(),
-                                         " (worker --data-root ", o_.data_root, ")"));
-      }
-      train = std::move(*tr);
-      auto te = ReadDatasetSplit(t.dataset(), where, "test");
-      if (te.ok()) {
-        test = std::move(*te);
-      } else if (te.status().code() == absl::StatusCode::kNotFound) {
-        has_test = false;  // no test split: no test accuracy
-      } else {
-        return te.status();
-      }
-      if (has_test && (test.channels != train.channels || test.height != train.height ||
-                       test.width != train.width)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("training.data_path: ", where, ": test images are ", test.channels, "x",
-                         test.height, "x", test.width, ", training images ", train.channels, "x",
-                         train.height, "x", train.width));
-      }
-    } else {
-      auto tr = ReadIdxSplit(o_.data_dir, "train");
-      if (!tr.ok()) return tr.status();
-      auto te = ReadIdxSplit(o_.data_dir, "test");
-      if (!te.ok()) return te.status();
-      train = std::move(*tr);
-      test = std::move(*te);
-      where = o_.data_dir;
-    }
-    // Per-channel normalisation: given, Fashion-MNIST's for the built-in sets, else computed
-    // from the training images.
-    std::vector<double> mean(t.mean().begin(), t.mean().end());
-    std::vector<double> stdev(t.std().begin(), t.std().end());
-    if (mean.empty()) {
-      if (IsFileDataset(t.dataset())) {
-        ChannelStats(train, &mean, &stdev);
-      } else {
-        mean.assign(train.channels, 0.2860);
-        stdev.assign(train.channels, 0.3530);
-      }
-    }
-    if (static_cast<int>(mean.size()) != train.channels) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "training.mean: ", mean.size(), " values for images of ", train.channels, " channels"));
-    }
-    // The whole data set lives on the training device: batches are gathered there, never
-    // copied from the host per step.
-    train_ = ToTensors(train, mean, stdev, device_);
-    test_ = has_test ? ToTensors(test, mean, stdev, device_) : Split{};
-    classes_ = std::max(train.num_classes, has_test ? test.num_classes : 0);
-    loaded_ = key;
-    Log(LogLevel::kInfo, "data_loaded",
-        {{"dataset", t.dataset()},
-         {"train", train.count},
-         {"test", has_test ? test.count : 0},
-         {"shape", absl::StrCat(train.channels, "x", train.height, "x", train.width)},
-         {"classes", classes_},
-         {"dir", where}});
+    if (data_.key == DataKey(t)) return absl::OkStatus();
+    NF_ASSIGN_OR_RETURN(data_, LoadTrainingData(t, o_, device_));
     return absl::OkStatus();
-  }
-
-  // Mean and standard deviation of each channel's pixels in [0, 1].
-  static void ChannelStats(const ImageSet& s, std::vector<double>* mean,
-                           std::vector<double>* stdev) {
-    const size_t plane = static_cast<size_t>(s.height) * s.width;
-    std::vector<double> sum(s.channels), sq(s.channels);
-    for (size_t n = 0; n < static_cast<size_t>(s.count); ++n) {
-      for (int c = 0; c < s.channels; ++c) {
-        const uint8_t* p = s.pixels.data() + (n * s.channels + c) * plane;
-        uint64_t a = 0, b = 0;
-        for (size_t i = 0; i < plane; ++i) {
-          a += p[i];
-          b += uint64_t{p[i]} * p[i];
-        }
-        sum[c] += static_cast<double>(a);
-        sq[c] += static_cast<double>(b);
-      }
-    }
-    const double count = static_cast<double>(s.count) * plane;
-    mean->assign(s.channels, 0);
-    stdev->assign(s.channels, 0);
-    for (int c = 0; c < s.channels; ++c) {
-      const double m = sum[c] / count / 255.0;
-      const double v = sq[c] / count / (255.0 * 255.0) - m * m;
-      (*mean)[c] = m;
-      (*stdev)[c] = std::max(std::sqrt(std::max(v, 0.0)), 1e-3);
-    }
-  }
-
-  static Split ToTensors(const ImageSet& s, const std::vector<double>& mean,
-                         const std::vector<double>& stdev, torch::Device device) {
-    auto m = torch::tensor(mean, torch::kFloat32).view({1, s.channels, 1, 1});
-    auto d = torch::tensor(stdev, torch::kFloat32).view({1, s.channels, 1, 1});
-    auto x = torch::from_blob(const_cast<uint8_t*>(s.pixels.data()),
-                              {s.count, s.channels, s.height, s.width}, torch::kUInt8)
-                 .to(torch::kFloat32)
-                 .div_(255.0)
-                 .sub_(m)
-                 .div_(d)
-                 .to(device);
-    auto y = torch::from_blob(const_cast<int32_t*>(s.labels.data()), {s.count}, torch::kInt32)
-                 .to(torch::kInt64)
-                 .to(device);
-    return {x, y};
   }
 
   // Images resized (bilinear) to the architecture's resolution when it differs from the data's.
@@ -291,20 +168,20 @@ class TorchTrainer final : public Trainer {
     const auto& t = req.training;
     NF_RETURN_IF_ERROR(LoadData(t));
     const InputShape in = ArchInputShape(a);
-    const bool fits =
-        a.has_mlp() ? in.channels == train_.x[0].numel() : in.channels == train_.x.size(1);
+    const bool fits = a.has_mlp() ? in.channels == data_.train.x[0].numel()
+                                  : in.channels == data_.train.x.size(1);
     const int64_t size = a.has_mlp() ? 0 : in.height;
     if (!fits) {
       return absl::InvalidArgumentError(
           absl::StrCat("architecture expects ", in.channels, "x", in.height, "x", in.width,
-                       " inputs but the data set has ", train_.x.size(1), "x", train_.x.size(2),
-                       "x", train_.x.size(3)));
+                       " inputs but the data set has ", data_.train.x.size(1), "x",
+                       data_.train.x.size(2), "x", data_.train.x.size(3)));
     }
-    if (classes_ > in.num_classes) {
+    if (data_.classes > in.num_classes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("the data has labels up to ", classes_ - 1, " (", classes_,
+          absl::StrCat("the data has labels up to ", data_.classes - 1, " (", data_.classes,
                        " classes) but the architecture has num_classes ", in.num_classes,
-                       "; set the space's num_classes to at least ", classes_));
+                       "; set the space's num_classes to at least ", data_.classes));
     }
     ResetPeakRss();
     torch::manual_seed(req.seed);
@@ -329,7 +206,7 @@ class TorchTrainer final : public Trainer {
     }
 
     std::vector<int> train_idx, val_idx;
-    const int available = static_cast<int>(train_.x.size(0));
+    const int available = static_cast<int>(data_.train.x.size(0));
     const int held_out =
         t.validation_examples() > 0 ? t.validation_examples() : std::max(1, available / 10);
     if (held_out >= available) {
@@ -345,7 +222,8 @@ class TorchTrainer final : public Trainer {
           .to(device_);
     };
     torch::Tensor tr_i = to_tensor(train_idx), va_i = to_tensor(val_idx);
-    torch::Tensor val_x = train_.x.index_select(0, va_i), val_y = train_.y.index_select(0, va_i);
+    torch::Tensor val_x = data_.train.x.index_select(0, va_i),
+                  val_y = data_.train.y.index_select(0, va_i);
 
     torch::optim::AdamW opt(
         net->parameters(),
@@ -361,6 +239,11 @@ class TorchTrainer final : public Trainer {
     int since_best = 0, epochs_run = 0;
     int64_t step = 0, images = 0;
     const auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+    // Augmentation: random crops (zero padding) if asked, else `augment`'s 2-pixel edge shifts;
+    // flips with either.
+    const bool zero_pad = t.random_crop_padding() > 0;
+    const int64_t shift = zero_pad ? t.random_crop_padding() : (t.augment() ? 2 : 0);
+    const bool flips = t.augment() || t.horizontal_flip();
     for (int epoch = 1; epoch <= req.epochs; ++epoch) {
       auto t0 = Clock::now();
       net->train();
@@ -382,13 +265,9 @@ class TorchTrainer final : public Trainer {
           }
         }
         auto idx = perm.slice(0, i, std::min(i + t.batch_size(), n));
-        auto x = train_.x.index_select(0, idx);
-        auto y = train_.y.index_select(0, idx);
-        if (t.augment() || t.horizontal_flip() || t.random_crop_padding() > 0) {
-          x = Augment(x,
-                      t.random_crop_padding() > 0 ? t.random_crop_padding() : (t.augment() ? 2 : 0),
-                      t.augment() || t.horizontal_flip(), t.random_crop_padding() > 0);
-        }
+        auto x = data_.train.x.index_select(0, idx);
+        auto y = data_.train.y.index_select(0, idx);
+        if (flips || shift > 0) x = Augment(x, shift, flips, zero_pad);
         fused ? fused->ZeroGrad() : opt.zero_grad();
         auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
         loss.backward();
@@ -425,7 +304,7 @@ class TorchTrainer final : public Trainer {
     }
     auto& m = result.metrics;
     m["accuracy"] = best_val;
-    torch::Tensor test_x = test_.x, test_y = test_.y;
+    torch::Tensor test_x = data_.test.x, test_y = data_.test.y;
     if (test_x.defined() && t.test_examples() > 0 && t.test_examples() < test_x.size(0)) {
       test_x = test_x.slice(0, 0, t.test_examples());
       test_y = test_y.slice(0, 0, t.test_examples());
@@ -457,9 +336,7 @@ class TorchTrainer final : public Trainer {
   TorchTrainerOptions o_;
   torch::Device device_;
   bool autocast_ = false;
-  std::string loaded_;  // dataset:data_path of the data in train_/test_
-  Split train_, test_;  // test_ undefined when the data has no test split
-  int classes_ = 0;     // labels are 0..classes_-1
+  TrainingData data_;  // the last job's data (loaded again when a job names other data)
 };
 
 }  // namespace

@@ -1,0 +1,35 @@
+// The data a job trains on, as tensors on the training device: the built-in sets (fashion-mnist
+// from --data-dir, synthetic) and the user's files (idx, cifar, npy under --data-root), normalised
+// per channel (Training.mean/std, else computed from the files; the built-in sets use
+// Fashion-MNIST's figures).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nasforge/v1/nasforge.pb.h"
+#include "worker/trainer.h"
+
+namespace nasforge {
+
+struct Split {
+  torch::Tensor x, y;  // images (N, C, H, W) float, labels (N) int64
+};
+
+struct TrainingData {
+  std::string key;  // DataKey of the Training it was loaded for
+  Split train;
+  Split test;       // undefined tensors when the data has no test split
+  int classes = 0;  // labels are 0..classes-1
+};
+
+// Which data a Training names ("dataset:data_path"): equal keys, same data.
+std::string DataKey(const v1::Training& t);
+
+// Reads and converts the data `t` names; errors name the field, the file and the problem.
+absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const TorchTrainerOptions& o,
+                                              torch::Device device);
+
+}  // namespace nasforge
