@@ -1,4 +1,4 @@
-// A tiny /metrics HTTP(S) server on Boost.Beast, used by the controller and the worker instead of
+// GET /metrics on the shared Boost.Beast server (http/http_server.h), used by the controller and the worker instead of
 // prometheus-cpp's civetweb exposer, for two reasons: civetweb cannot start threads in a process
 // that loads LibTorch (glibc rejects its fixed small thread stacks once ~300 libraries' static TLS
 // no longer fits: pthread_create EINVAL), and Debian's civetweb build completes a TLS handshake
