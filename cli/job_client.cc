@@ -6,10 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "cli/format.h"
+#include "report/format.h"
 #include "core/status.h"
 
 namespace nasforge::cli {
+using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots
 
 absl::Status WithHint(const absl::Status& s) {
   if (s.ok()) return s;

@@ -11,16 +11,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "cli/candidate_table.h"
+#include "report/candidate_table.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "cli/format.h"
+#include "report/format.h"
 #include "cli/job_client.h"
-#include "cli/pareto_plot.h"
+#include "report/pareto_plot.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 
 namespace nasforge::cli {
+using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots
 namespace {
 
 using Stub = v1::JobService::Stub;

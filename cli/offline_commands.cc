@@ -6,13 +6,14 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "cli/format.h"
+#include "report/format.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/search_space.h"
 #include "core/status.h"
 
 namespace nasforge::cli {
+using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots
 namespace {
 
 // The YAML file at `path` parsed into `message`; INVALID_ARGUMENT naming the file.

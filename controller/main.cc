@@ -43,6 +43,12 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(bool, insecure, false,
           "serve plain text on a non-loopback --listen (tokens readable on the network)");
 ABSL_FLAG(bool, reflection, false, "serve gRPC reflection (for grpcurl)");
+ABSL_FLAG(std::string, ui_listen, "127.0.0.1:8464",
+          "web dashboard HOST:PORT (read-only; the API's tokens); empty: off. If the default "
+          "address is taken, the controller runs without it and says so");
+ABSL_FLAG(std::string, ui_tls_cert, "", "serve the dashboard over HTTPS: certificate chain (PEM)");
+ABSL_FLAG(std::string, ui_tls_key, "", "serve the dashboard over HTTPS: private key (PEM)");
+ABSL_FLAG(bool, ui_insecure, false, "serve the dashboard as plain HTTP on a non-loopback address");
 ABSL_FLAG(int, shutdown_seconds, 7,
           "SIGTERM/SIGINT: stop serving and flush the store within this many seconds");
 
@@ -78,6 +84,11 @@ int main(int argc, char** argv) {
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   o.insecure = absl::GetFlag(FLAGS_insecure);
   o.reflection = absl::GetFlag(FLAGS_reflection);
+  o.ui_listen = absl::GetFlag(FLAGS_ui_listen);
+  o.ui_optional = o.ui_listen == "127.0.0.1:8464";
+  o.ui_tls_cert = absl::GetFlag(FLAGS_ui_tls_cert);
+  o.ui_tls_key = absl::GetFlag(FLAGS_ui_tls_key);
+  o.ui_insecure = absl::GetFlag(FLAGS_ui_insecure);
   boost::asio::io_context io;
   std::atomic<bool> fatal{false};
   // Another controller took the store: stop serving at once (nothing more can be made durable).

@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "metrics/build_info.h"
 #include "metrics/metrics_server.h"
+#include "ui/ui_server.h"
 
 namespace nasforge {
 namespace {
@@ -102,6 +103,7 @@ class ControllerImpl final : public Controller {
     }
     Log(LogLevel::kInfo, "artifacts",
         {{"dir", o.artifact_dir.empty() ? std::string("off") : o.artifact_dir}});
+    if (!o.ui_listen.empty()) NF_RETURN_IF_ERROR(StartUi(o));
     job_service_ = NewJobService(jobs_.get(), auth_.get(), artifacts_.get());
     worker_service_ = NewWorkerService(jobs_.get(), auth_.get(), artifacts_.get());
     grpc::ServerBuilder b;
@@ -170,9 +172,40 @@ class ControllerImpl final : public Controller {
   int metrics_port() const override { return metrics_port_; }
   JobManager* jobs() override { return jobs_.get(); }
 
+  int ui_port() const override { return ui_port_; }
+
+  absl::Status StartUi(const ControllerOptions& o) {
+    const std::string host = o.ui_listen.substr(0, o.ui_listen.rfind(':'));
+    if (o.auth_tokens.empty() && !IsLoopbackAddress(o.ui_listen)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ui-listen: the dashboard on ", o.ui_listen,
+          " (not loopback) needs tokens: pass --auth-tokens FILE, or serve it on 127.0.0.1"));
+    }
+    auto ui = ui::StartUiServer({.listen = o.ui_listen,
+                                 .tls_cert = o.ui_tls_cert,
+                                 .tls_key = o.ui_tls_key,
+                                 .insecure = o.ui_insecure},
+                                jobs_.get(), auth_.get());
+    if (!ui.ok()) {
+      if (!o.ui_optional) return ui.status();
+      Log(LogLevel::kWarn, "ui_off",
+          {{"listen", o.ui_listen},
+           {"error", ui.status().message()},
+           {"hint", "pass --ui-listen HOST:PORT for another address, or --ui-listen= for none"}});
+      return absl::OkStatus();
+    }
+    ui_server_ = *std::move(ui);
+    ui_port_ = ui_server_->port();
+    Log(LogLevel::kInfo, "ui_serving",
+        {{"url",
+          absl::StrCat(o.ui_tls_cert.empty() ? "http://" : "https://", host, ":", ui_port_, "/")}});
+    return absl::OkStatus();
+  }
+
   bool Shutdown(absl::Time deadline) override {
     if (shut_down_) return clean_;
     shut_down_ = true;
+    ui_server_.reset();  // closes the dashboard's event streams (they unsubscribe)
     absl::Time start = absl::Now();
     // In-flight calls get until a third of the budget; open watch streams are cancelled then.
     // gRPC's Shutdown also waits for every cancelled call to finish, and a write call finishes
@@ -226,6 +259,7 @@ class ControllerImpl final : public Controller {
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<HttpServer> ui_server_;  // after jobs_: destroyed before it
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<grpc::Service> job_service_;
@@ -238,6 +272,7 @@ class ControllerImpl final : public Controller {
   bool clean_ = true;
   int port_ = 0;
   int metrics_port_ = 0;
+  int ui_port_ = 0;
   bool shut_down_ = false;
 };
 

@@ -35,6 +35,14 @@ struct ControllerOptions {
   absl::Duration sweep_interval = absl::Seconds(1);
   // How often the store is probed for grpc.health.v1 (NOT_SERVING while it fails).
   absl::Duration health_interval = absl::Seconds(1);
+  // The web dashboard (ui/ui_server.h) on this HOST:PORT; empty: off. HTTPS with ui_tls_cert
+  // and ui_tls_key; plain HTTP only on loopback unless ui_insecure; with authentication off,
+  // only on loopback. `ui_optional`: when the address cannot be bound, log a warning and run
+  // without the dashboard (the binary's default address) instead of failing.
+  std::string ui_listen;
+  std::string ui_tls_cert, ui_tls_key;
+  bool ui_insecure = false;
+  bool ui_optional = false;
   // Trial artifacts (weights for `nasforge export`) go here; empty: none are kept.
   std::string artifact_dir;
   // Wait as a hot standby while another controller owns the store, instead of failing.
@@ -50,6 +58,7 @@ class Controller {
   virtual ~Controller() = default;
   virtual int port() const = 0;
   virtual int metrics_port() const = 0;  // 0 without /metrics
+  virtual int ui_port() const = 0;       // 0 without the dashboard
   // Stops accepting calls, finishes in-flight ones and flushes the store, all by `deadline`;
   // what could not be flushed by then is logged and dropped (it was never acknowledged).
   // Returns true on a clean stop. Idempotent.

@@ -216,49 +216,48 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     header_->keep_alive(false);
     serializer_.emplace(*header_);
     Deadline();
-    http::async_write_header(
-        stream_, *serializer_,
-        [self = this->shared_from_this(), fn = std::move(out.stream)](beast::error_code ec,
-                                                                      size_t) {
-          if (ec) return;
-          beast::get_lowest_layer(self->stream_).expires_never();
-          std::weak_ptr<Session> weak = self;
-          auto executor = self->stream_.get_executor();
-          auto st = std::make_shared<StreamImpl>([weak, executor](std::string data) {
-            asio::post(executor, [weak, data = std::move(data)]() mutable {
-              if (auto s = weak.lock()) s->Queue(std::move(data));
-            });
-          });
-          {
-            std::lock_guard<std::mutex> l(self->shared_->mu);
-            if (self->shared_->stopping) return;
-            self->shared_->streams.insert(st);
-          }
-          self->open_stream_ = st;
-          self->WatchForClose();
-          self->Ping();
-          fn(st);
-        });
+    http::async_write_header(stream_, *serializer_,
+                             [self = this->shared_from_this(), fn = std::move(out.stream)](
+                                 beast::error_code ec, size_t) {
+                               if (ec) return;
+                               beast::get_lowest_layer(self->stream_).expires_never();
+                               std::weak_ptr<Session> weak = self;
+                               auto executor = self->stream_.get_executor();
+                               auto st =
+                                   std::make_shared<StreamImpl>([weak, executor](std::string data) {
+                                     asio::post(executor, [weak, data = std::move(data)]() mutable {
+                                       if (auto s = weak.lock()) s->Queue(std::move(data));
+                                     });
+                                   });
+                               {
+                                 std::lock_guard<std::mutex> l(self->shared_->mu);
+                                 if (self->shared_->stopping) return;
+                                 self->shared_->streams.insert(st);
+                               }
+                               self->open_stream_ = st;
+                               self->WatchForClose();
+                               self->Ping();
+                               fn(st);
+                             });
   }
 
   // The client says nothing on a stream; a read that completes means it closed (or misbehaves).
   void WatchForClose() {
-    stream_.async_read_some(asio::buffer(probe_),
-                            [self = this->shared_from_this()](beast::error_code, size_t) {
-                              self->EndStream();
-                            });
+    stream_.async_read_some(
+        asio::buffer(probe_),
+        [self = this->shared_from_this()](beast::error_code, size_t) { self->EndStream(); });
   }
 
   void Ping() {
     ping_.expires_after(kStreamPing);
-    ping_.async_wait([weak = std::weak_ptr<Session>(this->shared_from_this())](
-                         beast::error_code ec) {
-      if (ec) return;
-      if (auto s = weak.lock()) {
-        s->Queue(": ping\n\n");
-        s->Ping();
-      }
-    });
+    ping_.async_wait(
+        [weak = std::weak_ptr<Session>(this->shared_from_this())](beast::error_code ec) {
+          if (ec) return;
+          if (auto s = weak.lock()) {
+            s->Queue(": ping\n\n");
+            s->Ping();
+          }
+        });
   }
 
   void Queue(std::string data) {
@@ -386,7 +385,7 @@ class BeastHttpServer final : public HttpServer {
     acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket sock) {
       if (!ec && tls_) {
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(shared_, std::move(sock),
-                                                                         *tls_)
+                                                                        *tls_)
             ->Start();
       } else if (!ec) {
         std::make_shared<Session<beast::tcp_stream>>(shared_, std::move(sock))->Start();

@@ -21,9 +21,9 @@
 namespace nasforge {
 
 struct HttpRequest {
-  std::string method;                        // "GET", "POST", ...
-  std::string path;                          // the target up to '?', percent-decoded
-  std::map<std::string, std::string> query;  // decoded; a repeated key keeps its last value
+  std::string method;                          // "GET", "POST", ...
+  std::string path;                            // the target up to '?', percent-decoded
+  std::map<std::string, std::string> query;    // decoded; a repeated key keeps its last value
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   bool tls = false;
@@ -77,8 +77,8 @@ struct HttpServerOptions {
   // How long one connection may take for each of handshake, request and answer; also how long
   // an idle kept-alive connection stays open.
   absl::Duration io_timeout = absl::Seconds(5);
-  int threads = 1;               // handler threads
-  size_t max_body = 64 * 1024;   // larger requests are answered 413
+  int threads = 1;              // handler threads
+  size_t max_body = 64 * 1024;  // larger requests are answered 413
 };
 
 absl::StatusOr<std::unique_ptr<HttpServer>> StartHttpServer(const HttpServerOptions& options,

@@ -15,9 +15,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/app.h"
-#include "cli/candidate_table.h"
-#include "cli/format.h"
-#include "cli/pareto_plot.h"
+#include "report/candidate_table.h"
+#include "report/format.h"
+#include "report/pareto_plot.h"
 #include "controller/server.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
@@ -28,6 +28,7 @@
 #include "tests/test_util.h"
 
 namespace nasforge::cli {
+using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots
 namespace {
 
 using ::testing::HasSubstr;

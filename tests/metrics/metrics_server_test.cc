@@ -31,7 +31,7 @@ int Connect(int port) {
 
 std::string Get(int port, const std::string& path) {
   int fd = Connect(port);
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   EXPECT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
   std::string out;
   char buf[4096];

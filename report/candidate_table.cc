@@ -1,4 +1,4 @@
-#include "cli/candidate_table.h"
+#include "report/candidate_table.h"
 
 #include <algorithm>
 
@@ -7,7 +7,7 @@
 #include "core/search_space.h"
 #include "core/trial_state.h"
 
-namespace nasforge::cli {
+namespace nasforge::report {
 namespace {
 
 std::string CsvField(const std::string& s) {
@@ -47,19 +47,26 @@ std::string CandidateCell(const v1::Trial& t, const std::string& column) {
   return it == t.metrics().end() ? "" : absl::StrFormat("%.10g", it->second);
 }
 
-std::string CandidatesCsv(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
-                          const std::vector<std::string>& columns) {
+std::string CsvHeader(const std::vector<std::string>& columns) {
   std::string out;
   for (size_t i = 0; i < columns.size(); ++i) {
     absl::StrAppend(&out, i ? "," : "", CsvField(columns[i]));
   }
-  out += "\n";
-  for (const auto& t : trials) {
-    for (size_t i = 0; i < columns.size(); ++i) {
-      absl::StrAppend(&out, i ? "," : "", CsvField(CandidateCell(t, columns[i])));
-    }
-    out += "\n";
+  return out + "\n";
+}
+
+std::string CsvLine(const v1::Trial& t, const std::vector<std::string>& columns) {
+  std::string out;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    absl::StrAppend(&out, i ? "," : "", CsvField(CandidateCell(t, columns[i])));
   }
+  return out + "\n";
+}
+
+std::string CandidatesCsv(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
+                          const std::vector<std::string>& columns) {
+  std::string out = CsvHeader(columns);
+  for (const auto& t : trials) out += CsvLine(t, columns);
   return out;
 }
 
@@ -94,4 +101,4 @@ std::string CandidatesTable(const google::protobuf::RepeatedPtrField<v1::Trial>&
   return out;
 }
 
-}  // namespace nasforge::cli
+}  // namespace nasforge::report

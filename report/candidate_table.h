@@ -9,7 +9,7 @@
 #include "google/protobuf/repeated_ptr_field.h"
 #include "nasforge/v1/nasforge.pb.h"
 
-namespace nasforge::cli {
+namespace nasforge::report {
 
 // trial, state, the metrics the job's objectives and constraints name (in that order, each
 // once), macs, params, latency_ms@TARGET for each hardware target (latency_ms when the job has
@@ -19,6 +19,9 @@ std::vector<std::string> CandidateColumns(const v1::JobSpec& spec);
 // The cell of `column` for `t`: metrics with up to 10 significant digits; "" when missing.
 std::string CandidateCell(const v1::Trial& t, const std::string& column);
 
+// One CSV line (with its newline): the column names, or a trial's cells.
+std::string CsvHeader(const std::vector<std::string>& columns);
+std::string CsvLine(const v1::Trial& t, const std::vector<std::string>& columns);
 // Header and one line per trial; fields quoted when they hold a comma, quote or newline.
 std::string CandidatesCsv(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
                           const std::vector<std::string>& columns);
@@ -26,4 +29,4 @@ std::string CandidatesCsv(const google::protobuf::RepeatedPtrField<v1::Trial>& t
 std::string CandidatesTable(const google::protobuf::RepeatedPtrField<v1::Trial>& trials,
                             const std::vector<std::string>& columns);
 
-}  // namespace nasforge::cli
+}  // namespace nasforge::report

@@ -9,7 +9,7 @@
 #include "google/protobuf/repeated_ptr_field.h"
 #include "nasforge/v1/nasforge.pb.h"
 
-namespace nasforge::cli {
+namespace nasforge::report {
 
 // 1234567 -> "1.235M", 66200 -> "66.2K", 0.5 -> "0.5" (G, M, K suffixes).
 std::string HumanNumber(double v);
@@ -32,4 +32,4 @@ std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& tr
 // The message as indented JSON with the .proto field names (what `--json` prints).
 std::string ProtoJson(const google::protobuf::Message& message);
 
-}  // namespace nasforge::cli
+}  // namespace nasforge::report

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace nasforge::cli {
+namespace nasforge::report {
 
 struct PlotPoint {
   double x = 0, y = 0;
@@ -18,9 +18,10 @@ struct PlotPoint {
 struct PlotAxes {
   std::string title;
   std::string x_label, y_label;  // e.g. "params (min)"
+  std::string note;              // appended to the caption, e.g. "2,000 of 100,000 shown"
 };
 
 // Points with a non-finite coordinate are left out (counted in the caption).
 std::string ParetoSvg(const std::vector<PlotPoint>& points, const PlotAxes& axes);
 
-}  // namespace nasforge::cli
+}  // namespace nasforge::report

@@ -1,4 +1,4 @@
-#include "cli/format.h"
+#include "report/format.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -11,7 +11,7 @@
 #include "core/search_space.h"
 #include "core/trial_state.h"
 
-namespace nasforge::cli {
+namespace nasforge::report {
 namespace {
 
 double Seconds(const google::protobuf::Timestamp& t) { return t.seconds() + t.nanos() / 1e9; }
@@ -162,4 +162,4 @@ std::string ProtoJson(const google::protobuf::Message& message) {
   return out;
 }
 
-}  // namespace nasforge::cli
+}  // namespace nasforge::report
