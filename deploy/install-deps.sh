@@ -15,6 +15,7 @@ PKGS=(
   libcli11-dev libssl-dev openssl zlib1g-dev libcsv-dev procps curl sqlite3 iproute2 iptables
   clang libclang-rt-14-dev python3-yaml python3-torch
   python3-grpcio python3-protobuf python3-pandas
+  chromium python3-websocket
 )
 # kubectl for rendering the Kubernetes manifests (kubectl kustomize): Debian's kubernetes-client
 # only where no kubectl exists (it conflicts with a newer one installed otherwise).

@@ -221,12 +221,35 @@ std::vector<size_t> JobView::FrontOf(const std::vector<std::string>& metrics,
 }
 
 std::vector<const v1::Trial*> JobView::Front() const {
-  std::vector<std::string> metrics;
-  for (const auto& o : job_.spec().objectives()) metrics.push_back(o.metric());
-  std::vector<const v1::Trial*> out;
-  if (metrics.empty()) return out;
-  for (size_t i : FrontOf(metrics, true)) out.push_back(&trials_[i]);
-  return out;
+  std::call_once(front_once_, [this] {
+    std::vector<std::string> metrics;
+    for (const auto& o : job_.spec().objectives()) metrics.push_back(o.metric());
+    if (metrics.empty()) return;
+    for (size_t i : FrontOf(metrics, true)) front_.push_back(&trials_[i]);
+  });
+  return front_;
+}
+
+std::string JobView::Memo(const std::string& key, const std::function<std::string()>& draw) const {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = drawn_.find(key);
+    if (it != drawn_.end()) return it->second;
+  }
+  std::string svg = draw();  // outside the lock: two first callers may both draw (same result)
+  std::lock_guard<std::mutex> l(mu_);
+  if (drawn_.size() >= 32) drawn_.clear();
+  return drawn_.emplace(key, std::move(svg)).first->second;
+}
+
+std::string JobView::BestSoFarSvg() const {
+  return Memo("best", [this] { return DrawBestSoFar(); });
+}
+std::string JobView::CurvesSvg() const {
+  return Memo("curves", [this] { return DrawCurves(); });
+}
+std::string JobView::ChoicesSvg() const {
+  return Memo("choices", [this] { return DrawChoices(); });
 }
 
 absl::StatusOr<std::string> JobView::ParetoSvg(const std::string& x, const std::string& y) const {
@@ -237,6 +260,10 @@ absl::StatusOr<std::string> JobView::ParetoSvg(const std::string& x, const std::
                        "' in this job (metrics: ", absl::StrJoin(axis_metrics_, ", "), ")"));
     }
   }
+  return Memo("pareto\x1f" + x + "\x1f" + y, [&] { return DrawPareto(x, y); });
+}
+
+std::string JobView::DrawPareto(const std::string& x, const std::string& y) const {
   std::vector<size_t> front = FrontOf({x, y}, true);
   std::set<size_t> on_front(front.begin(), front.end());
   std::vector<size_t> rest;
@@ -269,7 +296,7 @@ absl::StatusOr<std::string> JobView::ParetoSvg(const std::string& x, const std::
   return report::ParetoSvg(points, axes);
 }
 
-std::string JobView::BestSoFarSvg() const {
+std::string JobView::DrawBestSoFar() const {
   const std::string metric = primary().empty() ? "accuracy" : primary();
   const bool max = Maximize(metric);
   // Every finished trial in trial order, the improvements kept exactly, the others sampled.
@@ -297,7 +324,7 @@ std::string JobView::BestSoFarSvg() const {
   return report::BestSoFarSvg(shown, metric, max, Note(shown.size(), all.size(), "trials"));
 }
 
-std::string JobView::CurvesSvg() const {
+std::string JobView::DrawCurves() const {
   std::vector<const v1::Trial*> with_curve;
   for (const auto& t : trials_) {
     if (t.curve_size() > 0) with_curve.push_back(&t);
@@ -330,7 +357,7 @@ std::string JobView::CurvesSvg() const {
                            Note(curves.size(), with_curve.size(), "curves"));
 }
 
-std::string JobView::ChoicesSvg() const {
+std::string JobView::DrawChoices() const {
   const std::string metric = primary().empty() ? "accuracy" : primary();
   std::vector<const v1::Trial*> done;
   for (const auto& t : trials_) {

@@ -6,6 +6,7 @@
 // Pure logic over messages (no locks of the controller), unit-tested. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,12 @@ class JobView {
 
  private:
   absl::StatusOr<std::shared_ptr<const std::vector<size_t>>> Order(const TableQuery& q) const;
+  // The snapshot never changes, so each plot is drawn once: `draw` on the first call for `key`.
+  std::string Memo(const std::string& key, const std::function<std::string()>& draw) const;
+  std::string DrawPareto(const std::string& x, const std::string& y) const;
+  std::string DrawBestSoFar() const;
+  std::string DrawCurves() const;
+  std::string DrawChoices() const;
   std::vector<size_t> FrontOf(const std::vector<std::string>& metrics, bool job_constraints) const;
 
   v1::Job job_;
@@ -80,6 +87,9 @@ class JobView {
   std::vector<std::string> columns_, axis_metrics_;
   mutable std::mutex mu_;
   mutable std::map<std::string, std::shared_ptr<const std::vector<size_t>>> orders_;
+  mutable std::map<std::string, std::string> drawn_;
+  mutable std::once_flag front_once_;
+  mutable std::vector<const v1::Trial*> front_;
 };
 
 // "2,000 of 100,000" style thousands separators.
