@@ -11,14 +11,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "report/candidate_table.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "report/format.h"
 #include "cli/job_client.h"
-#include "report/pareto_plot.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
+#include "report/candidate_table.h"
+#include "report/format.h"
+#include "report/pareto_plot.h"
 
 namespace nasforge::cli {
 using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots
@@ -44,6 +44,7 @@ int Follow(CommandContext& c, Stub& stub, const std::string& job_id) {
 
 struct SubmitOptions {
   std::string file, idempotency_key;
+  std::vector<std::string> warm_start;
   bool watch = false, json = false;
 };
 
@@ -52,6 +53,7 @@ int Submit(CommandContext& c, const SubmitOptions& o, Stub& stub) {
   if (!yaml.ok()) return ReportError(c.io, yaml.status(), "submit");
   v1::SubmitJobRequest req;
   req.set_spec_yaml(*yaml);
+  for (const auto& w : o.warm_start) req.add_warm_start_jobs(w);
   // Idempotent by default: a fresh key per command, reused by the retries, so an answer lost on
   // the way (or a store outage) never makes a second job.
   req.set_idempotency_key(o.idempotency_key.empty() ? NewIdempotencyKey() : o.idempotency_key);
@@ -385,6 +387,10 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
                     "resubmitting with the same key never creates a second job "
                     "(default: a fresh key, reused by this command's retries)");
     cmd->add_flag("--json", o->json, "print the created job as JSON");
+    cmd->add_option("--warm-start", o->warm_start,
+                    "start from these earlier jobs' trials (same space; JOB[,JOB]): prior "
+                    "observations for the strategy, reused results when the recipe is the same")
+        ->delimiter(',');
     cmd->callback(
         [&c, o] { c.exit_code = WithStub(c, [&](Stub& stub) { return Submit(c, *o, stub); }); });
   }

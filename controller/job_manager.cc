@@ -96,19 +96,16 @@ absl::Status JobManager::Recover() {
     js->trials.assign(std::make_move_iterator(loaded.begin()),
                       std::make_move_iterator(loaded.end()));
     loaded = {};
-    std::set<std::string> seen;
     for (size_t i = 0; i < js->trials.size(); ++i) {
       if (js->trials[i].id() != static_cast<int64_t>(i)) {
         return absl::DataLossError(absl::StrCat("job ", j.id(), ": trial ids are not dense at ", i,
                                                 "; the store was edited by hand?"));
       }
-      seen.insert(js->trials[i].arch_hash());
     }
     js->job = std::move(j);
     Recount(*js);  // the counts and queued index from the trials themselves
     for (const v1::Trial& t : js->trials) IndexFinished(*js, t);
-    NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js->job.spec(), js->job.next_sample()));
-    // Tell finished trials in the order they finished (their stored finish sequence), as the
+    // Finished trials in the order they finished (their stored finish sequence), as the
     // strategy first saw them. Rows from before finish_seq existed (schema 1) go first, in
     // update-time order, and are numbered now.
     std::vector<v1::Trial*> finished;
@@ -124,11 +121,8 @@ absl::Status JobManager::Recover() {
     for (v1::Trial* t : finished) {
       if (t->finish_seq() == 0) t->set_finish_seq(++seq);
       seq = std::max(seq, t->finish_seq());
-      strategy->Tell(*t);
     }
     js->job.set_finish_seq(std::max(js->job.finish_seq(), seq));
-    js->driver = std::make_unique<StrategyDriver>(js->job.id(), js->job.spec(), std::move(strategy),
-                                                  std::move(seen), metrics_);
     // Heartbeats extend leases in memory only: give running trials a fresh lease so live workers
     // are not fenced off for the controller's own downtime. Dead ones expire as usual.
     for (auto& t : js->trials) {
@@ -147,6 +141,29 @@ absl::Status JobManager::Recover() {
     job_order_.push_back(js->job.id());
     std::string id = js->job.id();
     jobs_[id] = std::move(js);
+  }
+  // Each job's strategy, rebuilt once every job is loaded (a warm-start source is read from
+  // memory): the sources' prior observations first, then the job's finished trials in finish
+  // order, as it first saw them.
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(js.job.spec(), js.job.next_sample()));
+    std::set<std::string> seen;
+    for (const auto& [src, same] : WarmStartTrials(js.job.spec())) {
+      seen.insert(src->arch_hash());
+      if (!same) strategy->Tell(*src);  // reused results are the job's own trials
+    }
+    std::vector<const v1::Trial*> finished;
+    for (const v1::Trial& t : js.trials) {
+      seen.insert(t.arch_hash());
+      if (TrialTerminal(t.state())) finished.push_back(&t);
+    }
+    std::sort(finished.begin(), finished.end(), [](const v1::Trial* a, const v1::Trial* b) {
+      return a->finish_seq() < b->finish_seq();
+    });
+    for (const v1::Trial* t : finished) strategy->Tell(*t);
+    js.driver = std::make_unique<StrategyDriver>(id, js.job.spec(), std::move(strategy),
+                                                 std::move(seen), metrics_);
   }
   // Queued trials still missing a target's latency: measured again (leases were in memory).
   WriteBatch batch;
@@ -189,6 +206,12 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req,
       return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
     }
   }
+  for (const std::string& w : req.warm_start_jobs()) spec.mutable_warm_start()->add_jobs(w);
+  if (req.warm_start_jobs_size() > 0) {
+    if (absl::Status st = ValidateJobSpec(spec); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("spec.", st.message()));
+    }
+  }
   if (req.idempotency_key().size() > 200) {
     return FieldError("idempotency_key", "longer than 200 characters");
   }
@@ -206,19 +229,22 @@ absl::StatusOr<v1::Job> JobManager::SubmitJob(const v1::SubmitJobRequest& req,
       if (it != idempotency_.end()) return jobs_.at(it->second)->job;
     }
     NF_RETURN_IF_ERROR(writer_->Admit());
+    NF_RETURN_IF_ERROR(ResolveWarmStart(spec, caller));
     auto js = std::make_unique<JobState>();
     std::string id;
     do {
       id = NewJobId();
     } while (jobs_.count(id));
-    js->driver = std::make_unique<StrategyDriver>(id, spec, std::move(strategy),
-                                                  std::set<std::string>{}, metrics_);
     js->job.set_id(id);
     *js->job.mutable_spec() = spec;
     js->job.set_state(v1::JOB_RUNNING);
     js->job.set_idempotency_key(req.idempotency_key());
     js->job.set_owner(caller.name);
     *js->job.mutable_create_time() = ToProto(clock_->Now());
+    std::set<std::string> seen;
+    ApplyWarmStart(*js, *strategy, seen, batch);
+    js->driver =
+        std::make_unique<StrategyDriver>(id, spec, std::move(strategy), std::move(seen), metrics_);
     Touch(js->job);
     Stage(batch, js->job);
     if (!key.empty()) idempotency_[key] = id;

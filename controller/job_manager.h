@@ -7,7 +7,8 @@
 // Its code is in six files: job_manager.cc (recovery, users' calls), job_manager_workers.cc (the
 // worker protocol), job_manager_batch.cc (several grants or reports per call),
 // job_manager_expiry.cc (what the clock decides), job_manager_latency.cc (hardware targets:
-// measurement leases and the latency cache), job_manager_internal.cc (bookkeeping).
+// measurement leases and the latency cache), job_manager_internal.cc (bookkeeping), and
+// job_manager_warm_start.cc (jobs that start from earlier jobs' trials).
 //
 // State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the
@@ -279,8 +280,26 @@ class JobManager {
   // measurements no live worker of their profile can take for `unplaceable_after` failed.
   void ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& batch, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Trials of the job that count against max_trials (rejected-by-latency ones do not).
+  // Trials of the job that count against max_trials (rejected-by-latency and warm-started ones
+  // do not).
   static int64_t Created(const JobState& js);
+
+  // Warm start (job_manager_warm_start.cc). Checks spec.warm_start.jobs against `caller` (each
+  // visible, same search space; field-named errors) and records each source's cut-off and
+  // whether its recipe is the job's.
+  absl::Status ResolveWarmStart(v1::JobSpec& spec, const Principal& caller) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The sources' finished trials up to their cut-offs, each architecture once (the first
+  // source's): the prior observations (false) first, then the reusable results (true).
+  std::vector<std::pair<const v1::Trial*, bool>> WarmStartTrials(const v1::JobSpec& spec) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A new job: priors told to `strategy`, reusable results copied in as its first trials
+  // (staged), every source architecture added to `seen`, then the job's trials told.
+  void ApplyWarmStart(JobState& js, Strategy& strategy, std::set<std::string>& seen,
+                      WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION while a running job warm-starts from `job_id`.
+  absl::Status CheckNotWarmStartSource(const std::string& job_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Counts and the queued index from the trials (recovery; O(trials)).
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

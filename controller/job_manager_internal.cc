@@ -177,14 +177,16 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
 void JobManager::Recount(JobState& js) {
   *js.job.mutable_counts() = CountTrials(js.trials, js.job.counts());
   js.queued.clear();
-  int32_t rejected = 0;
+  int32_t rejected = 0, warm = 0;
   for (const v1::Trial& t : js.trials) {
     if (t.state() == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, t)) {
       js.queued.insert(js.queued.end(), t.id());
     }
     rejected += t.rejected();
+    warm += !t.warm_start_from().empty();
   }
   js.job.mutable_counts()->set_rejected_by_latency(rejected);
+  js.job.mutable_counts()->set_warm_started(warm);
 }
 
 void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {

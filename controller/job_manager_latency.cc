@@ -65,7 +65,8 @@ std::string WorkerDescription(const v1::HardwareTarget& t) {
 }  // namespace
 
 int64_t JobManager::Created(const JobState& js) {
-  return static_cast<int64_t>(js.trials.size()) - js.job.counts().rejected_by_latency();
+  return static_cast<int64_t>(js.trials.size()) - js.job.counts().rejected_by_latency() -
+         js.job.counts().warm_started();
 }
 
 bool JobManager::AwaitsMeasurement(const JobState& js, const v1::Trial& t) {

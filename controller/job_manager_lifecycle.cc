@@ -154,6 +154,7 @@ absl::StatusOr<v1::DeleteJobResponse> JobManager::DeleteJob(absl::string_view jo
   if (js->asking > 0) {  // a strategy step holds the job (it ends at once for an ended job)
     return absl::UnavailableError(absl::StrCat("job_id: job ", job_id, " is busy; retry"));
   }
+  NF_RETURN_IF_ERROR(CheckNotWarmStartSource(js->job.id()));
   NF_RETURN_IF_ERROR(writer_->Admit());
   const std::string id = js->job.id();
   const int64_t trials = static_cast<int64_t>(js->trials.size());

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -76,6 +77,22 @@ absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string
 
 namespace {
 
+// The source list's shape (the controller checks that each source exists and fits).
+absl::Status ValidateWarmStartJobs(const v1::WarmStart& w) {
+  if (w.jobs_size() > 16) {
+    return FieldError("warm_start.jobs", absl::StrCat(w.jobs_size(), " jobs; at most 16"));
+  }
+  std::set<std::string> seen;
+  for (int i = 0; i < w.jobs_size(); ++i) {
+    const std::string where = absl::StrCat("warm_start.jobs[", i, "]");
+    if (w.jobs(i).empty() || w.jobs(i).size() > 64) {
+      return FieldError(where, "a job id has 1 to 64 characters");
+    }
+    if (!seen.insert(w.jobs(i)).second) return FieldError(where, "named twice");
+  }
+  return absl::OkStatus();
+}
+
 // Normalisation and augmentation options: sizes, signs, bounds.
 absl::Status ValidateImageOptions(const v1::JobSpec& spec) {
   const auto& t = spec.training();
@@ -115,6 +132,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   NF_RETURN_IF_ERROR(ValidateFinite(spec, ""));
   if (spec.name().size() > 200) return FieldError("name", "longer than 200 characters");
   NF_RETURN_IF_ERROR(ValidateLabels(spec.labels(), "labels"));
+  NF_RETURN_IF_ERROR(ValidateWarmStartJobs(spec.warm_start()));
   if (!v1::AccuracyScale_IsValid(spec.accuracy_scale()) ||
       spec.accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     return FieldError("accuracy_scale", "must be FRACTION or PERCENT");

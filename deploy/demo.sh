@@ -36,9 +36,11 @@ done
 start=$(date +%s)
 JOB_ID=$("$BIN/cli/nasforge" submit "$JOB")
 echo "job $JOB_ID submitted: $JOB"
+UI=$(grep -o 'event=ui_serving url=[^ ]*' "$OUT/controller.log" | head -1 | cut -d= -f3)
+[ -n "$UI" ] && echo "watch it in a browser: ${UI}jobs/$JOB_ID"
 "$BIN/cli/nasforge" watch "$JOB_ID" || true
 echo "search took $(( $(date +%s) - start )) s"
 echo
 "$BIN/cli/nasforge" status "$JOB_ID"
 echo
-"$BIN/cli/nasforge" pareto "$JOB_ID" --objectives accuracy:max,macs:min
+"$BIN/cli/nasforge" pareto "$JOB_ID" --objectives accuracy:max,macs:min --plot "$OUT/pareto.svg"

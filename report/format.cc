@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/search_space.h"
 #include "core/trial_state.h"
 
@@ -29,12 +30,13 @@ std::string HumanMetric(const v1::Trial& t, const std::string& key) {
 }
 
 // Trials in a terminal state (succeeded, stopped, failed, cancelled).
+// Ended trials of the job's own budget (reused warm-start results are not among them).
 int Finished(const v1::JobCounts& c) {
   int n = 0;
   for (v1::TrialState s : TrialStates()) {
     if (TrialTerminal(s)) n += CountOf(c, s);
   }
-  return n;
+  return n - c.warm_started();
 }
 
 }  // namespace
@@ -98,6 +100,15 @@ std::string FormatJob(const v1::Job& j) {
           ? absl::StrCat(", ", c.rejected_by_latency(), " over a latency bound (measured)")
           : std::string(),
       "\n");
+  if (c.warm_started() > 0 || j.spec().warm_start().sources_size() > 0) {
+    std::vector<std::string> from;
+    for (const auto& src : j.spec().warm_start().sources()) {
+      from.push_back(absl::StrCat(
+          src.job_id(), src.same_recipe() ? " (results reused)" : " (prior observations)"));
+    }
+    absl::StrAppend(&s, "warm start ", c.warm_started(), " trials reused; from ",
+                    absl::StrJoin(from, ", "), "\n");
+  }
   if (j.has_best_objective() && j.spec().objectives_size() > 0) {
     absl::StrAppend(&s, "best       ", j.spec().objectives(0).metric(), " = ",
                     absl::StrFormat("%g", j.best_objective()), "\n");

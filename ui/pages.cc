@@ -80,7 +80,7 @@ std::string JobState(v1::JobState s) { return report::ShortState(v1::JobState_Na
 
 std::string Progress(const v1::Job& job) {
   const auto& c = job.counts();
-  const int64_t done = c.succeeded() + c.stopped() + c.failed() + c.cancelled();
+  const int64_t done = c.succeeded() + c.stopped() + c.failed() + c.cancelled() - c.warm_started();
   const int64_t max = job.spec().budget().max_trials();
   return absl::StrFormat(
       "<progress max=\"%d\" value=\"%d\"></progress> <span class=\"done\">%s / %s</span>",
@@ -121,14 +121,17 @@ std::string Summary(const JobView& view) {
   row("state", absl::StrCat("<span class=\"state ", JobState(job.state()), "\">",
                             JobState(job.state()), "</span>"));
   row("progress", Progress(job));
-  row("trials", absl::StrFormat(
-                    "%d queued, %d running, %d succeeded, %d stopped early, %d failed, %d "
-                    "cancelled%s",
-                    c.queued(), c.running(), c.succeeded(), c.stopped(), c.failed(), c.cancelled(),
-                    c.rejected_by_cost() + c.rejected_by_latency() > 0
-                        ? absl::StrCat(", ", c.rejected_by_cost() + c.rejected_by_latency(),
-                                       " rejected by bounds")
-                        : ""));
+  row("trials",
+      absl::StrFormat(
+          "%d queued, %d running, %d succeeded, %d stopped early, %d failed, %d "
+          "cancelled%s%s",
+          c.queued(), c.running(), c.succeeded(), c.stopped(), c.failed(), c.cancelled(),
+          c.rejected_by_cost() + c.rejected_by_latency() > 0
+              ? absl::StrCat(", ", c.rejected_by_cost() + c.rejected_by_latency(),
+                             " rejected by bounds")
+              : "",
+          c.warm_started() > 0 ? absl::StrCat(", ", c.warm_started(), " reused from earlier jobs")
+                               : ""));
   std::vector<std::string> objectives;
   for (const auto& o : job.spec().objectives()) {
     objectives.push_back(
@@ -150,7 +153,7 @@ std::string Summary(const JobView& view) {
   if (job.has_end_time()) row("ended", Time(job.end_time()));
   if (!job.error().empty()) row("error", XmlEscape(job.error()));
   const auto front = view.Front();
-  row("front", absl::StrCat(front.size(), " candidates"));
+  row("front", absl::StrCat(front.size(), front.size() == 1 ? " candidate" : " candidates"));
   if (front.empty() && c.succeeded() > 0 && !job.spec().constraints().empty()) {
     row("note", "no succeeded candidate meets every constraint of the job");
   }
@@ -214,10 +217,11 @@ std::string CandidatesTable(const JobView& view, const std::map<std::string, std
     for (const auto& c : cols) {
       std::string cell = report::CandidateCell(*t, c);
       if (c == "state") {
-        absl::StrAppend(
-            &s, "<td class=\"state ", cell, "\"",
-            t->error().empty() ? "" : absl::StrCat(" title=\"", XmlEscape(t->error()), "\""), ">",
-            cell, "</td>");
+        std::string title = t->error();
+        if (!t->warm_start_from().empty()) title = "reused from " + t->warm_start_from();
+        absl::StrAppend(&s, "<td class=\"state ", cell, "\"",
+                        title.empty() ? "" : absl::StrCat(" title=\"", XmlEscape(title), "\""), ">",
+                        cell, t->warm_start_from().empty() ? "" : " (reused)", "</td>");
         continue;
       }
       double v;

@@ -15,9 +15,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/app.h"
-#include "report/candidate_table.h"
-#include "report/format.h"
-#include "report/pareto_plot.h"
 #include "controller/server.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
@@ -25,6 +22,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
+#include "report/candidate_table.h"
+#include "report/format.h"
+#include "report/pareto_plot.h"
 #include "tests/test_util.h"
 
 namespace nasforge::cli {
@@ -556,6 +556,17 @@ TEST_F(CliJobTest, SubmitStatusListCandidatesParetoCancelAndWatch) {
   EXPECT_EQ(running.code, kExitFailed);
   EXPECT_THAT(running.err, HasSubstr("cancel it first"));
   ASSERT_EQ(Call({"cancel", id}).code, 0);
+  // A job that starts from this one keeps it from being deleted while it runs.
+  Outcome warm = Call({"submit", spec, "--warm-start", id});
+  ASSERT_EQ(warm.code, 0) << warm.err;
+  const std::string warm_id(absl::StripAsciiWhitespace(warm.out));
+  EXPECT_THAT(Call({"status", warm_id}).out, HasSubstr("warm start "));
+  Outcome used = Call({"delete", id});
+  EXPECT_EQ(used.code, kExitFailed);
+  EXPECT_THAT(used.err, HasSubstr("warm-starts from " + id));
+  ASSERT_EQ(Call({"cancel", warm_id}).code, 0);
+  EXPECT_THAT(Call({"submit", spec, "--warm-start", "job-nope"}).err,
+              HasSubstr("warm_start.jobs[0]"));
   Outcome deleted = Call({"delete", id});
   ASSERT_EQ(deleted.code, 0) << deleted.err;
   EXPECT_THAT(deleted.out, HasSubstr(id + " deleted ("));

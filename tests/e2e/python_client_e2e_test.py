@@ -17,6 +17,7 @@ A controller (SQLite) and one built-in LibTorch worker. Checked:
   - extend: the ended ASHA job gets 2 more trials, runs again and ends with 8;
   - paging: candidates listed 3 per page equal one listing; watch yields the snapshot first and
     job_finished last; jobs() lists every job, filtered by name, label and state; delete;
+    submit(warm_start=[job]) reuses the ASHA job's results (same recipe);
   - kill -9 of the controller while an SDK worker waits: a new controller on the same store and
     port, and the worker trains its next job.
 
@@ -332,6 +333,16 @@ def main():
                 check(False, "a deleted job is NOT_FOUND")
             except nasforge.NasforgeError as e:
                 check(e.code_name == "NOT_FOUND", "a deleted job is NOT_FOUND")
+            # Warm start from the ASHA job with its recipe: its finished results are reused.
+            done = [r for r in c.candidates(b["id"], as_frame=False)
+                    if r["state"] in ("SUCCEEDED", "STOPPED")]
+            w = c.submit(spec("warm", 2, 4, rule={"rule": "asha", "min_epochs": 1, "eta": 2,
+                                                  "keep_cost_front": False}), warm_start=[b])
+            check(w["counts"].get("warm_started") == len(done) and
+                  w["spec"]["warm_start"]["sources"][0].get("same_recipe") is True,
+                  "warm start: %d results reused from the ASHA job (%s)"
+                  % (len(done), w["counts"]))
+            c.cancel(w)
         controller_restart(ctl, addr, tmp)
     finally:
         nf.conclude(tmp, ["ctl.log", "ctl2.log", "worker.log"])

@@ -203,11 +203,15 @@ class Client:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def submit(self, spec, idempotency_key=""):
+    def submit(self, spec, idempotency_key="", warm_start=()):
         """Submits a job. `spec`: a dict (the YAML's structure), a path to a YAML file, YAML text,
         or a JobSpec message. Dicts and YAML are read by the controller, so every client gets the
-        same errors (field path, and the YAML line). Returns the job as a dict."""
-        req = pb.SubmitJobRequest(idempotency_key=idempotency_key)
+        same errors (field path, and the YAML line). `warm_start`: earlier jobs (ids or job
+        dicts) to start from (JobSpec.warm_start: same space; their trials are the strategy's
+        prior observations, reused as results when the recipe is the same). Returns the job as
+        a dict."""
+        req = pb.SubmitJobRequest(idempotency_key=idempotency_key,
+                                  warm_start_jobs=[_job_id(j) for j in warm_start])
         if isinstance(spec, pb.JobSpec):
             req.spec.CopyFrom(spec)
         elif isinstance(spec, dict):
