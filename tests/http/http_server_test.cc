@@ -16,21 +16,12 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/socket_util.h"
 
 namespace nasforge {
 namespace {
 
 using ::testing::HasSubstr;
-
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  return fd;
-}
 
 void Send(int fd, const std::string& s) {
   ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
@@ -59,7 +50,7 @@ HttpResponse Echo(const HttpRequest& r) {
 TEST(HttpServerTest, DecodesRequestsAndKeepsConnectionsAlive) {
   auto server = StartHttpServer({.listen = "127.0.0.1:0", .max_body = 100}, Echo);
   ASSERT_TRUE(server.ok()) << server.status();
-  int fd = Connect((*server)->port());
+  int fd = testing::ConnectLoopback((*server)->port());
   Send(fd, "GET /a%20b?x=%41b+c&y=1 HTTP/1.1\r\nHost: h\r\nCookie: a=1; sid=s3\r\n\r\n");
   std::string first = ReadUntil(fd, "END");
   EXPECT_THAT(first, HasSubstr("GET /a b x=Ab c y=1 cookie=s3 body= END"));
@@ -68,12 +59,12 @@ TEST(HttpServerTest, DecodesRequestsAndKeepsConnectionsAlive) {
       << "a second request on the same connection";
   close(fd);
 
-  fd = Connect((*server)->port());
+  fd = testing::ConnectLoopback((*server)->port());
   Send(fd, "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 500\r\n\r\n" + std::string(500, 'x'));
   EXPECT_THAT(ReadUntil(fd, "\r\n\r\n"), HasSubstr("413"));
   close(fd);
 
-  fd = Connect((*server)->port());
+  fd = testing::ConnectLoopback((*server)->port());
   Send(fd, "GET /boom HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(ReadUntil(fd, "logged"), HasSubstr("500"));
   close(fd);
@@ -96,7 +87,7 @@ TEST(HttpServerTest, StreamsFromAnotherThreadAndNoticesTheClientLeaving) {
   };
   auto server = StartHttpServer({.listen = "127.0.0.1:0"}, handler);
   ASSERT_TRUE(server.ok()) << server.status();
-  int fd = Connect((*server)->port());
+  int fd = testing::ConnectLoopback((*server)->port());
   Send(fd, "GET /events HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(30)));
   std::thread feeder([&] {
@@ -127,7 +118,7 @@ TEST(HttpServerTest, StoppingClosesOpenStreams) {
   };
   auto server = StartHttpServer({.listen = "127.0.0.1:0", .threads = 2}, handler);
   ASSERT_TRUE(server.ok());
-  int fd = Connect((*server)->port());
+  int fd = testing::ConnectLoopback((*server)->port());
   Send(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(30)));
   server->reset();

@@ -14,23 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/socket_util.h"
 #include "tests/test_util.h"
 
 namespace nasforge {
 namespace {
 
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  return fd;
-}
-
 std::string Get(int port, const std::string& path) {
-  int fd = Connect(port);
+  int fd = testing::ConnectLoopback(port);
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   EXPECT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
   std::string out;
@@ -47,7 +38,7 @@ TEST(MetricsServerTest, AStuckClientBlocksNeitherScrapesNorShutdown) {
   auto server = StartMetricsServer({.listen = "127.0.0.1:0"}, registry);
   ASSERT_TRUE(server.ok()) << server.status();
   int port = (*server)->port();
-  int stuck = Connect(port);  // connects and never says a word
+  int stuck = testing::ConnectLoopback(port);  // connects and never says a word
   std::string res = Get(port, "/metrics");
   EXPECT_THAT(res, ::testing::HasSubstr("200 OK"));
   EXPECT_THAT(res, ::testing::HasSubstr("nasforge_test_total 0"));
@@ -79,7 +70,8 @@ TEST(MetricsServerTest, ServesHttpsWithItsCertificate) {
   auto server = StartMetricsServer(
       {.listen = "127.0.0.1:0", .tls_cert = d + "/w.pem", .tls_key = d + "/w.key"}, registry);
   ASSERT_TRUE(server.ok()) << server.status();
-  int stuck = Connect((*server)->port());  // a silent client blocks neither the handshake nor us
+  int stuck = testing::ConnectLoopback(
+      (*server)->port());  // a silent client blocks neither the handshake nor us
   auto curl = [&](const std::string& args) {
     return testing::CommandOutput(
         absl::StrCat("curl -s ", args, "127.0.0.1:", (*server)->port(), "/metrics"));
