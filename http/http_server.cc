@@ -69,6 +69,9 @@ class StreamImpl final : public HttpStream {
       if (closed_) return;
       closed_ = true;
       fn = std::move(on_close_);
+      // The function holds a copy of the connection's strand executor: let it go now, while the
+      // io_context is alive (a handle kept by its owner may outlive the server).
+      post_ = nullptr;
     }
     if (fn) fn();
   }
