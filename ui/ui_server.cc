@@ -268,11 +268,12 @@ class UiApp {
       if (!req.Query(k).empty()) filters[k] = req.Query(k);
     }
     if (!req.Query("state").empty()) {
-      v1::JobState s;
-      if (!v1::JobState_Parse("JOB_" + absl::AsciiStrToUpper(req.Query("state")), &s)) {
+      v1::JobState s = v1::JOB_STATE_UNSPECIFIED;
+      if (v1::JobState_Parse("JOB_" + absl::AsciiStrToUpper(req.Query("state")), &s)) {
+        lr.add_states(s);
+      } else {
         error = "state: not a job state: '" + req.Query("state") + "'";
       }
-      lr.add_states(s);
     }
     lr.set_owner(req.Query("owner"));
     lr.set_name(req.Query("name"));
