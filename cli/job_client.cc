@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "report/format.h"
 #include "core/status.h"
+#include "report/format.h"
 
 namespace nasforge::cli {
 using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots

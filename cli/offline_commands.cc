@@ -6,11 +6,11 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "report/format.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "report/format.h"
 
 namespace nasforge::cli {
 using namespace ::nasforge::report;  // NOLINT: the shared formatting of jobs, tables and plots

@@ -1,8 +1,8 @@
-// GET /metrics on the shared Boost.Beast server (http/http_server.h), used by the controller and the worker instead of
-// prometheus-cpp's civetweb exposer, for two reasons: civetweb cannot start threads in a process
-// that loads LibTorch (glibc rejects its fixed small thread stacks once ~300 libraries' static TLS
-// no longer fits: pthread_create EINVAL), and Debian's civetweb build completes a TLS handshake
-// and then resets every request, so it cannot serve /metrics over HTTPS.
+// GET /metrics on the shared Boost.Beast server (http/http_server.h), used by the controller and
+// the worker instead of prometheus-cpp's civetweb exposer, for two reasons: civetweb cannot start
+// threads in a process that loads LibTorch (glibc rejects its fixed small thread stacks once ~300
+// libraries' static TLS no longer fits: pthread_create EINVAL), and Debian's civetweb build
+// completes a TLS handshake and then resets every request, so it cannot serve /metrics over HTTPS.
 #pragma once
 
 #include <prometheus/registry.h>

@@ -47,10 +47,10 @@ std::string Note(size_t shown, size_t total, const char* what) {
                       Thousands(static_cast<int64_t>(total)), " ", what, " shown");
 }
 
-std::string HoverLabel(const v1::Trial& t, const v1::JobSpec& spec) {
+// Hover text: the trial, its state, every metric column of the table, the architecture.
+std::string HoverLabel(const v1::Trial& t, const std::vector<std::string>& columns) {
   std::string s = absl::StrCat("trial ", t.id(), " (", TrialStateLabel(t.state()), ")");
-  std::vector<std::string> cols = report::CandidateColumns(spec);
-  for (const auto& c : cols) {
+  for (const auto& c : columns) {
     if (c == "trial" || c == "state" || c == "arch" || c == "arch_hash" || c == "worker_id") {
       continue;
     }
@@ -279,7 +279,7 @@ std::string JobView::DrawPareto(const std::string& x, const std::string& y) cons
     p.x = vx ? *vx : NAN;
     p.y = vy ? *vy : NAN;
     p.front = f;
-    p.label = HoverLabel(t, job_.spec());
+    p.label = HoverLabel(t, columns_);
     points.push_back(std::move(p));
   };
   const std::vector<size_t> picked = Sample(rest.size(), limits_.scatter_points);
