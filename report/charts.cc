@@ -205,7 +205,7 @@ double ChoiceStats::spread() const {
 }
 
 std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metric,
-                       size_t max_choices) {
+                       size_t max_choices, const std::string& note) {
   const std::string title = absl::StrCat("Architecture choices against ", metric);
   if (choices.empty()) {
     return Empty("choices-plot", title, "no finished trial with " + metric + " yet");
@@ -239,6 +239,9 @@ std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metr
       "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
       "<text x=\"12\" y=\"24\" font-size=\"15\">%s</text>\n",
       f.width, f.height, f.width, f.height, XmlEscape(title));
+  if (!note.empty()) {
+    absl::StrAppendFormat(&s, "<text x=\"12\" y=\"38\" fill=\"#666\">%s</text>\n", XmlEscape(note));
+  }
   const double bottom = f.top + kRow * static_cast<double>(rows);
   for (double t : Ticks(f.x.lo, f.x.hi)) {
     absl::StrAppendFormat(&s,

@@ -46,8 +46,9 @@ struct ChoiceStats {
 };
 // One row per option (a bar from the first to the third quartile, a dot at the mean), choices
 // grouped, ranked by spread; at most `max_choices` choices drawn.
+// `note` (e.g. what was sampled) goes under the title.
 std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metric,
-                       size_t max_choices);
+                       size_t max_choices, const std::string& note);
 
 // The architecture's decisions flattened to (path, value) pairs: "stages.0.kernel" -> "5",
 // "cells.0.op" -> "conv_3x3" (the oneof's message walked by reflection; enums by name).

@@ -401,14 +401,12 @@ std::string JobView::DrawChoices() const {
     }
     stats.push_back(std::move(c));
   }
-  std::string svg = report::ChoicesSvg(std::move(stats), metric, limits_.choices_shown);
-  if (picked.size() < done.size()) {
-    const std::string note =
-        absl::StrCat("<text x=\"12\" y=\"38\" fill=\"#666\">from ", Thousands(picked.size()),
-                     " of ", Thousands(done.size()), " trials, evenly sampled</text>\n</svg>\n");
-    svg.replace(svg.rfind("</svg>"), std::string::npos, note);
-  }
-  return svg;
+  const std::string note =
+      picked.size() < done.size()
+          ? absl::StrCat("from ", Thousands(static_cast<int64_t>(picked.size())), " of ",
+                         Thousands(static_cast<int64_t>(done.size())), " trials, evenly sampled")
+          : "";
+  return report::ChoicesSvg(std::move(stats), metric, limits_.choices_shown, note);
 }
 
 }  // namespace nasforge::ui
