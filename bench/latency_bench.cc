@@ -11,7 +11,9 @@
 //     Repeatability: measures n sampled architectures, then all of them again, and prints the
 //     p50 difference per architecture and the Kendall tau of the two rankings.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>

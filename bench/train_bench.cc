@@ -7,9 +7,12 @@
 //       recipe; one JSON line per epoch ({"epoch", "images_per_second", ...}) for
 //       bench/train_compare.py, which trains the same model in PyTorch.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

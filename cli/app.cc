@@ -1,5 +1,7 @@
 #include "cli/app.h"
 
+#include <string>
+
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/usage_hints.h"

@@ -1,5 +1,8 @@
 // export: a trial as a bundle PyTorch loads without nasforge (export/bundle.h): the candidate
 // from GetCandidate, its weights and self-check from GetArtifact, written by WriteExportBundle.
+#include <cstdint>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/job_client.h"

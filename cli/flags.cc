@@ -1,6 +1,8 @@
 #include "cli/flags.h"
 
 #include <cmath>
+#include <cstdint>
+#include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

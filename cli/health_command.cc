@@ -1,5 +1,7 @@
 // health: the controller's grpc.health.v1 status, for probes (Kubernetes exec probes, systemd,
 // scripts) that must speak TLS and tokens, which kubelet's built-in gRPC probe cannot.
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/connection.h"

@@ -1,10 +1,12 @@
 // submit, status, watch, cancel, jobs, candidates, pareto: the JobService, one subcommand each.
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"

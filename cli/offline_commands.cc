@@ -1,7 +1,9 @@
 // space describe|sample and cost: search spaces and the analytic cost model, no controller.
 #include <google/protobuf/util/json_util.h>
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"

@@ -1,6 +1,7 @@
 // token create|list|revoke: edits the controller's token file offline (the controller re-reads
 // it when it changes, so a revoked token is refused within a second).
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"

@@ -23,6 +23,7 @@
 // Thread-safe: every public method may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>

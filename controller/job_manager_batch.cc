@@ -2,6 +2,8 @@
 // trial in the same call, and several reports in one call. Each piece is the one-trial logic
 // (LeaseOne, ReportResult) applied in order; the rpc layer answers once the whole call's writes
 // are durable, and undoes the grants (AbandonGrants) if they are not.
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "controller/job_manager.h"
 #include "core/log.h"

@@ -1,7 +1,9 @@
 // JobManager: what no worker reports but the clock decides: expired leases, leases of a worker
 // that restarted, and queued trials no live worker has the memory for.
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "absl/strings/numbers.h"

@@ -2,7 +2,9 @@
 // applying a strategy step, granting, counting, finishing, staging writes, events).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "absl/strings/numbers.h"

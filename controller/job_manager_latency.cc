@@ -10,7 +10,9 @@
 // FAILED_PRECONDITION and is dropped: nothing was lost but one measurement).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"

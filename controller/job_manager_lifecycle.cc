@@ -1,5 +1,8 @@
 // JobManager: a job's life after submission: more budget (ExtendJob, also resume of a
 // cancelled or failed job), a candidate named by the user (EnqueueCandidate), deletion.
+#include <cstdint>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"

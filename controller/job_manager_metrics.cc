@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <set>
+#include <string>
 
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"

@@ -1,6 +1,8 @@
 // JobManager: a worker registers (its hardware, what it measures and trains, its owner); a new
 // process under a known id gives up the leases its predecessor held.
+#include <cstdint>
 #include <random>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"

@@ -4,6 +4,9 @@
 // the same recipe their results become trials of the new job.
 #include <google/protobuf/util/message_differencer.h>
 
+#include <cstdint>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"

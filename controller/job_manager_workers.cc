@@ -2,7 +2,9 @@
 // job_manager_register.cc; what the clock decides (expiry, unplaceable trials) in
 // job_manager_expiry.cc.
 #include <cmath>
+#include <cstdint>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "absl/strings/ascii.h"

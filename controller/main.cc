@@ -5,15 +5,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "controller/server.h"
-#include "core/flags.h"
+#include "core/daemon_flags.h"
 #include "core/log.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC HOST:PORT (port 0: any free port)");
@@ -56,10 +55,10 @@ int main(int argc, char** argv) {
   // absl's run-time deadlock detector (on in Debian's build) walks a lock graph on every
   // acquisition; lock order is checked at compile time (-Wthread-safety) and by the tsan suite.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::SetProgramUsageMessage(
-      "nasforge-controller --listen HOST:PORT --store URL --metrics-listen HOST:PORT");
-  nasforge::NormalizeFlagNames(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  nasforge::ParseDaemonFlags(
+      argc, argv, "nasforge-controller",
+      "nasforge-controller: the NAS controller (gRPC API, job manager, store, /metrics, web "
+      "dashboard).\nUsage: nasforge-controller [--listen HOST:PORT] [--store URL] [flags]");
   nasforge::ControllerOptions o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.store_url = absl::GetFlag(FLAGS_store);

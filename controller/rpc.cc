@@ -1,8 +1,10 @@
 #include "controller/rpc.h"
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 
 #include "core/log.h"
 

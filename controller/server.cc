@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <prometheus/registry.h>
 
+#include <cstdint>
 #include <thread>
 
 #include "absl/strings/match.h"

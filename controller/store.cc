@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cstdint>
 #include <map>
 
 #include "absl/strings/str_cat.h"

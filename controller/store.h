@@ -19,6 +19,7 @@
 // - Schema: an older database is migrated; one newer than this binary is refused.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>

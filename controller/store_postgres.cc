@@ -12,8 +12,10 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <pqxx/pqxx>
 #include <random>
+#include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <future>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/log.h"

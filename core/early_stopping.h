@@ -5,6 +5,7 @@
 // early_stopping.cc's Builtins(), or an Add() at run time.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>

@@ -4,6 +4,7 @@
 // inputs, unit-tested; callers downsample (the charts draw what they are given).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>

@@ -6,6 +6,7 @@
 // Pure logic over messages (no locks of the controller), unit-tested. Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>

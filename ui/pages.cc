@@ -1,6 +1,8 @@
 #include "ui/pages.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

@@ -3,18 +3,19 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <cctype>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <thread>
 #include <utility>  // before Boost.Asio (g++ 12, C++20)
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "client/channel.h"
-#include "core/flags.h"
+#include "core/daemon_flags.h"
 #include "core/log.h"
 #include "metrics/build_info.h"
 #include "metrics/metrics_server.h"
@@ -115,11 +116,11 @@ int main(int argc, char** argv) {
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     execv("/proc/self/exe", argv);
   }
-  absl::SetProgramUsageMessage(
-      "nasforge-worker --controller HOST:PORT [--data-dir DIR] [--threads N] "
-      "[--hardware-profile NAME]");
-  nasforge::NormalizeFlagNames(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  nasforge::ParseDaemonFlags(
+      argc, argv, "nasforge-worker",
+      "nasforge-worker: trains and measures candidates leased from a controller (LibTorch).\n"
+      "Usage: nasforge-worker --controller HOST:PORT [--data-dir DIR] [--threads N] "
+      "[--hardware-profile NAME] [flags]");
   using nasforge::Log;
   using nasforge::LogLevel;
 

@@ -1,6 +1,8 @@
 // Process-wide settings a training worker makes once, at start, before LibTorch spawns threads.
 #pragma once
 
+#include <string>
+
 #include "absl/status/statusor.h"
 
 namespace nasforge {

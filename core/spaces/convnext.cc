@@ -2,6 +2,9 @@
 // stages of blocks [depthwise kxk conv with bias, LayerNorm, linear C->rC, GELU, linear rC->C,
 // layer scale, residual], LayerNorm + 2x2 stride-2 conv between stages, then pooling, LayerNorm
 // and a linear classifier.
+#include <cstdint>
+#include <string>
+
 #include "core/space_kind.h"
 
 namespace nasforge {

@@ -1,6 +1,8 @@
 // MBConv family (EfficientNet / MobileNetV2): stem 3x3 conv, stages of inverted-residual blocks
 // (1x1 expand unless expansion is 1, depthwise kxk, optional squeeze-excitation, 1x1 project,
 // residual when shapes match), optional 1x1 head conv, pooling, dropout, linear classifier.
+#include <string>
+
 #include "core/space_kind.h"
 
 namespace nasforge {

@@ -1,5 +1,8 @@
 // Multilayer perceptron for tabular data: hidden linear layers (optional BatchNorm1d), an
 // activation and dropout after each, then a linear classifier. Images are flattened.
+#include <cstdint>
+#include <string>
+
 #include "core/space_kind.h"
 
 namespace nasforge {

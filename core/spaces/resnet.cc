@@ -1,6 +1,8 @@
 // ResNet family in torchvision's layout: stem kxk conv + BN + ReLU (+ 3x3/2 max pool), stages of
 // basic (3x3, 3x3) or bottleneck (1x1, 3x3 with the stride, 1x1 to 4x width) blocks with a
 // 1x1 conv + BN shortcut when the shape changes, global pooling, linear classifier.
+#include <string>
+
 #include "core/space_kind.h"
 
 namespace nasforge {

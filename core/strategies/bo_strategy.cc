@@ -7,8 +7,10 @@
 // every single-decision mutation of the best observed points, then the best few climb by single
 // mutations while EI improves. The first `initial_samples` (default 6) proposals are random.
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
+#include <string>
 
 #include "core/cost.h"
 #include "core/pareto.h"

@@ -4,7 +4,10 @@
 // phi = 2..max_phi with the triple whose phi = 1 model scored best on the first objective.
 // Deterministic: the proposal sequence depends only on the spec and the results.
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <set>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/scaling.h"

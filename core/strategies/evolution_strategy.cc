@@ -3,6 +3,7 @@
 // changed, the space's mutation operator). Until P results exist, proposals are random.
 // Single objective: the job's first objective. Ask k draws its randomness from
 // MixSeed(seed, k), so a rebuilt strategy continues the same sequence.
+#include <cstdint>
 #include <deque>
 
 #include "core/strategies/strategy.h"

@@ -4,6 +4,7 @@
 // handling is Deb's: a feasible result beats an infeasible one, two infeasible ones compare by
 // total violation. Until P results exist, proposals are random.
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "core/pareto.h"

@@ -1,5 +1,8 @@
 // Random search: candidate i of a job is SampleArchitecture(space, MixSeed(seed, i)), so the
 // sequence depends only on the seed and resumes from the stored position.
+#include <cstdint>
+#include <string>
+
 #include "core/strategies/strategy.h"
 
 namespace nasforge {

@@ -6,6 +6,7 @@
 // and one line in Builtins() in registry.cc. Tests and embedders may Add() more at run time.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>

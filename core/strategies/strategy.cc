@@ -1,6 +1,7 @@
 #include "core/strategies/strategy.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"

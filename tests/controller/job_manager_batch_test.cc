@@ -1,6 +1,8 @@
 // Batched leases and reports: LeaseTrial with max_trials, a report that leases the next trial,
 // ReportResults with one outcome per report, and the refusals that name their field.
+#include <cstdint>
 #include <set>
+#include <string>
 
 #include "tests/controller/job_manager_fixture.h"
 

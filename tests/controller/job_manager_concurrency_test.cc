@@ -1,6 +1,9 @@
 // JobManager under faults and concurrency: recovery after restart (finish order), a failing
 // store, decision order against commit order, strategy work outside the global lock, and many
 // threads against one manager.
+#include <cstdint>
+#include <string>
+
 #include "tests/controller/job_manager_fixture.h"
 
 namespace nasforge {

@@ -2,6 +2,8 @@
 // training, cached across jobs and restarts, latency bounds rejecting candidates before training,
 // expiry and retries of measurement leases, targets no worker can measure, and Pareto queries
 // ranking by one target's latency.
+#include <string>
+
 #include "core/hardware_targets.h"
 #include "tests/controller/job_manager_fixture.h"
 #include "tests/test_util.h"

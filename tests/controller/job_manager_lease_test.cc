@@ -1,6 +1,9 @@
 // JobManager's worker protocol on a real SQLite store with a fake clock: leases and their
 // fencing tokens, heartbeats, failures and retries, hand-back, steady-clock deadlines, report
 // checks, placement by declared memory, restarted workers and unplaceable trials.
+#include <cstdint>
+#include <string>
+
 #include "tests/controller/job_manager_fixture.h"
 
 namespace nasforge {

@@ -1,6 +1,9 @@
 // JobManager on a real SQLite store with a fake clock: jobs run to completion, parallelism,
 // dedupe, cost pre-checks, cancellation, idempotency, validation, Pareto queries, early-stopping
 // decisions, watch events, fair sharing, and extension points registered from test code.
+#include <cstdint>
+#include <string>
+
 #include "core/pareto.h"
 #include "tests/controller/job_manager_fixture.h"
 #include "tests/test_util.h"

@@ -3,6 +3,9 @@
 // another recipe they are prior observations only; either way an architecture a source trained
 // is never trained again, also after a restart. Sources are checked, and cannot be deleted while
 // a job that starts from them runs.
+#include <cstdint>
+#include <string>
+
 #include "tests/controller/job_manager_fixture.h"
 #include "tests/test_util.h"
 

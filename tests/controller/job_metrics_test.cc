@@ -5,6 +5,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <cstdlib>
+
 #include "core/pareto.h"
 #include "tests/controller/job_manager_fixture.h"
 #include "tests/test_util.h"

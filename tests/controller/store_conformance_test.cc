@@ -2,9 +2,11 @@
 // cluster tests/pg_harness.sh starts; its URL comes in NASFORGE_TEST_PG_URL).
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <string>
 #include <thread>
 
 #include "absl/synchronization/notification.h"

@@ -3,6 +3,7 @@
 #include "controller/store_writer.h"
 
 #include <atomic>
+#include <string>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"

@@ -2,6 +2,7 @@
 // stored with every trial and must not change when the writer does.
 #include "core/canonical_json.h"
 
+#include <cstdint>
 #include <random>
 
 #include "core/jobspec.h"

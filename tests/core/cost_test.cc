@@ -3,6 +3,8 @@
 #include "core/cost.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/nb201.h"
 #include "core/search_space.h"

@@ -1,6 +1,8 @@
 // Every shipped search space: sampling, validation, stable hashing, the decision vector
 // (encode/decode), mutation and crossover; errors that name the field, for every kind.
+#include <cstdint>
 #include <set>
+#include <string>
 
 #include "core/cost.h"
 #include "core/jobspec.h"

@@ -1,7 +1,9 @@
 // Every strategy on small deterministic cases: reproducibility, rebuilding from history,
 // no duplicates, and each algorithm's defining behaviour.
 #include <cmath>
+#include <cstdint>
 #include <set>
+#include <string>
 
 #include "core/cost.h"
 #include "core/nb201.h"

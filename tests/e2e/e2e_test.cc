@@ -13,6 +13,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"

@@ -3,6 +3,7 @@
 //   export_fixture OUT_DIR NAME=ARCH.yaml|SPACE.yaml[@SAMPLE_SEED] ...
 // An ARCH.yaml is a concrete architecture; a SPACE.yaml (a search space, or a job spec with
 // one) is sampled at SAMPLE_SEED.
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

@@ -4,6 +4,10 @@
 // and black-holed, a full disk, SIGTERM in each state, a worker cut off in its own network
 // namespace. An InvariantChecker records every grant and acknowledged result and checks the
 // exactly-once invariants against the final state, read both through the API and from the store.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "tests/fault/fault_fixture.h"
 

@@ -1,6 +1,8 @@
 // The LibTorch builder against the analytic cost model, and real training on real data.
+#include <cstdint>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "core/cost.h"
 #include "core/jobspec.h"
