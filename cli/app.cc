@@ -28,6 +28,7 @@ int Run(int argc, const char* const* argv, const Io& io) {
   AddConnectionOptions(app, &context.connection);
   AddJobCommands(app, context);
   AddOfflineCommands(app, context);
+  AddRuntimesCommand(app, context);
   AddTokenCommands(app, context);
   AddHealthCommand(app, context);
   AddExportCommand(app, context);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "bench/pareto_bench.h"
@@ -18,14 +19,25 @@
 #include "cli/job_client.h"
 #include "core/jobspec.h"
 #include "core/status.h"
+#include "core/strategies/registry.h"
+#include "core/strategies/strategy.h"
 #include "core/table.h"
 #include "core/tabular.h"
 
 namespace nasforge::cli {
 namespace {
 
-// "rea" is what the NAS literature calls regularized evolution; the strategy is "evolution".
-std::string StrategyName(const std::string& name) { return name == "rea" ? "evolution" : name; }
+std::string StrategyName(const std::string& name) { return CanonicalStrategyName(name); }
+
+// A --strategy value: a registered strategy (or "rea"); the error lists them.
+CLI::Validator RegisteredStrategy() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (::nasforge::Strategies().Find(CanonicalStrategyName(v)) != nullptr) return "";
+        return absl::StrCat("strategy ", ::nasforge::Strategies().Unknown(v), " (or rea)");
+      },
+      "STRATEGY");
+}
 
 struct StrategiesOptions {
   std::string table, key_column = "arch_str", fitness_column, report_column, seeds_column, space;
@@ -277,8 +289,12 @@ void AddStrategies(CLI::App& bench, CommandContext& c) {
   cmd->add_option("--seeds-column", o->seeds_column,
                   "';'-separated per-seed fitness: one seed per query (a noisy run)");
   cmd->add_option("--key-column", o->key_column, "the architecture column")->capture_default_str();
-  cmd->add_option("--strategy", o->strategies, "random, rea (evolution), bo, nsga2, ...")
+  cmd->add_option(
+         "--strategy", o->strategies,
+         absl::StrCat("strategies to run, comma-separated: ",
+                      absl::StrJoin(::nasforge::Strategies().Names(), ", "), " (rea = evolution)"))
       ->delimiter(',')
+      ->check(RegisteredStrategy())
       ->capture_default_str();
   cmd->add_option("--queries", o->queries, "queries per run")
       ->check(IntAtLeast(1))

@@ -18,6 +18,8 @@ struct CommandContext {
 void AddJobCommands(CLI::App& app, CommandContext& context);
 // space describe|sample, cost (offline_commands.cc): search spaces and the cost model, offline.
 void AddOfflineCommands(CLI::App& app, CommandContext& context);
+// runtimes (runtimes_command.cc): the latency runtimes, offline.
+void AddRuntimesCommand(CLI::App& app, CommandContext& context);
 // token create|list|revoke (token_commands.cc): the controller's token file, offline.
 void AddTokenCommands(CLI::App& app, CommandContext& context);
 // health (health_command.cc): grpc.health.v1 over the connection flags, for probes.

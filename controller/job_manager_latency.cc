@@ -19,6 +19,7 @@
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"
 #include "core/hardware_targets.h"
+#include "core/latency_runtimes.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "core/trial_state.h"
@@ -56,12 +57,6 @@ bool BoundedMissing(const v1::JobSpec& spec, const v1::Trial& t) {
     if (!Measured(t, target.name()) && !TargetBounds(spec, target.name()).empty()) return true;
   }
   return false;
-}
-
-std::string WorkerDescription(const v1::HardwareTarget& t) {
-  return t.threads() > 0
-             ? absl::StrCat("profile '", t.profile(), "' with ", t.threads(), " threads")
-             : absl::StrCat("profile '", t.profile(), "'");
 }
 
 }  // namespace
@@ -164,7 +159,6 @@ void JobManager::FailBeforeTraining(JobState& js, v1::Trial& t, const std::strin
 bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp) {
   auto w = workers_.find(worker_id);
   if (w == workers_.end() || !w->second.measures_latency() || measuring_.empty()) return false;
-  const v1::HardwareProfile& hw = w->second.hardware();
   std::map<std::string, Measuring>::iterator best = measuring_.end();
   for (auto it = measuring_.begin(); it != measuring_.end();) {
     Measuring& mg = it->second;
@@ -177,9 +171,7 @@ bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialRe
       it = measuring_.erase(it);
       continue;
     }
-    const v1::HardwareTarget& target = mg.task.target();
-    if (mg.task.token() == 0 && target.profile() == hw.name() &&
-        (target.threads() == 0 || target.threads() == hw.threads()) &&
+    if (mg.task.token() == 0 && MeasuresTarget(w->second, mg.task.target()) &&
         (best == measuring_.end() || mg.seq < best->second.seq)) {
       best = it;
     }
@@ -208,6 +200,7 @@ bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialRe
        {"batch", mg.task.target().batch_size()},
        {"threads", mg.task.target().threads()},
        {"precision", mg.task.target().precision()},
+       {"runtime", mg.task.target().runtime()},
        {"waiting", mg.waiting.size()},
        {"attempt", mg.attempts + 1}});
   return true;
@@ -285,6 +278,8 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
       m.set_batch_size(target.batch_size());
       m.set_threads(target.threads());
       m.set_precision(target.precision());
+      m.set_runtime(target.runtime().empty() ? kDefaultLatencyRuntime : target.runtime());
+      *m.mutable_options() = target.options();
       m.set_p50_ms(req.p50_ms());
       m.set_p90_ms(req.p90_ms());
       m.set_p99_ms(req.p99_ms());
@@ -303,6 +298,7 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
            {"batch", m.batch_size()},
            {"threads", m.threads()},
            {"precision", m.precision()},
+           {"runtime", m.runtime()},
            {"p50_ms", m.p50_ms()},
            {"spread", m.spread()},
            {"waiting", mg.waiting.size()}});
@@ -333,20 +329,20 @@ void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& ba
                                     Events& events) {
   if (measuring_.empty()) return;
   const absl::Time steady = clock_->Steady();
-  // The settings live measuring workers can take: (profile, threads).
-  std::set<std::pair<std::string, int>> live;
+  // The live workers that measure latency.
+  std::vector<const v1::Worker*> live;
   {
     const absl::Time cutoff = LiveCutoff();
     absl::MutexLock s(&seen_mu_);
     for (const auto& [id, seen] : worker_seen_) {
       auto w = workers_.find(id);
       if (seen < cutoff || w == workers_.end() || !w->second.measures_latency()) continue;
-      live.insert({w->second.hardware().name(), w->second.hardware().threads()});
+      live.push_back(&w->second);
     }
   }
   auto takes = [&](const v1::HardwareTarget& t) {
-    for (const auto& [profile, threads] : live) {
-      if (profile == t.profile() && (t.threads() == 0 || t.threads() == threads)) return true;
+    for (const v1::Worker* w : live) {
+      if (MeasuresTarget(*w, t)) return true;
     }
     return false;
   };
@@ -371,7 +367,7 @@ void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& ba
       if (takes(mg.task.target())) {
         mg.since = steady;  // someone can take it: it waits its turn
       } else if (steady - mg.since >= options_.unplaceable_after) {
-        why = absl::StrCat("no live worker of ", WorkerDescription(mg.task.target()),
+        why = absl::StrCat("no live worker of ", MeasurerDescription(mg.task.target()),
                            " measures latency (waited ",
                            absl::FormatDuration(options_.unplaceable_after),
                            "): start one, e.g. nasforge-worker --hardware-profile ",

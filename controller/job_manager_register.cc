@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"
 #include "core/log.h"
@@ -26,6 +27,12 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
   for (int i = 0; i < req.datasets_size(); ++i) {
     if (req.datasets(i).empty() || req.datasets(i).size() > 64) {
       return FieldError(absl::StrCat("datasets[", i, "]"), "must be 1 to 64 characters");
+    }
+  }
+  if (req.latency_runtimes_size() > 16) return FieldError("latency_runtimes", "more than 16 names");
+  for (int i = 0; i < req.latency_runtimes_size(); ++i) {
+    if (req.latency_runtimes(i).empty() || req.latency_runtimes(i).size() > 64) {
+      return FieldError(absl::StrCat("latency_runtimes[", i, "]"), "must be 1 to 64 characters");
     }
   }
   WriteBatch batch;
@@ -55,6 +62,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
     w.set_measures_latency(req.measures_latency());
     w.mutable_datasets()->Clear();
     for (const std::string& d : req.datasets()) w.add_datasets(absl::AsciiStrToLower(d));
+    *w.mutable_latency_runtimes() = req.latency_runtimes();
     if (!known) *w.mutable_register_time() = ToProto(clock_->Now());
     *w.mutable_last_seen() = ToProto(clock_->Now());
     {
@@ -98,6 +106,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> JobManager::RegisterWorker(
          {"threads", req.hardware().threads()},
          {"cpu", req.hardware().cpu_model()},
          {"measures_latency", req.measures_latency()},
+         {"runtimes", absl::StrJoin(req.latency_runtimes(), ",")},
          {"again", known}});
     EnqueueLocked(std::move(batch));
   }

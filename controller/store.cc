@@ -88,6 +88,17 @@ const std::vector<std::string>& SchemaMigrations() {
       "batch_size INTEGER NOT NULL, threads INTEGER NOT NULL, precision TEXT NOT NULL, "
       "body TEXT NOT NULL, version BIGINT NOT NULL, "
       "PRIMARY KEY (arch_hash, profile, batch_size, threads, precision));",
+      // 6: the latency cache keyed by the setting as one string (LatencySetting: batch,
+      // precision, runtime, threads, options), so that a new runtime or runtime option needs no
+      // migration; rows of schema 5 were all LibTorch eager.
+      "CREATE TABLE latencies6 (arch_hash TEXT NOT NULL, profile TEXT NOT NULL, "
+      "setting TEXT NOT NULL, body TEXT NOT NULL, version BIGINT NOT NULL, "
+      "PRIMARY KEY (arch_hash, profile, setting));"
+      "INSERT INTO latencies6 SELECT arch_hash, profile, 'batch=' || batch_size || "
+      "';precision=' || precision || ';runtime=libtorch;threads=' || threads, body, version "
+      "FROM latencies;"
+      "DROP TABLE latencies;"
+      "ALTER TABLE latencies6 RENAME TO latencies;",
   };
   return *kMigrations;
 }
@@ -152,8 +163,8 @@ const Shape& ShapeOf(StoreTable table) {
        {"state", "arch_hash", "body", "pb", "version"}},
       {"workers", {"id", "body", "version"}, "id", {"body", "version"}},
       {"latencies",
-       {"arch_hash", "profile", "batch_size", "threads", "precision", "body", "version"},
-       "arch_hash, profile, batch_size, threads, precision",
+       {"arch_hash", "profile", "setting", "body", "version"},
+       "arch_hash, profile, setting",
        {"body", "version"}},
   };
   return kShapes[static_cast<int>(table)];

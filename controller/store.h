@@ -120,7 +120,7 @@ StoreBackendRegistry& StoreBackends();
 //   jobs:    id, idempotency_key, state, create_time_ms, body, version
 //   trials:  job_id, trial_id, state, arch_hash, body, pb, version
 //   workers: id, body, version
-//   latencies: arch_hash, profile, batch_size, threads, precision, body, version
+//   latencies: arch_hash, profile, setting (LatencySetting), body, version
 // A row is replaced only by a higher version (state only moves forward; latencies are written
 // with version 1, so the first measurement of a key stays).
 enum class StoreTable { kJobs, kTrials, kWorkers, kLatencies };

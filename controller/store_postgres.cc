@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "core/latency_runtimes.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -147,8 +148,8 @@ class PostgresStore final : public Store {
                         static_cast<int64_t>(wk.version()));
       }
       for (const auto& m : b.latencies) {
-        w.exec_prepared("upsert_latency", m.arch_hash(), m.profile(), m.batch_size(), m.threads(),
-                        m.precision(), ToJsonBody(m), int64_t{1});
+        w.exec_prepared("upsert_latency", m.arch_hash(), m.profile(), LatencySetting(m),
+                        ToJsonBody(m), int64_t{1});
       }
       for (const std::string& id : b.deleted_jobs) {
         w.exec_params("DELETE FROM trials WHERE job_id = $1", id);

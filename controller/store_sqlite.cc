@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/latency_runtimes.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "google/protobuf/util/time_util.h"
@@ -235,11 +236,9 @@ class SqliteStore final : public Store {
       for (const auto& m : b.latencies) {
         s.Text(1, m.arch_hash());
         s.Text(2, m.profile());
-        s.Int(3, m.batch_size());
-        s.Int(4, m.threads());
-        s.Text(5, m.precision());
-        s.Text(6, ToJsonBody(m));
-        s.Int(7, 1);
+        s.Text(3, LatencySetting(m));
+        s.Text(4, ToJsonBody(m));
+        s.Int(5, 1);
         NF_RETURN_IF_ERROR(Step(s, absl::StrCat("insert latency ", m.arch_hash())));
       }
     }

@@ -70,8 +70,8 @@ std::string FlagUsage(const std::string& summary) {
   for (const FlagHelp& f : ProgramFlags()) {
     std::string head = absl::StrCat("  --", f.name);
     if (f.type != "bool") absl::StrAppend(&head, "=", f.type == "string" ? "STR" : "N");
-    absl::StrAppend(&s, head, "  (default: ",
-                    f.default_value.empty() ? "\"\"" : f.default_value, ")\n");
+    absl::StrAppend(&s, head, "  (default: ", f.default_value.empty() ? "\"\"" : f.default_value,
+                    ")\n");
     for (const std::string& l : Wrap(f.help, 88)) absl::StrAppend(&s, "      ", l, "\n");
   }
   absl::StrAppend(&s, "  --help, -h  this text\n");

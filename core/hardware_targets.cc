@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/latency_runtimes.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -63,6 +64,7 @@ void ApplyHardwareTargetDefaults(v1::JobSpec* spec) {
     if (t.name().empty()) t.set_name(t.profile());
     if (t.batch_size() == 0) t.set_batch_size(1);
     if (t.precision().empty()) t.set_precision("fp32");
+    ApplyLatencyRuntimeDefaults(&t);
   }
 }
 
@@ -97,10 +99,7 @@ absl::Status ValidateHardwareTargets(const v1::JobSpec& spec) {
     if (t.threads() < 0 || t.threads() > 1024) {
       return FieldError(p + ".threads", absl::StrCat(t.threads(), " is out of range [0, 1024]"));
     }
-    if (t.precision() != "fp32" && t.precision() != "bf16" && t.precision() != "fp16") {
-      return FieldError(p + ".precision",
-                        absl::StrCat("'", t.precision(), "' is not one of fp32, bf16, fp16"));
-    }
+    NF_RETURN_IF_ERROR(ValidateLatencyRuntime(t, p));
   }
   auto check = [&](const std::string& metric, const std::string& field) -> absl::Status {
     std::string base, target;
@@ -132,13 +131,11 @@ absl::Status CheckTargetExists(const v1::JobSpec& spec, absl::string_view target
 }
 
 std::string LatencyKey(absl::string_view arch_hash, const v1::HardwareTarget& t) {
-  return absl::StrFormat("%s|%s|b%d|t%d|%s", arch_hash, t.profile(), t.batch_size(), t.threads(),
-                         t.precision());
+  return absl::StrCat(arch_hash, "|", t.profile(), "|", LatencySetting(t));
 }
 
 std::string LatencyKey(const v1::LatencyMeasurement& m) {
-  return absl::StrFormat("%s|%s|b%d|t%d|%s", m.arch_hash(), m.profile(), m.batch_size(),
-                         m.threads(), m.precision());
+  return absl::StrCat(m.arch_hash(), "|", m.profile(), "|", LatencySetting(m));
 }
 
 std::vector<v1::Constraint> TargetBounds(const v1::JobSpec& spec, absl::string_view target) {

@@ -26,10 +26,11 @@ bool IsTargetMetric(absl::string_view name);
 // Target names: 1-64 of [A-Za-z0-9_.-].
 bool ValidTargetName(absl::string_view name);
 
-// name = profile, batch_size = 1, precision = "fp32" where unset.
+// name = profile, batch_size = 1, precision = "fp32", runtime = "libtorch" where unset.
 void ApplyHardwareTargetDefaults(v1::JobSpec* spec);
 // The targets themselves (profile required, names unique, batch 1..4096, threads 0..1024,
-// precision fp32|bf16|fp16; none for tabular jobs) and every objective or constraint naming a
+// a registered runtime with one of its precisions and options: latency_runtimes.h; none for
+// tabular jobs) and every objective or constraint naming a
 // target metric names one of them. INVALID_ARGUMENT with the field path.
 absl::Status ValidateHardwareTargets(const v1::JobSpec& spec);
 // For a query: `metric` (a base name) on `target`, which must be one of the job's targets; the
@@ -37,9 +38,9 @@ absl::Status ValidateHardwareTargets(const v1::JobSpec& spec);
 absl::Status CheckTargetExists(const v1::JobSpec& spec, absl::string_view target,
                                absl::string_view field);
 
-// The cache key of a measurement of `arch_hash` on `target`: hash, profile, batch, threads,
-// precision (the target's name is not part of it: two jobs naming the same setting differently
-// share measurements).
+// The cache key of a measurement of `arch_hash` on `target`: hash, profile and the setting
+// (LatencySetting: batch, precision, runtime, threads, options). The target's name is not part
+// of it: two jobs naming the same setting differently share measurements.
 std::string LatencyKey(absl::string_view arch_hash, const v1::HardwareTarget& target);
 std::string LatencyKey(const v1::LatencyMeasurement& m);
 

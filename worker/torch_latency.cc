@@ -4,9 +4,12 @@
 #include <chrono>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "core/search_space.h"
+#include "worker/latency_runtime.h"
 #include "worker/torch_cuda.h"
+#include "worker/trainer.h"
 
 namespace nasforge {
 namespace {
@@ -154,6 +157,29 @@ absl::StatusOr<LatencyStats> MeasureLatency(NetImpl& net, const v1::Architecture
                                             spec.batch, ", ", device.str(),
                                             "): ", e.what_without_backtrace()));
   }
+}
+
+void RegisterTorchLatencyRuntimes() {
+  static absl::once_flag once;
+  absl::call_once(once, [] {
+    auto& r = WorkerLatencyRuntimes();
+    const auto any_device = [](const std::string&) { return true; };
+    const auto gpu = [](const std::string& device) { return device.rfind("cuda", 0) == 0; };
+    // One line per runtime: its name (core/latency_runtimes.cc), where it runs, what it does.
+    r.AddBuiltin({"libtorch", any_device,
+                  [](const v1::Architecture& arch, const v1::HardwareTarget& target,
+                     const MeasureContext& ctx) {
+                    return MeasureArchitecture(arch, ctx.device, LatencySpecOf(target), ctx.budget,
+                                               ctx.seed);
+                  }});
+    r.AddBuiltin({"libtorch-cuda-graph", gpu,
+                  [](const v1::Architecture& arch, const v1::HardwareTarget& target,
+                     const MeasureContext& ctx) {
+                    LatencySpec spec = LatencySpecOf(target);
+                    spec.cuda_graph = true;
+                    return MeasureArchitecture(arch, ctx.device, spec, ctx.budget, ctx.seed);
+                  }});
+  });
 }
 
 }  // namespace nasforge

@@ -96,11 +96,8 @@ class TorchTrainer final : public Trainer {
     SetTorchThreads(o_.threads);
   }
 
-  bool Measures() const override { return true; }
-  absl::StatusOr<LatencyStats> Measure(const v1::Architecture& arch,
-                                       const LatencySpec& spec) override {
-    NF_RETURN_IF_ERROR(ValidateLatencySpec(spec, "target"));
-    return MeasureArchitecture(arch, o_.device, spec, o_.latency);
+  std::optional<MeasureContext> Measuring() const override {
+    return MeasureContext{o_.device, o_.latency};
   }
 
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
@@ -351,6 +348,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptio
   if (!options.autocast.empty() && !device->is_cuda()) {
     return absl::InvalidArgumentError("autocast bf16: needs a CUDA device (--device cuda)");
   }
+  RegisterTorchLatencyRuntimes();
   auto t = std::make_unique<TorchTrainer>(options, *device);
   return std::unique_ptr<Trainer>(std::move(t));
 }

@@ -7,12 +7,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "nasforge/v1/nasforge.pb.h"
 #include "worker/latency.h"
+#include "worker/latency_runtime.h"
 
 namespace nasforge {
 
@@ -54,14 +56,10 @@ class Trainer {
   virtual absl::StatusOr<TrainResult> Train(
       const TrainRequest& req, const std::function<Verdict(const EpochReport&)>& on_epoch,
       const std::atomic<bool>& abort) = 0;
-  // Whether Measure works: the worker then registers as one that measures latency.
-  virtual bool Measures() const { return false; }
-  // The latency of `arch` freshly built (its weights do not change it) at `spec`, on this
-  // trainer's device and threads, with its latency budget. For measurement leases.
-  virtual absl::StatusOr<LatencyStats> Measure(const v1::Architecture& arch,
-                                               const LatencySpec& spec) {
-    return absl::UnimplementedError("this backend does not measure latency");
-  }
+  // Where this trainer measures latency for measurement leases (its device, threads and
+  // budget; the target's runtime from worker/latency_runtime.h does the measuring); nullopt:
+  // it does not measure, and the worker registers as one that does not.
+  virtual std::optional<MeasureContext> Measuring() const { return std::nullopt; }
 };
 
 struct TorchTrainerOptions {
@@ -80,6 +78,10 @@ struct TorchTrainerOptions {
 // on the device, and cached. INVALID_ARGUMENT / FAILED_PRECONDITION / UNAVAILABLE for a device
 // or autocast this build or machine cannot do.
 absl::StatusOr<std::unique_ptr<Trainer>> NewTorchTrainer(const TorchTrainerOptions& options);
+
+// Adds the LibTorch latency runtimes (libtorch, libtorch-cuda-graph) to WorkerLatencyRuntimes()
+// once; NewTorchTrainer calls it.
+void RegisterTorchLatencyRuntimes();
 
 // LibTorch's intra-op threads (and one inter-op thread) for this process; the first call wins
 // (LibTorch fixes them once its pools exist).

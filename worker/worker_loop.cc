@@ -4,11 +4,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "core/log.h"
 #include "metrics/build_info.h"
 #include "metrics/instruments.h"
+#include "worker/latency_runtime.h"
 
 namespace nasforge {
 namespace {
@@ -107,7 +109,13 @@ absl::Status WorkerLoop::Register() {
     req.set_worker_id(worker_id_.empty() ? options_.worker_id : worker_id_);
     *req.mutable_hardware() = options_.hardware;
     req.set_new_process(!registered_);
-    req.set_measures_latency(options_.measure_latency && trainer_->Measures());
+    const std::optional<MeasureContext> measuring = trainer_->Measuring();
+    req.set_measures_latency(options_.measure_latency && measuring.has_value());
+    if (req.measures_latency()) {
+      for (const std::string& r : LatencyRuntimesOn(measuring->device)) {
+        req.add_latency_runtimes(r);
+      }
+    }
     auto resp = client_->RegisterWorker(req);
     if (resp.ok()) {
       registered_ = true;
@@ -386,12 +394,13 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
 
 void WorkerLoop::RunMeasurement(const v1::MeasureTask& task) {
   const v1::HardwareTarget& target = task.target();
-  LatencySpec spec;
-  spec.batch = target.batch_size();
-  spec.precision = target.precision().empty() ? "fp32" : target.precision();
+  const LatencySpec spec = LatencySpecOf(target);
   if (metrics_) metrics_->busy.Set(1);
   const absl::Time start = absl::Now();
-  absl::StatusOr<LatencyStats> stats = trainer_->Measure(task.architecture(), spec);
+  const std::optional<MeasureContext> ctx = trainer_->Measuring();
+  absl::StatusOr<LatencyStats> stats =
+      ctx ? MeasureWithRuntime(task.architecture(), target, *ctx)
+          : absl::FailedPreconditionError("this worker's trainer does not measure latency");
   if (metrics_) {
     metrics_->busy.Set(0);
     metrics_->latency_measure_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
@@ -431,6 +440,7 @@ void WorkerLoop::RunMeasurement(const v1::MeasureTask& task) {
        {"hash", task.arch_hash()},
        {"batch", spec.batch},
        {"precision", spec.precision},
+       {"runtime", target.runtime()},
        {"p50_ms", stats.ok() ? stats->p50_ms : -1.0},
        {"spread", stats.ok() ? stats->spread : -1.0},
        {"runs", stats.ok() ? stats->runs : 0},

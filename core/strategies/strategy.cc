@@ -38,12 +38,14 @@ absl::StatusOr<std::unique_ptr<Strategy>> NewStrategy(const v1::JobSpec& spec, u
   return info->create(spec, position);
 }
 
+std::string CanonicalStrategyName(absl::string_view name) {
+  std::string n = absl::AsciiStrToLower(name);
+  return n == "rea" ? "evolution" : n;
+}
+
 void ApplyStrategyDefaults(v1::JobSpec* spec) {
   if (spec->strategy().name().empty()) spec->mutable_strategy()->set_name("random");
-  // Names are matched case-insensitively; "rea" (regularized evolution) is evolution.
-  std::string name = absl::AsciiStrToLower(spec->strategy().name());
-  if (name == "rea") name = "evolution";
-  spec->mutable_strategy()->set_name(name);
+  spec->mutable_strategy()->set_name(CanonicalStrategyName(spec->strategy().name()));
   const StrategyInfo* info = Strategies().Find(spec->strategy().name());
   if (info != nullptr && info->defaults) info->defaults(spec);
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/search_space.h"
 #include "nasforge/v1/nasforge.pb.h"
 
@@ -55,6 +56,10 @@ absl::Status ValidateStrategy(const v1::JobSpec& spec);
 
 // Names the default strategy ("random") when none is given, then applies the strategy's own
 // defaults. ApplyJobSpecDefaults calls it.
+// A strategy name as the registry spells it: lower case, "rea" (regularized evolution, the
+// NAS literature's name) is "evolution". Job specs and `nasforge bench` read names through it.
+std::string CanonicalStrategyName(absl::string_view name);
+
 void ApplyStrategyDefaults(v1::JobSpec* spec);
 
 // --- shared by the strategies ----------------------------------------------------------------

@@ -9,8 +9,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "controller/store.h"
+#include "core/hardware_targets.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -310,6 +312,79 @@ TEST_P(StoreConformanceTest, TheLatencyCacheKeepsTheFirstMeasurementOfEachKey) {
   EXPECT_DOUBLE_EQ((p50[{"a", 1}]), 1.5);
   EXPECT_DOUBLE_EQ((p50[{"a", 8}]), 4.0);
   EXPECT_DOUBLE_EQ((p50[{"b", 1}]), 2.0);
+}
+
+// Schema 6: the key is the setting as one string, so runtimes and their options are part of
+// it without columns of their own; an option at its default is the same setting as none.
+TEST_P(StoreConformanceTest, TheLatencyCacheKeysRuntimeAndOptions) {
+  auto measurement = [](const std::string& runtime, const std::string& channels_last, double p50) {
+    v1::LatencyMeasurement m;
+    m.set_arch_hash("a");
+    m.set_profile("h100");
+    m.set_batch_size(32);
+    m.set_precision("bf16");
+    m.set_runtime(runtime);
+    if (!channels_last.empty()) (*m.mutable_options())["channels_last"] = channels_last;
+    m.set_p50_ms(p50);
+    return m;
+  };
+  WriteBatch b;
+  b.latencies = {measurement("libtorch", "", 1.0), measurement("libtorch-cuda-graph", "", 0.5),
+                 measurement("libtorch", "true", 0.8)};
+  ASSERT_TRUE(store_->Write(b).ok());
+  WriteBatch again;  // channels_last=false is libtorch's default: the first row's key
+  again.latencies = {measurement("libtorch", "false", 9.9)};
+  ASSERT_TRUE(store_->Write(again).ok());
+  auto loaded = store_->LoadLatencies();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  std::map<std::string, double> p50;
+  for (const auto& m : *loaded) p50[LatencyKey(m)] = m.p50_ms();
+  ASSERT_EQ(p50.size(), 3u);
+  EXPECT_DOUBLE_EQ(p50["a|h100|batch=32;precision=bf16;runtime=libtorch;threads=0"], 1.0);
+  EXPECT_DOUBLE_EQ(p50["a|h100|batch=32;precision=bf16;runtime=libtorch-cuda-graph;threads=0"],
+                   0.5);
+  EXPECT_DOUBLE_EQ(
+      p50["a|h100|batch=32;precision=bf16;runtime=libtorch;threads=0;o.channels_last=true"], 0.8);
+}
+
+// A schema-5 cache (columns batch_size, threads, precision) migrates to setting keys equal to
+// what LatencySetting gives its rows (LibTorch eager): a target of today finds them.
+TEST_P(StoreConformanceTest, MigratesASchema5LatencyCache) {
+  store_.reset();
+  if (GetParam() == "postgresql") Drop();
+  if (GetParam() == "sqlite") std::filesystem::remove(url_.substr(9));
+  Sql("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms BIGINT NOT "
+      "NULL)");
+  for (int v = 0; v < 5; ++v) {
+    Sql(SchemaMigrations()[v]);
+    Sql(absl::StrCat("INSERT INTO schema_migrations VALUES (", v + 1, ", 0)"));
+  }
+  Sql("INSERT INTO latencies VALUES ('h0', 'cpu-1t', 8, 1, 'fp32', "
+      "'{\"arch_hash\":\"h0\",\"profile\":\"cpu-1t\",\"batch_size\":8,\"threads\":1,"
+      "\"precision\":\"fp32\",\"p50_ms\":2.5}', 1)");
+  auto s = OpenStore(url_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*(*s)->SchemaVersion(), static_cast<int>(SchemaMigrations().size()));
+  v1::HardwareTarget t;
+  t.set_profile("cpu-1t");
+  t.set_batch_size(8);
+  t.set_threads(1);
+  t.set_precision("fp32");
+  t.set_runtime("libtorch");
+  auto loaded = (*s)->LoadLatencies();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ(LatencyKey((*loaded)[0]), LatencyKey("h0", t));
+  // The migrated row's key column is the same setting: measuring it again keeps the first.
+  v1::LatencyMeasurement m = (*loaded)[0];
+  m.set_runtime("libtorch");
+  m.set_p50_ms(7.0);
+  WriteBatch b;
+  b.latencies = {m};
+  ASSERT_TRUE((*s)->Write(b).ok());
+  loaded = (*s)->LoadLatencies();
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_DOUBLE_EQ((*loaded)[0].p50_ms(), 2.5);
 }
 
 TEST_P(StoreConformanceTest, BatchIsAtomic) {
