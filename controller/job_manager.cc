@@ -68,21 +68,19 @@ absl::StatusOr<size_t> ParsePageToken(absl::string_view token, absl::string_view
 
 JobManager::JobManager(Store* store, StoreWriter* writer, const Clock* clock,
                        ControllerMetrics* metrics, JobManagerOptions options)
-    : store_(store), writer_(writer), clock_(clock), metrics_(metrics), options_(options) {
-  std::random_device rd;
-  absl::MutexLock l(&mu_);
-  next_token_ = (uint64_t{rd()} << 32) ^ rd();
-}
+    : store_(store),
+      writer_(writer),
+      clock_(clock),
+      metrics_(metrics),
+      options_(options),
+      measurements_(clock, metrics) {}
 
 absl::Status JobManager::Recover() {
   NF_ASSIGN_OR_RETURN(auto jobs, store_->LoadJobs());
   NF_ASSIGN_OR_RETURN(auto workers, store_->LoadWorkers());
   NF_ASSIGN_OR_RETURN(auto latencies, store_->LoadLatencies());
+  measurements_.LoadCache(std::move(latencies));
   absl::MutexLock l(&mu_);
-  for (auto& m : latencies) {
-    std::string key = LatencyKey(m);
-    latency_cache_[key] = std::move(m);
-  }
   for (auto& w : workers) {
     workers_[w.id()] = w;
     absl::MutexLock s(&seen_mu_);
@@ -180,8 +178,8 @@ absl::Status JobManager::Recover() {
   UpdateGauges();
   Log(LogLevel::kInfo, "recovered",
       {{"jobs", jobs_.size()},
-       {"latency_cache", latency_cache_.size()},
-       {"measurements_waiting", measuring_.size()},
+       {"latency_cache", measurements_.CacheSize()},
+       {"measurements_waiting", measurements_.Waiting()},
        {"resumed", resumed},
        {"workers", workers_.size()},
        {"store", store_->Backend()}});

@@ -39,6 +39,7 @@
 #include "controller/job_events.h"
 #include "controller/job_metrics.h"
 #include "controller/lease_table.h"
+#include "controller/measurement_broker.h"
 #include "controller/metric_columns.h"
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
@@ -187,24 +188,6 @@ class JobManager {
   };
   using Events = std::vector<v1::JobEvent>;
 
-  // A latency measurement some queued trials wait for, keyed by LatencyKey (architecture and
-  // setting): trials of any job with the same architecture and setting share it.
-  struct Waiter {
-    JobState* js;
-    int64_t trial;
-    std::string target;  // the job's target name
-  };
-  struct Measuring {
-    v1::MeasureTask task;  // token and deadline set while leased
-    std::vector<Waiter> waiting;
-    uint64_t seq = 0;     // first come, first measured
-    std::string worker;   // the holder while leased (task.token != 0)
-    absl::Time deadline;  // steady clock, while leased
-    absl::Time since;     // steady clock: when it was queued
-    int attempts = 0;     // leases that failed or expired
-    std::string last_error;
-  };
-
   absl::StatusOr<JobState*> FindJob(absl::string_view id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<const JobState*> FindJobConst(absl::string_view id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -274,6 +257,10 @@ class JobManager {
   // Fails a queued trial whose measurement cannot be had; `rejected` for a bound it breaks.
   void FailBeforeTraining(JobState& js, v1::Trial& t, const std::string& why, bool rejected,
                           WriteBatch& batch, Events& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The trial `w` names while it still waits for that target's latency (queued, not measured),
+  // with its job in *js; nullptr otherwise (the job was deleted, the trial left the queue).
+  v1::Trial* WaitingTrial(const MeasurementBroker::Waiter& w, JobState** js)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A measurement for `worker_id` (if it measures and one of its profile waits): true if granted.
   bool GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -350,14 +337,9 @@ class JobManager {
   // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
   std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);
 
-  // Latency measurements: the cache (LatencyKey -> measurement, loaded at recovery, written
-  // through the store), the measurements waited for, and the leased ones by token.
-  std::unordered_map<std::string, v1::LatencyMeasurement> latency_cache_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, Measuring> measuring_ ABSL_GUARDED_BY(mu_);
-  std::map<uint64_t, std::string> measure_tokens_ ABSL_GUARDED_BY(mu_);
-  uint64_t measure_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_token_ ABSL_GUARDED_BY(mu_);  // random start: a token from before a restart
-                                              // does not match a new one
+  // Latency measurements: the cache, the queue, their leases and tokens (its lock is taken
+  // after mu_).
+  MeasurementBroker measurements_;
 
   JobEvents watchers_;  // watch fan-out; its lock is taken after mu_
 };

@@ -265,7 +265,7 @@ void JobManager::UpdateGauges() {
   for (v1::TrialState st : TrialStates()) metrics_->trials_by_state[st]->Set(CountOf(all, st));
   metrics_->leases_active.Set(CountOf(all, v1::TRIAL_RUNNING));
   metrics_->jobs_running.Set(running_jobs);
-  metrics_->measurements_waiting.Set(static_cast<double>(measuring_.size()));
+  metrics_->measurements_waiting.Set(static_cast<double>(measurements_.Waiting()));
   const absl::Time cutoff = LiveCutoff();
   int live = 0;
   absl::MutexLock s(&seen_mu_);

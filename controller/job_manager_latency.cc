@@ -5,12 +5,12 @@
 // shapes, not on the weights' values, so a latency bound rejects a candidate before it costs a
 // training run, the strategy sees the latency together with the accuracy, and no weights travel.
 //
-// Measurement leases live in memory only. A controller restart forgets them; recovery plans the
-// measurements of the queued trials again (a worker's late report then answers
-// FAILED_PRECONDITION and is dropped: nothing was lost but one measurement).
+// The measurements themselves (cache, queue, leases, tokens, expiry) are the MeasurementBroker's;
+// this file is what they do to jobs and trials.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -30,8 +30,6 @@ using namespace job_manager_internal;  // NOLINT: this class's own helpers
 
 namespace {
 
-// Leases of one measurement that failed or expired before its trials fail.
-constexpr int kMeasureAttempts = 3;
 // Rejected candidates do not count against max_trials; past this many the job stops sampling
 // (a bound nothing in the space meets would otherwise measure the space forever).
 int64_t MaxRejected(const v1::JobSpec& spec) {
@@ -79,27 +77,27 @@ void JobManager::PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch,
     // them then).
     if (TargetBounds(spec, target.name()).empty() && BoundedMissing(spec, t)) continue;
     const std::string key = LatencyKey(t.arch_hash(), target);
-    if (auto c = latency_cache_.find(key); c != latency_cache_.end()) {
-      v1::LatencyMeasurement m = c->second;
-      m.set_cached(true);
+    if (std::optional<v1::LatencyMeasurement> c = measurements_.Cached(key)) {
+      c->set_cached(true);
       if (metrics_) metrics_->latency_cache_hits_total.Increment();
-      ApplyMeasurement(js, t, target.name(), std::move(m), batch, events);
+      ApplyMeasurement(js, t, target.name(), std::move(*c), batch, events);
       continue;
     }
-    Measuring& mg = measuring_[key];
-    if (mg.seq == 0) {
-      mg.seq = ++measure_seq_;
-      mg.since = clock_->Steady();
-      *mg.task.mutable_architecture() = t.architecture();
-      mg.task.set_arch_hash(t.arch_hash());
-      *mg.task.mutable_target() = target;
-      mg.task.mutable_target()->clear_name();  // the setting, not this job's name for it
-    }
-    const bool waits = std::any_of(mg.waiting.begin(), mg.waiting.end(), [&](const Waiter& x) {
-      return x.js == &js && x.trial == t.id() && x.target == target.name();
-    });
-    if (!waits) mg.waiting.push_back({&js, t.id(), target.name()});
+    measurements_.Wait(key, t.architecture(), t.arch_hash(), target,
+                       {js.job.id(), t.id(), target.name()});
   }
+}
+
+v1::Trial* JobManager::WaitingTrial(const MeasurementBroker::Waiter& w, JobState** js) {
+  auto it = jobs_.find(w.job);
+  if (it == jobs_.end() || w.trial < 0 ||
+      w.trial >= static_cast<int64_t>(it->second->trials.size())) {
+    return nullptr;
+  }
+  *js = it->second.get();
+  v1::Trial& t = it->second->trials[w.trial];
+  if (!AwaitsMeasurement(**js, t) || Measured(t, w.target)) return nullptr;
+  return &t;
 }
 
 void JobManager::ApplyMeasurement(JobState& js, v1::Trial& t, const std::string& target,
@@ -158,51 +156,25 @@ void JobManager::FailBeforeTraining(JobState& js, v1::Trial& t, const std::strin
 
 bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp) {
   auto w = workers_.find(worker_id);
-  if (w == workers_.end() || !w->second.measures_latency() || measuring_.empty()) return false;
-  std::map<std::string, Measuring>::iterator best = measuring_.end();
-  for (auto it = measuring_.begin(); it != measuring_.end();) {
-    Measuring& mg = it->second;
-    // Trials that stopped waiting (their job was cancelled, or a cached value arrived).
-    std::erase_if(mg.waiting, [](const Waiter& x) {
-      const v1::Trial& t = x.js->trials[x.trial];
-      return t.state() != v1::TRIAL_QUEUED || Measured(t, x.target);
-    });
-    if (mg.waiting.empty() && mg.task.token() == 0) {
-      it = measuring_.erase(it);
-      continue;
-    }
-    if (mg.task.token() == 0 && MeasuresTarget(w->second, mg.task.target()) &&
-        (best == measuring_.end() || mg.seq < best->second.seq)) {
-      best = it;
-    }
-    ++it;
-  }
-  if (best == measuring_.end()) return false;
-  Measuring& mg = best->second;
-  int ttl_seconds = 0;
-  for (const Waiter& x : mg.waiting) {
-    ttl_seconds = std::max(ttl_seconds, x.js->job.spec().lease_seconds());
-  }
-  const absl::Duration ttl = absl::Seconds(ttl_seconds);
-  uint64_t token = next_token_++;
-  if (token == 0) token = next_token_++;
-  mg.task.set_token(token);
-  *mg.task.mutable_deadline() = ToProto(clock_->Now() + ttl);
-  mg.worker = worker_id;
-  mg.deadline = clock_->Steady() + ttl;
-  measure_tokens_[token] = best->first;
-  *resp->mutable_measure() = mg.task;
-  if (metrics_) metrics_->measurements_leased_total.Increment();
-  Log(LogLevel::kInfo, "measurement_leased",
-      {{"worker", worker_id},
-       {"hash", mg.task.arch_hash()},
-       {"profile", mg.task.target().profile()},
-       {"batch", mg.task.target().batch_size()},
-       {"threads", mg.task.target().threads()},
-       {"precision", mg.task.target().precision()},
-       {"runtime", mg.task.target().runtime()},
-       {"waiting", mg.waiting.size()},
-       {"attempt", mg.attempts + 1}});
+  if (w == workers_.end() || !w->second.measures_latency()) return false;
+  std::optional<v1::MeasureTask> task = measurements_.Grant(
+      w->second,
+      [this](const MeasurementBroker::Waiter& x) {
+        JobState* js = nullptr;
+        return WaitingTrial(x, &js) != nullptr;
+      },
+      [this](const std::vector<MeasurementBroker::Waiter>& waiting) {
+        int ttl_seconds = 0;
+        for (const auto& x : waiting) {
+          auto it = jobs_.find(x.job);
+          if (it != jobs_.end()) {
+            ttl_seconds = std::max(ttl_seconds, it->second->job.spec().lease_seconds());
+          }
+        }
+        return absl::Seconds(ttl_seconds);
+      });
+  if (!task) return false;
+  *resp->mutable_measure() = std::move(*task);
   return true;
 }
 
@@ -234,84 +206,28 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
           "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
     }
     TouchWorker(req.worker_id());
-    auto tk = measure_tokens_.find(req.token());
-    if (tk == measure_tokens_.end() || measuring_.at(tk->second).worker != req.worker_id()) {
-      if (metrics_) metrics_->stale_reports_total.Increment();
-      return absl::FailedPreconditionError(absl::StrCat(
-          "token: measurement lease ", req.token(),
-          " is not yours now (it expired, was measured, or the controller restarted); drop it"));
+    // Refused while the store cannot take the result: nothing is applied (the worker retries).
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    NF_ASSIGN_OR_RETURN(MeasurementBroker::Outcome out, measurements_.Report(req));
+    if (out.kind == MeasurementBroker::Outcome::kRetry) return absl::OkStatus();
+    if (out.kind == MeasurementBroker::Outcome::kMeasured) {
+      batch.latencies.push_back(out.measurement);
     }
-    const std::string key = tk->second;
-    Measuring& mg = measuring_.at(key);
     std::set<JobState*> changed;
-    if (req.failed()) {
-      measure_tokens_.erase(tk);
-      mg.task.set_token(0);
-      mg.worker.clear();
-      ++mg.attempts;
-      mg.last_error = req.error().empty() ? "no message" : req.error();
-      Log(LogLevel::kWarn, "measurement_failed",
-          {{"worker", req.worker_id()},
-           {"hash", mg.task.arch_hash()},
-           {"profile", mg.task.target().profile()},
-           {"attempt", mg.attempts},
-           {"error", mg.last_error}});
-      if (mg.attempts < kMeasureAttempts) return absl::OkStatus();
-      NF_RETURN_IF_ERROR(writer_->Admit());
-      for (const Waiter& x : mg.waiting) {
-        v1::Trial& t = x.js->trials[x.trial];
-        if (!AwaitsMeasurement(*x.js, t)) continue;
+    for (const MeasurementBroker::Waiter& x : out.waiting) {
+      JobState* js = nullptr;
+      v1::Trial* t = WaitingTrial(x, &js);
+      if (t == nullptr) continue;
+      if (out.kind == MeasurementBroker::Outcome::kMeasured) {
+        ApplyMeasurement(*js, *t, x.target, out.measurement, batch, events);
+      } else {
         FailBeforeTraining(
-            *x.js, t,
+            *js, *t,
             absl::StrCat("its latency on target ", x.target, " could not be measured (",
-                         kMeasureAttempts, " attempts); last error: ", mg.last_error),
+                         MeasurementBroker::kAttempts, " attempts); last error: ", out.error),
             /*rejected=*/false, batch, events);
-        changed.insert(x.js);
       }
-      measuring_.erase(key);
-    } else {
-      NF_RETURN_IF_ERROR(writer_->Admit());
-      v1::LatencyMeasurement m;
-      const v1::HardwareTarget& target = mg.task.target();
-      m.set_arch_hash(mg.task.arch_hash());
-      m.set_profile(target.profile());
-      m.set_batch_size(target.batch_size());
-      m.set_threads(target.threads());
-      m.set_precision(target.precision());
-      m.set_runtime(target.runtime().empty() ? kDefaultLatencyRuntime : target.runtime());
-      *m.mutable_options() = target.options();
-      m.set_p50_ms(req.p50_ms());
-      m.set_p90_ms(req.p90_ms());
-      m.set_p99_ms(req.p99_ms());
-      m.set_spread(req.spread());
-      m.set_runs(req.runs());
-      m.set_timer(req.timer());
-      m.set_worker_id(req.worker_id());
-      *m.mutable_measure_time() = ToProto(clock_->Now());
-      latency_cache_[key] = m;
-      batch.latencies.push_back(m);
-      if (metrics_) metrics_->measurements_total.Increment();
-      Log(LogLevel::kInfo, "measured",
-          {{"worker", req.worker_id()},
-           {"hash", m.arch_hash()},
-           {"profile", m.profile()},
-           {"batch", m.batch_size()},
-           {"threads", m.threads()},
-           {"precision", m.precision()},
-           {"runtime", m.runtime()},
-           {"p50_ms", m.p50_ms()},
-           {"spread", m.spread()},
-           {"waiting", mg.waiting.size()}});
-      for (const Waiter& x : mg.waiting) {
-        v1::Trial& t = x.js->trials[x.trial];
-        if (!AwaitsMeasurement(*x.js, t) || Measured(t, x.target)) {
-          continue;
-        }
-        ApplyMeasurement(*x.js, t, x.target, m, batch, events);
-        changed.insert(x.js);
-      }
-      measure_tokens_.erase(tk);
-      measuring_.erase(key);
+      changed.insert(js);
     }
     for (JobState* js : changed) {
       MaybeFinish(*js, events);
@@ -327,8 +243,7 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
 
 void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& batch,
                                     Events& events) {
-  if (measuring_.empty()) return;
-  const absl::Time steady = clock_->Steady();
+  if (measurements_.Waiting() == 0) return;
   // The live workers that measure latency.
   std::vector<const v1::Worker*> live;
   {
@@ -346,47 +261,14 @@ void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& ba
     }
     return false;
   };
-  for (auto it = measuring_.begin(); it != measuring_.end();) {
-    Measuring& mg = it->second;
-    std::string why;
-    if (mg.task.token() != 0 && mg.deadline <= steady) {
-      measure_tokens_.erase(mg.task.token());
-      if (metrics_) metrics_->leases_expired_total.Increment();
-      mg.last_error = absl::StrCat("worker ", mg.worker, " did not report it before its deadline");
-      Log(LogLevel::kWarn, "measurement_expired",
-          {{"worker", mg.worker}, {"hash", mg.task.arch_hash()}, {"attempt", mg.attempts + 1}});
-      mg.task.set_token(0);
-      mg.worker.clear();
-      if (++mg.attempts >= kMeasureAttempts) {
-        why = absl::StrCat("its latency on target profile ", mg.task.target().profile(),
-                           " could not be measured (", kMeasureAttempts,
-                           " attempts); last error: ", mg.last_error);
-      }
+  for (MeasurementBroker::Failure& f : measurements_.Expire(takes, options_.unplaceable_after)) {
+    for (const MeasurementBroker::Waiter& x : f.waiting) {
+      JobState* js = nullptr;
+      v1::Trial* t = WaitingTrial(x, &js);
+      if (t == nullptr) continue;
+      FailBeforeTraining(*js, *t, f.why, /*rejected=*/false, batch, events);
+      changed.insert(js);
     }
-    if (why.empty() && mg.task.token() == 0) {
-      if (takes(mg.task.target())) {
-        mg.since = steady;  // someone can take it: it waits its turn
-      } else if (steady - mg.since >= options_.unplaceable_after) {
-        why = absl::StrCat("no live worker of ", MeasurerDescription(mg.task.target()),
-                           " measures latency (waited ",
-                           absl::FormatDuration(options_.unplaceable_after),
-                           "): start one, e.g. nasforge-worker --hardware-profile ",
-                           mg.task.target().profile(), ", or drop the hardware target");
-      }
-    }
-    if (why.empty()) {
-      ++it;
-      continue;
-    }
-    for (const Waiter& x : mg.waiting) {
-      v1::Trial& t = x.js->trials[x.trial];
-      if (!AwaitsMeasurement(*x.js, t) || Measured(t, x.target)) {
-        continue;
-      }
-      FailBeforeTraining(*x.js, t, why, /*rejected=*/false, batch, events);
-      changed.insert(x.js);
-    }
-    it = measuring_.erase(it);
   }
 }
 

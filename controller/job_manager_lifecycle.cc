@@ -163,14 +163,7 @@ absl::StatusOr<v1::DeleteJobResponse> JobManager::DeleteJob(absl::string_view jo
   const int64_t trials = static_cast<int64_t>(js->trials.size());
   // Nothing may point at the job once it is gone: measurement waiters, leases (a cancelled job's
   // running trials keep theirs until they expire), the unplaceable clock, the idempotency index.
-  for (auto it = measuring_.begin(); it != measuring_.end();) {
-    std::erase_if(it->second.waiting, [js](const Waiter& w) { return w.js == js; });
-    if (it->second.waiting.empty() && it->second.task.token() == 0) {
-      it = measuring_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  measurements_.ForgetJob(id);
   for (int64_t t = 0; t < trials; ++t) leases_.Release({id, t});
   std::erase_if(unfit_since_, [&id](const auto& kv) { return kv.first.first == id; });
   if (!js->job.idempotency_key().empty()) {
