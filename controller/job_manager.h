@@ -1,18 +1,28 @@
-// JobManager: what only the controller's one decision point can do: jobs and their trials, the
-// worker registry, granting leases with fencing tokens, applying each job's strategy steps and
-// admitting candidates, and handing every change to the writer in decision order. The parts it
-// uses live elsewhere: deadlines in LeaseTable, watch fan-out in JobEvents, strategy steps in
-// StrategyDriver (outside this class's lock), stopping rules and their input in
-// core/early_stopping, Pareto math in core/pareto, trial-state counting in core/trial_state.
-// Its code is in six files: job_manager.cc (recovery, users' calls), job_manager_workers.cc (the
-// worker protocol), job_manager_batch.cc (several grants or reports per call),
-// job_manager_expiry.cc (what the clock decides), job_manager_latency.cc (hardware targets:
-// measurement leases and the latency cache), job_manager_internal.cc (bookkeeping), and
-// job_manager_warm_start.cc (jobs that start from earlier jobs' trials).
+// JobManager: jobs and their trials: what only the controller's one decision point can do:
+// granting leases with fencing tokens, applying each job's strategy steps and admitting
+// candidates, and handing every change to the writer in decision order. The parts it uses live
+// elsewhere, each with its own lock: workers in WorkerRegistry (registrations, owners,
+// liveness), latency measurements in MeasurementBroker (cache, queue, leases, tokens), lease
+// deadlines in LeaseTable, watch fan-out in JobEvents, strategy steps in StrategyDriver
+// (outside this class's lock); stopping rules in core/early_stopping, Pareto math in
+// core/pareto, trial-state counting in core/trial_state.
+// Its code, by concern (each file under 400 lines):
+//   job_manager.cc            construction, recovery, submit, cancel
+//   job_manager_queries.cc    the users' reads: jobs, candidates, Pareto queries, watch
+//   job_manager_lifecycle.cc  extend, resume, enqueue a candidate, delete
+//   job_manager_warm_start.cc jobs that start from earlier jobs' trials
+//   job_manager_register.cc   worker registration (and a restarted worker's orphaned leases)
+//   job_manager_workers.cc    leasing: fair sharing, strategy steps, abandoned grants
+//   job_manager_reports.cc    heartbeats, progress (early stopping), results
+//   job_manager_batch.cc      several grants or reports per call; WhenDurable
+//   job_manager_latency.cc    hardware targets: what measurements do to trials
+//   job_manager_expiry.cc     what the clock decides (expired leases, unplaceable trials)
+//   job_manager_metrics.cc    the gauges' snapshot
+//   job_manager_internal.cc   bookkeeping (state changes, counts, staging, events)
 //
 // State lives in memory (rebuilt from the store by Recover()) and every change is handed to the
 // StoreWriter. Methods return once memory is updated; callers that must answer only after the
-// change is durable wait on writer()->WhenDurable(writer()->LastEnqueued(), ...).
+// change is durable ask WhenDurable (or WhenGrantsDurable for a call that granted leases).
 //
 // Ordering: every change bumps the version of each row it touches and is enqueued to the writer
 // under the same lock it was decided under, so the writer sees changes in decision order and the
@@ -44,6 +54,7 @@
 #include "controller/metrics.h"
 #include "controller/store_writer.h"
 #include "controller/strategy_driver.h"
+#include "controller/worker_registry.h"
 #include "core/clock.h"
 #include "core/early_stopping.h"
 #include "core/pareto_archive.h"
@@ -119,8 +130,7 @@ class JobManager {
   // worker call (it takes no manager lock: heartbeats stay off mu_).
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(
       const v1::RegisterWorkerRequest& request, const Principal& caller = Principal::Local());
-  absl::Status CheckWorker(const std::string& worker_id, const Principal& caller)
-      ABSL_LOCKS_EXCLUDED(seen_mu_);
+  absl::Status CheckWorker(const std::string& worker_id, const Principal& caller);
   // Grants up to request.max_trials trials (the first in the answer's own fields, the rest in
   // `more`); has_trial false with retry_after_ms when there is none now.
   absl::StatusOr<v1::LeaseTrialResponse> LeaseTrial(const v1::LeaseTrialRequest& request);
@@ -155,7 +165,15 @@ class JobManager {
   // controller calls it on a timer; tests call it after advancing a FakeClock.
   void ExpireLeases();
 
-  StoreWriter* writer() const { return writer_; }
+  // Calls `done` (on the writer's thread, or at once) when every change this manager has handed
+  // to the writer so far is durable, with OK, or with the error that kept it from the store.
+  // For answering a mutating call only once its change is durable.
+  void WhenDurable(std::function<void(absl::Status)> done);
+  // WhenDurable for a call that granted leases: if the write fails, the grants (`grants`: its
+  // own and `more`, read when the outcome is known; must stay valid until `done`) are undone
+  // (AbandonGrants) before `done` hears the error, so nothing the caller never saw stays leased.
+  void WhenGrantsDurable(const v1::LeaseTrialResponse* grants, std::string worker_id,
+                         std::function<void(absl::Status)> done);
 
  private:
   struct JobState {
@@ -212,14 +230,11 @@ class JobManager {
   // Fails queued trials that fit no live worker's declared memory (see unplaceable_after).
   void FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Steady-clock time after which a worker not seen counts as gone (for gauges and placement).
-  absl::Time LiveCutoff() const;
   // Marks `t` terminal bookkeeping: finish order, lease released.
   void Finished(JobState& js, v1::Trial& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bump the row version and add the row to `batch`.
   void Stage(WriteBatch& batch, v1::Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Stage(WriteBatch& batch, v1::Trial& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Stage(WriteBatch& batch, v1::Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `batch` to the writer in decision order (under mu_).
   void EnqueueLocked(WriteBatch batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One grant (LeaseTrial's loop body); LeaseTrial batches it.
@@ -303,8 +318,6 @@ class JobManager {
   // Counts and logs a worker report refused as invalid (nothing of it is recorded).
   void RefuseReport(const JobState& js, const v1::Trial& t, const std::string& worker_id,
                     const absl::Status& why) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Marks a registered worker as seen now (for the live-workers gauge). Needs no mu_.
-  void TouchWorker(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(seen_mu_);
   void UpdateGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::JobEvent Event(const JobState& js, const v1::Trial* t, const char* kind) const;
   // Appends Event(...) to `events` if anyone watches the job (an event copies the job and the
@@ -326,13 +339,10 @@ class JobManager {
   std::map<std::string, std::unique_ptr<JobState>> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // creation order
   std::map<std::string, std::string> idempotency_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
-  // Heartbeats take neither mu_ nor anything slow: the lease table has its own lock, and liveness
-  // its own (lock order: mu_ before either).
+  // Heartbeats take neither mu_ nor anything slow: the lease table has its own lock, and so has
+  // the worker registry (lock order: mu_ before either).
   LeaseTable leases_;
-  mutable absl::Mutex seen_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::map<std::string, absl::Time> worker_seen_ ABSL_GUARDED_BY(seen_mu_);  // steady clock
-  std::map<std::string, std::string> worker_owner_ ABSL_GUARDED_BY(seen_mu_);
+  WorkerRegistry workers_;
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
   // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
   std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);

@@ -94,4 +94,17 @@ void JobManager::AbandonGrants(const v1::LeaseTrialResponse& grants, const std::
   for (const v1::LeaseTrialResponse& g : grants.more()) AbandonLease(g.lease(), worker_id);
 }
 
+void JobManager::WhenDurable(std::function<void(absl::Status)> done) {
+  writer_->WhenDurable(writer_->LastEnqueued(), std::move(done));
+}
+
+void JobManager::WhenGrantsDurable(const v1::LeaseTrialResponse* grants, std::string worker_id,
+                                   std::function<void(absl::Status)> done) {
+  writer_->WhenDurable(writer_->LastEnqueued(), [this, grants, worker = std::move(worker_id),
+                                                 done = std::move(done)](absl::Status s) {
+    if (!s.ok()) AbandonGrants(*grants, worker);
+    done(std::move(s));
+  });
+}
+
 }  // namespace nasforge

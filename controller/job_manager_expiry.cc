@@ -91,19 +91,13 @@ void JobManager::LoseLease(JobState& js, v1::Trial& t, absl::string_view why, Wr
 void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch, Events& events) {
   // The most memory a live worker declares; a live worker that declares none takes anything.
   int64_t largest = 0;
-  {
-    const absl::Time cutoff = LiveCutoff();
-    absl::MutexLock s(&seen_mu_);
-    for (const auto& [id, seen] : worker_seen_) {
-      if (seen < cutoff) continue;
-      auto w = workers_.find(id);
-      const int64_t m = w == workers_.end() ? 0 : w->second.hardware().memory_bytes();
-      if (m <= 0) {
-        largest = 0;
-        break;
-      }
-      largest = std::max(largest, m);
+  for (const v1::Worker& w : workers_.Live()) {
+    const int64_t m = w.hardware().memory_bytes();
+    if (m <= 0) {
+      largest = 0;
+      break;
     }
+    largest = std::max(largest, m);
   }
   // Each sweep rebuilds the set of unfit queued trials; a trial is failed once it has been in
   // it for unplaceable_after on the steady clock (a bigger worker may join meanwhile).
@@ -159,11 +153,6 @@ void JobManager::FailUnplaceable(std::set<JobState*>& changed, WriteBatch& batch
     }
   }
   unfit_since_ = std::move(unfit);
-}
-
-absl::Time JobManager::LiveCutoff() const {
-  // A worker busy in a long epoch still counts (it heartbeats only its lease).
-  return clock_->Steady() - 3 * options_.heartbeat_interval - absl::Seconds(30);
 }
 
 }  // namespace nasforge

@@ -46,15 +46,7 @@ absl::StatusOr<const JobManager::JobState*> JobManager::FindVisible(absl::string
 }
 
 absl::Status JobManager::CheckWorker(const std::string& worker_id, const Principal& caller) {
-  absl::MutexLock s(&seen_mu_);
-  auto it = worker_owner_.find(worker_id);
-  if (it == worker_owner_.end() || it->second.empty() || it->second == caller.name) {
-    return absl::OkStatus();  // unknown ids are the manager's to refuse (not registered)
-  }
-  if (metrics_) metrics_->stale_reports_total.Increment();
-  return absl::PermissionDeniedError(absl::StrCat(
-      "worker_id: '", worker_id, "' was registered by another credential; calls for it from '",
-      caller.name, "' are refused"));
+  return workers_.CheckOwner(worker_id, caller);
 }
 
 absl::StatusOr<JobManager::JobState*> JobManager::FindJob(absl::string_view id) {
@@ -248,12 +240,6 @@ void JobManager::RefuseReport(const JobState& js, const v1::Trial& t, const std:
 
 void JobManager::Touch(v1::Job& job) { *job.mutable_update_time() = ToProto(clock_->Now()); }
 
-void JobManager::TouchWorker(const std::string& worker_id) {
-  absl::MutexLock s(&seen_mu_);
-  auto seen = worker_seen_.find(worker_id);
-  if (seen != worker_seen_.end()) seen->second = clock_->Steady();
-}
-
 void JobManager::UpdateGauges() {
   if (metrics_ == nullptr) return;
   v1::JobCounts all;
@@ -266,11 +252,7 @@ void JobManager::UpdateGauges() {
   metrics_->leases_active.Set(CountOf(all, v1::TRIAL_RUNNING));
   metrics_->jobs_running.Set(running_jobs);
   metrics_->measurements_waiting.Set(static_cast<double>(measurements_.Waiting()));
-  const absl::Time cutoff = LiveCutoff();
-  int live = 0;
-  absl::MutexLock s(&seen_mu_);
-  for (const auto& [id, seen] : worker_seen_) live += seen >= cutoff;
-  metrics_->workers_registered.Set(live);
+  metrics_->workers_registered.Set(static_cast<double>(workers_.Live().size()));
 }
 
 v1::JobEvent JobManager::Event(const JobState& js, const v1::Trial* t, const char* kind) const {
@@ -293,11 +275,6 @@ void JobManager::Stage(WriteBatch& batch, v1::Trial& t) {
   t.set_version(t.version() + 1);
   batch.trials.push_back(t);
 }
-void JobManager::Stage(WriteBatch& batch, v1::Worker& w) {
-  w.set_version(w.version() + 1);
-  batch.workers.push_back(w);
-}
-
 void JobManager::IndexFinished(JobState& js, const v1::Trial& t) {
   js.columns.Add(t);  // SUCCEEDED and STOPPED trials only
   if (TrialTerminal(t.state()) && t.has_update_time()) {

@@ -155,10 +155,10 @@ void JobManager::FailBeforeTraining(JobState& js, v1::Trial& t, const std::strin
 }
 
 bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp) {
-  auto w = workers_.find(worker_id);
-  if (w == workers_.end() || !w->second.measures_latency()) return false;
+  std::optional<v1::Worker> w = workers_.Get(worker_id);
+  if (!w || !w->measures_latency()) return false;
   std::optional<v1::MeasureTask> task = measurements_.Grant(
-      w->second,
+      *w,
       [this](const MeasurementBroker::Waiter& x) {
         JobState* js = nullptr;
         return WaitingTrial(x, &js) != nullptr;
@@ -201,11 +201,11 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
   Events events;
   {
     absl::MutexLock l(&mu_);
-    if (!workers_.count(req.worker_id())) {
+    if (!workers_.Known(req.worker_id())) {
       return absl::FailedPreconditionError(absl::StrCat(
           "worker_id: '", req.worker_id(), "' is not registered; call RegisterWorker first"));
     }
-    TouchWorker(req.worker_id());
+    workers_.Touch(req.worker_id());
     // Refused while the store cannot take the result: nothing is applied (the worker retries).
     NF_RETURN_IF_ERROR(writer_->Admit());
     NF_ASSIGN_OR_RETURN(MeasurementBroker::Outcome out, measurements_.Report(req));
@@ -244,20 +244,10 @@ absl::Status JobManager::ReportMeasurement(const v1::ReportMeasurementRequest& r
 void JobManager::ExpireMeasurements(std::set<JobState*>& changed, WriteBatch& batch,
                                     Events& events) {
   if (measurements_.Waiting() == 0) return;
-  // The live workers that measure latency.
-  std::vector<const v1::Worker*> live;
-  {
-    const absl::Time cutoff = LiveCutoff();
-    absl::MutexLock s(&seen_mu_);
-    for (const auto& [id, seen] : worker_seen_) {
-      auto w = workers_.find(id);
-      if (seen < cutoff || w == workers_.end() || !w->second.measures_latency()) continue;
-      live.push_back(&w->second);
-    }
-  }
+  const std::vector<v1::Worker> live = workers_.Live();
   auto takes = [&](const v1::HardwareTarget& t) {
-    for (const v1::Worker* w : live) {
-      if (MeasuresTarget(*w, t)) return true;
+    for (const v1::Worker& w : live) {
+      if (MeasuresTarget(w, t)) return true;
     }
     return false;
   };

@@ -88,14 +88,12 @@ JobMetricsSnapshot JobManager::MetricsSnapshot() const {
     s.jobs.push_back(std::move(j));
   }
   // Workers: live (busy or idle) or lost within the last hour; profiles capped.
-  const absl::Time live_cutoff = LiveCutoff();
+  const absl::Time live_cutoff = workers_.LiveCutoff();
   const absl::Time gone_cutoff = clock_->Steady() - absl::Hours(1);
   std::set<std::string> profiles;
-  absl::MutexLock seen(&seen_mu_);
-  for (const auto& [wid, w] : workers_) {
-    auto it = worker_seen_.find(wid);
-    if (it == worker_seen_.end() || it->second < gone_cutoff) continue;
-    const char* state = it->second < live_cutoff ? "lost" : held.count(wid) ? "busy" : "idle";
+  for (const auto& [w, seen] : workers_.All()) {
+    if (seen < gone_cutoff) continue;
+    const char* state = seen < live_cutoff ? "lost" : held.count(w.id()) ? "busy" : "idle";
     std::string profile = w.hardware().name();
     if (!profiles.count(profile)) {
       if (profiles.size() >= kMaxProfiles) {
