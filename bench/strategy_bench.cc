@@ -77,7 +77,7 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
   res.strategy = o.strategy;
   // Hypervolume reference: the median fitness of the table and the largest parameter count in
   // the space (the all-3x3 cell for NAS-Bench-201), so the hypervolume measures the front above
-  // the typical cell (documented in the README).
+  // the typical cell (documented in docs/benchmarks.md).
   v1::Architecture probe_arch = DecodeArchitecture(
       probe.search_space(), Genes(SpaceDecisions(probe.search_space()).size(), 0));
   {

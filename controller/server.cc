@@ -62,7 +62,7 @@ class ControllerImpl final : public Controller {
       return absl::InvalidArgumentError(absl::StrCat(
           "auth-tokens: listening on ", o.listen,
           " (not loopback) needs tokens: create them with `nasforge token create` and pass "
-          "--auth-tokens FILE (README, Security)"));
+          "--auth-tokens FILE (docs/operations.md, Security)"));
     }
     if (o.auth_tokens.empty()) {
       Log(LogLevel::kWarn, "auth_off",

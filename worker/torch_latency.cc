@@ -38,7 +38,7 @@ absl::StatusOr<torch::Device> ParseTorchDevice(const std::string& name) {
     return absl::FailedPreconditionError(
         absl::StrCat("device ", name,
                      ": this worker was built against a CPU-only LibTorch; build it with a CUDA "
-                     "LibTorch (README: GPU workers)"));
+                     "LibTorch (docs/operations.md: GPU workers)"));
   }
   try {
     torch::Device d(name);

@@ -2,7 +2,7 @@
 # Builds the nasforge worker (and, unless --worker-only, the controller and CLI with the SQLite
 # store) against a CUDA LibTorch on a GPU machine that has pip torch, a compiler and CMake but no
 # gRPC, abseil & co: those come from a prefix made on Debian 12 by
-# shared/tools/gpu-grpc-prefix.sh --worker-deps --tar prefix.tar.gz DIR (README: GPU workers).
+# shared/tools/gpu-grpc-prefix.sh --worker-deps --tar prefix.tar.gz DIR (docs/operations.md: GPU workers).
 #   deploy/gpu/build.sh PREFIX.tar.gz BUILD_DIR [--worker-only] [--extra TARBALL ...]
 # --extra: more tarballs of usr/... unpacked into the same prefix (CLI11 for the CLI).
 # Prints the prefix and build directory; binaries in BUILD_DIR/{worker,controller,cli,bench}.
