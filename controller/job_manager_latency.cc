@@ -160,10 +160,12 @@ bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialRe
   std::optional<v1::MeasureTask> task = measurements_.Grant(
       *w,
       [this](const MeasurementBroker::Waiter& x) {
+        mu_.AssertHeld();  // called by Grant, under this call's lock
         JobState* js = nullptr;
         return WaitingTrial(x, &js) != nullptr;
       },
       [this](const std::vector<MeasurementBroker::Waiter>& waiting) {
+        mu_.AssertHeld();
         int ttl_seconds = 0;
         for (const auto& x : waiting) {
           auto it = jobs_.find(x.job);

@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "controller/rpc.h"
 #include "controller/rpc_internal.h"
 #include "core/log.h"
@@ -32,7 +32,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
       FinishOnce(ToGrpcStatus(handle.status()));
       return;
     }
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     handle_ = *handle;
     subscribed_ = true;
   }
@@ -41,7 +41,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     bool finish = false;
     grpc::Status status = grpc::Status::OK;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       writing_ = false;
       if (!ok || done_) {
         done_ = finish = true;
@@ -62,7 +62,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   void OnCancel() override {
     bool finish_now;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       done_ = true;
       finish_now = !writing_;  // else OnWriteDone finishes
     }
@@ -78,7 +78,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
  private:
   // Called by JobManager with its subscriber lock held: only queue and start a write.
   void Push(const v1::JobEvent& e) {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     if (done_ || closing_) return;
     if (e.kind() == "job_finished" || e.job().state() == v1::JOB_SUCCEEDED ||
         e.job().state() == v1::JOB_FAILED || e.job().state() == v1::JOB_CANCELLED) {
@@ -97,7 +97,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   }
   void FinishOnce(grpc::Status s) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       if (finished_) return;
       finished_ = true;
     }
@@ -106,7 +106,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   void Unsubscribe() {
     uint64_t h = 0;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       if (!subscribed_) return;
       subscribed_ = false;
       h = handle_;
@@ -115,14 +115,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   }
 
   JobManager* const jm_;
-  std::mutex mu_;
-  std::deque<v1::JobEvent> queue_;
-  v1::JobEvent current_;
-  uint64_t handle_ = 0;
-  bool subscribed_ = false;
-  bool writing_ = false;
-  bool closing_ = false;
-  bool done_ = false;
+  absl::Mutex mu_;
+  std::deque<v1::JobEvent> queue_ ABSL_GUARDED_BY(mu_);
+  v1::JobEvent current_ ABSL_GUARDED_BY(mu_);
+  uint64_t handle_ ABSL_GUARDED_BY(mu_) = 0;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ = false;
 };
 

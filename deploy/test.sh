@@ -13,7 +13,7 @@ export OPENBLAS_NUM_THREADS=1
 ctest --test-dir build --output-on-failure --timeout 1200 "$@"
 [ "$#" -gt 0 ] && exit 0
 
-SAN_TESTS=(job_manager_test controller_parts_test store_writer_test store_conformance_test rpc_integration_test strategies_test
+SAN_TESTS=(job_manager_test controller_parts_test ui_routes_test store_writer_test store_conformance_test rpc_integration_test strategies_test
            search_space_test spaces_test cost_test pareto_test jobspec_test early_stopping_test
            metrics_server_test http_server_test ui_view_test)
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/.ccache}"
@@ -29,7 +29,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # rpc_integration_test is not among them: Debian's libgrpc is not instrumented, and its lock-free
 # hand-offs between threads show as ~100 races inside gRPC's own objects per run; the manager
 # and store under every RPC are covered here (job_manager_test drives all calls at once).
-TSAN_TESTS=(job_manager_test controller_parts_test store_writer_test store_conformance_test strategies_test
+TSAN_TESTS=(job_manager_test controller_parts_test ui_routes_test store_writer_test store_conformance_test strategies_test
             early_stopping_test metrics_server_test http_server_test)
 bash deploy/tsan-abseil.sh .tsan-absl
 cmake --preset tsan >/dev/null

@@ -9,7 +9,6 @@
 #include <boost/beast/ssl.hpp>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "core/log.h"
 #include "core/status.h"
 
@@ -45,28 +45,29 @@ class StreamImpl final : public HttpStream {
   explicit StreamImpl(std::function<void(std::string)> post) : post_(std::move(post)) {}
 
   void Send(std::string data) override {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     if (!closed_) post_(std::move(data));
   }
   void Close() override {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     if (!closed_) post_(std::string());  // an empty chunk: the connection ends after the queue
   }
   void OnClose(std::function<void()> fn) override {
-    std::unique_lock<std::mutex> l(mu_);
-    if (closed_) {
-      l.unlock();
-      fn();
-      return;
+    {
+      absl::MutexLock l(&mu_);
+      if (!closed_) {
+        on_close_ = std::move(fn);
+        return;
+      }
     }
-    on_close_ = std::move(fn);
+    fn();  // closed already: at once, outside the lock
   }
   // The connection ended: runs the OnClose function once (outside the lock: it may take locks
   // that Send's callers hold).
   void Closed() {
     std::function<void()> fn;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       if (closed_) return;
       closed_ = true;
       fn = std::move(on_close_);
@@ -78,10 +79,10 @@ class StreamImpl final : public HttpStream {
   }
 
  private:
-  std::mutex mu_;
-  bool closed_ = false;
-  std::function<void(std::string)> post_;
-  std::function<void()> on_close_;
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(std::string)> post_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_close_ ABSL_GUARDED_BY(mu_);
 };
 
 // What every connection shares: the handler, limits, and the open streams (closed first when the
@@ -90,9 +91,9 @@ struct Shared {
   HttpHandler handler;
   absl::Duration timeout;
   size_t max_body;
-  std::mutex mu;
-  std::set<std::shared_ptr<StreamImpl>> streams;
-  bool stopping = false;
+  absl::Mutex mu;
+  std::set<std::shared_ptr<StreamImpl>> streams ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
 };
 
 HttpRequest Convert(const http::request<http::string_body>& req, bool tls) {
@@ -125,7 +126,7 @@ class Session : public std::enable_shared_from_this<Session<S>> {
   ~Session() {
     if (open_stream_) {
       {
-        std::lock_guard<std::mutex> l(shared_->mu);
+        absl::MutexLock l(&shared_->mu);
         shared_->streams.erase(open_stream_);
       }
       open_stream_->Closed();
@@ -234,7 +235,7 @@ class Session : public std::enable_shared_from_this<Session<S>> {
                                      });
                                    });
                                {
-                                 std::lock_guard<std::mutex> l(self->shared_->mu);
+                                 absl::MutexLock l(&self->shared_->mu);
                                  if (self->shared_->stopping) return;
                                  self->shared_->streams.insert(st);
                                }
@@ -311,7 +312,7 @@ class Session : public std::enable_shared_from_this<Session<S>> {
     beast::get_lowest_layer(stream_).socket().close(ignored);
     if (open_stream_) {
       {
-        std::lock_guard<std::mutex> l(shared_->mu);
+        absl::MutexLock l(&shared_->mu);
         shared_->streams.erase(open_stream_);
       }
       open_stream_->Closed();
@@ -373,7 +374,7 @@ class BeastHttpServer final : public HttpServer {
     // Streams first: their OnClose functions unsubscribe, and nothing posts to io_ afterwards.
     std::set<std::shared_ptr<StreamImpl>> streams;
     {
-      std::lock_guard<std::mutex> l(shared_->mu);
+      absl::MutexLock l(&shared_->mu);
       shared_->stopping = true;
       streams.swap(shared_->streams);
     }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/trial_state.h"
@@ -122,7 +123,7 @@ absl::StatusOr<std::shared_ptr<const std::vector<size_t>>> JobView::Order(
   }
   const std::string key = absl::StrCat(q.sort, "\x1f", q.desc, "\x1f", q.where, "\x1f", q.state);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     auto it = orders_.find(key);
     if (it != orders_.end()) return it->second;
   }
@@ -165,7 +166,7 @@ absl::StatusOr<std::shared_ptr<const std::vector<size_t>>> JobView::Order(
     return q.desc ? ka.text > kb.text : ka.text < kb.text;
   });
   auto order = std::make_shared<const std::vector<size_t>>(std::move(rows));
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   if (orders_.size() >= 8) orders_.clear();
   orders_[key] = order;
   return order;
@@ -233,12 +234,12 @@ std::vector<const v1::Trial*> JobView::Front() const {
 
 std::string JobView::Memo(const std::string& key, const std::function<std::string()>& draw) const {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    absl::MutexLock l(&mu_);
     auto it = drawn_.find(key);
     if (it != drawn_.end()) return it->second;
   }
   std::string svg = draw();  // outside the lock: two first callers may both draw (same result)
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   if (drawn_.size() >= 32) drawn_.clear();
   return drawn_.emplace(key, std::move(svg)).first->second;
 }

@@ -10,11 +10,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge::ui {
@@ -86,9 +86,10 @@ class JobView {
   std::vector<v1::Trial> trials_;
   PlotLimits limits_;
   std::vector<std::string> columns_, axis_metrics_;
-  mutable std::mutex mu_;
-  mutable std::map<std::string, std::shared_ptr<const std::vector<size_t>>> orders_;
-  mutable std::map<std::string, std::string> drawn_;
+  mutable absl::Mutex mu_;
+  mutable std::map<std::string, std::shared_ptr<const std::vector<size_t>>> orders_
+      ABSL_GUARDED_BY(mu_);
+  mutable std::map<std::string, std::string> drawn_ ABSL_GUARDED_BY(mu_);
   mutable std::once_flag front_once_;
   mutable std::vector<const v1::Trial*> front_;
 };

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 
 namespace nasforge::ui {
 
@@ -12,7 +13,7 @@ std::string Sessions::Create(const std::string& token, absl::Time now) {
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("RAND_bytes failed");
   std::string id = absl::BytesToHexString(std::string(reinterpret_cast<char*>(raw), sizeof raw));
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   while (!by_expiry_.empty() && (by_expiry_.begin()->first <= now || by_id_.size() >= max_)) {
     by_id_.erase(by_expiry_.begin()->second);
     by_expiry_.erase(by_expiry_.begin());
@@ -23,14 +24,14 @@ std::string Sessions::Create(const std::string& token, absl::Time now) {
 }
 
 std::optional<std::string> Sessions::Token(const std::string& id, absl::Time now) {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end() || it->second.expires <= now) return std::nullopt;
   return it->second.token;
 }
 
 void Sessions::Remove(const std::string& id) {
-  std::lock_guard<std::mutex> l(mu_);
+  absl::MutexLock l(&mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
   auto range = by_expiry_.equal_range(it->second.expires);

@@ -4,10 +4,10 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace nasforge::ui {
@@ -29,9 +29,9 @@ class Sessions {
   };
   const absl::Duration ttl_;
   const size_t max_;
-  std::mutex mu_;
-  std::map<std::string, Entry> by_id_;
-  std::multimap<absl::Time, std::string> by_expiry_;
+  absl::Mutex mu_;
+  std::map<std::string, Entry> by_id_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, std::string> by_expiry_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace nasforge::ui

@@ -1,12 +1,12 @@
 #include "ui/ui_server.h"
 
 #include <list>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/log.h"
 #include "core/trial_state.h"
@@ -15,6 +15,7 @@
 #include "ui/assets.h"
 #include "ui/job_view.h"
 #include "ui/pages.h"
+#include "ui/routes.h"
 #include "ui/sessions.h"
 
 namespace nasforge::ui {
@@ -25,35 +26,6 @@ constexpr char kCookie[] = "nf_session";
 constexpr char kCsp[] =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-int HttpStatus(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      return 400;
-    case absl::StatusCode::kUnauthenticated:
-      return 401;
-    case absl::StatusCode::kPermissionDenied:
-      return 403;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kUnavailable:
-      return 503;
-    default:
-      return 500;
-  }
-}
-
-HttpResponse Html(int status, std::string body) {
-  HttpResponse r = HttpResponse::Text(status, std::move(body));
-  r.content_type = "text/html; charset=utf-8";
-  return r;
-}
-
-HttpResponse Redirect(const std::string& to) {
-  HttpResponse r = HttpResponse::Text(303, "");
-  r.headers.emplace_back("Location", to);
-  return r;
-}
 
 // Only a path on this server (no "//host", no scheme): login's `next` cannot send anyone away.
 std::string SafeNext(const std::string& next) {
@@ -78,7 +50,7 @@ class Views {
                      job->update_time().nanos(), "/", job->counts().SerializeAsString());
     std::shared_ptr<Entry> e;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      absl::MutexLock l(&mu_);
       for (auto it = lru_.begin(); it != lru_.end(); ++it) {
         if ((*it)->id == id) {
           e = *it;
@@ -93,7 +65,7 @@ class Views {
       lru_.push_front(e);
       if (lru_.size() > 4) lru_.pop_back();
     }
-    std::lock_guard<std::mutex> l(e->mu);  // one build per job at a time
+    absl::MutexLock l(&e->mu);  // one build per job at a time
     const absl::Time now = absl::Now();
     const bool running = !JobTerminal(job->state());
     if (e->view) {
@@ -123,15 +95,15 @@ class Views {
  private:
   struct Entry {
     std::string id;
-    std::mutex mu;
-    std::shared_ptr<const JobView> view;
-    std::string sig;
-    absl::Time built;
+    absl::Mutex mu;
+    std::shared_ptr<const JobView> view ABSL_GUARDED_BY(mu);
+    std::string sig ABSL_GUARDED_BY(mu);
+    absl::Time built ABSL_GUARDED_BY(mu);
   };
   JobManager* const jobs_;
   const absl::Duration refresh_;
-  std::mutex mu_;
-  std::list<std::shared_ptr<Entry>> lru_;
+  absl::Mutex mu_;
+  std::list<std::shared_ptr<Entry>> lru_ ABSL_GUARDED_BY(mu_);
 };
 
 class UiApp {
@@ -175,28 +147,21 @@ class UiApp {
     absl::Status may =
         auth_->enabled() ? Authorize(*who, "JobService", "ListCandidates") : absl::OkStatus();
     if (!may.ok()) return Html(403, ErrorPage(403, std::string(may.message()), viewer));
-    if (req.path == "/") return JobsList(req, *who, viewer);
-    if (!absl::StartsWith(req.path, "/jobs/")) {
-      return Html(404, ErrorPage(404, "no page " + req.path, viewer));
+    std::string job_id;
+    const DashboardPage* page_for = FindPage(req.path, &job_id);
+    if (page_for == nullptr) return Html(404, ErrorPage(404, "no page " + req.path, viewer));
+    PageContext c{req, *who, viewer, jobs_, job_id};
+    std::shared_ptr<const JobView> view;
+    if (page_for->scope == PageScope::kJob) {
+      auto got = views_.Get(job_id, *who);
+      if (!got.ok()) {
+        const int status = HttpStatus(got.status());
+        return Html(status, ErrorPage(status, std::string(got.status().message()), viewer));
+      }
+      view = *std::move(got);
+      c.job = view.get();
     }
-    std::vector<std::string> parts = absl::StrSplit(req.path.substr(6), '/');
-    const std::string& id = parts[0];
-    const std::string sub = parts.size() > 1 ? parts[1] : "";
-    if (parts.size() > 2) return Html(404, ErrorPage(404, "no page " + req.path, viewer));
-    if (sub == "events") return Events(id, *who);
-    auto view = views_.Get(id, *who);
-    if (!view.ok()) {
-      return Html(
-          HttpStatus(view.status()),
-          ErrorPage(HttpStatus(view.status()), std::string(view.status().message()), viewer));
-    }
-    if (sub.empty()) {
-      std::string html = JobPage(**view, req.query, viewer);
-      return Html(200, std::move(html));
-    }
-    if (sub == "candidates.csv") return Csv(**view, req);
-    if (absl::EndsWith(sub, ".svg")) return Svg(**view, sub, req);
-    return Html(404, ErrorPage(404, "no page " + req.path, viewer));
+    return page_for->render(c);
   }
 
   static std::string Target(const HttpRequest& req) {
@@ -255,121 +220,6 @@ class UiApp {
     HttpResponse r = Redirect("/login");
     r.headers.emplace_back(
         "Set-Cookie", absl::StrCat(kCookie, "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
-    return r;
-  }
-
-  HttpResponse JobsList(const HttpRequest& req, const Principal& who, const Viewer& viewer) {
-    v1::ListJobsRequest lr;
-    lr.set_page_size(50);
-    lr.set_page_token(req.Query("page"));
-    std::map<std::string, std::string> filters;
-    std::string error;
-    for (const char* k : {"state", "owner", "name", "label", "page"}) {
-      if (!req.Query(k).empty()) filters[k] = req.Query(k);
-    }
-    if (!req.Query("state").empty()) {
-      v1::JobState s = v1::JOB_STATE_UNSPECIFIED;
-      if (v1::JobState_Parse("JOB_" + absl::AsciiStrToUpper(req.Query("state")), &s)) {
-        lr.add_states(s);
-      } else {
-        error = "state: not a job state: '" + req.Query("state") + "'";
-      }
-    }
-    lr.set_owner(req.Query("owner"));
-    lr.set_name(req.Query("name"));
-    if (!req.Query("label").empty()) {
-      std::pair<std::string, std::string> kv =
-          absl::StrSplit(req.Query("label"), absl::MaxSplits('=', 1));
-      (*lr.mutable_labels())[kv.first] = kv.second;
-    }
-    v1::ListJobsResponse jobs;
-    if (error.empty()) {
-      auto listed = jobs_->ListJobs(lr, who);
-      if (listed.ok()) {
-        jobs = *std::move(listed);
-      } else {
-        error = std::string(listed.status().message());
-      }
-    }
-    return Html(error.empty() ? 200 : 400,
-                JobsPage(jobs, filters, req.Query("page"), viewer, error));
-  }
-
-  HttpResponse Csv(const JobView& view, const HttpRequest& req) {
-    TableQuery q;
-    q.sort = req.Query("sort").empty() ? "trial" : req.Query("sort");
-    q.desc = req.Query("desc") == "1";
-    q.where = req.Query("where");
-    q.state = req.Query("state");
-    auto rows = view.AllRows(q);
-    if (!rows.ok()) return HttpResponse::Text(400, std::string(rows.status().message()) + "\n");
-    std::string out = report::CsvHeader(view.columns());
-    for (const v1::Trial* t : *rows) out += report::CsvLine(*t, view.columns());
-    HttpResponse r = HttpResponse::Text(200, std::move(out));
-    r.content_type = "text/csv; charset=utf-8";
-    r.headers.emplace_back(
-        "Content-Disposition",
-        absl::StrCat("attachment; filename=\"", view.job().id(), "-candidates.csv\""));
-    return r;
-  }
-
-  HttpResponse Svg(const JobView& view, const std::string& which, const HttpRequest& req) {
-    std::string svg;
-    if (which == "pareto.svg") {
-      auto p = ParseJobPageParams(view, req.query);
-      if (!p.ok()) return HttpResponse::Text(400, std::string(p.status().message()) + "\n");
-      auto s = view.ParetoSvg(p->x, p->y);
-      if (!s.ok()) return HttpResponse::Text(400, std::string(s.status().message()) + "\n");
-      svg = *std::move(s);
-    } else if (which == "progress.svg") {
-      svg = view.BestSoFarSvg();
-    } else if (which == "curves.svg") {
-      svg = view.CurvesSvg();
-    } else if (which == "choices.svg") {
-      svg = view.ChoicesSvg();
-    } else {
-      return HttpResponse::Text(404, "no plot " + which + "\n");
-    }
-    HttpResponse r = HttpResponse::Text(200, std::move(svg));
-    r.content_type = "image/svg+xml";
-    return r;
-  }
-
-  // The job's watch stream as server-sent events: one small JSON object per event (the page
-  // refetches what changed), starting with the snapshot.
-  HttpResponse Events(const std::string& id, const Principal& who) {
-    auto job = jobs_->GetJob(id, who);
-    if (!job.ok())
-      return HttpResponse::Text(HttpStatus(job.status()),
-                                std::string(job.status().message()) + "\n");
-    HttpResponse r;
-    r.content_type = "text/event-stream";
-    r.stream = [jobs = jobs_, id, who](std::shared_ptr<HttpStream> stream) {
-      std::weak_ptr<HttpStream> weak = stream;
-      auto handle = jobs->Subscribe(
-          id,
-          [weak](const v1::JobEvent& e) {
-            auto s = weak.lock();
-            if (!s) return;
-            nlohmann::json j = {
-                {"kind", e.kind()},
-                {"job_state", report::ShortState(v1::JobState_Name(e.job().state()))}};
-            if (e.has_trial()) {
-              j["trial"] = e.trial().id();
-              j["state"] = TrialStateLabel(e.trial().state());
-            }
-            s->Send(absl::StrCat("data: ", j.dump(), "\n\n"));
-          },
-          who);
-      if (!handle.ok()) {
-        stream->Send(absl::StrCat(
-            "event: error\ndata: ", nlohmann::json(std::string(handle.status().message())).dump(),
-            "\n\n"));
-        stream->Close();
-        return;
-      }
-      stream->OnClose([jobs, h = *handle] { jobs->Unsubscribe(h); });
-    };
     return r;
   }
 

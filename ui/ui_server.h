@@ -7,9 +7,8 @@
 // SameSite=Strict cookie (Secure over HTTPS); every request is checked against the token file
 // again, so a revoked token logs its sessions out. Scripts may send "Authorization: Bearer".
 //
-// Routes: / (jobs: filters, paging), /jobs/ID (summary, plots, candidate table),
-// /jobs/ID/candidates.csv, /jobs/ID/{pareto,progress,curves,choices}.svg, /jobs/ID/events
-// (server-sent events from the job's watch stream), /login, /logout, /static/ui.{css,js}.
+// Pages: the table in ui/routes.cc (/, /jobs/ID, /jobs/ID/candidates.csv, /jobs/ID/*.svg,
+// /jobs/ID/events); the server itself answers /login, /logout and /static/ui.{css,js}.
 #pragma once
 
 #include <memory>
