@@ -89,7 +89,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     queue_.push_back(e);
     if (!writing_) StartNextLocked();
   }
-  void StartNextLocked() {
+  void StartNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     current_ = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
@@ -123,7 +123,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
