@@ -51,7 +51,7 @@ int Cost(CommandContext& c, const CostOptions& o) {
   if (o.json) {
     c.io.out << absl::StrFormat(
         "{\"macs\": %d, \"params\": %d, \"kind\": \"%s\", \"resolution\": %d, \"hash\": \"%s\"}\n",
-        cost.macs, cost.params, KindName(arch), arch.has_mlp() ? 0 : in.height, ArchHash(arch));
+        cost.macs, cost.params, KindName(arch), in.flat ? 0 : in.height, ArchHash(arch));
     return kExitOk;
   }
   if (o.layers) c.io.out << CostLayers(cost);

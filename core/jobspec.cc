@@ -100,7 +100,8 @@ absl::Status ValidateImageOptions(const v1::JobSpec& spec) {
     return FieldError("training.std", absl::StrCat("has ", t.std_size(), " values, mean has ",
                                                    t.mean_size(), " (one per channel each)"));
   }
-  if (t.mean_size() > 0 && !spec.search_space().has_mlp() && !spec.search_space().has_nb201()) {
+  if (t.mean_size() > 0 && !SpaceInputShape(spec.search_space()).flat &&
+      !HasTables(spec.search_space())) {
     const int channels = SpaceInputShape(spec.search_space()).channels;
     if (t.mean_size() != channels) {
       return FieldError("training.mean",
@@ -174,9 +175,10 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
     train_images = 8000, test_images = 2000;
   } else if (t.dataset() == "tabular") {
     // Answered by tabular workers (--backend tabular) from a benchmark table: no images.
-    if (!spec.search_space().has_nb201()) {
+    if (!HasTables(spec.search_space())) {
       return FieldError("training.dataset",
-                        "tabular answers NAS-Bench-201 cells: the search space must be nb201");
+                        "tabular answers NAS-Bench-201 cells: the search space must be nb201 (a "
+                        "kind with benchmark tables)");
     }
     return absl::OkStatus();  // no images: the image-shape checks below do not apply
   } else if (t.dataset() == "external") {
@@ -205,7 +207,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
                       absl::StrCat("is out of range [0, ", test_images, "]"));
   const std::string kind = absl::StrCat("search_space.", KindName(spec.search_space()));
   const InputShape in = SpaceInputShape(spec.search_space());
-  if (spec.search_space().has_mlp()) {
+  if (in.flat) {
     if (in.channels != 28 * 28) {
       return FieldError(kind + ".in_features", absl::StrCat(in.channels, ": ", t.dataset(),
                                                             " images flatten to 784 features"));

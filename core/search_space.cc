@@ -236,6 +236,21 @@ InputShape ArchInputShape(const v1::Architecture& arch) {
   return k == nullptr ? InputShape{} : k->Input(NormalizedArchitecture(arch));
 }
 
+bool Scalable(const v1::Architecture& arch) {
+  const SpaceKind* k = KindOf(arch);
+  return k != nullptr && k->Scalable();
+}
+
+std::string TableKey(const v1::Architecture& arch) {
+  const SpaceKind* k = KindOf(arch);
+  return k == nullptr ? std::string() : k->TableKey(NormalizedArchitecture(arch));
+}
+
+bool HasTables(const v1::SearchSpace& space) {
+  const SpaceKind* k = KindOf(space);
+  return k != nullptr && k->HasTables();
+}
+
 InputShape SpaceInputShape(const v1::SearchSpace& space) {
   Genes zeros(SpaceDecisions(space).size(), 0);
   return ArchInputShape(DecodeArchitecture(space, zeros));

@@ -74,11 +74,20 @@ v1::Architecture NormalizedArchitecture(const v1::Architecture& arch);
 
 // Input shape the architecture expects: {channels, height, width}; an MLP gives
 // {in_features, 1, 1}.
+// A kind's input: images [channels, height, width], or flat features (flat: `channels`
+// features, no height or width: an MLP's).
 struct InputShape {
   int channels = 1, height = 1, width = 1;
   int num_classes = 0;
+  bool flat = false;
 };
 InputShape ArchInputShape(const v1::Architecture& arch);
+// Whether compound scaling can grow `arch` (its kind has depths, widths and a resolution).
+bool Scalable(const v1::Architecture& arch);
+// The key of `arch` in a benchmark table (NAS-Bench-201's arch_str); "" if its kind has no
+// tables. HasTables: whether the space's kind has them (tabular workers answer its jobs).
+std::string TableKey(const v1::Architecture& arch);
+bool HasTables(const v1::SearchSpace& space);
 // The same for every architecture of a space.
 InputShape SpaceInputShape(const v1::SearchSpace& space);
 

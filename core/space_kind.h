@@ -60,6 +60,13 @@ class SpaceKind {
   virtual void Scale(v1::Architecture* arch, const ScaleMaps& s) const = 0;
   // A short summary for tables ("k3e6x2c24 k5e6x3c40se").
   virtual std::string Summary(const v1::Architecture& arch) const = 0;
+  // Whether compound scaling applies (depths, widths, a resolution); Scale is not called
+  // otherwise.
+  virtual bool Scalable() const { return true; }
+  // Benchmark tables answer this kind's architectures (tabular workers, `nasforge bench`):
+  // HasTables, and an architecture's key in them (the table's key column).
+  virtual bool HasTables() const { return false; }
+  virtual std::string TableKey(const v1::Architecture& arch) const { return ""; }
 };
 
 struct SpaceKindEntry {

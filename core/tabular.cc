@@ -1,6 +1,7 @@
 #include "core/tabular.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/search_space.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -55,11 +56,13 @@ absl::StatusOr<size_t> TabularOracle::FindKey(const std::string& key) const {
 }
 
 absl::StatusOr<size_t> TabularOracle::Find(const v1::Architecture& arch) const {
-  if (!arch.has_nb201()) {
+  const std::string key = TableKey(arch);
+  if (key.empty()) {
     return absl::InvalidArgumentError(
-        "the tabular backend answers NAS-Bench-201 cells (search_space.nb201) only");
+        "the tabular backend answers NAS-Bench-201 cells (search_space.nb201) only: a kind "
+        "with benchmark tables");
   }
-  return FindKey(arch.nb201().cell());
+  return FindKey(key);
 }
 
 double TabularOracle::SampleFitness(size_t row, std::mt19937_64& rng) const {

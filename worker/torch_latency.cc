@@ -59,7 +59,7 @@ absl::StatusOr<torch::Device> ParseTorchDevice(const std::string& name) {
 
 std::vector<int64_t> InputSizes(const v1::Architecture& arch, int64_t batch) {
   InputShape in = ArchInputShape(arch);
-  if (arch.has_mlp()) return {batch, in.channels};
+  if (in.flat) return {batch, in.channels};
   return {batch, in.channels, in.height, in.width};
 }
 

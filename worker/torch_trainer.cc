@@ -165,9 +165,9 @@ class TorchTrainer final : public Trainer {
     const auto& t = req.training;
     NF_RETURN_IF_ERROR(LoadData(t));
     const InputShape in = ArchInputShape(a);
-    const bool fits = a.has_mlp() ? in.channels == data_.train.x[0].numel()
-                                  : in.channels == data_.train.x.size(1);
-    const int64_t size = a.has_mlp() ? 0 : in.height;
+    const bool fits =
+        in.flat ? in.channels == data_.train.x[0].numel() : in.channels == data_.train.x.size(1);
+    const int64_t size = in.flat ? 0 : in.height;
     if (!fits) {
       return absl::InvalidArgumentError(
           absl::StrCat("architecture expects ", in.channels, "x", in.height, "x", in.width,

@@ -130,8 +130,9 @@ class MLP final : public SpaceKind {
     return out;
   }
   InputShape Input(const v1::Architecture& arch) const override {
-    return {arch.mlp().in_features(), 1, 1, arch.mlp().num_classes()};
+    return {arch.mlp().in_features(), 1, 1, arch.mlp().num_classes(), /*flat=*/true};
   }
+  bool Scalable() const override { return false; }
 };
 
 }  // namespace

@@ -194,6 +194,8 @@ class NB201 final : public SpaceKind {
     const auto& a = arch.nb201();
     return {a.in_channels(), a.resolution(), a.resolution(), a.num_classes()};
   }
+  bool HasTables() const override { return true; }
+  std::string TableKey(const v1::Architecture& arch) const override { return arch.nb201().cell(); }
 };
 
 }  // namespace

@@ -125,7 +125,10 @@ absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::J
     base = DecodeArchitecture(spec.search_space(),
                               Genes(SpaceDecisions(spec.search_space()).size(), 0));
   }
-  if (base.has_mlp()) return FieldError(p + ".base", "an MLP has no depth/resolution to scale");
+  if (!Scalable(base)) {
+    return FieldError(p + ".base", absl::StrCat("a ", KindName(base),
+                                                " architecture has no depth/resolution to scale"));
+  }
   auto list = [](const google::protobuf::RepeatedField<double>& v, std::vector<double> d) {
     return v.empty() ? d : std::vector<double>(v.begin(), v.end());
   };

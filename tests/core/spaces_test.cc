@@ -104,6 +104,22 @@ INSTANTIATE_TEST_SUITE_P(Spaces, ShippedSpaceTest,
                            return n;
                          });
 
+// What a kind says of itself, which the trainer, the job-spec checks, compound scaling and the
+// tabular backend read instead of asking which kind it is.
+TEST(SpacesTest, KindsSayTheirInputScalingAndTables) {
+  for (const char* f : {"mbconv_imagenet.yaml", "resnet_imagenet.yaml", "convnext_imagenet.yaml",
+                        "nb201_cifar.yaml", "mlp_tabular.yaml"}) {
+    v1::SearchSpace s = LoadSpace(f);
+    v1::Architecture a = DecodeArchitecture(s, Genes(SpaceDecisions(s).size(), 0));
+    const std::string kind = KindName(s);
+    SCOPED_TRACE(kind);
+    EXPECT_EQ(ArchInputShape(a).flat, kind == "mlp");
+    EXPECT_EQ(Scalable(a), kind != "mlp");
+    EXPECT_EQ(HasTables(s), kind == "nb201");
+    EXPECT_EQ(TableKey(a), kind == "nb201" ? a.nb201().cell() : "");
+  }
+}
+
 TEST(SpacesTest, SizesCountDistinctArchitectures) {
   EXPECT_EQ(SpaceSize(LoadSpace("nb201_cifar.yaml")), 15625u);
   // MLP: depth 1: 4; depth 2: 4*3; depth 3: 4*3*3 (layers beyond the depth do not exist).
