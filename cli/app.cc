@@ -1,12 +1,34 @@
 #include "cli/app.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "cli/usage_hints.h"
 
 namespace nasforge::cli {
+namespace {
+
+// The command groups, in the order `nasforge --help` lists them.
+void Builtins(NameRegistry<CommandGroup>& r) {
+  r.AddBuiltin({"jobs", 10, AddJobCommands});
+  r.AddBuiltin({"offline", 20, AddOfflineCommands});
+  r.AddBuiltin({"runtimes", 30, AddRuntimesCommand});
+  r.AddBuiltin({"token", 40, AddTokenCommands});
+  r.AddBuiltin({"health", 50, AddHealthCommand});
+  r.AddBuiltin({"export", 60, AddExportCommand});
+  r.AddBuiltin({"bench", 70, AddBenchCommands});
+  // Last: the completion script describes every command added before it.
+  r.AddBuiltin({"completion", 1'000'000, AddCompletionCommand});
+}
+
+}  // namespace
+
+NameRegistry<CommandGroup>& CommandGroups() {
+  return GlobalRegistry<CommandGroup>("command group", &Builtins);
+}
 
 int Run(int argc, const char* const* argv, const Io& io) {
   CommandContext context{.io = io};
@@ -26,14 +48,14 @@ int Run(int argc, const char* const* argv, const Io& io) {
            "\n'nasforge --help' lists the commands, 'nasforge COMMAND --help' their flags\n";
   });
   AddConnectionOptions(app, &context.connection);
-  AddJobCommands(app, context);
-  AddOfflineCommands(app, context);
-  AddRuntimesCommand(app, context);
-  AddTokenCommands(app, context);
-  AddHealthCommand(app, context);
-  AddExportCommand(app, context);
-  AddBenchCommands(app, context);
-  AddCompletionCommand(app, context);
+  std::vector<const CommandGroup*> groups;
+  for (const std::string& name : CommandGroups().Names()) {
+    groups.push_back(CommandGroups().Find(name));
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const CommandGroup* a, const CommandGroup* b) {
+    return a->order < b->order;
+  });
+  for (const CommandGroup* g : groups) g->add(app, context);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,16 @@
-// The CLI's commands, one group per file; app.cc adds every group to one CLI11 app. A group adds
-// its subcommands to `app`; the one that runs stores its exit code in `context.exit_code`.
+// The CLI's commands, one group per file, registered in CommandGroups() (one line each in
+// app.cc's Builtins()); Run adds every group to one CLI11 app in `order`. A group adds its
+// subcommands to `app`; the one that runs stores its exit code in `context.exit_code`. Tests and
+// embedders may Add() groups (docs/EXTENDING.md, "A CLI command").
 #pragma once
+
+#include <functional>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "cli/command.h"
 #include "cli/connection.h"
+#include "core/registry.h"
 
 namespace nasforge::cli {
 
@@ -13,6 +19,13 @@ struct CommandContext {
   ConnectionOptions connection;
   int exit_code = kExitOk;
 };
+
+struct CommandGroup {
+  std::string name;
+  int order = 500;  // where its commands appear in `nasforge --help` (completion comes last)
+  std::function<void(CLI::App& app, CommandContext& context)> add;
+};
+NameRegistry<CommandGroup>& CommandGroups();
 
 // submit, status, watch, cancel, jobs, candidates, pareto (job_commands.cc): the controller.
 void AddJobCommands(CLI::App& app, CommandContext& context);

@@ -18,6 +18,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/app.h"
+#include "cli/commands.h"
+#include "cli/flags.h"
 #include "controller/server.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
@@ -75,6 +77,31 @@ TEST(CliArgumentsTest, HelpListsEveryCommandAndSucceeds) {
   EXPECT_EQ(sub.code, 0);
   EXPECT_THAT(sub.out, HasSubstr("--where"));
   EXPECT_THAT(sub.out, HasSubstr("--limit"));
+}
+
+// A command group registered from test code: listed by --help, its typed flags checked like
+// the built-ins', run through Run with its exit code, completed by the completion script.
+TEST(CliArgumentsTest, ACommandRegisteredFromTestCodeRuns) {
+  ASSERT_TRUE(CommandGroups()
+                  .Add({"greeting", 900,
+                        [](CLI::App& app, CommandContext& c) {
+                          auto times = std::make_shared<int>(1);
+                          CLI::App* cmd = app.add_subcommand("greet", "says hello (a test's)");
+                          cmd->add_option("--times", *times, "how often")->check(IntAtLeast(1));
+                          cmd->callback([&c, times] {
+                            for (int i = 0; i < *times; ++i) c.io.out << "hello\n";
+                            c.exit_code = kExitOk;
+                          });
+                        }})
+                  .ok());
+  EXPECT_THAT(Cli({"--help"}).out, HasSubstr("says hello (a test's)"));
+  Outcome o = Cli({"greet", "--times", "2"});
+  EXPECT_EQ(o.code, kExitOk) << o.err;
+  EXPECT_EQ(o.out, "hello\nhello\n");
+  Outcome bad = Cli({"greet", "--times", "0"});
+  EXPECT_EQ(bad.code, kExitUsage);
+  EXPECT_THAT(bad.err, HasSubstr("--times"));
+  EXPECT_THAT(Cli({"completion", "bash"}).out, HasSubstr("greet"));
 }
 
 TEST(CliArgumentsTest, NoCommandIsAUsageError) {
