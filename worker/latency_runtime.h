@@ -5,6 +5,7 @@
 // worker/torch_latency.cc: one line each). Declares nothing from LibTorch.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
