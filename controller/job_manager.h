@@ -276,8 +276,8 @@ class JobManager {
   // with its job in *js; nullptr otherwise (the job was deleted, the trial left the queue).
   v1::Trial* WaitingTrial(const MeasurementBroker::Waiter& w, JobState** js)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A measurement for `worker_id` (if it measures and one of its profile waits): true if granted.
-  bool GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp)
+  // A measurement for `worker` (if it measures and one it runs waits): true if granted.
+  bool GrantMeasurement(const v1::Worker& worker, v1::LeaseTrialResponse* resp)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Expired measurement leases back to the queue (failing their trials after 3 attempts), and
   // measurements no live worker of their profile can take for `unplaceable_after` failed.

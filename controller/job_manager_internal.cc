@@ -252,7 +252,7 @@ void JobManager::UpdateGauges() {
   metrics_->leases_active.Set(CountOf(all, v1::TRIAL_RUNNING));
   metrics_->jobs_running.Set(running_jobs);
   metrics_->measurements_waiting.Set(static_cast<double>(measurements_.Waiting()));
-  metrics_->workers_registered.Set(static_cast<double>(workers_.Live().size()));
+  metrics_->workers_registered.Set(static_cast<double>(workers_.LiveCount()));
 }
 
 v1::JobEvent JobManager::Event(const JobState& js, const v1::Trial* t, const char* kind) const {

@@ -154,11 +154,10 @@ void JobManager::FailBeforeTraining(JobState& js, v1::Trial& t, const std::strin
   AddEvent(events, js, &t, "trial_finished");
 }
 
-bool JobManager::GrantMeasurement(const std::string& worker_id, v1::LeaseTrialResponse* resp) {
-  std::optional<v1::Worker> w = workers_.Get(worker_id);
-  if (!w || !w->measures_latency()) return false;
+bool JobManager::GrantMeasurement(const v1::Worker& worker, v1::LeaseTrialResponse* resp) {
+  if (!worker.measures_latency()) return false;
   std::optional<v1::MeasureTask> task = measurements_.Grant(
-      *w,
+      worker,
       [this](const MeasurementBroker::Waiter& x) {
         mu_.AssertHeld();  // called by Grant, under this call's lock
         JobState* js = nullptr;

@@ -73,7 +73,7 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   // A lease that cannot be made durable is not handed out: refuse before deciding anything.
   NF_RETURN_IF_ERROR(writer_->Admit());
   // Measurements first: they are short, and each unblocks queued trials of every job.
-  if (measure && GrantMeasurement(req.worker_id(), resp)) return absl::OkStatus();
+  if (measure && GrantMeasurement(*registered, resp)) return absl::OkStatus();
   const v1::Worker& worker = *registered;
   const int64_t worker_memory = worker.hardware().memory_bytes();
   // Fair sharing: the running jobs with the fewest running trials go first; among equals, the

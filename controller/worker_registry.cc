@@ -130,6 +130,14 @@ std::vector<v1::Worker> WorkerRegistry::Live() const {
   return out;
 }
 
+size_t WorkerRegistry::LiveCount() const {
+  const absl::Time cutoff = LiveCutoff();
+  size_t n = 0;
+  absl::MutexLock l(&mu_);
+  for (const auto& [id, e] : workers_) n += e.seen >= cutoff;
+  return n;
+}
+
 std::vector<std::pair<v1::Worker, absl::Time>> WorkerRegistry::All() const {
   std::vector<std::pair<v1::Worker, absl::Time>> out;
   absl::MutexLock l(&mu_);

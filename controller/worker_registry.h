@@ -59,6 +59,8 @@ class WorkerRegistry {
   std::optional<v1::Worker> Get(const std::string& worker_id) const ABSL_LOCKS_EXCLUDED(mu_);
   // The workers seen since LiveCutoff(): those that take work now.
   std::vector<v1::Worker> Live() const ABSL_LOCKS_EXCLUDED(mu_);
+  // How many: Live().size() without copying them (the gauge, after every change).
+  size_t LiveCount() const ABSL_LOCKS_EXCLUDED(mu_);
   // Every worker with when it was last seen (steady clock; InfinitePast: not since a restart).
   std::vector<std::pair<v1::Worker, absl::Time>> All() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t Size() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -61,6 +61,10 @@ struct WorkerOptions {
   absl::Duration report_retry_window = absl::Minutes(10);
 };
 
+// A lease the controller no longer knows as this worker's (expired, handed on, the job gone):
+// FAILED_PRECONDITION or NOT_FOUND. Retrying a report then is pointless.
+bool LeaseGone(const absl::Status& s);
+
 class WorkerLoop {
  public:
   // `client`, `trainer` and `metrics` (nullable) must outlive the loop.
@@ -83,7 +87,8 @@ class WorkerLoop {
   // Runs one leased trial and reports it; returns the trial leased with the report, if any.
   std::optional<v1::LeaseTrialResponse> RunTrial(const v1::LeaseTrialResponse& lease);
   void StartHeartbeats(const v1::Lease& lease, int generation, int every_seconds);
-  // Measures a leased architecture's latency and reports it (retried until its deadline).
+  // Measures a leased architecture's latency and reports it (retried until its deadline);
+  // worker_measurement.cc.
   void RunMeasurement(const v1::MeasureTask& task);
   // Sends the trained weights and self-check to the controller (chunks of 1 MiB, retried while
   // it is unreachable) before the result is reported. A failed upload is logged; the result is
