@@ -69,6 +69,21 @@ class PostgresStore final : public Store {
         app_(absl::StrFormat("nasforge-controller-%d-%08x", getpid(), std::random_device{}())),
         url_(WithTimeouts(url, app_)) {}
 
+  // Releases the owner lock before the connection closes: the server frees a closed session's
+  // locks only when its backend process has exited, a moment later, and a controller started
+  // right after this one stops (or the next test) would be refused in that moment.
+  ~PostgresStore() override {
+    absl::MutexLock l(&mu_);
+    if (!conn_ || !conn_->is_open() || lost_) return;
+    try {
+      pqxx::nontransaction n(*conn_);
+      n.exec(absl::StrCat("SELECT pg_advisory_unlock(", kLockClass, ", ", kOwnerLock, ")"));
+    } catch (const std::exception& e) {
+      // The server is gone or the link is cut: the lock goes with the session.
+      Log(LogLevel::kDebug, "store_unlock_skipped", {{"reason", e.what()}});
+    }
+  }
+
   absl::Status Init() {
     absl::MutexLock l(&mu_);
     bool waited = false;
