@@ -77,7 +77,7 @@ v1::JobSpec BenchJob(const v1::SearchSpace& space, const ControllerBenchOptions&
   params->set_direction(v1::MINIMIZE);
   // Workers answer without training: "tabular" for NAS-Bench-201 cells (accuracy in %), the
   // 28x28 one-channel "synthetic" data set for the other kinds (accuracy as a fraction).
-  spec.mutable_training()->set_dataset(space.has_nb201() ? "tabular" : "synthetic");
+  spec.mutable_training()->set_dataset(HasTables(space) ? "tabular" : "synthetic");
   spec.set_lease_seconds(60);
   return spec;
 }
@@ -318,7 +318,7 @@ absl::StatusOr<ControllerBenchResult> RunControllerBench(const ControllerBenchOp
       NF_ASSIGN_OR_RETURN(*q.add_objectives(), ParseObjective(o));
     }
     NF_ASSIGN_OR_RETURN(*q.add_constraints(),
-                        ParseConstraint(space.has_nb201() ? "accuracy>=50" : "accuracy>=0.5"));
+                        ParseConstraint(HasTables(space) ? "accuracy>=50" : "accuracy>=0.5"));
     const auto t1 = SteadyClock::now();
     NF_RETURN_IF_ERROR(Unary(*jobs, &v1::JobService::Stub::QueryPareto, q, &front, "QueryPareto"));
     r.scan_query_ms = Ms(SteadyClock::now() - t1);

@@ -18,8 +18,7 @@ namespace {
 v1::JobSpec BenchSpec(const StrategyBenchOptions& o, uint64_t seed) {
   v1::JobSpec spec;
   *spec.mutable_search_space() = o.space;
-  if (!spec.search_space().has_nb201() &&
-      spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
+  if (spec.search_space().space_case() == v1::SearchSpace::SPACE_NOT_SET) {
     spec.mutable_search_space()->mutable_nb201();
   }
   *spec.mutable_strategy() = o.strategy_options;

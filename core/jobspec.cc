@@ -205,7 +205,10 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (t.test_examples() < 0 || t.test_examples() > test_images)
     return FieldError("training.test_examples",
                       absl::StrCat("is out of range [0, ", test_images, "]"));
-  const std::string kind = absl::StrCat("search_space.", KindName(spec.search_space()));
+  // The field errors below name the kind's input field (a custom kind's: its choice).
+  const std::string kind = absl::StrCat("search_space.", spec.search_space().has_custom()
+                                                             ? "custom.choices"
+                                                             : KindName(spec.search_space()));
   const InputShape in = SpaceInputShape(spec.search_space());
   if (in.flat) {
     if (in.channels != 28 * 28) {

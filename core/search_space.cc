@@ -76,8 +76,26 @@ const SpaceKind* Lookup(const std::string& name) {
   return e == nullptr ? nullptr : e->kind;
 }
 
+// The built-in kinds (the oneof arms) and `custom` for the rest.
 std::string KindsRequired() {
-  return absl::StrCat("one of ", absl::StrJoin(SpaceKinds().Names(), ", "), " is required");
+  std::vector<std::string> arms;
+  for (const std::string& n : SpaceKinds().Names()) {
+    if (!Lookup(n)->Custom()) arms.push_back(n);
+  }
+  arms.push_back("custom");
+  return absl::StrCat("one of ", absl::StrJoin(arms, ", "), " is required");
+}
+
+absl::Status UnknownCustomKind(const std::string& kind, absl::string_view path) {
+  std::vector<std::string> custom;
+  for (const std::string& n : SpaceKinds().Names()) {
+    if (Lookup(n)->Custom()) custom.push_back(n);
+  }
+  return FieldError(absl::StrCat(path, ".custom.kind"),
+                    absl::StrCat("'", kind, "' is not a kind registered in this program (",
+                                 custom.empty() ? "none is" : absl::StrJoin(custom, ", "),
+                                 "); a kind registered in code is known only to the programs "
+                                 "that register it (core/choice_kind.h)"));
 }
 
 }  // namespace
@@ -86,11 +104,29 @@ SpaceKindRegistry& SpaceKinds() {
   return GlobalRegistry<SpaceKindEntry>("search-space kind", Builtins);
 }
 
-const SpaceKind* KindOf(const v1::SearchSpace& space) { return Lookup(OneofName(space)); }
-const SpaceKind* KindOf(const v1::Architecture& arch) { return Lookup(OneofName(arch)); }
+namespace {
+// A built-in kind by its oneof arm; a custom kind by the name the custom arm gives (a built-in
+// name there, or a custom name as an arm, finds nothing).
+const SpaceKind* KindByName(const std::string& oneof, const std::string& custom) {
+  const bool is_custom = oneof == "custom";
+  const SpaceKind* k = Lookup(is_custom ? custom : oneof);
+  return k != nullptr && k->Custom() == is_custom ? k : nullptr;
+}
+}  // namespace
 
-std::string KindName(const v1::SearchSpace& space) { return OneofName(space); }
-std::string KindName(const v1::Architecture& arch) { return OneofName(arch); }
+const SpaceKind* KindOf(const v1::SearchSpace& space) {
+  return KindByName(OneofName(space), space.custom().kind());
+}
+const SpaceKind* KindOf(const v1::Architecture& arch) {
+  return KindByName(OneofName(arch), arch.custom().kind());
+}
+
+std::string KindName(const v1::SearchSpace& space) {
+  return space.has_custom() ? space.custom().kind() : OneofName(space);
+}
+std::string KindName(const v1::Architecture& arch) {
+  return arch.has_custom() ? arch.custom().kind() : OneofName(arch);
+}
 
 uint64_t MixSeed(uint64_t seed, uint64_t counter) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (counter + 1);
@@ -101,16 +137,22 @@ uint64_t MixSeed(uint64_t seed, uint64_t counter) {
 
 absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view path) {
   const SpaceKind* k = KindOf(space);
-  if (k == nullptr) return FieldError(path, KindsRequired());
+  if (k == nullptr) {
+    if (space.has_custom()) return UnknownCustomKind(space.custom().kind(), path);
+    return FieldError(path, KindsRequired());
+  }
   NF_RETURN_IF_ERROR(ValidateFinite(space, std::string(path)));  // se_ratio: nan (fuzz/space)
-  return k->ValidateSpace(space, absl::StrCat(path, ".", KindName(space)));
+  return k->ValidateSpace(space, absl::StrCat(path, ".", OneofName(space)));
 }
 
 absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_view path) {
   const SpaceKind* k = KindOf(arch);
-  if (k == nullptr) return FieldError(path, KindsRequired());
+  if (k == nullptr) {
+    if (arch.has_custom()) return UnknownCustomKind(arch.custom().kind(), path);
+    return FieldError(path, KindsRequired());
+  }
   NF_RETURN_IF_ERROR(ValidateFinite(arch, std::string(path)));
-  return k->ValidateArch(arch, absl::StrCat(path, ".", KindName(arch)));
+  return k->ValidateArch(arch, absl::StrCat(path, ".", OneofName(arch)));
 }
 
 absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& arch,

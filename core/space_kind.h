@@ -4,15 +4,18 @@
 // one-line summary. search_space.cc builds sampling, mutation, crossover, hashing and sizes on
 // top of this, the same for every kind; nothing outside a kind's file switches on kinds.
 //
-// Kinds are registered by name (SpaceKinds()): the name of the kind's field in the
-// SearchSpace and Architecture oneofs, which must match. Adding a kind: the two proto messages
-// and oneof fields, its file in core/spaces/ with one line in search_space.cc's Builtins(), its
-// LibTorch builder (one line in worker/torch_models.cc's table), and its test.
+// Kinds are registered by name (SpaceKinds()). A built-in kind's name is the name of its field
+// in the SearchSpace and Architecture oneofs: adding one is the two proto messages and oneof
+// fields, its file in core/spaces/ with one line in search_space.cc's Builtins(), its LibTorch
+// builder (one line in worker/torch_models.cc's table), and its test. A kind registered in code
+// (core/choice_kind.h) needs no proto change: its spaces and architectures are the `custom`
+// arm, which names it.
 // Internal to core: users call search_space.h and cost.h.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,8 +40,11 @@ struct ScaleMaps {
 class SpaceKind {
  public:
   virtual ~SpaceKind() = default;
-  // The oneof field name in SearchSpace and Architecture ("mbconv").
+  // The oneof field name in SearchSpace and Architecture ("mbconv"), or for a custom kind the
+  // name its `custom.kind` gives.
   virtual std::string name() const = 0;
+  // Registered in code: its messages are SearchSpace.custom / Architecture.custom.
+  virtual bool Custom() const { return false; }
   virtual absl::Status ValidateSpace(const v1::SearchSpace& space, const std::string& p) const = 0;
   virtual absl::Status ValidateArch(const v1::Architecture& arch, const std::string& p) const = 0;
   // Fills defaults so that equal architectures have equal messages.
@@ -72,6 +78,7 @@ class SpaceKind {
 struct SpaceKindEntry {
   std::string name;  // == kind->name()
   const SpaceKind* kind = nullptr;
+  std::shared_ptr<const SpaceKind> owned;  // for kinds registered at run time
 };
 using SpaceKindRegistry = NameRegistry<SpaceKindEntry>;
 

@@ -360,22 +360,49 @@ _BUILDERS = {"mbconv": MBConvNet, "resnet": ResNetNet, "convnext": ConvNeXtNet,
              "nb201": NB201Net, "mlp": MLPNet}
 
 
+# Kinds registered in code by the program that ran the search (SearchSpace.custom): their
+# builders are that program's to give, here as in the worker.
+_CUSTOM = {}
+
+
+def register_custom(kind, build_fn, input_shape_fn):
+    """Lets build() and input_shape() handle architectures of custom kind `kind`: both
+    functions get the architecture's values as a dict {choice name: int}."""
+    _CUSTOM[kind] = (build_fn, input_shape_fn)
+
+
 def _kind(arch):
+    if "custom" in arch:
+        k = arch["custom"].get("kind", "")
+        if k not in _CUSTOM:
+            raise ValueError("custom kind %r has no builder here: call "
+                             "nasforge_model.register_custom(%r, build_fn, input_shape_fn) "
+                             "first (the kind was registered in code by the program that ran "
+                             "the search)" % (k, k))
+        return "custom"
     kinds = [k for k in _BUILDERS if k in arch]
     if len(kinds) != 1:
         raise ValueError("architecture must have exactly one of %s" % sorted(_BUILDERS))
     return kinds[0]
 
 
+def _custom_values(arch):
+    return {v["name"]: v.get("value", 0) for v in arch["custom"].get("values", [])}
+
+
 def build(arch):
     """An untrained nn.Module for `arch` (the dict in architecture.json)."""
     k = _kind(arch)
+    if k == "custom":
+        return _CUSTOM[arch["custom"]["kind"]][0](_custom_values(arch))
     return _BUILDERS[k](arch[k])
 
 
 def input_shape(arch):
     """[C, H, W] for image models, [features] for an MLP (batch dimension not included)."""
     k = _kind(arch)
+    if k == "custom":
+        return list(_CUSTOM[arch["custom"]["kind"]][1](_custom_values(arch)))
     a = arch[k]
     if k == "mlp":
         return [a["in_features"]]

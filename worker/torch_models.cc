@@ -3,8 +3,10 @@
 #include "worker/torch_models.h"
 
 #include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/cost.h"
 #include "core/nb201.h"
 #include "core/search_space.h"
@@ -20,45 +22,6 @@ torch::Tensor Act(const torch::Tensor& x, const std::string& a) {
   if (a == "gelu") return torch::gelu(x);
   return torch::silu(x);
 }
-
-// A conv that remembers its last output size, so MACs can be counted from the built module.
-struct CountedConvImpl : nn::Module {
-  CountedConvImpl(int in, int out, int k, int stride, int pad, int groups, bool bias) {
-    conv = register_module(
-        "conv",
-        nn::Conv2d(
-            nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).groups(groups).bias(bias)));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv->forward(x);
-    positions = y.size(2) * y.size(3);
-    return y;
-  }
-  int64_t Macs() const { return conv->weight.numel() * positions; }
-  nn::Conv2d conv{nullptr};
-  int64_t positions = 0;
-};
-TORCH_MODULE(CountedConv);
-
-// A linear layer that remembers how many rows per sample it saw (pixels for ConvNeXt's
-// pointwise layers, 1 for a classifier).
-struct CountedLinearImpl : nn::Module {
-  CountedLinearImpl(int in, int out, bool bias = true) {
-    linear = register_module("linear", nn::Linear(nn::LinearOptions(in, out).bias(bias)));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    rows = x.numel() / x.size(-1) / x.size(0);
-    // at::linear, as Python's nn.Linear calls it: on an N-d input it folds the bias into the
-    // GEMM (one kernel). The C++ frontend's nn::Linear::forward does matmul and then a separate
-    // broadcast add for inputs of more than 2 dims: ConvNeXt's pointwise layers ran 36 extra
-    // kernels per forward, 11-31% of its GPU latency.
-    return torch::linear(x, linear->weight, linear->bias);
-  }
-  int64_t Macs() const { return linear->weight.numel() * rows; }
-  nn::Linear linear{nullptr};
-  int64_t rows = 0;
-};
-TORCH_MODULE(CountedLinear);
 
 // Same-padded odd-kernel conv without bias.
 CountedConv SameConv(int in, int out, int k, int stride, int groups = 1, bool bias = false) {
@@ -399,34 +362,37 @@ struct MLPNet : NetImpl {
 
 }  // namespace
 
-std::shared_ptr<NetImpl> BuildNet(const v1::Architecture& arch_in) {
-  using Builder = std::shared_ptr<NetImpl> (*)(const v1::Architecture&);
-  // One LibTorch builder per search-space kind, by the kind's name (core/space_kind.h).
-  static const std::map<std::string, Builder> kBuilders = {
-      {"mbconv",
-       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
-         return std::make_shared<MBConvNet>(a.mbconv());
-       }},
-      {"resnet",
-       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
-         return std::make_shared<ResNetNet>(a.resnet());
-       }},
-      {"convnext",
-       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
-         return std::make_shared<ConvNeXtNet>(a.convnext());
-       }},
-      {"nb201",
-       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
-         return std::make_shared<NB201Net>(a.nb201());
-       }},
-      {"mlp",
-       [](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
-         return std::make_shared<MLPNet>(a.mlp());
-       }},
-  };
+namespace {
+template <typename Net, typename Arch>
+TorchBuilderEntry Builder(std::string name, const Arch& (v1::Architecture::*get)() const) {
+  return {std::move(name), [get](const v1::Architecture& a) -> std::shared_ptr<NetImpl> {
+            return std::make_shared<Net>((a.*get)());
+          }};
+}
+
+void BuiltinBuilders(NameRegistry<TorchBuilderEntry>& r) {
+  r.AddBuiltin(Builder<MBConvNet>("mbconv", &v1::Architecture::mbconv));
+  r.AddBuiltin(Builder<ResNetNet>("resnet", &v1::Architecture::resnet));
+  r.AddBuiltin(Builder<ConvNeXtNet>("convnext", &v1::Architecture::convnext));
+  r.AddBuiltin(Builder<NB201Net>("nb201", &v1::Architecture::nb201));
+  r.AddBuiltin(Builder<MLPNet>("mlp", &v1::Architecture::mlp));
+}
+}  // namespace
+
+NameRegistry<TorchBuilderEntry>& TorchBuilders() {
+  return GlobalRegistry<TorchBuilderEntry>("LibTorch builder", BuiltinBuilders);
+}
+
+absl::StatusOr<std::shared_ptr<NetImpl>> BuildNet(const v1::Architecture& arch_in) {
   const v1::Architecture arch = NormalizedArchitecture(arch_in);
-  auto it = kBuilders.find(KindName(arch));
-  return it == kBuilders.end() ? nullptr : it->second(arch);
+  const TorchBuilderEntry* e = TorchBuilders().Find(KindName(arch));
+  if (e == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("kind ", KindName(arch), " has no LibTorch builder in this worker (",
+                     absl::StrJoin(TorchBuilders().Names(), ", "),
+                     "); run a worker built with the program that registers the kind"));
+  }
+  return e->build(arch);
 }
 
 NetCount CountNet(NetImpl& net, const torch::Tensor& input) {

@@ -5,8 +5,14 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "absl/status/statusor.h"
+#include "core/registry.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -17,8 +23,61 @@ struct NetImpl : torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
 };
 
-// REQUIRES: ValidateArchitecture(arch).ok().
-std::shared_ptr<NetImpl> BuildNet(const v1::Architecture& arch);
+// One LibTorch builder per search-space kind, by the kind's name (core/space_kind.h): the
+// built-ins are in torch_models.cc's table; a program that registers a kind in code
+// (core/choice_kind.h) adds its builder here. A builder gets a normalized architecture.
+struct TorchBuilderEntry {
+  std::string name;
+  std::function<std::shared_ptr<NetImpl>(const v1::Architecture&)> build;
+};
+NameRegistry<TorchBuilderEntry>& TorchBuilders();
+
+// The layers a builder uses for every conv and linear layer: CountNet counts MACs from them,
+// and the trainer checks that count against the kind's analytic plan (core/cost.h).
+// A conv that remembers its last output size, so MACs can be counted from the built module.
+struct CountedConvImpl : torch::nn::Module {
+  CountedConvImpl(int in, int out, int k, int stride, int pad, int groups, bool bias) {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
+                                                         .stride(stride)
+                                                         .padding(pad)
+                                                         .groups(groups)
+                                                         .bias(bias)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = conv->forward(x);
+    positions = y.size(2) * y.size(3);
+    return y;
+  }
+  int64_t Macs() const { return conv->weight.numel() * positions; }
+  torch::nn::Conv2d conv{nullptr};
+  int64_t positions = 0;
+};
+TORCH_MODULE(CountedConv);
+
+// A linear layer that remembers how many rows per sample it saw (pixels for ConvNeXt's
+// pointwise layers, 1 for a classifier).
+struct CountedLinearImpl : torch::nn::Module {
+  CountedLinearImpl(int in, int out, bool bias = true) {
+    linear =
+        register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    rows = x.numel() / x.size(-1) / x.size(0);
+    // at::linear, as Python's nn.Linear calls it: on an N-d input it folds the bias into the
+    // GEMM (one kernel). The C++ frontend's torch::nn::Linear::forward does matmul and then a
+    // separate broadcast add for inputs of more than 2 dims: ConvNeXt's pointwise layers ran 36
+    // extra kernels per forward, 11-31% of its GPU latency.
+    return torch::linear(x, linear->weight, linear->bias);
+  }
+  int64_t Macs() const { return linear->weight.numel() * rows; }
+  torch::nn::Linear linear{nullptr};
+  int64_t rows = 0;
+};
+TORCH_MODULE(CountedLinear);
+
+// REQUIRES: ValidateArchitecture(arch).ok(). FAILED_PRECONDITION naming the kind when this
+// worker has no builder for it (a kind registered in code in another program).
+absl::StatusOr<std::shared_ptr<NetImpl>> BuildNet(const v1::Architecture& arch);
 
 // Parameters (from the module's tensors) and MACs (each conv/linear weight times the output
 // positions seen in one forward pass of `input`), and the output's shape.

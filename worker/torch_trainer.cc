@@ -182,7 +182,7 @@ class TorchTrainer final : public Trainer {
     }
     ResetPeakRss();
     torch::manual_seed(req.seed);
-    Net net = BuildNet(a);
+    NF_ASSIGN_OR_RETURN(Net net, BuildNet(a));
 
     // The analytic cost model and the built module must agree exactly.
     ArchCost analytic = ComputeCost(a);
@@ -378,7 +378,7 @@ absl::StatusOr<LatencyStats> MeasureArchitecture(const v1::Architecture& arch,
   if (!d.ok()) return d.status();
   try {
     torch::manual_seed(seed);
-    Net net = BuildNet(arch);
+    NF_ASSIGN_OR_RETURN(Net net, BuildNet(arch));
     return MeasureLatency(*net, arch, *d, spec, budget);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
@@ -390,7 +390,7 @@ absl::StatusOr<ModelFiles> ExportFreshModel(const v1::Architecture& arch, uint64
   NF_RETURN_IF_ERROR(ValidateArchitecture(arch, "architecture"));
   try {
     torch::manual_seed(seed);
-    Net net = BuildNet(arch);
+    NF_ASSIGN_OR_RETURN(Net net, BuildNet(arch));
     net->train();
     {
       torch::NoGradGuard ng;
@@ -407,7 +407,7 @@ absl::StatusOr<ModelFiles> ExportFreshModel(const v1::Architecture& arch, uint64
 absl::StatusOr<BuiltModelCount> CountBuiltModel(const v1::Architecture& arch, int batch) {
   NF_RETURN_IF_ERROR(ValidateArchitecture(arch, "architecture"));
   try {
-    Net net = BuildNet(arch);
+    NF_ASSIGN_OR_RETURN(Net net, BuildNet(arch));
     NetCount n = CountNet(*net, ExampleInput(arch, batch));
     return BuiltModelCount{n.params, n.macs, n.output_shape};
   } catch (const c10::Error& e) {

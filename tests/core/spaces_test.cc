@@ -183,7 +183,7 @@ TEST(SpacesTest, ErrorsNameTheFieldForEveryKind) {
               HasSubstr("search_space.mbconv.stages[2].kernel: 4 is not odd"));
   v1::SearchSpace none;
   EXPECT_THAT(std::string(ValidateSearchSpace(none, "search_space").message()),
-              HasSubstr("search_space: one of convnext, mbconv, mlp, nb201, resnet is required"));
+              HasSubstr("search_space: one of convnext, mbconv, mlp, nb201, resnet, custom is required"));
 }
 
 TEST(SpacesTest, NB201ArchStringsParseAndErrorsSayWhy) {
