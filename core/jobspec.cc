@@ -175,10 +175,11 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
     train_images = 8000, test_images = 2000;
   } else if (t.dataset() == "tabular") {
     // Answered by tabular workers (--backend tabular) from a benchmark table: no images.
-    if (!HasTables(spec.search_space())) {
+    if (!HasTables(spec.search_space()) && spec.search_space().parameters_size() == 0) {
       return FieldError("training.dataset",
-                        "tabular answers NAS-Bench-201 cells: the search space must be nb201 (a "
-                        "kind with benchmark tables)");
+                        "tabular answers from a benchmark table keyed by NAS-Bench-201 cells "
+                        "(search_space.nb201) or by parameters (search_space.parameters): the "
+                        "search space has neither");
     }
     return absl::OkStatus();  // no images: the image-shape checks below do not apply
   } else if (t.dataset() == "external") {

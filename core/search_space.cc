@@ -2,12 +2,15 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/canonical_json.h"
 #include "core/finite.h"
+#include "core/parameters.h"
 #include "core/space_kind.h"
 #include "core/status.h"
 
@@ -114,17 +117,26 @@ const SpaceKind* KindByName(const std::string& oneof, const std::string& custom)
 }
 }  // namespace
 
+// A space of parameters only, or an architecture of one (no kind, values): NoArchKind.
 const SpaceKind* KindOf(const v1::SearchSpace& space) {
+  if (space.space_case() == v1::SearchSpace::SPACE_NOT_SET && space.parameters_size() > 0) {
+    return &NoArchKind();
+  }
   return KindByName(OneofName(space), space.custom().kind());
 }
 const SpaceKind* KindOf(const v1::Architecture& arch) {
+  if (arch.arch_case() == v1::Architecture::ARCH_NOT_SET && arch.has_params()) {
+    return &NoArchKind();
+  }
   return KindByName(OneofName(arch), arch.custom().kind());
 }
 
 std::string KindName(const v1::SearchSpace& space) {
+  if (KindOf(space) == &NoArchKind()) return NoArchKind().name();
   return space.has_custom() ? space.custom().kind() : OneofName(space);
 }
 std::string KindName(const v1::Architecture& arch) {
+  if (KindOf(arch) == &NoArchKind()) return NoArchKind().name();
   return arch.has_custom() ? arch.custom().kind() : OneofName(arch);
 }
 
@@ -142,7 +154,8 @@ absl::Status ValidateSearchSpace(const v1::SearchSpace& space, absl::string_view
     return FieldError(path, KindsRequired());
   }
   NF_RETURN_IF_ERROR(ValidateFinite(space, std::string(path)));  // se_ratio: nan (fuzz/space)
-  return k->ValidateSpace(space, absl::StrCat(path, ".", OneofName(space)));
+  NF_RETURN_IF_ERROR(k->ValidateSpace(space, absl::StrCat(path, ".", OneofName(space))));
+  return ValidateParameters(space, std::string(path));
 }
 
 absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_view path) {
@@ -152,7 +165,8 @@ absl::Status ValidateArchitecture(const v1::Architecture& arch, absl::string_vie
     return FieldError(path, KindsRequired());
   }
   NF_RETURN_IF_ERROR(ValidateFinite(arch, std::string(path)));
-  return k->ValidateArch(arch, absl::StrCat(path, ".", OneofName(arch)));
+  NF_RETURN_IF_ERROR(k->ValidateArch(arch, absl::StrCat(path, ".", OneofName(arch))));
+  return ValidateParamValues(arch.params(), absl::StrCat(path, ".params"));
 }
 
 absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& arch,
@@ -162,34 +176,59 @@ absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& 
     return FieldError(path, absl::StrCat("a ", KindName(arch), " architecture is not in a ",
                                          KindName(space), " space"));
   }
+  NF_RETURN_IF_ERROR(CheckParametersInSpace(space, arch, std::string(path)));
   if (!EncodeArchitecture(space, arch)) {
     return FieldError(path, "is not one of the architectures of the search space");
   }
   return absl::OkStatus();
 }
 
+// The kind's decisions come first, then one per parameter (core/parameters.h).
 std::vector<Decision> SpaceDecisions(const v1::SearchSpace& space) {
   const SpaceKind* k = KindOf(space);
-  return k == nullptr ? std::vector<Decision>{} : k->Decisions(space);
+  if (k == nullptr) return {};
+  std::vector<Decision> d = k->Decisions(space);
+  for (Decision& p : ParameterDecisions(space)) d.push_back(std::move(p));
+  return d;
 }
 
 v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& genes) {
-  return KindOf(space)->Decode(space, genes);
+  const SpaceKind* k = KindOf(space);
+  v1::Architecture arch = k->Decode(space, genes);
+  if (space.parameters_size() > 0) {
+    const size_t nk = genes.size() - space.parameters_size();
+    DecodeParameters(space, genes.data() + nk, &arch);
+  }
+  return arch;
 }
+
+namespace {
+std::optional<Genes> EncodeBoth(const SpaceKind* k, const v1::SearchSpace& space,
+                                const v1::Architecture& normalized) {
+  auto genes = k->Encode(space, normalized);
+  if (!genes || space.parameters_size() == 0) return genes;
+  auto params = EncodeParameters(space, normalized);
+  if (!params) return std::nullopt;
+  genes->insert(genes->end(), params->begin(), params->end());
+  return genes;
+}
+}  // namespace
 
 std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
                                         const v1::Architecture& arch) {
   const SpaceKind* k = KindOf(space);
   if (k == nullptr || KindOf(arch) != k) return std::nullopt;
-  auto genes = k->Encode(space, NormalizedArchitecture(arch));
-  // Decisions that do not change the architecture (an MLP layer beyond its depth) are 0.
-  if (genes && ArchHash(k->Decode(space, *genes)) != ArchHash(arch)) return std::nullopt;
+  if (space.parameters_size() == 0 && arch.has_params()) return std::nullopt;
+  auto genes = EncodeBoth(k, space, NormalizedArchitecture(arch));
+  // Decisions that do not change the architecture (an MLP layer beyond its depth, an inactive
+  // parameter) are 0.
+  if (genes && ArchHash(DecodeArchitecture(space, *genes)) != ArchHash(arch)) return std::nullopt;
   return genes;
 }
 
 Genes CanonicalGenes(const v1::SearchSpace& space, const Genes& genes) {
   const SpaceKind* k = KindOf(space);
-  auto g = k->Encode(space, k->Decode(space, genes));
+  auto g = EncodeBoth(k, space, DecodeArchitecture(space, genes));
   return g ? *g : genes;
 }
 
@@ -219,8 +258,23 @@ Genes MutateGenes(const v1::SearchSpace& space, const Genes& parent, std::mt1993
   for (int attempt = 0; attempt < 32; ++attempt) {
     child = parent;
     int i = free[std::uniform_int_distribution<size_t>(0, free.size() - 1)(rng)];
-    int v = std::uniform_int_distribution<int>(0, decisions[i].choices - 2)(rng);
-    child[i] = v >= parent[i] ? v + 1 : v;
+    const Decision& d = decisions[i];
+    if (d.ordered && d.choices > 16) {
+      // A fine grid: a Gaussian step of a tenth of the range (in the transformed space: the
+      // grid is log-spaced for log parameters), at least one level.
+      const double sd = std::max(1.0, 0.1 * (d.choices - 1));
+      int step = static_cast<int>(std::lround(std::normal_distribution<double>(0, sd)(rng)));
+      if (step == 0) step = std::bernoulli_distribution(0.5)(rng) ? 1 : -1;
+      child[i] = std::clamp(parent[i] + step, 0, d.choices - 1);
+    } else if (d.ordered) {
+      // A neighbour: one level up or down (the other way at an end).
+      const bool up =
+          parent[i] == 0 || (parent[i] < d.choices - 1 && std::bernoulli_distribution(0.5)(rng));
+      child[i] = parent[i] + (up ? 1 : -1);
+    } else {
+      int v = std::uniform_int_distribution<int>(0, d.choices - 2)(rng);
+      child[i] = v >= parent[i] ? v + 1 : v;
+    }
     if (ArchHash(DecodeArchitecture(space, child)) != parent_hash) return child;
   }
   return child;
@@ -237,12 +291,13 @@ Genes CrossoverGenes(const Genes& a, const Genes& b, std::mt19937_64& rng) {
 
 uint64_t SpaceSize(const v1::SearchSpace& space) {
   const SpaceKind* k = KindOf(space);
-  return k == nullptr ? 0 : k->Size(space);
+  return k == nullptr ? 0 : SatMul(k->Size(space), ParameterSpaceSize(space));
 }
 
 v1::Architecture NormalizedArchitecture(const v1::Architecture& arch) {
   v1::Architecture a = arch;
   if (const SpaceKind* k = KindOf(a)) k->Normalize(&a);
+  NormalizeParams(&a);
   return a;
 }
 
@@ -307,7 +362,11 @@ absl::Status SetResolution(v1::Architecture* arch, int resolution) {
 
 std::string ArchSummary(const v1::Architecture& arch) {
   const SpaceKind* k = KindOf(arch);
-  return k == nullptr ? "" : k->Summary(arch);
+  if (k == nullptr) return "";
+  std::string s = k->Summary(arch);
+  std::string p = ParamsSummary(arch);
+  if (!s.empty() && !p.empty()) s += " ";
+  return s + p;
 }
 
 }  // namespace nasforge

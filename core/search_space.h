@@ -31,6 +31,9 @@ absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& 
 struct Decision {
   std::string name;
   int choices = 1;
+  // The choices are ordered (a hyperparameter's numbers, core/parameters.h): mutation moves to
+  // neighbours and models measure distances. Unordered: categories.
+  bool ordered = false;
 };
 using Genes = std::vector<int>;
 

@@ -95,6 +95,8 @@ const SpaceKind& ResNetKind();
 const SpaceKind& ConvNeXtKind();
 const SpaceKind& NB201Kind();
 const SpaceKind& MLPKind();
+// A space of parameters only (no architecture kind set); not in the registry.
+const SpaceKind& NoArchKind();
 
 // --- helpers shared by the kinds -------------------------------------------------------------
 

@@ -1,8 +1,7 @@
 #include "core/table.h"
 
 #include <csv.h>
-
-#include <fstream>
+#include <zlib.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,24 +28,36 @@ void OnRow(int, void* data) {
 }  // namespace
 
 absl::StatusOr<Table> Table::ReadCsv(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat("table '", path, "': cannot open"));
+  // zlib reads gzip-compressed files and passes plain ones through.
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("table '", path, "': cannot open"));
   csv_parser parser;
   if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
+    gzclose(f);
     return absl::InternalError("libcsv: cannot initialise the parser");
   }
   Parse p;
   char buf[1 << 16];
-  while (f) {
-    f.read(buf, sizeof buf);
-    size_t n = static_cast<size_t>(f.gcount());
-    if (csv_parse(&parser, buf, n, OnField, OnRow, &p) != n) {
+  for (;;) {
+    const int n = gzread(f, buf, sizeof buf);
+    if (n < 0) {
+      int code = 0;
+      std::string err = gzerror(f, &code);
+      csv_free(&parser);
+      gzclose(f);
+      return absl::InvalidArgumentError(absl::StrCat("table '", path, "': ", err));
+    }
+    if (n == 0) break;
+    if (csv_parse(&parser, buf, static_cast<size_t>(n), OnField, OnRow, &p) !=
+        static_cast<size_t>(n)) {
       std::string err = csv_strerror(csv_error(&parser));
       csv_free(&parser);
+      gzclose(f);
       return absl::InvalidArgumentError(
           absl::StrCat("table '", path, "': CSV error near row ", p.rows.size() + 1, ": ", err));
     }
   }
+  gzclose(f);
   if (csv_fini(&parser, OnField, OnRow, &p) != 0) {
     std::string err = csv_strerror(csv_error(&parser));
     csv_free(&parser);
