@@ -21,6 +21,9 @@ struct StrategyBenchOptions {
   uint64_t seed = 1;
   // Objectives: fitness (as "accuracy", maximised); with `multi_objective`, params minimised too.
   bool multi_objective = false;
+  // The fitness and report columns are minimised (an error, e.g. validation MSE): strategies
+  // see the negated fitness; figures stay in the table's units.
+  bool minimize = false;
   v1::Strategy strategy_options;  // population, sample size, ... (name is `strategy`)
   v1::SearchSpace space;          // default: the NAS-Bench-201 cell space (C=16, N=5)
   std::vector<int> checkpoints;   // queries at which to summarise; default 10,25,50,100,...
@@ -29,6 +32,8 @@ struct StrategyBenchOptions {
 struct Checkpoint {
   int queries = 0;
   double mean = 0, stddev = 0;  // report column of the best-fitness candidate over runs
+  double stderr_mean = 0;       // stddev / sqrt(runs)
+  double regret = 0;            // |table's best report value - mean|
   double hypervolume = 0;       // multi-objective: mean over runs (see .cc for the reference)
 };
 
@@ -38,6 +43,7 @@ struct StrategyBenchResult {
   std::vector<double> curve;               // mean best-so-far report value after each query
   double ask_ms_mean = 0, ask_ms_p99 = 0;  // time per Ask (suggestion), all runs
   double hv_reference_accuracy = 0, hv_reference_params = 0;
+  double table_best = 0;  // the best report value of any row (max, or min with `minimize`)
 };
 
 absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,

@@ -17,7 +17,9 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/job_client.h"
+#include "cli/peer_script.h"
 #include "core/jobspec.h"
+#include "core/search_space.h"
 #include "core/status.h"
 #include "core/strategies/registry.h"
 #include "core/strategies/strategy.h"
@@ -41,6 +43,8 @@ CLI::Validator RegisteredStrategy() {
 
 struct StrategiesOptions {
   std::string table, key_column = "arch_str", fitness_column, report_column, seeds_column, space;
+  std::string direction = "max", peer, peer_script = "bench/peers/optuna_tpe_peer.py";
+  std::vector<int> checkpoints;
   std::vector<std::string> strategies = {"random"};
   int queries = 100, runs = 100, population = 0, sample_size = 0, initial_samples = 0;
   int latency_observations = 1000;
@@ -57,6 +61,8 @@ nlohmann::json StrategyJson(const std::string& name, const StrategyBenchResult& 
     j["checkpoints"].push_back({{"queries", c.queries},
                                 {"mean", c.mean},
                                 {"stddev", c.stddev},
+                                {"stderr", c.stderr_mean},
+                                {"regret", c.regret},
                                 {"hypervolume", c.hypervolume}});
   }
   j["best_so_far_curve"] = r.curve;
@@ -69,6 +75,31 @@ nlohmann::json StrategyJson(const std::string& name, const StrategyBenchResult& 
   return j;
 }
 
+// Optuna's TPE on the same table and protocol, its parameters as categorical choices and as
+// ordered indices (bench/peers/optuna_tpe_peer.py); the JSON of each, or why the peer failed.
+absl::StatusOr<nlohmann::json> OptunaTpe(const StrategiesOptions& o, const StrategyBenchOptions& b,
+                                         const std::vector<int>& checkpoints) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const char* mode : {"categorical", "ordinal"}) {
+    auto j = RunPeerScript(o.peer_script, "--peer-script",
+                           {"--table",          o.table,
+                            "--space",          o.space,
+                            "--fitness-column", o.fitness_column,
+                            "--seeds-column",   o.seeds_column,
+                            "--report-column",  o.report_column,
+                            "--direction",      o.direction,
+                            "--queries",        absl::StrCat(b.queries),
+                            "--runs",           absl::StrCat(b.runs),
+                            "--seed",           absl::StrCat(b.seed),
+                            "--mode",           mode,
+                            "--checkpoints",    absl::StrJoin(checkpoints, ",")},
+                           "is python3-optuna installed?");
+    if (!j.ok()) return j.status();
+    out.push_back(*j);
+  }
+  return out;
+}
+
 int Strategies(CommandContext& c, const StrategiesOptions& o) {
   TabularOptions t;
   t.table = o.table;
@@ -76,6 +107,16 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
   t.fitness_column = o.fitness_column;
   t.report_columns = {o.report_column};
   t.seeds_column = o.seeds_column;
+  if (!o.space.empty()) {
+    // A space whose kind has no tables (parameters only, or an architecture with parameters
+    // in a table of parameter columns): rows are keyed by the parameter columns.
+    v1::SearchSpace probe;
+    auto text = ReadInputFile(o.space, "--space");
+    if (text.ok() && YamlToMessage(*text, &probe).ok() && probe.parameters_size() > 0 &&
+        !HasTables(probe)) {
+      t.key_column.clear();
+    }
+  }
   auto oracle = TabularOracle::Load(t);
   if (!oracle.ok()) return ReportError(c.io, oracle.status(), "bench strategies --table");
   StrategyBenchOptions b;
@@ -86,6 +127,8 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
   b.strategy_options.set_population(o.population);
   b.strategy_options.set_sample_size(o.sample_size);
   b.strategy_options.set_initial_samples(o.initial_samples);
+  b.minimize = o.direction == "min";
+  b.checkpoints = o.checkpoints;
   if (!o.space.empty()) {
     auto text = ReadInputFile(o.space, "--space");
     absl::Status st = text.ok() ? YamlToMessage(*text, &b.space) : text.status();
@@ -115,12 +158,36 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
     if (!o.json) {
       c.io.out << absl::StrFormat("%-10s", name);
       for (const auto& cp : r->checkpoints) {
-        c.io.out << absl::StrFormat("  @%d: %.2f +- %.2f (hv %.3f)", cp.queries, cp.mean, cp.stddev,
-                                    cp.hypervolume);
+        c.io.out << absl::StrFormat("  @%d: %.6g +- %.2g (regret %.3g, hv %.3f)", cp.queries,
+                                    cp.mean, cp.stderr_mean, cp.regret, cp.hypervolume);
       }
       c.io.out << absl::StrFormat("   ask %.2f ms, at %d observations %.2f ms\n", r->ask_ms_mean,
                                   o.latency_observations, suggest_ms)
                << std::flush;
+    }
+  }
+  if (o.peer == "optuna") {
+    if (o.space.empty()) {
+      return ReportError(c.io, absl::InvalidArgumentError("--peer optuna needs --space"),
+                         "bench strategies --peer");
+    }
+    std::vector<int> cps = o.checkpoints;
+    if (cps.empty()) cps = {25, 50, 100};
+    c.io.err << "level=info event=peer_started peer=optuna-tpe runs=" << b.runs << "\n";
+    auto peer = OptunaTpe(o, b, cps);
+    if (!peer.ok()) return ReportError(c.io, peer.status(), "bench strategies --peer optuna");
+    out["peers"] = *peer;
+    if (!o.json) {
+      for (const auto& p : *peer) {
+        c.io.out << absl::StrFormat("%-10s",
+                                    absl::StrCat("tpe-", p.value("mode", "").substr(0, 3)));
+        for (const auto& cp : p["checkpoints"]) {
+          c.io.out << absl::StrFormat("  @%d: %.6g +- %.2g (regret %.3g)", cp["queries"].get<int>(),
+                                      cp["mean"].get<double>(), cp["stderr"].get<double>(),
+                                      cp["regret"].get<double>());
+        }
+        c.io.out << "   optuna " << p.value("optuna", "") << "\n";
+      }
     }
   }
   if (o.json) c.io.out << out.dump(1) << "\n";
@@ -288,7 +355,20 @@ void AddStrategies(CLI::App& bench, CommandContext& c) {
   cmd->add_option("--report-column", o->report_column, "what is reported for the best")->required();
   cmd->add_option("--seeds-column", o->seeds_column,
                   "';'-separated per-seed fitness: one seed per query (a noisy run)");
-  cmd->add_option("--key-column", o->key_column, "the architecture column")->capture_default_str();
+  cmd->add_option("--key-column", o->key_column,
+                  "the architecture column (a --space of parameters only: rows keyed by them)")
+      ->capture_default_str();
+  cmd->add_option("--direction", o->direction,
+                  "max: fitness is maximised; min: minimised (an error)")
+      ->check(CLI::IsMember({"max", "min"}))
+      ->capture_default_str();
+  cmd->add_option("--checkpoints", o->checkpoints, "queries at which to summarise, comma-separated")
+      ->delimiter(',')
+      ->check(IntAtLeast(1));
+  cmd->add_option("--peer", o->peer,
+                  "also run optuna (TPE, categorical and ordinal) on the same table and protocol")
+      ->check(CLI::IsMember({"optuna"}));
+  cmd->add_option("--peer-script", o->peer_script, "the Optuna TPE peer")->capture_default_str();
   cmd->add_option(
          "--strategy", o->strategies,
          absl::StrCat("strategies to run, comma-separated: ",

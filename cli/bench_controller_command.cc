@@ -15,6 +15,7 @@
 #include "bench/controller_bench.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/peer_script.h"
 #include "client/channel.h"
 
 namespace nasforge::cli {
@@ -35,37 +36,18 @@ struct PeerResult {
 
 // Runs the Optuna peer script on `store_url`; its one JSON line, or why it failed.
 absl::StatusOr<PeerResult> RunOptunaPeer(const ControllerBenchFlags& f, int trials) {
-  if (!std::filesystem::exists(f.peer_script)) {
-    return absl::InvalidArgumentError(absl::StrCat("--peer-script: ", f.peer_script,
-                                                   " not found (run from the repository root)"));
+  auto j = RunPeerScript(f.peer_script, "--peer-script",
+                         {"--storage", f.bench.store_url, "--trials", absl::StrCat(trials),
+                          "--seed", absl::StrCat(f.bench.seed)},
+                         "is python3-optuna installed, and python3-psycopg2 for PostgreSQL?");
+  if (!j.ok()) return j.status();
+  if (!j->contains("trials_per_second")) {
+    return absl::InternalError(absl::StrCat("the Optuna peer printed no figures: ", j->dump()));
   }
-  auto quote = [](const std::string& s) {
-    return "'" + absl::StrReplaceAll(s, {{"'", "'\\''"}}) + "'";
-  };
-  const std::string cmd =
-      absl::StrCat("/usr/bin/python3 ", quote(f.peer_script), " --storage ",
-                   quote(f.bench.store_url), " --trials ", trials, " --seed ", f.bench.seed);
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return absl::InternalError("cannot start /usr/bin/python3");
-  std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int rc = pclose(p);
-  if (rc != 0) {
-    return absl::FailedPreconditionError(absl::StrCat("the Optuna peer failed (exit ",
-                                                      WEXITSTATUS(rc),
-                                                      "); is python3-optuna installed, and "
-                                                      "python3-psycopg2 for PostgreSQL? ",
-                                                      cmd));
-  }
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  if (j.is_discarded() || !j.contains("trials_per_second")) {
-    return absl::InternalError(absl::StrCat("the Optuna peer printed no figures: ", out));
-  }
-  return PeerResult{.trials_per_second = j["trials_per_second"].get<double>(),
-                    .seconds = j["seconds"].get<double>(),
-                    .trials = j["trials"].get<int>(),
-                    .version = j.value("optuna", "")};
+  return PeerResult{.trials_per_second = (*j)["trials_per_second"].get<double>(),
+                    .seconds = (*j)["seconds"].get<double>(),
+                    .trials = (*j)["trials"].get<int>(),
+                    .version = j->value("optuna", "")};
 }
 
 nlohmann::json Latency(const LatencyFigures& l) {

@@ -93,7 +93,8 @@ def parse_proto(text):
             if not line:
                 pending = []
             continue
-        kind, name = stack[-1]
+        # Fields of a oneof belong to the message around it.
+        kind, name = next(e for e in reversed(stack) if e[0] != "oneof")
         code, _, trailing = line.partition("//")
         code = code.strip()
         comment = " ".join(pending + ([trailing.strip()] if trailing.strip() else []))
@@ -103,7 +104,11 @@ def parse_proto(text):
             if em:
                 enums[name].append((em.group(1), comment))
             continue
-        if code.startswith(("oneof", "reserved", "option")):
+        if code.startswith("oneof"):
+            if code.endswith("{"):
+                stack.append(("oneof", name))
+            continue
+        if code.startswith(("reserved", "option")):
             continue
         fm = re.match(r"(repeated\s+)?(map<[^>]+>|[\w.]+)\s+(\w+)\s*=\s*\d+", code)
         if fm:

@@ -28,7 +28,7 @@ class BayesOptStrategy final : public Strategy {
         initial_(spec_.strategy().initial_samples() > 0 ? spec_.strategy().initial_samples() : 6),
         max_points_(spec_.strategy().max_model_points() > 0 ? spec_.strategy().max_model_points()
                                                             : 300),
-        gp_(static_cast<int>(decisions_.size())),
+        gp_(decisions_),
         position_(position) {
     // Two objectives, one of them a cost known before training (macs/params, minimised):
     // model the other one and maximise the exact expected hypervolume improvement.
@@ -134,14 +134,28 @@ class BayesOptStrategy final : public Strategy {
  private:
   using Observation = Scored;
 
+  // Every other choice of each decision; on an ordered decision of many values (a fine grid),
+  // the values 1, 2, 4, ... steps away.
   std::vector<Genes> Neighbours(const Genes& g) const {
     std::vector<Genes> out;
     for (size_t d = 0; d < decisions_.size(); ++d) {
-      for (int c = 0; c < decisions_[d].choices; ++c) {
+      const int n = decisions_[d].choices;
+      if (decisions_[d].ordered && n > 32) {
+        for (int step = 1; step < n; step *= 2) {
+          for (int c : {g[d] - step, g[d] + step}) {
+            if (c < 0 || c >= n) continue;
+            Genes x = g;
+            x[d] = c;
+            out.push_back(std::move(x));
+          }
+        }
+        continue;
+      }
+      for (int c = 0; c < n; ++c) {
         if (c == g[d]) continue;
-        Genes n = g;
-        n[d] = c;
-        out.push_back(std::move(n));
+        Genes x = g;
+        x[d] = c;
+        out.push_back(std::move(x));
       }
     }
     return out;

@@ -4,7 +4,20 @@
 
 namespace nasforge {
 
-CategoricalGP::CategoricalGP(int dims) : dims_(dims), w_(dims, 0.5) {}
+CategoricalGP::CategoricalGP(int dims) : dims_(dims), w_(dims, 0.5), scale_(dims, 0.0) {}
+
+CategoricalGP::CategoricalGP(const std::vector<Decision>& decisions)
+    : CategoricalGP(static_cast<int>(decisions.size())) {
+  for (int d = 0; d < dims_; ++d) {
+    if (decisions[d].ordered && decisions[d].choices > 1)
+      scale_[d] = 1.0 / (decisions[d].choices - 1);
+  }
+}
+
+double CategoricalGP::Distance(const Genes& a, const Genes& b, int d) const {
+  if (scale_[d] > 0) return std::abs(a[d] - b[d]) * scale_[d];
+  return a[d] != b[d] ? 1.0 : 0.0;
+}
 
 void CategoricalGP::Reset() {
   w_.assign(dims_, 0.5);
@@ -14,7 +27,7 @@ void CategoricalGP::Reset() {
 
 double CategoricalGP::Kernel(const Genes& a, const Genes& b) const {
   double s = 0;
-  for (int d = 0; d < dims_; ++d) s += a[d] != b[d] ? w_[d] : 0.0;
+  for (int d = 0; d < dims_; ++d) s += w_[d] * Distance(a, b, d);
   return s2_ * std::exp(-s);
 }
 
@@ -69,7 +82,7 @@ void CategoricalGP::Fit(const std::vector<Genes>& x, const std::vector<double>& 
         double c = 0.5 * a(i, j) * kij;
         grad[dims_] += c;  // d/dlog s2
         for (int d = 0; d < dims_; ++d) {
-          if (x_[i][d] != x_[j][d]) grad[d] -= c * w_[d];
+          grad[d] -= c * w_[d] * Distance(x_[i], x_[j], d);
         }
       }
       grad[dims_ + 1] += 0.5 * a(i, i) * noise_;

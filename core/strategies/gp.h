@@ -1,6 +1,8 @@
-// Gaussian-process regression over categorical decision vectors (the genes of a search space),
-// with an exponentiated-Hamming kernel with one weight per decision (ARD):
-//   k(x, x') = s2 * exp(-sum_d w_d * [x_d != x'_d])  (+ noise on the diagonal).
+// Gaussian-process regression over decision vectors (the genes of a search space), with an
+// exponentiated kernel with one weight per decision (ARD):
+//   k(x, x') = s2 * exp(-sum_d w_d * dist_d(x_d, x'_d))  (+ noise on the diagonal),
+// dist_d the Hamming distance [x_d != x'_d] for categorical decisions and |x_d - x'_d| / (L_d - 1)
+// for ordered ones (a hyperparameter's L_d values: near values are similar).
 // Targets are standardised; log w_d, log s2 and log noise are fitted by maximising the log
 // marginal likelihood with Adam on its analytic gradient. Linear algebra: Eigen.
 #pragma once
@@ -14,7 +16,8 @@ namespace nasforge {
 
 class CategoricalGP {
  public:
-  explicit CategoricalGP(int dims);
+  explicit CategoricalGP(int dims);  // every decision categorical
+  explicit CategoricalGP(const std::vector<Decision>& decisions);
   // Back to the initial hyperparameters (so a fit depends only on its data).
   void Reset();
   // Fits hyperparameters (warm-started from the previous fit) and the posterior.
@@ -32,9 +35,11 @@ class CategoricalGP {
  private:
   void Factor();  // K, its Cholesky factor and alpha for the current hyperparameters
   double Kernel(const Genes& a, const Genes& b) const;
+  double Distance(const Genes& a, const Genes& b, int d) const;
 
   int dims_;
   std::vector<double> w_;
+  std::vector<double> scale_;  // 1 / (L_d - 1) for ordered decisions, 0 for categorical
   double s2_ = 1.0, noise_ = 0.1;
   std::vector<Genes> x_;
   Eigen::VectorXd y_;  // standardised
