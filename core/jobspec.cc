@@ -17,6 +17,7 @@
 #include "core/finite.h"
 #include "core/hardware_targets.h"
 #include "core/pareto.h"
+#include "core/recipe.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "core/strategies/strategy.h"
@@ -166,6 +167,9 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (t.patience() < 0) return FieldError("training.patience", "must be >= 0");
   if (t.train_examples() < 0) return FieldError("training.train_examples", "must be >= 0");
   if (t.test_examples() < 0) return FieldError("training.test_examples", "must be >= 0");
+  if (BuiltInTrainerDataset(t.dataset())) {
+    NF_RETURN_IF_ERROR(ValidateRecipeParameters(spec.search_space(), "search_space"));
+  }
   NF_RETURN_IF_ERROR(ValidateImageOptions(spec));
   // Images each data set holds: (training images, test images). All are 1x28x28, 10 classes.
   int train_images, test_images;

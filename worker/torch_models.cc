@@ -95,7 +95,7 @@ struct MBConvNet : NetImpl {
     x = blocks->forward(x);
     if (!head.is_empty()) x = Act(head_bn->forward(head->forward(x)), act);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return classifier->forward(dropout->forward(x));
+    return classifier->forward(HeadDropout(dropout->forward(x)));
   }
   std::string act;
   CountedConv stem{nullptr}, head{nullptr};
@@ -165,7 +165,7 @@ struct ResNetNet : NetImpl {
     x = torch::relu(stem_bn->forward(stem->forward(x)));
     if (pool) x = torch::max_pool2d(x, 3, 2, 1);
     x = blocks->forward(x);
-    return fc->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+    return fc->forward(HeadDropout(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1)));
   }
   bool pool;
   CountedConv stem{nullptr};
@@ -237,7 +237,7 @@ struct ConvNeXtNet : NetImpl {
       x = stages[s]->forward(x);
     }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return fc->forward(head_ln->forward(x));
+    return fc->forward(HeadDropout(head_ln->forward(x)));
   }
   CountedConv stem{nullptr};
   nn::LayerNorm stem_ln{nullptr}, head_ln{nullptr};
@@ -322,7 +322,7 @@ struct NB201Net : NetImpl {
   torch::Tensor forward(torch::Tensor x) override {
     x = cells->forward(stem_bn->forward(stem->forward(x)));
     x = torch::relu(last_bn->forward(x));
-    return classifier->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+    return classifier->forward(HeadDropout(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1)));
   }
   CountedConv stem{nullptr};
   nn::BatchNorm2d stem_bn{nullptr}, last_bn{nullptr};
@@ -351,7 +351,7 @@ struct MLPNet : NetImpl {
       if (!bns.empty()) x = bns[i]->forward(x);
       x = torch::dropout(Act(x, act), p, is_training());
     }
-    return classifier->forward(x);
+    return classifier->forward(HeadDropout(x));
   }
   std::string act;
   double p;

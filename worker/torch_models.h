@@ -21,6 +21,12 @@ namespace nasforge {
 // [batch, num_classes] logits.
 struct NetImpl : torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // Dropout before the classifier (the recipe's `dropout`), in training mode only; a builder's
+  // forward passes the classifier's input through HeadDropout.
+  double head_dropout = 0;
+  torch::Tensor HeadDropout(const torch::Tensor& x) {
+    return head_dropout > 0 ? torch::dropout(x, head_dropout, is_training()) : x;
+  }
 };
 
 // One LibTorch builder per search-space kind, by the kind's name (core/space_kind.h): the

@@ -14,6 +14,7 @@
 #include "core/cost.h"
 #include "core/datasets.h"
 #include "core/log.h"
+#include "core/recipe.h"
 #include "core/search_space.h"
 #include "core/status.h"
 #include "worker/dataset.h"
@@ -150,7 +151,7 @@ class TorchTrainer final : public Trainer {
   torch::Tensor Forward(const Net& net, const torch::Tensor& x) {
     torch::Tensor in = x;
     if (o_.channels_last && in.dim() == 4) in = in.contiguous(torch::MemoryFormat::ChannelsLast);
-    if (autocast_) {
+    if (autocast_ || trial_bf16_) {
       CudaAutocast on(true, torch::kBFloat16);
       return net->forward(in).to(torch::kFloat32);
     }
@@ -163,6 +164,9 @@ class TorchTrainer final : public Trainer {
     NF_RETURN_IF_ERROR(ValidateArchitecture(req.architecture, "architecture"));
     const v1::Architecture& a = req.architecture;
     const auto& t = req.training;
+    // The job's Training with the candidate's hyperparameters (core/recipe.h).
+    NF_ASSIGN_OR_RETURN(const Recipe rc, ResolveRecipe(t, a));
+    trial_bf16_ = rc.precision == "bf16" && device_.is_cuda();
     NF_RETURN_IF_ERROR(LoadData(t));
     const InputShape in = ArchInputShape(a);
     const bool fits =
@@ -183,6 +187,7 @@ class TorchTrainer final : public Trainer {
     ResetPeakRss();
     torch::manual_seed(req.seed);
     NF_ASSIGN_OR_RETURN(Net net, BuildNet(a));
+    net->head_dropout = rc.dropout;
 
     // The analytic cost model and the built module must agree exactly.
     ArchCost analytic = ComputeCost(a);
@@ -222,14 +227,25 @@ class TorchTrainer final : public Trainer {
     torch::Tensor val_x = data_.train.x.index_select(0, va_i),
                   val_y = data_.train.y.index_select(0, va_i);
 
-    torch::optim::AdamW opt(
-        net->parameters(),
-        torch::optim::AdamWOptions(t.learning_rate()).weight_decay(t.weight_decay()));
-    // On a GPU, one fused kernel per step instead of LibTorch's per-tensor loop.
+    const bool sgd = rc.optimizer == "sgd";
+    std::unique_ptr<torch::optim::Optimizer> opt;
+    if (sgd) {
+      opt = std::make_unique<torch::optim::SGD>(net->parameters(),
+                                                torch::optim::SGDOptions(rc.learning_rate)
+                                                    .momentum(rc.momentum)
+                                                    .nesterov(rc.nesterov && rc.momentum > 0)
+                                                    .weight_decay(rc.weight_decay));
+    } else {
+      opt = std::make_unique<torch::optim::AdamW>(
+          net->parameters(),
+          torch::optim::AdamWOptions(rc.learning_rate).weight_decay(rc.weight_decay));
+    }
+    // On a GPU, one fused kernel per step instead of LibTorch's per-tensor loop (AdamW).
     std::unique_ptr<FusedAdamW> fused =
-        NewFusedAdamW(net->parameters(), t.learning_rate(), t.weight_decay());
+        sgd ? nullptr : NewFusedAdamW(net->parameters(), rc.learning_rate, rc.weight_decay);
     const int64_t n = tr_i.size(0);
-    const int64_t steps_per_epoch = (n + t.batch_size() - 1) / t.batch_size();
+    const int64_t batch_size = rc.batch_size;
+    const int64_t steps_per_epoch = (n + batch_size - 1) / batch_size;
     const int64_t total_steps = steps_per_epoch * req.epochs;
     TrainResult result;
     double best_val = -1, train_seconds = 0;
@@ -238,9 +254,11 @@ class TorchTrainer final : public Trainer {
     const auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(device_);
     // Augmentation: random crops (zero padding) if asked, else `augment`'s 2-pixel edge shifts;
     // flips with either.
-    const bool zero_pad = t.random_crop_padding() > 0;
-    const int64_t shift = zero_pad ? t.random_crop_padding() : (t.augment() ? 2 : 0);
-    const bool flips = t.augment() || t.horizontal_flip();
+    const bool zero_pad = rc.random_crop_padding > 0;
+    const int64_t shift = zero_pad ? rc.random_crop_padding : (rc.augment ? 2 : 0);
+    const bool flips = rc.augment || rc.horizontal_flip;
+    const auto loss_options =
+        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(rc.label_smoothing);
     for (int epoch = 1; epoch <= req.epochs; ++epoch) {
       auto t0 = Clock::now();
       net->train();
@@ -249,26 +267,23 @@ class TorchTrainer final : public Trainer {
       // for the GPU every step.
       torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
       int64_t batches = 0;
-      for (int64_t i = 0; i < n; i += t.batch_size()) {
+      for (int64_t i = 0; i < n; i += batch_size) {
         if (abort.load()) return absl::AbortedError("training aborted");
-        // One-cycle-free cosine decay: robust across architectures without tuning.
-        double lr = t.learning_rate() * 0.5 *
-                    (1 + std::cos(M_PI * static_cast<double>(step) / total_steps));
+        const double lr = LearningRateAt(rc, step, steps_per_epoch, total_steps);
         if (fused) {
           fused->SetLr(lr);
         } else {
-          for (auto& g : opt.param_groups()) {
-            static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-          }
+          for (auto& g : opt->param_groups()) g.options().set_lr(lr);
         }
-        auto idx = perm.slice(0, i, std::min(i + t.batch_size(), n));
+        auto idx = perm.slice(0, i, std::min(i + batch_size, n));
         auto x = data_.train.x.index_select(0, idx);
         auto y = data_.train.y.index_select(0, idx);
         if (flips || shift > 0) x = Augment(x, shift, flips, zero_pad);
-        fused ? fused->ZeroGrad() : opt.zero_grad();
-        auto loss = torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y);
+        fused ? fused->ZeroGrad() : opt->zero_grad();
+        auto loss =
+            torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y, loss_options);
         loss.backward();
-        fused ? fused->Step() : (void)opt.step();
+        fused ? fused->Step() : (void)opt->step();
         loss_sum += loss.detach();
         ++batches;
         ++step;
@@ -280,7 +295,7 @@ class TorchTrainer final : public Trainer {
       EpochReport r;
       r.epoch = epoch;
       r.train_loss = loss_mean;
-      r.validation_accuracy = Accuracy(net, val_x, val_y, size, t.batch_size());
+      r.validation_accuracy = Accuracy(net, val_x, val_y, size, batch_size);
       r.seconds = secs;
       r.images = n;
       r.images_per_second = n / std::max(secs, 1e-9);
@@ -306,7 +321,8 @@ class TorchTrainer final : public Trainer {
       test_x = test_x.slice(0, 0, t.test_examples());
       test_y = test_y.slice(0, 0, t.test_examples());
     }
-    if (test_x.defined()) m["test_accuracy"] = Accuracy(net, test_x, test_y, size, t.batch_size());
+    if (test_x.defined()) m["test_accuracy"] = Accuracy(net, test_x, test_y, size, batch_size);
+    if (rc.precision == "bf16") m["mixed_precision"] = trial_bf16_ ? 1 : 0;
     m["macs"] = static_cast<double>(macs);
     m["params"] = static_cast<double>(params);
     m["train_seconds"] = train_seconds;
@@ -333,7 +349,8 @@ class TorchTrainer final : public Trainer {
   TorchTrainerOptions o_;
   torch::Device device_;
   bool autocast_ = false;
-  TrainingData data_;  // the last job's data (loaded again when a job names other data)
+  bool trial_bf16_ = false;  // this trial's recipe asked for bf16 and the device has it
+  TrainingData data_;        // the last job's data (loaded again when a job names other data)
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The kind of a space of parameters only (SearchSpace.parameters without an architecture kind):
 // a pure hyperparameter search. Its architecture part is empty; the candidate is its values.
+#include <cstdint>
 #include <string>
 
 #include "core/space_kind.h"

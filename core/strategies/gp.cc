@@ -1,6 +1,7 @@
 #include "core/strategies/gp.h"
 
 #include <cmath>
+#include <cstdlib>
 
 namespace nasforge {
 

@@ -30,6 +30,11 @@ void Builtins(StrategyRegistry& r) {
        Wrap(NewBayesOptStrategy),
        {},
        {}});
+  add({"tpe",
+       "tree-structured Parzen estimator, multivariate and conditional-aware (Optuna's default)",
+       Wrap(NewTpeStrategy),
+       {},
+       {}});
   add({"compound_scaling",
        "EfficientNet-style depth/width/resolution grid, then the family",
        NewCompoundScalingStrategy,

@@ -98,6 +98,7 @@ std::unique_ptr<Strategy> NewEvolutionStrategy(const v1::JobSpec& spec, uint64_t
 std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t position);
 absl::Status ValidateNsga2(const v1::JobSpec& spec);
 std::unique_ptr<Strategy> NewBayesOptStrategy(const v1::JobSpec& spec, uint64_t position);
+std::unique_ptr<Strategy> NewTpeStrategy(const v1::JobSpec& spec, uint64_t position);
 absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::JobSpec& spec,
                                                                      uint64_t position);
 

@@ -4,6 +4,7 @@
 #include "core/parameters.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <set>
 #include <string>

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "core/cost.h"
+#include "core/jobspec.h"
 #include "core/nb201.h"
+#include "core/parameters.h"
 #include "core/scaling.h"
 #include "core/search_space.h"
 #include "core/strategies/gp.h"
@@ -105,8 +107,53 @@ TEST_P(EveryStrategyTest, RebuiltFromHistoryContinuesTheSameSequence) {
   EXPECT_EQ(AskTell(*original, 10, nullptr, &seen), AskTell(*rebuilt, 10, nullptr, &seen2));
 }
 
+// Mixed spaces (an architecture with conditional hyperparameters of every domain): every
+// strategy proposes only candidates that lie in the space -- valid, each active parameter at
+// one of its values and in bounds, no inactive one -- and never the same one twice.
+TEST_P(EveryStrategyTest, MixedSpaceProposalsAreValidActiveAndInBounds) {
+  v1::JobSpec spec = Spec(GetParam(), 5, GetParam() == "nsga2");
+  spec.mutable_search_space()->Clear();
+  ASSERT_TRUE(YamlToMessage(R"(
+name: mixed
+mlp: {in_features: 784, num_classes: 10, depth: [1, 2], layers: [{units: [16, 32, 64]}, {units: [16, 32, 64]}]}
+parameters:
+  - {name: optimizer, categorical: {values: [adamw, sgd]}}
+  - {name: learning_rate, real: {low: 1e-4, high: 0.1, log: true}}
+  - {name: momentum, real: {low: 0.5, high: 0.99, levels: 50}, when: [{parameter: optimizer, values: [sgd]}]}
+  - {name: batch_size, integer: {low: 16, high: 512, log: true}}
+  - {name: dropout, real: {low: 0, high: 0.5, step: 0.1}}
+  - {name: warmup_epochs, ordinal: {values: [0, 1, 2, 5]}}
+)",
+                            spec.mutable_search_space())
+                  .ok());
+  auto s = NewStrategy(spec, 0).value();
+  std::set<std::string> seen;
+  for (int i = 0; i < 60; ++i) {
+    Proposal p =
+        s->Ask([&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; }, 100);
+    ASSERT_EQ(p.kind, Proposal::Kind::kCandidate) << p.reason;
+    ASSERT_TRUE(CheckInSpace(spec.search_space(), p.arch, "architecture").ok())
+        << CheckInSpace(spec.search_space(), p.arch, "architecture") << " " << ArchSummary(p.arch);
+    const v1::ParamValue* lr = FindParam(p.arch, "learning_rate");
+    ASSERT_NE(lr, nullptr);
+    EXPECT_GE(lr->number(), 1e-4);
+    EXPECT_LE(lr->number(), 0.1);
+    const bool sgd = FindParam(p.arch, "optimizer")->text() == "sgd";
+    EXPECT_EQ(FindParam(p.arch, "momentum") != nullptr, sgd);
+    // A smooth function of the values, so model-based strategies have something to learn.
+    v1::Trial t;
+    t.set_id(i);
+    *t.mutable_architecture() = p.arch;
+    t.set_state(v1::TRIAL_SUCCEEDED);
+    const double x = std::log10(lr->number()) + 2.5;
+    (*t.mutable_metrics())["accuracy"] = 1 - x * x - (sgd ? 0.1 : 0);
+    (*t.mutable_metrics())["params"] = static_cast<double>(ComputeCost(p.arch).params);
+    s->Tell(t);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Strategies, EveryStrategyTest,
-                         ::testing::Values("random", "evolution", "nsga2", "bo"));
+                         ::testing::Values("random", "evolution", "nsga2", "bo", "tpe"));
 
 TEST(StrategyTest, RandomSkipsInadmissibleProposalsWithinItsAttempts) {
   auto s = NewStrategy(Spec("random", 1), 0).value();
@@ -176,14 +223,16 @@ TEST(StrategyTest, ModelAndEvolutionFindBetterCellsThanRandomSearch) {
   };
   double optimum = 0;
   for (int e = 0; e < 6; ++e) optimum += 3.5 * (1 + 0.1 * e);
-  double random = 0, rea = 0, bo = 0;
+  double random = 0, rea = 0, bo = 0, tpe = 0;
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     random += best_after("random", seed, 40) / 5;
     rea += best_after("evolution", seed, 40) / 5;
     bo += best_after("bo", seed, 40) / 5;
+    tpe += best_after("tpe", seed, 40) / 5;
   }
   EXPECT_GT(rea, random);
   EXPECT_GT(bo, random);
+  EXPECT_GT(tpe, random);
   EXPECT_NEAR(bo, optimum, 1e-9);  // an additive function is easy for the GP
 }
 

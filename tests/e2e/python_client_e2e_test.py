@@ -106,6 +106,42 @@ def refusals(c, tmp):
         check(e.field == "where", "where 'macs<=x': field where (%s)" % e)
 
 
+def hyperparameters(c, addr):
+    """An external job searching hyperparameters with the architecture: the SDK's train function
+    receives them by name, and the DataFrame has a params_NAME column for each (Optuna's
+    convention). Any name is the external worker's to interpret."""
+    s = spec("hyper", 4, 1)
+    s["strategy"] = {"name": "evolution"}
+    s["search_space"] = dict(SPACE, parameters=[
+        {"name": "lr", "real": {"low": 1e-3, "high": 0.1, "log": True}},
+        {"name": "opt", "categorical": {"values": ["adam", "sgd"]}},
+        {"name": "mom", "ordinal": {"values": [0.8, 0.9]},
+         "when": [{"parameter": "opt", "values": ["sgd"]}]}])
+    job = c.submit(s)
+    seen = []
+
+    def train(trial):
+        seen.append(dict(trial.hyperparameters))
+        h = trial.hyperparameters
+        trial.report(1, {"accuracy": 1.0 - abs(h["lr"] - 0.01)})
+        return {"accuracy": 1.0 - abs(h["lr"] - 0.01)}
+    stop = threading.Event()
+    t, box = sdk_worker(addr, train, "sdk-hyper", stop)
+    final = c.wait(job["id"], timeout=300)
+    stop.set()
+    t.join(30)
+    check(final["state"] == "JOB_SUCCEEDED", "hyperparameter job succeeded (%s)" % final["state"])
+    check(len(seen) == 4 and all(1e-3 <= h["lr"] <= 0.1 and h["opt"] in ("adam", "sgd") and
+                                 (("mom" in h) == (h["opt"] == "sgd")) for h in seen),
+          "the train function got lr, opt and mom only with sgd (%s)" % seen)
+    df = c.candidates(job["id"])
+    check({"params_lr", "params_opt", "params_stem_channels"} <= set(df.columns),
+          "candidates columns params_lr, params_opt beside the architecture's (%s)"
+          % sorted(df.columns))
+    check(sorted(df["params_lr"]) == sorted(h["lr"] for h in seen),
+          "params_lr holds the values trained")
+
+
 def own_training(c, addr):
     """The example's PyTorch loop trains an external job's candidates."""
     import train_own_data as ex
@@ -343,6 +379,7 @@ def main():
                   "warm start: %d results reused from the ASHA job (%s)"
                   % (len(done), w["counts"]))
             c.cancel(w)
+            hyperparameters(c, addr)
         controller_restart(ctl, addr, tmp)
     finally:
         nf.conclude(tmp, ["ctl.log", "ctl2.log", "worker.log"])

@@ -3,7 +3,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/search_space.h"
@@ -153,6 +156,54 @@ TEST(TorchTrainerTest, AugmentedTrainingLearnsAndDiffersFromPlain) {
   auto [plain_acc, plain_loss] = run(false);
   EXPECT_GT(acc, 0.5) << "without augmentation: " << plain_acc;  // chance is 0.1
   EXPECT_NE(loss, plain_loss);
+}
+
+// A candidate's hyperparameters are the recipe it trains with: SGD with Nesterov momentum, a
+// one-cycle schedule, label smoothing and dropout learn on real data, and change what is learned;
+// a name the trainer does not bind fails the trial naming the field.
+TEST(TorchTrainerTest, ACandidatesHyperparametersAreItsRecipe) {
+  auto trainer = NewTorchTrainer({}).value();
+  std::atomic<bool> abort{false};
+  auto run = [&](const std::vector<std::pair<std::string, std::string>>& params) {
+    TrainRequest req = SmallRequest("fashion-mnist");
+    for (const auto& [name, value] : params) {
+      auto* v = req.architecture.mutable_params()->add_values();
+      v->set_name(name);
+      double x;
+      if (absl::SimpleAtod(value, &x)) {
+        v->set_number(x);
+      } else {
+        v->set_text(value);
+      }
+    }
+    double loss = 0;
+    auto r = trainer->Train(
+        req,
+        [&](const EpochReport& e) {
+          loss = e.train_loss;
+          return Verdict::kContinue;
+        },
+        abort);
+    return std::make_pair(std::move(r), loss);
+  };
+  auto [sgd, sgd_loss] = run({{"optimizer", "sgd"},
+                              {"learning_rate", "0.05"},
+                              {"momentum", "0.9"},
+                              {"nesterov", "on"},
+                              {"schedule", "onecycle"},
+                              {"label_smoothing", "0.1"},
+                              {"dropout", "0.2"},
+                              {"batch_size", "64"}});
+  ASSERT_TRUE(sgd.ok()) << sgd.status();
+  EXPECT_GT(sgd->metrics.at("accuracy"), 0.6);  // chance is 0.1
+  auto [plain, plain_loss] = run({});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_NE(sgd_loss, plain_loss);
+  auto [bad, bad_loss] = run({{"colour", "red"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("architecture.params[colour]: the built-in trainer has no "
+                                   "parameter 'colour'"));
 }
 
 TEST(TorchTrainerTest, StopVerdictEndsEarlyAndAbortReturnsAborted) {

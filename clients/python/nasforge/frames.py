@@ -2,7 +2,8 @@
 
 Column names follow Optuna's trials_dataframe: `number`, `state`, `values_<objective metric>`
 (the job's objectives, in order), `params_<choice>` (the architecture's decisions, flattened:
-`params_stages_0_kernel`), `metrics_<name>` (every other metric: macs, params, test_accuracy,
+`params_stages_0_kernel`, and each hyperparameter by its name: `params_learning_rate`, Optuna's
+convention), `metrics_<name>` (every other metric: macs, params, test_accuracy,
 latency_ms@TARGET, ...), `datetime_created`, `datetime_complete`, then nasforge's own:
 `worker_id`, `hardware_profile`, `arch_hash`, `attempts`, `error`.
 """
@@ -71,12 +72,22 @@ def _flatten(msg, prefix, out):
             out[prefix + field.name] = field.enum_type.values_by_number[value].name
 
 
+def _candidate(arch, prefix, out):
+    """The architecture's decisions flattened and its hyperparameters by name (a number, or the
+    word of a categorical one), under `prefix`. The space kind (mbconv, ...) is left out."""
+    for field, value in arch.ListFields():
+        if field.name == "params":  # Architecture.params: the candidate's hyperparameters
+            for v in value.values:
+                out[prefix + v.name] = v.text if v.text else v.number
+        else:  # the oneof: the kind's message
+            _flatten(value, prefix, out)
+
+
 def architecture_params(arch):
-    """An Architecture's decisions flattened: {"stem_channels": 16, "stages_0_kernel": 3, ...}.
-    The space kind (mbconv, resnet, ...) is left out: a job has one."""
+    """An Architecture's decisions flattened and its hyperparameters by name:
+    {"stem_channels": 16, "stages_0_kernel": 3, "learning_rate": 0.01, "optimizer": "sgd"}."""
     out = {}
-    for _, kind in arch.ListFields():  # the oneof: exactly one
-        _flatten(kind, "", out)
+    _candidate(arch, "", out)
     return out
 
 
@@ -85,8 +96,7 @@ def trial_row(t, objective_metrics=()):
     row = {"number": t.id, "state": state_name(t.state)}
     for m in objective_metrics:
         row["values_" + m] = metrics.get(m)
-    for _, kind in t.architecture.ListFields():  # the oneof: exactly one
-        _flatten(kind, "params_", row)
+    _candidate(t.architecture, "params_", row)
     for k in sorted(metrics):
         if k not in objective_metrics:
             row["metrics_" + k] = metrics[k]

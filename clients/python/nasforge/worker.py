@@ -55,7 +55,10 @@ class Trial:
     """One leased candidate, handed to your train function.
 
     job_id, trial_id, arch_hash; architecture: the candidate as a dict (snake_case keys, every
-    field present); params: its decisions flattened ({"stages_0_kernel": 3, ...}); epochs: the
+    field present); hyperparameters: the candidate's values of the space's `parameters`, by name
+    ({"learning_rate": 0.01, "optimizer": "sgd"}: a number, or a categorical parameter's word;
+    inactive ones absent); params: its decisions flattened and its hyperparameters
+    ({"stages_0_kernel": 3, ..., "learning_rate": 0.01}); epochs: the
     job's budget of epochs; seed, split_seed: for your random generators; training: the job's
     Training settings as a dict (batch_size, learning_rate, ...); stopped: the controller said
     stop at an earlier report.
@@ -73,6 +76,8 @@ class Trial:
             grant.architecture, preserving_proto_field_name=True,
             including_default_value_fields=True)
         self.params = frames.architecture_params(grant.architecture)
+        self.hyperparameters = {v.name: (v.text if v.text else v.number)
+                                for v in grant.architecture.params.values}
         self.epochs = grant.epochs
         self.seed = grant.seed
         self.split_seed = grant.split_seed
