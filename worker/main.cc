@@ -67,8 +67,12 @@ ABSL_FLAG(int, max_trials, 0, "exit after this many trials (0: run until SIGTERM
 ABSL_FLAG(double, exit_when_idle, 0, "exit after this many seconds without work (0: never)");
 ABSL_FLAG(std::string, backend, "torch",
           "torch (train with LibTorch) or tabular (answer NAS-Bench-201 cells from --table)");
-ABSL_FLAG(std::string, table, "", "tabular: benchmark CSV keyed by the NAS-Bench-201 arch string");
-ABSL_FLAG(std::string, key_column, "arch_str", "tabular: the column holding the arch string");
+ABSL_FLAG(std::string, table, "",
+          "tabular: benchmark CSV (gzip read as is), keyed by the NAS-Bench-201 arch string or, "
+          "with --key-column= , by its parameter columns");
+ABSL_FLAG(std::string, key_column, "arch_str",
+          "tabular: the column holding the arch string; empty: rows keyed by every column that "
+          "is not the fitness, seeds or a report column (a table of parameters)");
 ABSL_FLAG(std::string, fitness_column, "", "tabular: column reported as the trial's accuracy");
 ABSL_FLAG(std::string, report_columns, "", "tabular: comma-separated columns also reported");
 ABSL_FLAG(double, tabular_trial_seconds, 0,

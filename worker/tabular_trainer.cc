@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
@@ -17,6 +18,8 @@ namespace {
 class TabularTrainer final : public Trainer {
  public:
   explicit TabularTrainer(TabularOracle oracle) : oracle_(std::move(oracle)) {}
+
+  std::vector<std::string> Datasets() const override { return {"tabular"}; }
 
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
                                     const std::function<Verdict(const EpochReport&)>& on_epoch,

@@ -100,6 +100,10 @@ class TorchTrainer final : public Trainer {
   std::optional<MeasureContext> Measuring() const override {
     return MeasureContext{o_.device, o_.latency};
   }
+  // Images: the built-in data sets and the user's files (not tables, not external trainers).
+  std::vector<std::string> Datasets() const override {
+    return {"fashion-mnist", "synthetic", "idx", "cifar", "npy"};
+  }
 
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
                                     const std::function<Verdict(const EpochReport&)>& on_epoch,

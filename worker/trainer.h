@@ -60,6 +60,9 @@ class Trainer {
   // budget; the target's runtime from worker/latency_runtime.h does the measuring); nullopt:
   // it does not measure, and the worker registers as one that does not.
   virtual std::optional<MeasureContext> Measuring() const { return std::nullopt; }
+  // The Training.dataset values this trainer trains, registered with the controller so it is
+  // leased only trials of those (RegisterWorkerRequest.datasets); empty: every built-in one.
+  virtual std::vector<std::string> Datasets() const { return {}; }
 };
 
 struct TorchTrainerOptions {

@@ -106,6 +106,7 @@ absl::Status WorkerLoop::Register() {
     req.set_worker_id(worker_id_.empty() ? options_.worker_id : worker_id_);
     *req.mutable_hardware() = options_.hardware;
     req.set_new_process(!registered_);
+    for (const std::string& d : trainer_->Datasets()) req.add_datasets(d);
     const std::optional<MeasureContext> measuring = trainer_->Measuring();
     req.set_measures_latency(options_.measure_latency && measuring.has_value());
     if (req.measures_latency()) {

@@ -106,8 +106,10 @@ class FakeTrainer : public Trainer {
     res.metrics["accuracy"] = 0.1 * req.epochs;
     return res;
   }
+  std::vector<std::string> Datasets() const override { return datasets; }
   bool fail = false;
   bool block_first_epoch = false;
+  std::vector<std::string> datasets;
   absl::Notification started;
 };
 
@@ -158,6 +160,18 @@ TEST(WorkerLoopTest, AReportWithoutANextTrialFallsBackToLeaseTrial) {
 // Only the first registration of a process says it is new (the controller then frees leases an
 // earlier process under the same id died holding); registering again when the controller forgot
 // the worker does not.
+// A trainer's data sets are registered, so the controller leases it only trials of those (a
+// tabular worker never gets an image job, a LibTorch worker never a table's).
+TEST(WorkerLoopTest, RegistersTheDataSetsItsTrainerTrains) {
+  FakeController c;
+  FakeTrainer t;
+  t.datasets = {"tabular"};
+  WorkerLoop loop(&c, &t, Options(1), nullptr);
+  ASSERT_TRUE(loop.Run().ok());
+  ASSERT_FALSE(c.registrations.empty());
+  EXPECT_THAT(c.registrations[0].datasets(), ::testing::ElementsAre("tabular"));
+}
+
 TEST(WorkerLoopTest, OnlyTheFirstRegistrationSaysNewProcess) {
   FakeController c;
   c.forget_worker_once = true;
