@@ -19,156 +19,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/param_domain.h"
 #include "core/space_kind.h"
 #include "core/status.h"
 
 namespace nasforge {
 namespace {
-
-constexpr int kDefaultRealLevels = 1024;
-constexpr int kMaxIntegerLevels = 1024;
-constexpr int kMaxLevels = 65536;
-constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
-
-// Rounds to 12 significant digits: grid values print as written (0.3, not 0.30000000000000004).
-double Clean(double x) {
-  if (x == 0 || !std::isfinite(x)) return x;
-  double out = x;
-  (void)absl::SimpleAtod(absl::StrFormat("%.12g", x), &out);
-  return out;
-}
-
-// One parameter's values by index.
-class Domain {
- public:
-  explicit Domain(const v1::Parameter& p) : p_(p) {
-    switch (p.domain_case()) {
-      case v1::Parameter::kReal: {
-        const auto& r = p.real();
-        if (r.step() > 0) {
-          levels_ = static_cast<int>(std::floor((r.high() - r.low()) / r.step() + 1e-9)) + 1;
-        } else {
-          levels_ = r.levels() > 0 ? r.levels() : kDefaultRealLevels;
-        }
-        break;
-      }
-      case v1::Parameter::kInteger: {
-        const auto& n = p.integer();
-        const double count = static_cast<double>(n.high()) - static_cast<double>(n.low()) + 1;
-        exact_ = !n.log() && count <= kMaxIntegerLevels;
-        levels_ = static_cast<int>(std::min<double>(count, kMaxIntegerLevels));
-        break;
-      }
-      case v1::Parameter::kCategorical:
-        levels_ = p.categorical().values_size();
-        ordered_ = false;
-        text_ = true;
-        break;
-      case v1::Parameter::kOrdinal:
-        levels_ = p.ordinal().values_size();
-        break;
-      default:
-        levels_ = 1;
-    }
-    levels_ = std::max(levels_, 1);
-  }
-  int levels() const { return levels_; }
-  bool ordered() const { return ordered_; }
-  bool text() const { return text_; }
-
-  double Number(int i) const {
-    const double t = levels_ > 1 ? static_cast<double>(i) / (levels_ - 1) : 0.0;
-    switch (p_.domain_case()) {
-      case v1::Parameter::kReal: {
-        const auto& r = p_.real();
-        if (r.step() > 0) return Clean(r.low() + i * r.step());
-        if (i == 0) return r.low();
-        if (i == levels_ - 1) return r.high();
-        if (r.log()) {
-          return Clean(std::exp(std::log(r.low()) + t * (std::log(r.high()) - std::log(r.low()))));
-        }
-        return Clean(r.low() + t * (r.high() - r.low()));
-      }
-      case v1::Parameter::kInteger: {
-        const auto& n = p_.integer();
-        const double lo = static_cast<double>(n.low()), hi = static_cast<double>(n.high());
-        if (exact_) return lo + i;
-        if (n.log()) return std::round(std::exp(std::log(lo) + t * (std::log(hi) - std::log(lo))));
-        return std::round(lo + t * (hi - lo));
-      }
-      case v1::Parameter::kOrdinal:
-        return p_.ordinal().values(i);
-      default:
-        return 0;
-    }
-  }
-  const std::string& Text(int i) const { return p_.categorical().values(i); }
-
-  // The index of value `v`, -1 when it is not one of the domain's values.
-  int IndexOf(const v1::ParamValue& v) const {
-    if (text_) {
-      for (int i = 0; i < levels_; ++i) {
-        if (Text(i) == v.text()) return i;
-      }
-      return -1;
-    }
-    return IndexOfNumber(v.number());
-  }
-  int IndexOfNumber(double x) const {
-    if (p_.domain_case() == v1::Parameter::kOrdinal) {
-      for (int i = 0; i < levels_; ++i) {
-        if (Number(i) == x) return i;
-      }
-      return -1;
-    }
-    // Non-decreasing in i: the first index whose value is >= x.
-    int lo = 0, hi = levels_;
-    while (lo < hi) {
-      int mid = lo + (hi - lo) / 2;
-      if (Number(mid) < x) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo < levels_ && Number(lo) == x ? lo : -1;
-  }
-  // The value nearest to x (for error messages).
-  double Nearest(double x) const {
-    int lo = 0, hi = levels_ - 1;
-    while (lo < hi) {
-      int mid = lo + (hi - lo) / 2;
-      if (Number(mid) < x) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    if (lo > 0 && std::abs(Number(lo - 1) - x) < std::abs(Number(lo) - x)) --lo;
-    return Number(lo);
-  }
-  v1::ParamValue Value(int i) const {
-    v1::ParamValue v;
-    v.set_name(p_.name());
-    if (text_) {
-      v.set_text(Text(i));
-    } else {
-      v.set_number(Number(i));
-    }
-    return v;
-  }
-  // Whether a condition's value (as written) names value i.
-  bool Matches(int i, const std::string& written) const {
-    if (text_) return Text(i) == written;
-    double x;
-    return absl::SimpleAtod(written, &x) && Number(i) == x;
-  }
-
- private:
-  const v1::Parameter& p_;
-  int levels_ = 1;
-  bool ordered_ = true, text_ = false, exact_ = false;
-};
 
 bool Identifier(const std::string& s) {
   if (s.empty() || !absl::ascii_islower(s[0])) return false;
@@ -269,7 +125,7 @@ absl::Status ValidateDomain(const v1::Parameter& p, const std::string& at) {
 
 // Walks the parameters in order, deciding activity from the values chosen so far.
 // `index[j]` is parameter j's value index, or -1 when inactive.
-bool Active(const v1::SearchSpace& space, const std::vector<Domain>& d,
+bool Active(const v1::SearchSpace& space, const std::vector<ParamDomain>& d,
             const std::map<std::string, int>& position, const std::vector<int>& index, int j) {
   for (const auto& c : space.parameters(j).when()) {
     auto it = position.find(c.parameter());
@@ -284,7 +140,7 @@ bool Active(const v1::SearchSpace& space, const std::vector<Domain>& d,
 }
 
 struct Walk {
-  std::vector<Domain> domains;
+  std::vector<ParamDomain> domains;
   std::map<std::string, int> position;
 };
 Walk MakeWalk(const v1::SearchSpace& space) {
@@ -332,7 +188,7 @@ absl::Status ValidateParameters(const v1::SearchSpace& space, const std::string&
             absl::StrCat("'", cond.parameter(), "' is not a parameter declared before this one"));
       }
       if (cond.values().empty()) return FieldError(cat + ".values", "needs at least one value");
-      const Domain other(space.parameters(it->second));
+      const ParamDomain other(space.parameters(it->second));
       for (int v = 0; v < cond.values_size(); ++v) {
         bool found = false;
         if (other.text()) {
@@ -376,7 +232,7 @@ absl::Status ValidateParamValues(const v1::ParamValues& values, const std::strin
 std::vector<Decision> ParameterDecisions(const v1::SearchSpace& space) {
   std::vector<Decision> out;
   for (const auto& p : space.parameters()) {
-    const Domain d(p);
+    const ParamDomain d(p);
     Decision dec;
     dec.name = "params." + p.name();
     dec.choices = d.levels();
@@ -435,7 +291,7 @@ absl::StatusOr<Genes> Encode(const v1::SearchSpace& space, const v1::Architectur
     if (it == given.end()) {
       return FieldError(path + ".params", absl::StrCat("needs a value for '", name, "'"));
     }
-    const Domain& d = w.domains[j];
+    const ParamDomain& d = w.domains[j];
     const int i = d.IndexOf(*it->second);
     if (i < 0) {
       std::string why = d.text()

@@ -169,26 +169,9 @@ class BayesOptStrategy final : public Strategy {
       for (size_t i = 0; i < count; ++i) y.push_back(obs_[i].obj[std::max(0, model_index_)]);
       return y;
     }
-    std::vector<double> lo(m, 1e300), hi(m, -1e300), lambda(m);
-    for (size_t i = 0; i < count; ++i) {
-      for (size_t k = 0; k < m; ++k) {
-        lo[k] = std::min(lo[k], obs_[i].obj[k]);
-        hi[k] = std::max(hi[k], obs_[i].obj[k]);
-      }
-    }
-    double sum = 0;
-    for (auto& l : lambda) sum += (l = std::exponential_distribution<double>(1.0)(rng));
-    for (auto& l : lambda) l /= sum;
-    for (size_t i = 0; i < count; ++i) {
-      double worst = 0, total = 0;
-      for (size_t k = 0; k < m; ++k) {
-        double gap = hi[k] > lo[k] ? (hi[k] - obs_[i].obj[k]) / (hi[k] - lo[k]) : 0;
-        worst = std::max(worst, lambda[k] * gap);
-        total += lambda[k] * gap;
-      }
-      y.push_back(-(worst + 0.05 * total));
-    }
-    return y;
+    std::vector<const std::vector<double>*> objs;
+    for (size_t i = 0; i < count; ++i) objs.push_back(&obs_[i].obj);
+    return ParegoScalarization(objs, rng);
   }
 
   double Cost(const v1::SearchSpace& space, const Genes& g) const {

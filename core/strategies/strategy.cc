@@ -1,7 +1,10 @@
 #include "core/strategies/strategy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <random>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -103,6 +106,33 @@ std::optional<Scored> ScoreTrial(const v1::JobSpec& spec, const v1::Trial& trial
   auto genes = EncodeArchitecture(spec.search_space(), trial.architecture());
   if (!genes) return std::nullopt;
   return Scored{std::move(*genes), std::move(*obj)};
+}
+
+std::vector<double> ParegoScalarization(const std::vector<const std::vector<double>*>& objs,
+                                        std::mt19937_64& rng) {
+  const size_t m = objs.empty() ? 0 : objs[0]->size();
+  std::vector<double> lo(m, 1e300), hi(m, -1e300), lambda(m);
+  for (const auto* o : objs) {
+    for (size_t k = 0; k < m; ++k) {
+      lo[k] = std::min(lo[k], (*o)[k]);
+      hi[k] = std::max(hi[k], (*o)[k]);
+    }
+  }
+  double sum = 0;
+  for (auto& l : lambda) sum += (l = std::exponential_distribution<double>(1.0)(rng));
+  for (auto& l : lambda) l /= sum;
+  std::vector<double> y;
+  y.reserve(objs.size());
+  for (const auto* o : objs) {
+    double worst = 0, total = 0;
+    for (size_t k = 0; k < m; ++k) {
+      const double gap = hi[k] > lo[k] ? (hi[k] - (*o)[k]) / (hi[k] - lo[k]) : 0;
+      worst = std::max(worst, lambda[k] * gap);
+      total += lambda[k] * gap;
+    }
+    y.push_back(-(worst + 0.05 * total));
+  }
+  return y;
 }
 
 Proposal SampleAdmissible(const v1::SearchSpace& space, std::mt19937_64& rng,

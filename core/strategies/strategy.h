@@ -84,6 +84,13 @@ Proposal ProposeGenes(const v1::SearchSpace& space, std::mt19937_64& rng,
                       const Admissible& admissible, int max_attempts,
                       const std::function<Genes()>& make);
 
+// ParEGO's scalarisation of several objectives (larger is better): weights drawn from `rng`
+// (normalised exponentials), then minus the augmented Chebyshev distance of each vector to the
+// best seen, each objective scaled by the range seen. Larger is better. The model-based
+// strategies split or model by it when a job has several objectives.
+std::vector<double> ParegoScalarization(const std::vector<const std::vector<double>*>& objs,
+                                        std::mt19937_64& rng);
+
 // A result as the population-based strategies keep it: genes and oriented objectives; nullopt
 // unless the trial succeeded with every objective and lies in the space.
 struct Scored {

@@ -194,24 +194,9 @@ class TpeStrategy final : public Strategy {
       for (const auto& o : obs_) y.push_back(o.obj[0]);
       return y;
     }
-    std::vector<double> lo(m, 1e300), hi(m, -1e300), lambda(m);
-    for (const auto& o : obs_) {
-      for (size_t k = 0; k < m; ++k)
-        lo[k] = std::min(lo[k], o.obj[k]), hi[k] = std::max(hi[k], o.obj[k]);
-    }
-    double sum = 0;
-    for (auto& l : lambda) sum += (l = std::exponential_distribution<double>(1.0)(rng));
-    for (auto& l : lambda) l /= sum;
-    for (const auto& o : obs_) {
-      double worst = 0, total = 0;
-      for (size_t k = 0; k < m; ++k) {
-        const double gap = hi[k] > lo[k] ? (hi[k] - o.obj[k]) / (hi[k] - lo[k]) : 0;
-        worst = std::max(worst, lambda[k] * gap);
-        total += lambda[k] * gap;
-      }
-      y.push_back(-(worst + 0.05 * total));
-    }
-    return y;
+    std::vector<const std::vector<double>*> objs;
+    for (const auto& o : obs_) objs.push_back(&o.obj);
+    return ParegoScalarization(objs, rng);
   }
 
   const v1::JobSpec spec_;
