@@ -123,6 +123,13 @@ def main():
         out = nf.cli(CLI, addr, "candidates", job).stdout
         check("learning_rate_init=" in out and "width=" in out,
               "candidates table shows the values")
+        r = nf.cli(CLI, addr, "importance", job, "--json")
+        imp = json.loads(r.stdout or "{}")
+        names = [d["name"] for d in imp.get("decisions", [])]
+        check(r.returncode == 0 and imp.get("trials") == 30 and sorted(names) == sorted(
+            "params." + c for c in ("alpha", "batch_size", "depth", "learning_rate_init", "width"))
+              and abs(sum(d["importance"] for d in imp["decisions"]) - 1) < 1e-6,
+              "importance: the five parameters, shares summing to 1 (%s)" % r.stderr.strip())
 
         # A joint architecture + recipe job on the LibTorch worker.
         r = submit(addr, tmp, "joint", JOINT_JOB % RECIPE)
