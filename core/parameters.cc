@@ -26,14 +26,6 @@
 namespace nasforge {
 namespace {
 
-bool Identifier(const std::string& s) {
-  if (s.empty() || !absl::ascii_islower(s[0])) return false;
-  for (char c : s) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
-  }
-  return true;
-}
-
 // Text safe in the canonical JSON (no escapes needed) and on one line.
 bool PlainText(const std::string& s) {
   for (unsigned char c : s) {
@@ -169,7 +161,7 @@ absl::Status ValidateParameters(const v1::SearchSpace& space, const std::string&
   for (int j = 0; j < space.parameters_size(); ++j) {
     const auto& p = space.parameters(j);
     const std::string at = absl::StrCat(path, ".parameters[", j, "]");
-    if (!Identifier(p.name())) {
+    if (!IsLowerIdentifier(p.name())) {
       return FieldError(at + ".name", absl::StrCat("'", p.name(),
                                                    "' is not a lower-case identifier "
                                                    "(letters, digits, _; a letter first)"));
@@ -215,7 +207,7 @@ absl::Status ValidateParamValues(const v1::ParamValues& values, const std::strin
   for (int i = 0; i < values.values_size(); ++i) {
     const auto& v = values.values(i);
     const std::string at = absl::StrCat(path, ".values[", i, "]");
-    if (!Identifier(v.name())) {
+    if (!IsLowerIdentifier(v.name())) {
       return FieldError(at + ".name", absl::StrCat("'", v.name(), "' is not a parameter name"));
     }
     if (!seen.insert(v.name()).second) {

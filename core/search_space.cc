@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/canonical_json.h"
@@ -41,6 +42,14 @@ absl::Status CheckNames(const google::protobuf::RepeatedPtrField<std::string>& v
     }
   }
   return absl::OkStatus();
+}
+
+bool IsLowerIdentifier(absl::string_view s) {
+  if (s.empty() || !absl::ascii_islower(s[0])) return false;
+  for (char c : s) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '_') return false;
+  }
+  return true;
 }
 
 absl::Status CheckRange(int64_t v, absl::string_view path, int64_t lo, int64_t hi) {
@@ -218,7 +227,6 @@ std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space,
                                         const v1::Architecture& arch) {
   const SpaceKind* k = KindOf(space);
   if (k == nullptr || KindOf(arch) != k) return std::nullopt;
-  if (space.parameters_size() == 0 && arch.has_params()) return std::nullopt;
   auto genes = EncodeBoth(k, space, NormalizedArchitecture(arch));
   // Decisions that do not change the architecture (an MLP layer beyond its depth, an inactive
   // parameter) are 0.

@@ -127,6 +127,8 @@ absl::Status CheckNames(const google::protobuf::RepeatedPtrField<std::string>& v
 absl::Status CheckName(const std::string& value, absl::string_view path,
                        const std::vector<std::string>& allowed);
 absl::Status CheckRange(int64_t v, absl::string_view path, int64_t lo, int64_t hi);
+// A lower-case identifier: letters, digits and '_', a letter first (kind and parameter names).
+bool IsLowerIdentifier(absl::string_view s);
 
 // Index of `v` in `choices`, or -1. A one-element list matches any value equal to it.
 template <typename C, typename T>

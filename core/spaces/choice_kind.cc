@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,56 +41,62 @@ const ChoiceSpec* SpecOf(const std::vector<ChoiceSpec>& specs, const std::string
 
 }  // namespace
 
-absl::Status ChoiceKind::ValidateSpace(const v1::SearchSpace& space, const std::string& p) const {
-  const auto& s = space.custom();
-  const std::vector<ChoiceSpec> specs = Choices();
+namespace {
+
+// The names of a space's choices or an architecture's values (`field`: "choices" / "values"):
+// each a choice of the kind, given once (`twice` says how the error puts it), all given; then
+// `check_item(i, spec, at)` for each.
+template <typename Items, typename CheckItem>
+absl::Status CheckChoiceNames(const Items& items, const std::string& p, const std::string& field,
+                              const std::vector<ChoiceSpec>& specs, const std::string& kind,
+                              const char* twice, const CheckItem& check_item,
+                              const std::function<std::string(const ChoiceSpec&)>& missing) {
   std::map<std::string, int> seen;
-  for (int i = 0; i < s.choices_size(); ++i) {
-    const auto& c = s.choices(i);
-    const std::string at = absl::StrCat(p, ".choices[", i, "]");
-    const ChoiceSpec* spec = SpecOf(specs, c.name());
+  for (int i = 0; i < items.size(); ++i) {
+    const std::string& name = items[i].name();
+    const std::string at = absl::StrCat(p, ".", field, "[", i, "]");
+    const ChoiceSpec* spec = SpecOf(specs, name);
     if (spec == nullptr) {
-      return FieldError(at + ".name", absl::StrCat("'", c.name(), "' is not a choice of kind ",
-                                                   name_, " (", Needed(specs), ")"));
+      return FieldError(at + ".name", absl::StrCat("'", name, "' is not a choice of kind ", kind,
+                                                   " (", Needed(specs), ")"));
     }
-    if (!seen.emplace(c.name(), i).second) {
-      return FieldError(at + ".name", absl::StrCat("'", c.name(), "' is listed twice"));
+    if (!seen.emplace(name, i).second) {
+      return FieldError(at + ".name", absl::StrCat("'", name, "' is ", twice, " twice"));
     }
-    NF_RETURN_IF_ERROR(CheckChoices(c.values(), at + ".values", spec->min, spec->max));
+    NF_RETURN_IF_ERROR(check_item(i, *spec, at));
   }
   for (const auto& spec : specs) {
-    if (!seen.count(spec.name)) {
-      return FieldError(p + ".choices", absl::StrCat("kind ", name_, " needs choice '", spec.name,
-                                                     "' (all of: ", Needed(specs), ")"));
-    }
+    if (!seen.count(spec.name)) return FieldError(p + "." + field, missing(spec));
   }
   return absl::OkStatus();
 }
 
-absl::Status ChoiceKind::ValidateArch(const v1::Architecture& arch, const std::string& p) const {
-  const auto& a = arch.custom();
+}  // namespace
+
+absl::Status ChoiceKind::ValidateSpace(const v1::SearchSpace& space, const std::string& p) const {
+  const auto& choices = space.custom().choices();
   const std::vector<ChoiceSpec> specs = Choices();
-  std::map<std::string, int> seen;
-  for (int i = 0; i < a.values_size(); ++i) {
-    const auto& v = a.values(i);
-    const std::string at = absl::StrCat(p, ".values[", i, "]");
-    const ChoiceSpec* spec = SpecOf(specs, v.name());
-    if (spec == nullptr) {
-      return FieldError(at + ".name", absl::StrCat("'", v.name(), "' is not a choice of kind ",
-                                                   name_, " (", Needed(specs), ")"));
-    }
-    if (!seen.emplace(v.name(), i).second) {
-      return FieldError(at + ".name", absl::StrCat("'", v.name(), "' is given twice"));
-    }
-    NF_RETURN_IF_ERROR(CheckRange(v.value(), at + ".value", spec->min, spec->max));
-  }
-  for (const auto& spec : specs) {
-    if (!seen.count(spec.name)) {
-      return FieldError(p + ".values",
-                        absl::StrCat("kind ", name_, " needs a value for '", spec.name, "'"));
-    }
-  }
-  return absl::OkStatus();
+  return CheckChoiceNames(
+      choices, p, "choices", specs, name_, "listed",
+      [&](int i, const ChoiceSpec& spec, const std::string& at) {
+        return CheckChoices(choices[i].values(), at + ".values", spec.min, spec.max);
+      },
+      [&](const ChoiceSpec& spec) {
+        return absl::StrCat("kind ", name_, " needs choice '", spec.name,
+                            "' (all of: ", Needed(specs), ")");
+      });
+}
+
+absl::Status ChoiceKind::ValidateArch(const v1::Architecture& arch, const std::string& p) const {
+  const auto& values = arch.custom().values();
+  return CheckChoiceNames(
+      values, p, "values", Choices(), name_, "given",
+      [&](int i, const ChoiceSpec& spec, const std::string& at) {
+        return CheckRange(values[i].value(), at + ".value", spec.min, spec.max);
+      },
+      [&](const ChoiceSpec& spec) {
+        return absl::StrCat("kind ", name_, " needs a value for '", spec.name, "'");
+      });
 }
 
 void ChoiceKind::Normalize(v1::Architecture* arch) const {
@@ -153,10 +160,7 @@ int32_t ChoiceKind::Value(const v1::Architecture& arch, const std::string& name)
 
 absl::Status RegisterChoiceKind(std::shared_ptr<const ChoiceKind> kind) {
   const std::string name = kind->name();
-  bool ident = !name.empty() && absl::ascii_islower(name[0]);
-  for (char c : name)
-    ident = ident && (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_');
-  if (!ident) {
+  if (!IsLowerIdentifier(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("search-space kind '", name, "': a name is a lower-case identifier"));
   }

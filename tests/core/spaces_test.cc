@@ -182,8 +182,9 @@ TEST(SpacesTest, ErrorsNameTheFieldForEveryKind) {
                   [](auto* s) { s->mutable_mbconv()->mutable_stages(2)->set_kernel(0, 4); }),
               HasSubstr("search_space.mbconv.stages[2].kernel: 4 is not odd"));
   v1::SearchSpace none;
-  EXPECT_THAT(std::string(ValidateSearchSpace(none, "search_space").message()),
-              HasSubstr("search_space: one of convnext, mbconv, mlp, nb201, resnet, custom is required"));
+  EXPECT_THAT(
+      std::string(ValidateSearchSpace(none, "search_space").message()),
+      HasSubstr("search_space: one of convnext, mbconv, mlp, nb201, resnet, custom is required"));
 }
 
 TEST(SpacesTest, NB201ArchStringsParseAndErrorsSayWhy) {

@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
+#include "tests/job_watch.h"
 #include "worker/controller_client.h"
 #include "worker/torch_models.h"
 #include "worker/trainer.h"
@@ -219,14 +220,9 @@ TEST(CustomKindTest, AJobOfTheKindRunsThroughTheControllerAndTheTorchWorker) {
   absl::Status run;
   std::thread th([&] { run = loop.Run(); });
   {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
-    v1::WatchJobRequest w;
-    w.set_job_id(job.id());
-    auto reader = jobs->WatchJob(&ctx, w);
-    v1::JobEvent e;
-    while (reader->Read(&e)) job = e.job();
-    EXPECT_TRUE(reader->Finish().ok());
+    testing::Watched watched = testing::WatchUntilEnd(*jobs, job.id(), 300);
+    EXPECT_TRUE(watched.status.ok()) << watched.status.error_message();
+    job = watched.job;
   }
   loop.Stop();
   th.join();

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nasforge/v1/nasforge.grpc.pb.h"
+#include "tests/job_watch.h"
 #include "worker/controller_client.h"
 #include "worker/worker_loop.h"
 
@@ -217,14 +218,9 @@ TEST_F(LatencyRuntimeServiceTest, ARegisteredRuntimeMeasuresEveryCandidateThroug
   auto loop = StartWorker(&th);
   // The job's watch stream closes when it ends.
   {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    v1::WatchJobRequest w;
-    w.set_job_id(job.id());
-    auto reader = jobs->WatchJob(&ctx, w);
-    v1::JobEvent e;
-    while (reader->Read(&e)) job = e.job();
-    EXPECT_TRUE(reader->Finish().ok());
+    testing::Watched watched = testing::WatchUntilEnd(*jobs, job.id(), 120);
+    EXPECT_TRUE(watched.status.ok()) << watched.status.error_message();
+    job = watched.job;
   }
   loop->Stop();
   th.join();

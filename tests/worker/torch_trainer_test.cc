@@ -133,22 +133,29 @@ TEST(TorchTrainerTest, EveryKindTrainsOnRealData) {
   }
 }
 
+// Trains `req` to its end; the result and the last epoch's training loss.
+std::pair<absl::StatusOr<TrainResult>, double> TrainToEnd(Trainer& trainer,
+                                                          const TrainRequest& req) {
+  std::atomic<bool> abort{false};
+  double loss = 0;
+  auto r = trainer.Train(
+      req,
+      [&](const EpochReport& e) {
+        loss = e.train_loss;
+        return Verdict::kContinue;
+      },
+      abort);
+  return {std::move(r), loss};
+}
+
 // Augmented training (flips and shifts drawn per image) learns, and it changes what is
 // learned: the same seed without augmentation ends with a different loss.
 TEST(TorchTrainerTest, AugmentedTrainingLearnsAndDiffersFromPlain) {
   auto trainer = NewTorchTrainer({}).value();
-  std::atomic<bool> abort{false};
   auto run = [&](bool augment) {
     TrainRequest req = SmallRequest("fashion-mnist");
     req.training.set_augment(augment);
-    double loss = 0;
-    auto r = trainer->Train(
-        req,
-        [&](const EpochReport& e) {
-          loss = e.train_loss;
-          return Verdict::kContinue;
-        },
-        abort);
+    auto [r, loss] = TrainToEnd(*trainer, req);
     EXPECT_TRUE(r.ok()) << r.status();
     return std::make_pair(r.ok() ? r->metrics.at("accuracy") : 0.0, loss);
   };
@@ -163,7 +170,6 @@ TEST(TorchTrainerTest, AugmentedTrainingLearnsAndDiffersFromPlain) {
 // a name the trainer does not bind fails the trial naming the field.
 TEST(TorchTrainerTest, ACandidatesHyperparametersAreItsRecipe) {
   auto trainer = NewTorchTrainer({}).value();
-  std::atomic<bool> abort{false};
   auto run = [&](const std::vector<std::pair<std::string, std::string>>& params) {
     TrainRequest req = SmallRequest("fashion-mnist");
     for (const auto& [name, value] : params) {
@@ -176,15 +182,7 @@ TEST(TorchTrainerTest, ACandidatesHyperparametersAreItsRecipe) {
         v->set_text(value);
       }
     }
-    double loss = 0;
-    auto r = trainer->Train(
-        req,
-        [&](const EpochReport& e) {
-          loss = e.train_loss;
-          return Verdict::kContinue;
-        },
-        abort);
-    return std::make_pair(std::move(r), loss);
+    return TrainToEnd(*trainer, req);
   };
   auto [sgd, sgd_loss] = run({{"optimizer", "sgd"},
                               {"learning_rate", "0.05"},
