@@ -4,10 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
+#include "core/early_stopping.h"
 #include "core/pareto.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -26,6 +29,13 @@ v1::JobSpec BenchSpec(const StrategyBenchOptions& o, uint64_t seed) {
   spec.mutable_strategy()->set_name(o.strategy);
   spec.mutable_budget()->set_seed(seed);
   spec.mutable_budget()->set_max_trials(o.queries);
+  if (o.low_epochs > 0) {
+    spec.mutable_budget()->set_epochs(o.epochs);
+    *spec.mutable_early_stopping() = o.early_stopping;
+    ApplyStrategyDefaults(&spec);  // bohb names its rule
+    auto* es = spec.mutable_early_stopping();
+    if (es->min_epochs() == 0) es->set_min_epochs(o.low_epochs);
+  }
   auto* acc = spec.add_objectives();
   acc->set_metric("accuracy");
   acc->set_direction(v1::MAXIMIZE);
@@ -62,9 +72,22 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
   if (o.queries < 1) return FieldError("--queries", "must be >= 1");
   if (o.runs < 1) return FieldError("--runs", "must be >= 1");
   if (oracle.options().report_columns.empty()) return FieldError("--report-column", "is required");
+  if (o.low_epochs > 0) {
+    if (oracle.options().report_columns.size() < 2) {
+      return FieldError("--low-column", "is required with two fidelities");
+    }
+    if (o.epochs <= o.low_epochs) {
+      return FieldError("--epochs",
+                        absl::StrCat(o.epochs, " must exceed --low-epochs ", o.low_epochs));
+    }
+  }
   v1::JobSpec probe = BenchSpec(o, o.seed);
   NF_RETURN_IF_ERROR(ValidateSearchSpace(probe.search_space(), "space"));
   NF_RETURN_IF_ERROR(ValidateStrategy(probe));
+  if (o.low_epochs > 0) {
+    NF_RETURN_IF_ERROR(
+        ValidateEarlyStopping(probe.early_stopping(), o.epochs, "--stopping-rule/--eta"));
+  }
 
   std::vector<int> cps = o.checkpoints;
   if (cps.empty()) {
@@ -101,17 +124,30 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
 
   std::vector<std::vector<double>> at_query(o.queries);  // best-so-far report per run
   std::vector<std::vector<double>> hv_at(cps.size());
-  std::vector<double> ask_ms;
+  std::vector<double> ask_ms, candidates, promoted;
+  const bool two = o.low_epochs > 0;
   for (int run = 0; run < o.runs; ++run) {
     const uint64_t seed = MixSeed(o.seed, run);
     v1::JobSpec spec = BenchSpec(o, seed);
     NF_ASSIGN_OR_RETURN(auto strategy, NewStrategy(spec, 0));
     std::mt19937_64 noise(MixSeed(seed, 0x0b5e));
     std::set<std::string> seen;
-    double best_fit = -1e300, best_report = 0;
+    std::deque<v1::Trial> trials;  // what the stopping rule sees
+    double best_fit = -1e300, best_report = 0, cost = 0;
     std::vector<std::pair<double, double>> observed;  // (fitness, params M)
-    size_t cp = 0;
-    for (int q = 0; q < o.queries; ++q) {
+    int next_q = 1, full = 0;                         // the next budget to record
+    auto record_until = [&](double spent) {
+      for (; next_q <= o.queries && next_q <= spent + 1e-9; ++next_q) {
+        at_query[next_q - 1].push_back(best_report);
+        auto cp = std::find(cps.begin(), cps.end(), next_q);
+        if (cp != cps.end()) {
+          hv_at[cp - cps.begin()].push_back(AccuracyParamsHypervolume(
+              observed, res.hv_reference_accuracy, res.hv_reference_params));
+        }
+      }
+    };
+    int q = 0;
+    for (; next_q <= o.queries; ++q) {
       auto admissible = [&](const v1::Architecture& a) { return seen.insert(ArchHash(a)).second; };
       auto t0 = std::chrono::steady_clock::now();
       Proposal p = strategy->Ask(admissible, 1000);
@@ -122,28 +158,48 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
             "run ", run, " query ", q, ": the strategy proposed nothing (", p.reason, ")"));
       }
       NF_ASSIGN_OR_RETURN(size_t row, oracle.Find(p.arch));
-      double fit = sign * oracle.SampleFitness(row, noise);
-      double params = static_cast<double>(ComputeCost(p.arch).params);
-      v1::Trial t;
+      const double params = static_cast<double>(ComputeCost(p.arch).params);
+      v1::Trial& t = trials.emplace_back();
       t.set_id(q);
       *t.mutable_architecture() = p.arch;
+      (*t.mutable_metrics())["params"] = params;
+      if (two) {
+        auto* low = t.add_curve();
+        low->set_epoch(o.low_epochs);
+        low->set_value(sign * oracle.Report(row, 1));
+        t.set_state(v1::TRIAL_RUNNING);
+        if (Decide(CollectStoppingInput(spec, t, trials)).stop) {
+          t.set_state(v1::TRIAL_STOPPED);
+          strategy->Tell(t);
+          cost += static_cast<double>(o.low_epochs) / o.epochs;
+          record_until(cost);
+          continue;
+        }
+      }
+      const double fit = sign * oracle.SampleFitness(row, noise);
+      if (two) {
+        auto* end = t.add_curve();
+        end->set_epoch(o.epochs);
+        end->set_value(fit);
+      }
       t.set_state(v1::TRIAL_SUCCEEDED);
       (*t.mutable_metrics())["accuracy"] = fit;
-      (*t.mutable_metrics())["params"] = params;
       strategy->Tell(t);
+      ++full;
+      cost += 1;
+      record_until(cost - 1e-6);  // budgets passed before this training finished
       if (fit > best_fit) {
         best_fit = fit;
         best_report = oracle.Report(row, 0);
       }
       observed.emplace_back(fit, params / 1e6);
-      at_query[q].push_back(best_report);
-      if (cp < cps.size() && q + 1 == cps[cp]) {
-        hv_at[cp].push_back(AccuracyParamsHypervolume(observed, res.hv_reference_accuracy,
-                                                      res.hv_reference_params));
-        ++cp;
-      }
+      record_until(cost);
     }
+    candidates.push_back(q);
+    promoted.push_back(full);
   }
+  res.candidates_mean = Mean(candidates);
+  res.promoted_mean = Mean(promoted);
   for (int q = 0; q < o.queries; ++q) res.curve.push_back(Mean(at_query[q]));
   for (size_t i = 0; i < cps.size(); ++i) {
     Checkpoint c;

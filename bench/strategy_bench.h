@@ -1,7 +1,8 @@
 // Search strategies on a tabular benchmark, in process, with the real strategy code: each run
 // asks a fresh strategy for `queries` candidates, answers each from the table (one seed's
 // fitness when a seeds column is given: a noisy run), and records the report column of the
-// candidate with the best fitness so far.
+// candidate with the best fitness so far; or, with two fidelities, screens each at the cheap one
+// and trains to the end those the early-stopping rule lets through.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,15 @@ struct StrategyBenchOptions {
   v1::Strategy strategy_options;  // population, sample size, ... (name is `strategy`)
   v1::SearchSpace space;          // default: the NAS-Bench-201 cell space (C=16, N=5)
   std::vector<int> checkpoints;   // queries at which to summarise; default 10,25,50,100,...
+  // Two fidelities (`low_epochs` > 0): a candidate first trains `low_epochs` of `epochs` (its
+  // value there: the oracle's second report column), the job's early-stopping rule decides as
+  // the controller does (core/early_stopping.h Decide, over the run's trials), and a survivor
+  // trains to the end (its fitness, one seed's). Queries then count full trainings: a stopped
+  // candidate costs low_epochs / epochs of one, and a run's result at q is the best among the
+  // candidates finished within q.
+  int low_epochs = 0;
+  int epochs = 0;
+  v1::EarlyStopping early_stopping;  // rule "" with two fidelities: the strategy's default
 };
 
 struct Checkpoint {
@@ -44,6 +54,7 @@ struct StrategyBenchResult {
   double ask_ms_mean = 0, ask_ms_p99 = 0;  // time per Ask (suggestion), all runs
   double hv_reference_accuracy = 0, hv_reference_params = 0;
   double table_best = 0;  // the best report value of any row (max, or min with `minimize`)
+  double candidates_mean = 0, promoted_mean = 0;  // per run: proposals, and those trained fully
 };
 
 absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle,

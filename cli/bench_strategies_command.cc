@@ -37,6 +37,8 @@ CLI::Validator RegisteredStrategy() {
 struct StrategiesOptions {
   std::string table, key_column = "arch_str", fitness_column, report_column, seeds_column, space;
   std::string direction = "max", peer, peer_script = "bench/peers/optuna_tpe_peer.py";
+  std::string low_column, stopping_rule;
+  int low_epochs = 0, epochs = 0, eta = 0;
   std::vector<int> checkpoints;
   std::vector<std::string> strategies = {"random"};
   int queries = 100, runs = 100, population = 0, sample_size = 0, initial_samples = 0;
@@ -59,6 +61,8 @@ nlohmann::json StrategyJson(const std::string& name, const StrategyBenchResult& 
                                 {"hypervolume", c.hypervolume}});
   }
   j["best_so_far_curve"] = r.curve;
+  j["candidates_per_run"] = r.candidates_mean;
+  j["trained_to_the_end_per_run"] = r.promoted_mean;
   j["ask_ms_mean"] = r.ask_ms_mean;
   j["ask_ms_p99"] = r.ask_ms_p99;
   j["suggest_ms_at_observations"] = {{"observations", latency_observations}, {"ms", suggest_ms}};
@@ -99,6 +103,7 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
   t.key_column = o.key_column;
   t.fitness_column = o.fitness_column;
   t.report_columns = {o.report_column};
+  if (!o.low_column.empty()) t.report_columns.push_back(o.low_column);
   t.seeds_column = o.seeds_column;
   if (!o.space.empty()) {
     // A space whose kind has no tables (parameters only, or an architecture with parameters
@@ -122,6 +127,18 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
   b.strategy_options.set_initial_samples(o.initial_samples);
   b.minimize = o.direction == "min";
   b.checkpoints = o.checkpoints;
+  if (!o.low_column.empty()) {
+    if (o.low_epochs == 0 || o.epochs == 0) {
+      return ReportError(c.io,
+                         absl::InvalidArgumentError("--low-column needs --low-epochs and --epochs"),
+                         "bench strategies --low-column");
+    }
+    b.low_epochs = o.low_epochs;
+    b.epochs = o.epochs;
+    b.early_stopping.set_rule(o.stopping_rule);
+    b.early_stopping.set_eta(o.eta);
+    b.early_stopping.set_keep_cost_front(false);
+  }
   if (!o.space.empty()) {
     auto text = ReadInputFile(o.space, "--space");
     absl::Status st = text.ok() ? YamlToMessage(*text, &b.space) : text.status();
@@ -153,6 +170,10 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
       for (const auto& cp : r->checkpoints) {
         c.io.out << absl::StrFormat("  @%d: %.6g +- %.2g (regret %.3g, hv %.3f)", cp.queries,
                                     cp.mean, cp.stderr_mean, cp.regret, cp.hypervolume);
+      }
+      if (!o.low_column.empty()) {
+        c.io.out << absl::StrFormat("   %.0f candidates, %.1f trained to the end",
+                                    r->candidates_mean, r->promoted_mean);
       }
       c.io.out << absl::StrFormat("   ask %.2f ms, at %d observations %.2f ms\n", r->ask_ms_mean,
                                   o.latency_observations, suggest_ms)
@@ -201,6 +222,23 @@ void AddStrategiesBenchCommand(CLI::App& bench, CommandContext& c) {
   cmd->add_option("--key-column", o->key_column,
                   "the architecture column (a --space of parameters only: rows keyed by them)")
       ->capture_default_str();
+  auto* low = cmd->add_option("--low-column", o->low_column,
+                              "a cheap fidelity's column (e.g. 12-epoch validation): candidates "
+                              "are screened there, the stopping rule promotes, and queries count "
+                              "full trainings");
+  cmd->add_option("--low-epochs", o->low_epochs, "epochs of the cheap fidelity")
+      ->needs(low)
+      ->check(IntAtLeast(1));
+  cmd->add_option("--epochs", o->epochs, "epochs of a full training (the fitness column's)")
+      ->needs(low)
+      ->check(IntAtLeast(2));
+  cmd->add_option("--stopping-rule", o->stopping_rule,
+                  "early-stopping rule at the cheap fidelity (default: the strategy's; asha "
+                  "for bohb, none otherwise)")
+      ->needs(low);
+  cmd->add_option("--eta", o->eta, "the rule's eta: the top 1/eta continue (default 3)")
+      ->needs(low)
+      ->check(IntAtLeast(0));
   cmd->add_option("--direction", o->direction,
                   "max: fitness is maximised; min: minimised (an error)")
       ->check(CLI::IsMember({"max", "min"}))

@@ -35,6 +35,12 @@ void Builtins(StrategyRegistry& r) {
        Wrap(NewTpeStrategy),
        {},
        {}});
+  add({"bohb",
+       "multi-fidelity: TPE proposes, the early-stopping rule (asha by default) halves, the "
+       "model learns from every rung (BOHB)",
+       Wrap(NewBohbStrategy),
+       {},
+       ApplyBohbDefaults});
   add({"compound_scaling",
        "EfficientNet-style depth/width/resolution grid, then the family",
        NewCompoundScalingStrategy,

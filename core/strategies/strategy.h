@@ -106,6 +106,8 @@ std::unique_ptr<Strategy> NewNsga2Strategy(const v1::JobSpec& spec, uint64_t pos
 absl::Status ValidateNsga2(const v1::JobSpec& spec);
 std::unique_ptr<Strategy> NewBayesOptStrategy(const v1::JobSpec& spec, uint64_t position);
 std::unique_ptr<Strategy> NewTpeStrategy(const v1::JobSpec& spec, uint64_t position);
+std::unique_ptr<Strategy> NewBohbStrategy(const v1::JobSpec& spec, uint64_t position);
+void ApplyBohbDefaults(v1::JobSpec* spec);
 absl::StatusOr<std::unique_ptr<Strategy>> NewCompoundScalingStrategy(const v1::JobSpec& spec,
                                                                      uint64_t position);
 

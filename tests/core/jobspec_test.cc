@@ -58,7 +58,7 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
   EXPECT_THAT(
       spec.status().message(),
       HasSubstr(
-          "strategy.name: 'genetic' is not one of bo, compound_scaling, evolution, nsga2, random"));
+          "strategy.name: 'genetic' is not one of bo, bohb, compound_scaling, evolution, nsga2, random"));
 }
 
 TEST(JobSpecTest, SpecMustFitTheDataSet) {

@@ -153,7 +153,7 @@ parameters:
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, EveryStrategyTest,
-                         ::testing::Values("random", "evolution", "nsga2", "bo", "tpe"));
+                         ::testing::Values("random", "evolution", "nsga2", "bo", "tpe", "bohb"));
 
 TEST(StrategyTest, RandomSkipsInadmissibleProposalsWithinItsAttempts) {
   auto s = NewStrategy(Spec("random", 1), 0).value();
@@ -169,9 +169,10 @@ TEST(StrategyTest, RandomSkipsInadmissibleProposalsWithinItsAttempts) {
 
 TEST(StrategyTest, UnknownStrategyAndBadOptionsAreFieldErrors) {
   v1::JobSpec spec = Spec("simulated-annealing", 1);
-  EXPECT_THAT(std::string(ValidateStrategy(spec).message()),
-              HasSubstr("strategy.name: 'simulated-annealing' is not one of bo, compound_scaling, "
-                        "evolution, nsga2, random"));
+  EXPECT_THAT(
+      std::string(ValidateStrategy(spec).message()),
+      HasSubstr("strategy.name: 'simulated-annealing' is not one of bo, bohb, compound_scaling, "
+                "evolution, nsga2, random"));
   spec = Spec("evolution", 1);
   spec.mutable_strategy()->set_population(10);
   spec.mutable_strategy()->set_sample_size(11);
@@ -223,16 +224,18 @@ TEST(StrategyTest, ModelAndEvolutionFindBetterCellsThanRandomSearch) {
   };
   double optimum = 0;
   for (int e = 0; e < 6; ++e) optimum += 3.5 * (1 + 0.1 * e);
-  double random = 0, rea = 0, bo = 0, tpe = 0;
+  double random = 0, rea = 0, bo = 0, tpe = 0, bohb = 0;
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     random += best_after("random", seed, 40) / 5;
     rea += best_after("evolution", seed, 40) / 5;
     bo += best_after("bo", seed, 40) / 5;
     tpe += best_after("tpe", seed, 40) / 5;
+    bohb += best_after("bohb", seed, 40) / 5;  // no curves: TPE on finished trainings
   }
   EXPECT_GT(rea, random);
   EXPECT_GT(bo, random);
   EXPECT_GT(tpe, random);
+  EXPECT_GT(bohb, random);
   EXPECT_NEAR(bo, optimum, 1e-9);  // an additive function is easy for the GP
 }
 

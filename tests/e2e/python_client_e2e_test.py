@@ -23,6 +23,7 @@ A controller (SQLite) and one built-in LibTorch worker. Checked:
 
 Usage: python_client_e2e_test.py CONTROLLER_BIN WORKER_BIN PYTHONPATH EXAMPLES_DIR
 """
+import math
 import os
 import sys
 import tempfile
@@ -140,6 +141,43 @@ def hyperparameters(c, addr):
           % sorted(df.columns))
     check(sorted(df["params_lr"]) == sorted(h["lr"] for h in seen),
           "params_lr holds the values trained")
+
+
+def multi_fidelity(c, addr):
+    """bohb: successive halving (asha, named by the strategy) stops the weak learning rates at a
+    rung, and the model, fed by every rung, proposes better ones than the random start."""
+    s = spec("bohb", 30, 4)
+    s["strategy"] = {"name": "bohb"}
+    s["objectives"] = [{"metric": "accuracy", "direction": "maximize"}]
+    s["search_space"] = dict(SPACE, parameters=[
+        {"name": "lr", "real": {"low": 1e-4, "high": 1.0, "log": True}}])
+    job = c.submit(s)
+    check(job["spec"]["early_stopping"]["rule"] == "asha",
+          "bohb names successive halving as its stopping rule (%s)" % job["spec"]["early_stopping"])
+    order = []
+
+    def train(trial):
+        lr = trial.hyperparameters["lr"]
+        order.append(lr)
+        quality = 1.0 - abs(math.log10(lr) + 2) / 4  # best at 0.01
+        for epoch in range(1, trial.epochs + 1):
+            if trial.report(epoch, {"accuracy": quality * epoch / trial.epochs}):
+                break
+        return {"accuracy": quality}
+    stop = threading.Event()
+    t, box = sdk_worker(addr, train, "sdk-bohb", stop)
+    final = c.wait(job["id"], timeout=300)
+    stop.set()
+    t.join(30)
+    check(final["state"] == "JOB_SUCCEEDED", "bohb job succeeded (%s)" % final["state"])
+    df = c.candidates(job["id"])
+    check(len(df) == 30 and (df["state"] == "STOPPED").sum() >= 10,
+          "bohb: 30 candidates, %d stopped at a rung" % (df["state"] == "STOPPED").sum())
+    dist = [abs(math.log10(lr) + 2) for lr in order]
+    first, last = sum(dist[:10]) / 10, sum(dist[-10:]) / 10
+    check(last < 0.6 * first,
+          "bohb: the model's last 10 learning rates lie nearer the best (mean |log10 lr + 2| "
+          "%.2f) than the random first 10 (%.2f)" % (last, first))
 
 
 def own_training(c, addr):
@@ -380,6 +418,7 @@ def main():
                   % (len(done), w["counts"]))
             c.cancel(w)
             hyperparameters(c, addr)
+            multi_fidelity(c, addr)
         controller_restart(ctl, addr, tmp)
     finally:
         nf.conclude(tmp, ["ctl.log", "ctl2.log", "worker.log"])
