@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "core/cost.h"
@@ -75,8 +76,9 @@ int Describe(CommandContext& c, const std::string& path) {
   if (!space.ok()) return ReportError(c.io, space.status(), "space describe");
   c.io.out << "kind: " << KindName(*space) << "\ndecisions:\n";
   for (const auto& d : SpaceDecisions(*space)) {
-    c.io.out << "  " << d.name << ": " << d.choices << " choice" << (d.choices == 1 ? "" : "s")
-             << "\n";
+    c.io.out << "  " << d.name << ": " << d.choices << " choice" << (d.choices == 1 ? "" : "s");
+    if (!d.labels.empty()) c.io.out << " (" << absl::StrJoin(d.labels, ", ") << ")";
+    c.io.out << "\n";
   }
   c.io.out << "size: " << SpaceSize(*space) << " architectures\nspace:\n"
            << ProtoJson(*space) << "\n";

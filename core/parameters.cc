@@ -115,16 +115,31 @@ absl::Status ValidateDomain(const v1::Parameter& p, const std::string& at) {
   }
 }
 
+// A condition's value names a choice's label: the same text, or the same number ("5", "5.0").
+bool LabelMatches(const std::string& label, const std::string& value) {
+  if (label == value) return true;
+  double a, b;
+  return absl::SimpleAtod(label, &a) && absl::SimpleAtod(value, &b) && a == b;
+}
+
 // Walks the parameters in order, deciding activity from the values chosen so far.
 // `index[j]` is parameter j's value index, or -1 when inactive.
 bool Active(const v1::SearchSpace& space, const std::vector<ParamDomain>& d,
-            const std::map<std::string, int>& position, const std::vector<int>& index, int j) {
+            const std::map<std::string, int>& position, const std::vector<int>& index, int j,
+            const ChoiceLabels& choices) {
   for (const auto& c : space.parameters(j).when()) {
+    bool any = false;
+    if (!c.choice().empty()) {
+      auto it = choices.find(c.choice());
+      if (it == choices.end()) return false;
+      for (const auto& w : c.values()) any = any || LabelMatches(it->second, w);
+      if (!any) return false;
+      continue;
+    }
     auto it = position.find(c.parameter());
     if (it == position.end()) return false;
     const int k = it->second;
     if (index[k] < 0) return false;
-    bool any = false;
     for (const auto& w : c.values()) any = any || d[k].Matches(index[k], w);
     if (!any) return false;
   }
@@ -156,6 +171,79 @@ std::string ParamText(const v1::ParamValue& v) {
   return v.text().empty() ? FormatNumber(v.number()) : v.text();
 }
 
+namespace {
+
+// One condition of a parameter: on a parameter declared before it (`declared`: name -> index)
+// or on one of the kind's choices, naming values it has.
+absl::Status ValidateCondition(const v1::SearchSpace& space,
+                               const std::map<std::string, int>& declared,
+                               const v1::ParameterCondition& cond, const std::string& cat) {
+  if (cond.values().empty()) return FieldError(cat + ".values", "needs at least one value");
+  if (!cond.choice().empty()) {
+    if (!cond.parameter().empty()) {
+      return FieldError(cat, "names a parameter or a choice, not both");
+    }
+    const std::vector<Decision> kind = SpaceDecisions(space);
+    const size_t nk = kind.size() - space.parameters_size();
+    const Decision* d = nullptr;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < nk; ++i) {
+      names.push_back(kind[i].name);
+      if (kind[i].name == cond.choice()) d = &kind[i];
+    }
+    if (d == nullptr) {
+      return FieldError(
+          cat + ".choice",
+          absl::StrCat("'", cond.choice(), "' is not a choice of the ", KindName(space), " space (",
+                       names.empty() ? "it has none" : absl::StrJoin(names, ", "), ")"));
+    }
+    for (int v = 0; v < cond.values_size(); ++v) {
+      bool found = false;
+      for (const auto& l : d->labels) found = found || LabelMatches(l, cond.values(v));
+      if (!found) {
+        return FieldError(absl::StrCat(cat, ".values[", v, "]"),
+                          absl::StrCat("'", cond.values(v), "' is not a value of ", cond.choice(),
+                                       " (", absl::StrJoin(d->labels, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  auto it = declared.find(cond.parameter());
+  if (it == declared.end()) {
+    return FieldError(
+        cat + ".parameter",
+        absl::StrCat("'", cond.parameter(),
+                     "' is not a parameter declared before this one (or name a `choice`)"));
+  }
+  const ParamDomain other(space.parameters(it->second));
+  for (int v = 0; v < cond.values_size(); ++v) {
+    bool found = false;
+    if (other.text()) {
+      for (int i = 0; i < other.levels() && !found; ++i) found = other.Matches(i, cond.values(v));
+    } else {
+      double x;
+      found = absl::SimpleAtod(cond.values(v), &x) && other.IndexOfNumber(x) >= 0;
+    }
+    if (!found) {
+      return FieldError(
+          absl::StrCat(cat, ".values[", v, "]"),
+          absl::StrCat("'", cond.values(v), "' is not a value of ", cond.parameter()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool ConditionsOnChoices(const v1::SearchSpace& space) {
+  for (const auto& p : space.parameters()) {
+    for (const auto& c : p.when()) {
+      if (!c.choice().empty()) return true;
+    }
+  }
+  return false;
+}
+
 absl::Status ValidateParameters(const v1::SearchSpace& space, const std::string& path) {
   std::map<std::string, int> declared;
   for (int j = 0; j < space.parameters_size(); ++j) {
@@ -171,31 +259,8 @@ absl::Status ValidateParameters(const v1::SearchSpace& space, const std::string&
     }
     NF_RETURN_IF_ERROR(ValidateDomain(p, at));
     for (int c = 0; c < p.when_size(); ++c) {
-      const auto& cond = p.when(c);
-      const std::string cat = absl::StrCat(at, ".when[", c, "]");
-      auto it = declared.find(cond.parameter());
-      if (it == declared.end()) {
-        return FieldError(
-            cat + ".parameter",
-            absl::StrCat("'", cond.parameter(), "' is not a parameter declared before this one"));
-      }
-      if (cond.values().empty()) return FieldError(cat + ".values", "needs at least one value");
-      const ParamDomain other(space.parameters(it->second));
-      for (int v = 0; v < cond.values_size(); ++v) {
-        bool found = false;
-        if (other.text()) {
-          for (int i = 0; i < other.levels() && !found; ++i)
-            found = other.Matches(i, cond.values(v));
-        } else {
-          double x;
-          found = absl::SimpleAtod(cond.values(v), &x) && other.IndexOfNumber(x) >= 0;
-        }
-        if (!found) {
-          return FieldError(
-              absl::StrCat(cat, ".values[", v, "]"),
-              absl::StrCat("'", cond.values(v), "' is not a value of ", cond.parameter()));
-        }
-      }
+      NF_RETURN_IF_ERROR(
+          ValidateCondition(space, declared, p.when(c), absl::StrCat(at, ".when[", c, "]")));
     }
     declared[p.name()] = j;
   }
@@ -234,13 +299,14 @@ std::vector<Decision> ParameterDecisions(const v1::SearchSpace& space) {
   return out;
 }
 
-void DecodeParameters(const v1::SearchSpace& space, const int* genes, v1::Architecture* arch) {
+void DecodeParameters(const v1::SearchSpace& space, const int* genes, const ChoiceLabels& choices,
+                      v1::Architecture* arch) {
   if (space.parameters_size() == 0) return;
   const Walk w = MakeWalk(space);
   std::vector<int> index(space.parameters_size(), -1);
   std::vector<v1::ParamValue> values;
   for (int j = 0; j < space.parameters_size(); ++j) {
-    if (!Active(space, w.domains, w.position, index, j)) continue;
+    if (!Active(space, w.domains, w.position, index, j, choices)) continue;
     index[j] = std::clamp(genes[j], 0, w.domains[j].levels() - 1);
     values.push_back(w.domains[j].Value(index[j]));
   }
@@ -254,7 +320,7 @@ void DecodeParameters(const v1::SearchSpace& space, const int* genes, v1::Archit
 namespace {
 // The genes of arch's parameters, or the first reason they are not in the space.
 absl::StatusOr<Genes> Encode(const v1::SearchSpace& space, const v1::Architecture& arch,
-                             const std::string& path) {
+                             const ChoiceLabels& choices, const std::string& path) {
   const Walk w = MakeWalk(space);
   std::map<std::string, const v1::ParamValue*> given;
   for (const auto& v : arch.params().values()) given[v.name()] = &v;
@@ -271,7 +337,7 @@ absl::StatusOr<Genes> Encode(const v1::SearchSpace& space, const v1::Architectur
   for (int j = 0; j < space.parameters_size(); ++j) {
     const std::string& name = space.parameters(j).name();
     auto it = given.find(name);
-    const bool active = Active(space, w.domains, w.position, index, j);
+    const bool active = Active(space, w.domains, w.position, index, j, choices);
     if (!active) {
       if (it != given.end()) {
         return FieldError(
@@ -300,15 +366,16 @@ absl::StatusOr<Genes> Encode(const v1::SearchSpace& space, const v1::Architectur
 }
 }  // namespace
 
-std::optional<Genes> EncodeParameters(const v1::SearchSpace& space, const v1::Architecture& arch) {
-  auto g = Encode(space, arch, "architecture");
+std::optional<Genes> EncodeParameters(const v1::SearchSpace& space, const v1::Architecture& arch,
+                                      const ChoiceLabels& choices) {
+  auto g = Encode(space, arch, choices, "architecture");
   if (!g.ok()) return std::nullopt;
   return *std::move(g);
 }
 
 absl::Status CheckParametersInSpace(const v1::SearchSpace& space, const v1::Architecture& arch,
-                                    const std::string& path) {
-  return Encode(space, arch, path).status();
+                                    const ChoiceLabels& choices, const std::string& path) {
+  return Encode(space, arch, choices, path).status();
 }
 
 uint64_t ParameterSpaceSize(const v1::SearchSpace& space) {
@@ -323,13 +390,15 @@ uint64_t ParameterSpaceSize(const v1::SearchSpace& space) {
   // product (an upper bound with conditions).
   uint64_t product = 1;
   for (const auto& d : w.domains) product = mul(product, d.levels());
-  if (referenced.empty()) return product;
+  // Conditions on the architecture's choices: the product too (the kind's size is counted
+  // apart, so an upper bound).
+  if (referenced.empty() || ConditionsOnChoices(space)) return product;
   int64_t budget = 1'000'000;
   std::vector<int> index(n, -1);
   std::function<uint64_t(int)> count = [&](int j) -> uint64_t {
     if (--budget < 0) return 0;
     if (j == n) return 1;
-    if (!Active(space, w.domains, w.position, index, j)) {
+    if (!Active(space, w.domains, w.position, index, j, {})) {
       index[j] = -1;
       return count(j + 1);
     }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,25 +21,35 @@
 namespace nasforge {
 
 // Checks space.parameters: names (lower-case identifiers, unique), domains, conditions (on a
-// parameter declared earlier, naming its values). Errors name the field
+// parameter declared earlier or on one of the kind's choices, naming its values). Errors name the
+// field
 // ("search_space.parameters[2].real.low: must be > 0 with log").
 absl::Status ValidateParameters(const v1::SearchSpace& space, const std::string& path);
 
 // Checks the form of a candidate's values (names, finite numbers), not their membership.
 absl::Status ValidateParamValues(const v1::ParamValues& values, const std::string& path);
 
-// REQUIRES below: ValidateParameters(space).ok().
+// The architecture choices a candidate made, as conditions read them: the kind's decision name
+// -> the chosen value's label (Decision::labels). Empty when no condition names a choice.
+using ChoiceLabels = std::map<std::string, std::string>;
+// Whether any parameter's condition names an architecture choice.
+bool ConditionsOnChoices(const v1::SearchSpace& space);
+
+// REQUIRES below: ValidateParameters(space).ok(); `choices` holds the candidate's architecture
+// choices when ConditionsOnChoices(space).
 // One decision per parameter, in declaration order.
 std::vector<Decision> ParameterDecisions(const v1::SearchSpace& space);
 // Sets arch->params from the parameters' genes (genes[0] is the first parameter's); leaves it
 // unset when the space has no parameters. Inactive parameters get no value.
-void DecodeParameters(const v1::SearchSpace& space, const int* genes, v1::Architecture* arch);
+void DecodeParameters(const v1::SearchSpace& space, const int* genes, const ChoiceLabels& choices,
+                      v1::Architecture* arch);
 // The parameters' genes of `arch` (inactive ones 0); nullopt unless arch.params holds exactly
 // the active parameters, each at one of its values.
-std::optional<Genes> EncodeParameters(const v1::SearchSpace& space, const v1::Architecture& arch);
+std::optional<Genes> EncodeParameters(const v1::SearchSpace& space, const v1::Architecture& arch,
+                                      const ChoiceLabels& choices);
 // Why `arch`'s parameters are not in the space, naming the parameter (OK if they are).
 absl::Status CheckParametersInSpace(const v1::SearchSpace& space, const v1::Architecture& arch,
-                                    const std::string& path);
+                                    const ChoiceLabels& choices, const std::string& path);
 // Number of distinct value assignments (conditions counted; saturates at UINT64_MAX).
 uint64_t ParameterSpaceSize(const v1::SearchSpace& space);
 

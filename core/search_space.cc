@@ -185,7 +185,13 @@ absl::Status CheckInSpace(const v1::SearchSpace& space, const v1::Architecture& 
     return FieldError(path, absl::StrCat("a ", KindName(arch), " architecture is not in a ",
                                          KindName(space), " space"));
   }
-  NF_RETURN_IF_ERROR(CheckParametersInSpace(space, arch, std::string(path)));
+  ChoiceLabels choices;  // what conditions on the architecture's choices read
+  if (ConditionsOnChoices(space)) {
+    auto kind_genes = KindOf(space)->Encode(space, NormalizedArchitecture(arch));
+    if (!kind_genes) return FieldError(path, "is not one of the architectures of the search space");
+    choices = ChoicesOf(space, *kind_genes);
+  }
+  NF_RETURN_IF_ERROR(CheckParametersInSpace(space, arch, choices, std::string(path)));
   if (!EncodeArchitecture(space, arch)) {
     return FieldError(path, "is not one of the architectures of the search space");
   }
@@ -206,9 +212,27 @@ v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& g
   v1::Architecture arch = k->Decode(space, genes);
   if (space.parameters_size() > 0) {
     const size_t nk = genes.size() - space.parameters_size();
-    DecodeParameters(space, genes.data() + nk, &arch);
+    ChoiceLabels choices;
+    if (ConditionsOnChoices(space)) {
+      // As the architecture has them: a choice it does not use (an MLP layer beyond its depth)
+      // reads as its canonical (first) value, whatever the gene says.
+      auto canonical = k->Encode(space, NormalizedArchitecture(arch));
+      choices = ChoicesOf(space, canonical ? *canonical : Genes(genes.begin(), genes.begin() + nk));
+    }
+    DecodeParameters(space, genes.data() + nk, choices, &arch);
   }
   return arch;
+}
+
+ChoiceLabels ChoicesOf(const v1::SearchSpace& space, const Genes& kind_genes) {
+  ChoiceLabels out;
+  if (!ConditionsOnChoices(space)) return out;
+  const std::vector<Decision> d = KindOf(space)->Decisions(space);
+  for (size_t i = 0; i < d.size() && i < kind_genes.size(); ++i) {
+    const int g = kind_genes[i];
+    if (g >= 0 && g < static_cast<int>(d[i].labels.size())) out[d[i].name] = d[i].labels[g];
+  }
+  return out;
 }
 
 namespace {
@@ -216,7 +240,7 @@ std::optional<Genes> EncodeBoth(const SpaceKind* k, const v1::SearchSpace& space
                                 const v1::Architecture& normalized) {
   auto genes = k->Encode(space, normalized);
   if (!genes || space.parameters_size() == 0) return genes;
-  auto params = EncodeParameters(space, normalized);
+  auto params = EncodeParameters(space, normalized, ChoicesOf(space, *genes));
   if (!params) return std::nullopt;
   genes->insert(genes->end(), params->begin(), params->end());
   return genes;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -34,12 +35,18 @@ struct Decision {
   // The choices are ordered (a hyperparameter's numbers, core/parameters.h): mutation moves to
   // neighbours and models measure distances. Unordered: categories.
   bool ordered = false;
+  // Each choice's value as text ("5", "nor_conv_3x3"): what a parameter's condition on this
+  // decision names (core/parameters.h). Empty for a hyperparameter's decision.
+  std::vector<std::string> labels;
 };
 using Genes = std::vector<int>;
 
 // REQUIRES for everything below taking a space: ValidateSearchSpace(space).ok().
 std::vector<Decision> SpaceDecisions(const v1::SearchSpace& space);
 v1::Architecture DecodeArchitecture(const v1::SearchSpace& space, const Genes& genes);
+// The architecture choices `kind_genes` (the kind's genes, without the parameters') make, as
+// parameters' conditions read them (core/parameters.h); empty when no condition names one.
+std::map<std::string, std::string> ChoicesOf(const v1::SearchSpace& space, const Genes& kind_genes);
 // nullopt if `arch` is not in `space`.
 std::optional<Genes> EncodeArchitecture(const v1::SearchSpace& space, const v1::Architecture& arch);
 

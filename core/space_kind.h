@@ -18,11 +18,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
+#include "core/parameters.h"
 #include "core/registry.h"
 #include "core/search_space.h"
 #include "core/status.h"
@@ -139,9 +141,21 @@ int IndexOf(const C& choices, const T& v) {
   return -1;
 }
 
-// Appends a decision to `d` (name, choices).
-inline void AddDecision(std::vector<Decision>* d, std::string name, int choices) {
-  d->push_back({std::move(name), choices});
+// Appends a decision to `d`: its name, number of choices and their values (labels); a list the
+// space leaves empty is the one choice `fallback` (the kind's default).
+template <typename C>
+void AddDecision(std::vector<Decision>* d, std::string name, int choices, const C& values,
+                 const std::string& fallback = "") {
+  Decision x{std::move(name), choices};
+  for (const auto& v : values) {
+    if constexpr (std::is_arithmetic_v<std::decay_t<decltype(v)>>) {
+      x.labels.push_back(FormatNumber(static_cast<double>(v)));
+    } else {
+      x.labels.push_back(std::string(v));
+    }
+  }
+  if (x.labels.empty()) x.labels.push_back(fallback);
+  d->push_back(std::move(x));
 }
 
 }  // namespace nasforge

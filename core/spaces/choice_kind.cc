@@ -107,7 +107,9 @@ void ChoiceKind::Normalize(v1::Architecture* arch) const {
 
 std::vector<Decision> ChoiceKind::Decisions(const v1::SearchSpace& space) const {
   std::vector<Decision> d;
-  for (const auto* c : Sorted(space.custom())) AddDecision(&d, c->name(), c->values_size());
+  for (const auto* c : Sorted(space.custom())) {
+    AddDecision(&d, c->name(), c->values_size(), c->values());
+  }
   return d;
 }
 

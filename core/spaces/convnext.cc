@@ -68,12 +68,14 @@ class ConvNeXt final : public SpaceKind {
   std::vector<Decision> Decisions(const v1::SearchSpace& space) const override {
     const auto& s = space.convnext();
     std::vector<Decision> d;
-    AddDecision(&d, "patch_size", s.patch_size_size());
-    AddDecision(&d, "kernel", std::max(1, s.kernel_size()));
-    AddDecision(&d, "mlp_ratio", std::max(1, s.mlp_ratio_size()));
+    AddDecision(&d, "patch_size", s.patch_size_size(), s.patch_size());
+    AddDecision(&d, "kernel", std::max(1, s.kernel_size()), s.kernel(), "7");
+    AddDecision(&d, "mlp_ratio", std::max(1, s.mlp_ratio_size()), s.mlp_ratio(), "4");
     for (int i = 0; i < s.stages_size(); ++i) {
-      AddDecision(&d, absl::StrCat("stages[", i, "].depth"), s.stages(i).depth_size());
-      AddDecision(&d, absl::StrCat("stages[", i, "].channels"), s.stages(i).channels_size());
+      AddDecision(&d, absl::StrCat("stages[", i, "].depth"), s.stages(i).depth_size(),
+                  s.stages(i).depth());
+      AddDecision(&d, absl::StrCat("stages[", i, "].channels"), s.stages(i).channels_size(),
+                  s.stages(i).channels());
     }
     return d;
   }

@@ -91,16 +91,16 @@ class MBConv final : public SpaceKind {
   std::vector<Decision> Decisions(const v1::SearchSpace& space) const override {
     const auto& s = space.mbconv();
     std::vector<Decision> d;
-    AddDecision(&d, "stem_channels", s.stem_channels_size());
-    AddDecision(&d, "head_channels", std::max(1, s.head_channels_size()));
+    AddDecision(&d, "stem_channels", s.stem_channels_size(), s.stem_channels());
+    AddDecision(&d, "head_channels", std::max(1, s.head_channels_size()), s.head_channels(), "0");
     for (int i = 0; i < s.stages_size(); ++i) {
       const auto& st = s.stages(i);
       std::string sp = absl::StrCat("stages[", i, "].");
-      AddDecision(&d, sp + "kernel", st.kernel_size());
-      AddDecision(&d, sp + "expansion", st.expansion_size());
-      AddDecision(&d, sp + "repeats", st.repeats_size());
-      AddDecision(&d, sp + "channels", st.channels_size());
-      AddDecision(&d, sp + "se_ratio", st.se_ratio_size());
+      AddDecision(&d, sp + "kernel", st.kernel_size(), st.kernel());
+      AddDecision(&d, sp + "expansion", st.expansion_size(), st.expansion());
+      AddDecision(&d, sp + "repeats", st.repeats_size(), st.repeats());
+      AddDecision(&d, sp + "channels", st.channels_size(), st.channels());
+      AddDecision(&d, sp + "se_ratio", st.se_ratio_size(), st.se_ratio());
     }
     return d;
   }

@@ -60,9 +60,10 @@ class MLP final : public SpaceKind {
   std::vector<Decision> Decisions(const v1::SearchSpace& space) const override {
     const auto& s = space.mlp();
     std::vector<Decision> d;
-    AddDecision(&d, "depth", s.depth_size());
+    AddDecision(&d, "depth", s.depth_size(), s.depth());
     for (int i = 0; i < s.layers_size(); ++i) {
-      AddDecision(&d, absl::StrCat("layers[", i, "].units"), s.layers(i).units_size());
+      AddDecision(&d, absl::StrCat("layers[", i, "].units"), s.layers(i).units_size(),
+                  s.layers(i).units());
     }
     return d;
   }

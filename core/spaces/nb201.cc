@@ -109,10 +109,11 @@ class NB201 final : public SpaceKind {
   }
 
   std::vector<Decision> Decisions(const v1::SearchSpace& space) const override {
-    int n = space.nb201().ops().empty() ? 5 : space.nb201().ops_size();
+    std::vector<std::string> ops(space.nb201().ops().begin(), space.nb201().ops().end());
+    if (ops.empty()) ops.assign(NB201Ops().begin(), NB201Ops().end());
     std::vector<Decision> d;
     for (const char* e : {"1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"}) {
-      AddDecision(&d, absl::StrCat("cell.edge(", e, ")"), n);
+      AddDecision(&d, absl::StrCat("cell.edge(", e, ")"), static_cast<int>(ops.size()), ops);
     }
     return d;
   }

@@ -67,11 +67,13 @@ class ResNet final : public SpaceKind {
   std::vector<Decision> Decisions(const v1::SearchSpace& space) const override {
     const auto& s = space.resnet();
     std::vector<Decision> d;
-    AddDecision(&d, "block", s.block_size());
-    AddDecision(&d, "stem_channels", s.stem_channels_size());
+    AddDecision(&d, "block", s.block_size(), s.block());
+    AddDecision(&d, "stem_channels", s.stem_channels_size(), s.stem_channels());
     for (int i = 0; i < s.stages_size(); ++i) {
-      AddDecision(&d, absl::StrCat("stages[", i, "].blocks"), s.stages(i).blocks_size());
-      AddDecision(&d, absl::StrCat("stages[", i, "].channels"), s.stages(i).channels_size());
+      AddDecision(&d, absl::StrCat("stages[", i, "].blocks"), s.stages(i).blocks_size(),
+                  s.stages(i).blocks());
+      AddDecision(&d, absl::StrCat("stages[", i, "].channels"), s.stages(i).channels_size(),
+                  s.stages(i).channels());
     }
     return d;
   }

@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "core/jobspec.h"
 #include "core/search_space.h"
@@ -154,6 +155,84 @@ TEST(ParametersTest, ConditionsDecideWhichParametersAreActive) {
   // optimizer adamw (1) + sgd with momentum (49 without nesterov, 1 with two), times the rest.
   const uint64_t rest = 1024ull * SpaceDecisions(s)[nk + 4].choices * 6 * 6 * 3;
   EXPECT_EQ(SpaceSize(s), 6 * (1 + 49 + 2) * rest);
+}
+
+// Conditions on an architecture choice: a parameter active only for some of the kind's values
+// (here the MLP's depth, and an NB201 edge's operation), validated against the choices' values.
+TEST(ParametersTest, ConditionsOnArchitectureChoices) {
+  v1::SearchSpace s = Space(R"(
+name: joint
+mlp: {in_features: 784, num_classes: 10, depth: [1, 2], layers: [{units: [16, 32]}, {units: [16, 32]}]}
+parameters:
+  - {name: lr, real: {low: 1e-4, high: 1e-1, log: true}}
+  - {name: dropout, real: {low: 0, high: 0.5, step: 0.1}, when: [{choice: depth, values: ["2"]}]}
+  - {name: wide_lr, ordinal: {values: [1, 2]}, when: [{choice: "layers[0].units", values: ["32.0"]}]}
+)");
+  ASSERT_TRUE(ValidateSearchSpace(s, "search_space").ok()) << ValidateSearchSpace(s, "s");
+  EXPECT_TRUE(ConditionsOnChoices(s));
+  Genes g(SpaceDecisions(s).size(), 0);  // depth 1, layer 0 of 16 units
+  g[3] = 7;                              // lr
+  g[4] = 1;                              // dropout
+  g[5] = 1;                              // wide_lr
+  v1::Architecture a = DecodeArchitecture(s, g);
+  EXPECT_EQ(FindParam(a, "dropout"), nullptr);
+  EXPECT_EQ(FindParam(a, "wide_lr"), nullptr);
+  EXPECT_EQ(CanonicalGenes(s, g)[4], 0);  // inactive: its gene does not matter
+  EXPECT_EQ(CanonicalGenes(s, g)[5], 0);
+  g[0] = 1;  // depth 2
+  g[1] = 1;  // layer 0 of 32 units
+  v1::Architecture b = DecodeArchitecture(s, g);
+  ASSERT_NE(FindParam(b, "dropout"), nullptr);
+  EXPECT_EQ(FindParam(b, "wide_lr")->number(), 2);
+  EXPECT_TRUE(CheckInSpace(s, b, "architecture").ok()) << CheckInSpace(s, b, "architecture");
+  EXPECT_EQ(EncodeArchitecture(s, b), CanonicalGenes(s, g));
+  // Values that the choice does not make active are refused, named.
+  v1::Architecture bad = b;
+  bad.mutable_mlp()->mutable_units()->RemoveLast();  // depth 1
+  EXPECT_THAT(CheckInSpace(s, bad, "architecture").message(),
+              HasSubstr("'dropout' is inactive here"));
+  // Every sample is consistent.
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    v1::Architecture x = DecodeArchitecture(s, SampleGenes(s, rng));
+    ASSERT_TRUE(CheckInSpace(s, x, "architecture").ok()) << CheckInSpace(s, x, "architecture");
+    EXPECT_EQ(FindParam(x, "dropout") != nullptr, x.mlp().units_size() == 2);
+    EXPECT_EQ(FindParam(x, "wide_lr") != nullptr, x.mlp().units(0) == 32);
+  }
+  // NB201 edges name their operations.
+  v1::SearchSpace n = Space(R"y(
+name: cell
+nb201: {}
+parameters:
+  - {name: lr, real: {low: 1e-3, high: 1e-1, log: true}, when: [{choice: "cell.edge(1<-0)", values: [nor_conv_3x3]}]}
+)y");
+  ASSERT_TRUE(ValidateSearchSpace(n, "search_space").ok()) << ValidateSearchSpace(n, "s");
+  for (int i = 0; i < 50; ++i) {
+    v1::Architecture x = DecodeArchitecture(n, SampleGenes(n, rng));
+    EXPECT_EQ(FindParam(x, "lr") != nullptr, x.nb201().cell().rfind("|nor_conv_3x3~0|", 0) == 0)
+        << x.nb201().cell();
+  }
+  // Errors name the field: an unknown choice (listing the kind's), a value it lacks, both set.
+  for (const auto& [when, field, text] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {R"({choice: width, values: ["2"]})", "parameters[1].when[0].choice",
+            "'width' is not a choice of the mlp space (depth, layers[0].units, layers[1].units)"},
+           {R"({choice: depth, values: ["3"]})", "parameters[1].when[0].values[0]",
+            "'3' is not a value of depth (1, 2)"},
+           {R"({choice: depth, parameter: lr, values: ["2"]})", "parameters[1].when[0]",
+            "a parameter or a choice, not both"},
+       }) {
+    v1::SearchSpace e = Space(absl::StrCat(R"(
+name: joint
+mlp: {in_features: 784, num_classes: 10, depth: [1, 2], layers: [{units: [16, 32]}, {units: [16, 32]}]}
+parameters:
+  - {name: lr, real: {low: 1e-4, high: 1e-1, log: true}}
+  - {name: dropout, real: {low: 0, high: 0.5, step: 0.1}, when: [)",
+                                           when, "]}\n"));
+    absl::Status st = ValidateSearchSpace(e, "search_space");
+    EXPECT_THAT(st.message(), HasSubstr("search_space." + field)) << st;
+    EXPECT_THAT(st.message(), HasSubstr(text)) << st;
+  }
 }
 
 // Every strategy's building blocks keep candidates valid: sampled, mutated and crossed genes

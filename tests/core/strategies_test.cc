@@ -107,7 +107,8 @@ TEST_P(EveryStrategyTest, RebuiltFromHistoryContinuesTheSameSequence) {
   EXPECT_EQ(AskTell(*original, 10, nullptr, &seen), AskTell(*rebuilt, 10, nullptr, &seen2));
 }
 
-// Mixed spaces (an architecture with conditional hyperparameters of every domain): every
+// Mixed spaces (an architecture with hyperparameters of every domain, conditional on another
+// parameter and on an architecture choice): every
 // strategy proposes only candidates that lie in the space -- valid, each active parameter at
 // one of its values and in bounds, no inactive one -- and never the same one twice.
 TEST_P(EveryStrategyTest, MixedSpaceProposalsAreValidActiveAndInBounds) {
@@ -123,6 +124,7 @@ parameters:
   - {name: batch_size, integer: {low: 16, high: 512, log: true}}
   - {name: dropout, real: {low: 0, high: 0.5, step: 0.1}}
   - {name: warmup_epochs, ordinal: {values: [0, 1, 2, 5]}}
+  - {name: second_dropout, real: {low: 0, high: 0.5, step: 0.1}, when: [{choice: depth, values: ["2"]}]}
 )",
                             spec.mutable_search_space())
                   .ok());
@@ -140,6 +142,7 @@ parameters:
     EXPECT_LE(lr->number(), 0.1);
     const bool sgd = FindParam(p.arch, "optimizer")->text() == "sgd";
     EXPECT_EQ(FindParam(p.arch, "momentum") != nullptr, sgd);
+    EXPECT_EQ(FindParam(p.arch, "second_dropout") != nullptr, p.arch.mlp().units_size() == 2);
     // A smooth function of the values, so model-based strategies have something to learn.
     v1::Trial t;
     t.set_id(i);
