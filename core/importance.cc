@@ -49,7 +49,9 @@ absl::StatusOr<ImportanceReport> ComputeImportance(const v1::SearchSpace& space,
         o.x = v->number();
         o.label = ParamText(*v);
       } else {
-        o.label = absl::StrCat("choice ", o.gene);
+        const auto& labels = decisions[d].labels;
+        o.label = o.gene < static_cast<int>(labels.size()) ? labels[o.gene]
+                                                           : absl::StrCat("choice ", o.gene);
       }
       per[d].push_back(std::move(o));
     }

@@ -18,22 +18,6 @@ std::string Caption(const Frame& f, const std::string& text) {
                          XmlEscape(text));
 }
 
-std::string Empty(const std::string& css_class, const std::string& title, const std::string& why) {
-  Frame f;
-  f.height = 120;
-  f.bottom = 40;
-  std::string s = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"%s empty\" width=\"%g\" height=\"%g\" "
-      "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-      css_class, f.width, f.height, f.width, f.height);
-  absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", f.left,
-                        XmlEscape(title));
-  absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"64\" fill=\"#666\">%s</text>\n", f.left,
-                        XmlEscape(why));
-  return s + "</svg>\n";
-}
-
 void Flatten(const google::protobuf::Message& m, const std::string& prefix,
              std::vector<std::pair<std::string, std::string>>& out) {
   using google::protobuf::FieldDescriptor;
@@ -109,7 +93,8 @@ std::string BestSoFarSvg(const std::vector<ProgressPoint>& points, const std::st
     ys.push_back(p.value);
     ys.push_back(p.best);
   }
-  if (xs.empty()) return Empty("progress-plot", title, "no finished trial with " + metric + " yet");
+  if (xs.empty())
+    return EmptySvg("progress-plot", title, "no finished trial with " + metric + " yet");
   Frame f;
   f.height = 360;
   f.x = Span(xs);
@@ -151,7 +136,7 @@ std::string CurvesSvg(const std::vector<Curve>& curves, const std::string& metri
       ys.push_back(y);
     }
   }
-  if (xs.empty()) return Empty("curves-plot", title, "no trial has reported an epoch yet");
+  if (xs.empty()) return EmptySvg("curves-plot", title, "no trial has reported an epoch yet");
   Frame f;
   f.height = 360;
   f.x = Span(xs);
@@ -208,7 +193,7 @@ std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metr
                        size_t max_choices, const std::string& note) {
   const std::string title = absl::StrCat("Architecture choices against ", metric);
   if (choices.empty()) {
-    return Empty("choices-plot", title, "no finished trial with " + metric + " yet");
+    return EmptySvg("choices-plot", title, "no finished trial with " + metric + " yet");
   }
   std::stable_sort(choices.begin(), choices.end(), [](const ChoiceStats& a, const ChoiceStats& b) {
     return a.spread() > b.spread();
@@ -283,7 +268,9 @@ std::vector<std::pair<std::string, std::string>> FlattenArchitecture(const v1::A
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   refl->ListFields(a, &fields);
   for (const auto* fd : fields) {
-    if (fd->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+    // The kind's message; the hyperparameters (params) have their own plots.
+    if (fd->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE &&
+        fd->containing_oneof() != nullptr) {
       Flatten(refl->GetMessage(a, fd), "", out);
     }
   }

@@ -52,7 +52,8 @@ std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metr
                        size_t max_choices, const std::string& note);
 
 // The architecture's decisions flattened to (path, value) pairs: "stages.0.kernel" -> "5",
-// "cells.0.op" -> "conv_3x3" (the oneof's message walked by reflection; enums by name).
+// "cells.0.op" -> "conv_3x3" (the oneof's message walked by reflection; enums by name; the
+// hyperparameters are not among them).
 std::vector<std::pair<std::string, std::string>> FlattenArchitecture(const v1::Architecture& a);
 
 }  // namespace nasforge::report

@@ -67,7 +67,27 @@ Range Span(const std::vector<double>& v) {
   return r;
 }
 
-double Frame::X(double v) const { return left + (v - x.lo) / (x.hi - x.lo) * plot_width(); }
+std::string EmptySvg(const std::string& css_class, const std::string& title,
+                     const std::string& why) {
+  Frame f;
+  f.height = 120;
+  f.bottom = 40;
+  std::string s = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"%s empty\" width=\"%g\" height=\"%g\" "
+      "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      css_class, f.width, f.height, f.width, f.height);
+  absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", f.left,
+                        XmlEscape(title));
+  absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"64\" fill=\"#666\">%s</text>\n", f.left,
+                        XmlEscape(why));
+  return s + "</svg>\n";
+}
+
+double Frame::X(double v) const {
+  if (x_log) v = std::log10(v);
+  return left + (v - x.lo) / (x.hi - x.lo) * plot_width();
+}
 double Frame::Y(double v) const {
   return top + plot_height() - (v - y.lo) / (y.hi - y.lo) * plot_height();
 }
@@ -87,10 +107,12 @@ std::string Frame::Open(const std::string& css_class, const std::string& title,
                         "stroke=\"#444\"/>\n",
                         left, top, pw, ph);
   for (double t : Ticks(x.lo, x.hi)) {
+    const double v = x_log ? std::pow(10, t) : t;  // t is where the tick sits, v what it says
     absl::StrAppendFormat(&s,
                           "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#eee\"/>"
                           "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>\n",
-                          X(t), top, X(t), top + ph, X(t), top + ph + 16, TickLabel(t));
+                          X(v), top, X(v), top + ph, X(v), top + ph + 16,
+                          x_log ? absl::StrFormat("%.3g", v) : TickLabel(v));
   }
   for (double t : Ticks(y.lo, y.hi)) {
     absl::StrAppendFormat(&s,

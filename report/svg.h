@@ -20,11 +20,18 @@ struct Range {
 // The values' span padded by 5% (a single value gets a span around it); [0, 1] when empty.
 Range Span(const std::vector<double>& v);
 
+// A chart with nothing to draw yet: its title and why (class "`css_class` empty").
+std::string EmptySvg(const std::string& css_class, const std::string& title,
+                     const std::string& why);
+
 // A plot area inside a `width` x `height` picture with fixed margins, mapping data to pixels.
 struct Frame {
   double width = 720, height = 480;
   double left = 80, right = 24, top = 48, bottom = 64;
   Range x, y;
+  // A log-scaled x axis: `x` holds log10 of the values, X() takes the values themselves, and
+  // the ticks sit at round values in log space, labelled with the values.
+  bool x_log = false;
   double X(double v) const;
   double Y(double v) const;
   double plot_width() const { return width - left - right; }

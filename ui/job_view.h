@@ -1,20 +1,22 @@
 // What the dashboard shows of one job, computed from a snapshot of its trials: the candidate
 // table sorted and filtered on the server (pages of it), the Pareto scatter of any two metrics,
-// best-so-far, learning curves and the per-choice summary. Built to stay fast at 100,000 trials:
-// the table's order is computed once per (sort, filter) and cached, plots get bounded inputs
-// (the front and improvements always, the rest sampled), the per-choice summary reads a sample.
-// Pure logic over messages (no locks of the controller), unit-tested. Thread-safe.
+// best-so-far, learning curves, the per-choice summary and the importance panel. Built to stay fast
+// at 100,000 trials: the table's order is computed once per (sort, filter) and cached, plots get
+// bounded inputs (the front and improvements always, the rest sampled), the per-choice summary
+// reads a sample. Pure logic over messages (no locks of the controller), unit-tested. Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/importance.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge::ui {
@@ -40,6 +42,9 @@ struct PlotLimits {
   size_t curves = 40;             // besides the front's (at most 20 of them)
   size_t choice_sample = 5000;    // trials read for the per-choice summary
   size_t choices_shown = 12;
+  size_t importance_shown = 16;  // bars
+  size_t value_plots = 12;       // value-vs-objective plots
+  size_t value_points = 600;     // points in each
 };
 
 class JobView {
@@ -67,6 +72,16 @@ class JobView {
   std::string BestSoFarSvg() const;
   std::string CurvesSvg() const;
   std::string ChoicesSvg() const;
+  // The importance panel (core/importance.h) for the primary objective, from at most
+  // limits.choice_sample succeeded trials (evenly sampled): the bars, and one decision's values
+  // against the objective (INVALID_ARGUMENT naming `decision` for one the space lacks). While
+  // fewer than 4 trials have succeeded, a chart that says so.
+  std::string ImportanceSvg() const;
+  absl::StatusOr<std::string> ValueSvg(const std::string& decision) const;
+  // The decisions the page draws a value plot for, most important first: every hyperparameter
+  // (at most limits.value_plots); in a space without any, its 4 most important choices.
+  std::vector<std::string> ValuePlots() const;
+
   // Trials on the front of the job's own objectives, under its constraints (best first).
   std::vector<const v1::Trial*> Front() const;
   // The job's first objective ("" when it has none).
@@ -81,6 +96,8 @@ class JobView {
   std::string DrawCurves() const;
   std::string DrawChoices() const;
   std::vector<size_t> FrontOf(const std::vector<std::string>& metrics, bool job_constraints) const;
+  // The importance report, computed on first use (job_view_importance.cc).
+  const absl::StatusOr<ImportanceReport>& Importance() const;
 
   v1::Job job_;
   std::vector<v1::Trial> trials_;
@@ -92,6 +109,8 @@ class JobView {
   mutable std::map<std::string, std::string> drawn_ ABSL_GUARDED_BY(mu_);
   mutable std::once_flag front_once_;
   mutable std::vector<const v1::Trial*> front_;
+  mutable std::once_flag importance_once_;
+  mutable absl::StatusOr<ImportanceReport> importance_;
 };
 
 // "2,000 of 100,000" style thousands separators.

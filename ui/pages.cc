@@ -315,6 +315,17 @@ std::string JobPage(const JobView& view, const std::map<std::string, std::string
   absl::StrAppend(&s, "<div class=\"plot\" id=\"curves\">", view.CurvesSvg(), "</div>\n");
   absl::StrAppend(&s, "<div class=\"plot\" id=\"choices\">", view.ChoicesSvg(), "</div>\n");
   s += "</section>\n";
+  // What matters: each decision's share of the primary objective's variance, and the values
+  // of the hyperparameters (or the most important choices) against it.
+  absl::StrAppend(&s, "<section id=\"importance\" class=\"live\"><h2>What matters</h2>",
+                  "<div class=\"plot\" id=\"importance-bars\">", view.ImportanceSvg(), "</div>\n");
+  for (const std::string& d : view.ValuePlots()) {
+    auto v = view.ValueSvg(d);
+    if (!v.ok()) continue;
+    absl::StrAppend(&s, "<div class=\"plot value\" data-decision=\"", XmlEscape(d), "\">", *v,
+                    "</div>\n");
+  }
+  s += "</section>\n";
   s += CandidatesTable(view, query, params, base, error);
   return s + "</main></body></html>\n";
 }

@@ -83,7 +83,8 @@ HttpResponse Csv(const PageContext& c) {
   return r;
 }
 
-// One plot alone: pareto.svg?x=&y=, progress.svg, curves.svg, choices.svg.
+// One plot alone: pareto.svg?x=&y=, progress.svg, curves.svg, choices.svg, importance.svg,
+// value.svg?decision=params.lr.
 HttpResponse Svg(const PageContext& c) {
   const JobView& view = *c.job;
   const HttpRequest& req = c.req;
@@ -101,6 +102,12 @@ HttpResponse Svg(const PageContext& c) {
     svg = view.CurvesSvg();
   } else if (which == "choices.svg") {
     svg = view.ChoicesSvg();
+  } else if (which == "importance.svg") {
+    svg = view.ImportanceSvg();
+  } else if (which == "value.svg") {
+    auto v = view.ValueSvg(req.Query("decision"));
+    if (!v.ok()) return HttpResponse::Text(400, std::string(v.status().message()) + "\n");
+    svg = *std::move(v);
   } else {
     return HttpResponse::Text(404, "no plot " + which + "\n");
   }

@@ -63,10 +63,11 @@ def spec(name, max_trials, objectives, epochs=3, rule=None, constraints=None, da
 
 def quality(trial):
     """A deterministic accuracy from the architecture's choices (no training needed here)."""
-    p = trial.params
+    p, h = trial.params, trial.hyperparameters or {}
+    lr = -0.05 * abs(math.log10(h["lr"]) + 2) if "lr" in h else 0  # best at 0.01
     return 0.55 + 0.08 * (p.get("stages_0_kernel", 3) == 5) + 0.05 * p.get(
         "stages_0_repeats", 1) + 0.04 * (p.get("head_channels", 32) == 48) + (
-        trial.trial_id % 7) * 0.01
+        trial.trial_id % 7) * 0.01 + lr
 
 
 NAMES = {}  # job id -> fixture name
@@ -176,12 +177,15 @@ def main():
         "messy": c.submit(spec("messy", 8, acc_macs))["id"],
         "infeasible": c.submit(spec("infeasible", 5, acc_macs, constraints=[
             {"metric": "test_accuracy", "lower": 0.995}]))["id"],
+        "hyper": c.submit(dict(spec("hyper", 12, [("accuracy", "maximize")]), search_space=dict(
+            SPACE, parameters=[{"name": "lr", "real": {"low": 1e-4, "high": 1, "log": True}},
+                               {"name": "opt", "categorical": {"values": ["adam", "sgd"]}}])))["id"],
     }
     NAMES.update({v: k for k, v in jobs.items()})
     stop = threading.Event()
     sdk_workers(addr, secret["w"], 2, stop)
     t0 = time.time()
-    for name in ("one", "single", "three", "messy", "infeasible"):
+    for name in ("one", "single", "three", "messy", "infeasible", "hyper"):
         final = c.wait(jobs[name], timeout=300)
         print("fixture %s done after %.1f s" % (name, time.time() - t0), flush=True)
         check(final["state"] in ("JOB_SUCCEEDED", "JOB_FAILED"),
@@ -212,7 +216,7 @@ def main():
         b.errors.clear()
 
         page_checks(b, "jobs page", base + "/", [
-            ("document.querySelectorAll('table.jobs tbody tr').length === 7", "7 jobs listed"),
+            ("document.querySelectorAll('table.jobs tbody tr').length === 8", "8 jobs listed"),
             ("document.body.textContent.includes('100,000 / 100,000')", "100k job's progress"),
             ("document.querySelector('.viewer').textContent.includes('alice')", "viewer shown"),
         ], "jobs.png")
@@ -247,6 +251,16 @@ def main():
             ("document.querySelectorAll('#choices g.option').length >= 4", "choice rows"),
             ("document.querySelector('dd.state').textContent === 'succeeded'", "state succeeded"),
         ], "job-single.png")
+        page_checks(b, "hyperparameters", job("hyper"), [
+            ("document.querySelectorAll('#importance .importance-plot g.bar').length >= 2",
+             "importance bars, one per decision"),
+            ("document.querySelector('#importance div.value[data-decision=\"params.lr\"] "
+             "svg.log-x') !== null", "the log-scaled learning rate on a log axis"),
+            ("document.querySelectorAll('#importance div.value[data-decision=\"params.opt\"] "
+             "text.category').length === 2", "the optimizer's two values as columns"),
+            ("document.querySelectorAll('#importance div.value[data-decision=\"params.lr\"] "
+             "circle.point').length === 12", "a point per trial"),
+        ], "job-hyper.png")
         front3 = c.pareto(jobs["three"], as_frame=False)
         page_checks(b, "three objectives", job("three") + "?x=macs&y=params", [
             ("document.querySelectorAll('select[name=x] option').length >= 3", "axis choices"),

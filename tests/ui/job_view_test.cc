@@ -197,6 +197,9 @@ TEST(JobViewTest, Thousands) {
 TEST(ChartsTest, FlattenArchitectureSplitsNb201Cells) {
   v1::Architecture a;
   a.mutable_nb201()->set_cell("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|");
+  auto* lr = a.mutable_params()->add_values();  // hyperparameters have their own plots
+  lr->set_name("lr");
+  lr->set_number(0.01);
   auto flat = report::FlattenArchitecture(a);
   ASSERT_EQ(flat.size(), 3u);
   EXPECT_EQ(flat[0], std::make_pair(std::string("cell.edge0"), std::string("nor_conv_3x3")));
