@@ -5,6 +5,7 @@
 // as the BO strategy does.
 #include <cstdint>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
