@@ -1,6 +1,7 @@
 // nasforge importance JOB: which architecture choices and hyperparameters matter for one of the
-// job's objectives (core/importance.h), from its finished candidates; --points writes the
-// value-vs-objective points (CSV) for plots, --json the whole report.
+// job's objectives (the controller's GetImportance: core/importance.h over the succeeded
+// candidates); --points writes the value-vs-objective points (CSV) for plots, --json the whole
+// report.
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -11,7 +12,6 @@
 #include "cli/commands.h"
 #include "cli/connection.h"
 #include "cli/job_client.h"
-#include "core/importance.h"
 
 namespace nasforge::cli {
 namespace {
@@ -25,25 +25,16 @@ int Importance(CommandContext& c, const ImportanceOptions& o) {
   auto stub = ConnectJobService(c.connection);
   if (!stub.ok())
     return ReportError(c.io, stub.status(), "connecting to " + c.connection.controller);
-  v1::GetJobRequest get;
-  get.set_job_id(o.job);
-  auto job = Call(**stub, &v1::JobService::Stub::GetJob, get);
-  if (!job.ok()) return ReportError(c.io, job.status(), "importance " + o.job);
-  // The objective: --objective, else the job's first.
-  std::string metric = o.objective;
-  bool maximize = true;
-  for (const auto& obj : job->spec().objectives()) {
-    if (metric.empty()) metric = obj.metric();
-    if (obj.metric() == metric) maximize = obj.direction() == v1::MAXIMIZE;
-  }
-  auto trials = AllCandidates(**stub, o.job);
-  if (!trials.ok()) return ReportError(c.io, trials.status(), "importance " + o.job);
-  auto r = ComputeImportance(job->spec().search_space(), *trials, metric, maximize);
+  v1::GetImportanceRequest req;
+  req.set_job_id(o.job);
+  req.set_metric(o.objective);
+  req.set_include_points(!o.points.empty());
+  auto r = Call(**stub, &v1::JobService::Stub::GetImportance, req);
   if (!r.ok()) return ReportError(c.io, r.status(), "importance " + o.job);
   if (!o.points.empty()) {
     std::string csv = "decision,x,label,objective\n";
-    for (const auto& p : r->points) {
-      absl::StrAppend(&csv, p.decision, ",", p.x, ",\"", p.label, "\",", p.y, "\n");
+    for (const auto& p : r->points()) {
+      absl::StrAppend(&csv, p.decision(), ",", p.x(), ",\"", p.label(), "\",", p.value(), "\n");
     }
     std::ofstream f(o.points, std::ios::trunc);
     f << csv;
@@ -56,29 +47,29 @@ int Importance(CommandContext& c, const ImportanceOptions& o) {
   }
   if (o.json) {
     nlohmann::json j = {{"job", o.job},
-                        {"objective", metric},
-                        {"maximize", maximize},
-                        {"trials", r->trials},
+                        {"objective", r->metric()},
+                        {"maximize", r->maximize()},
+                        {"trials", r->trials()},
                         {"decisions", nlohmann::json::array()}};
-    for (const auto& d : r->decisions) {
-      j["decisions"].push_back({{"name", d.name},
-                                {"importance", d.importance},
-                                {"omega_squared", d.raw},
-                                {"observations", d.observations},
-                                {"best", d.best},
-                                {"ordered", d.ordered},
-                                {"log", d.log}});
+    for (const auto& d : r->decisions()) {
+      j["decisions"].push_back({{"name", d.decision()},
+                                {"importance", d.importance()},
+                                {"omega_squared", d.omega_squared()},
+                                {"observations", d.observations()},
+                                {"best", d.best()},
+                                {"ordered", d.ordered()},
+                                {"log", d.log()}});
     }
     c.io.out << j.dump(1) << "\n";
     return kExitOk;
   }
-  c.io.out << absl::StrFormat("importance for %s (%s), from %d succeeded trials of %s\n", metric,
-                              maximize ? "max" : "min", r->trials, o.job);
+  c.io.out << absl::StrFormat("importance for %s (%s), from %d succeeded trials of %s\n",
+                              r->metric(), r->maximize() ? "max" : "min", r->trials(), o.job);
   c.io.out << absl::StrFormat("%-28s %10s %7s  %s\n", "decision", "importance", "trials",
                               "best value (group mean)");
-  for (const auto& d : r->decisions) {
-    c.io.out << absl::StrFormat("%-28s %10.3f %7d  %s\n", d.name, d.importance, d.observations,
-                                d.best);
+  for (const auto& d : r->decisions()) {
+    c.io.out << absl::StrFormat("%-28s %10.3f %7d  %s\n", d.decision(), d.importance(),
+                                d.observations(), d.best());
   }
   return kExitOk;
 }

@@ -220,6 +220,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"JobService", "GetCandidate", Role::kRead},
       {"JobService", "ListCandidates", Role::kRead},
       {"JobService", "QueryPareto", Role::kRead},
+      {"JobService", "GetImportance", Role::kRead},
       {"JobService", "GetArtifact", Role::kRead},
       {"JobService", "SubmitJob", Role::kSubmit},
       {"JobService", "CancelJob", Role::kSubmit},

@@ -116,6 +116,12 @@ class JobManager {
       const v1::ListCandidatesRequest& request, const Principal& caller = Principal::Local()) const;
   absl::StatusOr<v1::QueryParetoResponse> QueryPareto(
       const v1::QueryParetoRequest& request, const Principal& caller = Principal::Local()) const;
+  // Each choice's and hyperparameter's share of a metric's variance (GetImportanceRequest),
+  // from at most kImportanceTrials succeeded trials, evenly sampled. INVALID_ARGUMENT naming
+  // `metric` for an unknown one; FAILED_PRECONDITION while fewer than 4 trials report it.
+  absl::StatusOr<v1::GetImportanceResponse> GetImportance(
+      const v1::GetImportanceRequest& request, const Principal& caller = Principal::Local()) const;
+  static constexpr size_t kImportanceTrials = 20000;
 
   // Watch: `fn` gets a snapshot at once, then every event of the job, on the thread that caused
   // it; it must not call back into the manager. Returns a handle for Unsubscribe.

@@ -195,6 +195,12 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "QueryPareto");
     return Finish(ctx, jm_, jm_->QueryPareto(*req, who), resp, false);
   }
+
+  ServerUnaryReactor* GetImportance(CallbackServerContext* ctx, const v1::GetImportanceRequest* req,
+                                    v1::GetImportanceResponse* resp) override {
+    NF_GATE(who, "JobService", "GetImportance");
+    return Finish(ctx, jm_, jm_->GetImportance(*req, who), resp, false);
+  }
   // A chunk of a trial's artifact, for whoever may see the trial (its job's owner, admins).
   ServerUnaryReactor* GetArtifact(CallbackServerContext* ctx, const v1::GetArtifactRequest* req,
                                   v1::GetArtifactResponse* resp) override {

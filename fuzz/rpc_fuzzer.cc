@@ -213,6 +213,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       OnLease<v1::ReportResultRequest>(body, n, live, who,
                                        [&](const auto& r) { (void)w.jm->ReportResult(r); });
       break;
+    case 12: {
+      v1::GetImportanceRequest r;
+      if (r.ParseFromArray(body, n)) {
+        if (live) r.set_job_id(w.job_id);
+        (void)w.jm->GetImportance(r, who);
+      }
+      break;
+    }
     default:
       if (n > 0) w.clock.Advance(absl::Seconds(body[0] % 7));
       w.jm->ExpireLeases();

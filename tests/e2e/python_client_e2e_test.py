@@ -178,6 +178,26 @@ def multi_fidelity(c, addr):
     check(last < 0.6 * first,
           "bohb: the model's last 10 learning rates lie nearer the best (mean |log10 lr + 2| "
           "%.2f) than the random first 10 (%.2f)" % (last, first))
+    # What matters (GetImportance), over the succeeded trials (those asha let through).
+    imp = c.importance(job["id"])
+    succeeded = int((df["state"] == "SUCCEEDED").sum())
+    check("params.lr" in imp.index and "stem_channels" in imp.index and
+          abs(imp["importance"].sum() - 1) < 1e-9 and
+          imp.loc["params.lr", "observations"] == succeeded and
+          list(imp["importance"]) == sorted(imp["importance"], reverse=True),
+          "importance: %d decisions, most important first, shares summing to 1, over the %d "
+          "succeeded trials (%s)" % (len(imp), succeeded, imp["importance"].round(3).to_dict()))
+    dec, pts = c.importance(job["id"], points=True)
+    lr = pts[pts["decision"] == "params.lr"]
+    check(len(lr) == succeeded and "accuracy" in pts.columns and
+          (lr["x"] > 0).all() and bool(dec.loc["params.lr", "log"]),
+          "importance points: one per succeeded trial for params.lr, a log-scaled axis")
+    try:
+        c.importance(job["id"], metric="no_such_metric")
+        check(False, "importance of an unknown metric is refused")
+    except nasforge.NasforgeError as e:
+        check(e.code_name == "INVALID_ARGUMENT" and e.field == "metric",
+              "importance of an unknown metric: INVALID_ARGUMENT naming metric (%s)" % e)
 
 
 def own_training(c, addr):
