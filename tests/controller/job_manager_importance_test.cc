@@ -1,6 +1,8 @@
 // JobManager::GetImportance: the metric's shares over the job's succeeded trials, the metric
 // and direction chosen, points on request, and refusals named (unknown metric, too few trials,
 // another owner's job).
+#include <string>
+
 #include "tests/controller/job_manager_fixture.h"
 
 namespace nasforge {
