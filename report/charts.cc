@@ -218,12 +218,9 @@ std::string ChoicesSvg(std::vector<ChoiceStats> choices, const std::string& metr
   f.height = f.top + f.bottom + kRow * static_cast<double>(rows);
   f.x = Span(xs);
   f.y = {0, static_cast<double>(rows)};
-  std::string s = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"choices-plot\" width=\"%g\" "
-      "height=\"%g\" viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-      "<text x=\"12\" y=\"24\" font-size=\"15\">%s</text>\n",
-      f.width, f.height, f.width, f.height, XmlEscape(title));
+  std::string s =
+      SvgHeader("choices-plot", f.width, f.height) +
+      absl::StrFormat("<text x=\"12\" y=\"24\" font-size=\"15\">%s</text>\n", XmlEscape(title));
   if (!note.empty()) {
     absl::StrAppendFormat(&s, "<text x=\"12\" y=\"38\" fill=\"#666\">%s</text>\n", XmlEscape(note));
   }

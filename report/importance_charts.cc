@@ -22,12 +22,9 @@ std::string ImportanceSvg(const ImportanceReport& r, size_t max_shown, const std
   f.bottom = 40;
   f.height = f.top + f.bottom + kRow * static_cast<double>(std::max<size_t>(n, 1));
   f.x = {0, 1};
-  std::string s = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"importance-plot\" width=\"%g\" "
-      "height=\"%g\" viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-      "<text x=\"12\" y=\"22\" font-size=\"15\">%s</text>\n",
-      f.width, f.height, f.width, f.height, XmlEscape(title));
+  std::string s =
+      SvgHeader("importance-plot", f.width, f.height) +
+      absl::StrFormat("<text x=\"12\" y=\"22\" font-size=\"15\">%s</text>\n", XmlEscape(title));
   absl::StrAppendFormat(&s, "<text x=\"12\" y=\"38\" fill=\"#666\">%s</text>\n",
                         XmlEscape(note.empty() ? "share of the variance each decision explains "
                                                  "(first-order functional ANOVA)"

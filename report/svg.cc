@@ -67,16 +67,20 @@ Range Span(const std::vector<double>& v) {
   return r;
 }
 
+std::string SvgHeader(const std::string& css_class, double width, double height) {
+  return absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"%s\" width=\"%g\" height=\"%g\" "
+      "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      css_class, width, height, width, height);
+}
+
 std::string EmptySvg(const std::string& css_class, const std::string& title,
                      const std::string& why) {
   Frame f;
   f.height = 120;
   f.bottom = 40;
-  std::string s = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"%s empty\" width=\"%g\" height=\"%g\" "
-      "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-      css_class, f.width, f.height, f.width, f.height);
+  std::string s = SvgHeader(css_class + " empty", f.width, f.height);
   absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", f.left,
                         XmlEscape(title));
   absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"64\" fill=\"#666\">%s</text>\n", f.left,
@@ -95,11 +99,7 @@ double Frame::Y(double v) const {
 std::string Frame::Open(const std::string& css_class, const std::string& title,
                         const std::string& x_label, const std::string& y_label) const {
   const double pw = plot_width(), ph = plot_height();
-  std::string s = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"%s\" width=\"%g\" height=\"%g\" "
-      "viewBox=\"0 0 %g %g\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-      css_class, width, height, width, height);
+  std::string s = SvgHeader(css_class, width, height);
   absl::StrAppendFormat(&s, "<text x=\"%g\" y=\"24\" font-size=\"15\">%s</text>\n", left,
                         XmlEscape(title));
   absl::StrAppendFormat(&s,

@@ -20,6 +20,10 @@ struct Range {
 // The values' span padded by 5% (a single value gets a span around it); [0, 1] when empty.
 Range Span(const std::vector<double>& v);
 
+// "<svg ...>" of a `width` x `height` chart of class `css_class` (the page's and tests' handle),
+// sans-serif 12, on a white background.
+std::string SvgHeader(const std::string& css_class, double width, double height);
+
 // A chart with nothing to draw yet: its title and why (class "`css_class` empty").
 std::string EmptySvg(const std::string& css_class, const std::string& title,
                      const std::string& why);

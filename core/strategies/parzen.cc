@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <random>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/parameters.h"
 
@@ -142,6 +145,20 @@ std::vector<Genes> TpeCandidates(const v1::SearchSpace& space,
   out.reserve(scored.size());
   for (auto& s : scored) out.push_back(std::move(s.second));
   return out;
+}
+
+Proposal ProposeFromModel(const v1::SearchSpace& space, const std::vector<Decision>& decisions,
+                          const std::vector<const ParzenObservation*>& obs,
+                          const std::vector<double>& y, std::set<Genes>* told, std::mt19937_64& rng,
+                          const Admissible& admissible, int max_attempts) {
+  int attempts = 0;
+  for (const Genes& c : TpeCandidates(space, decisions, obs, y, *told, rng)) {
+    if (attempts++ >= max_attempts) break;
+    v1::Architecture arch = DecodeArchitecture(space, c);
+    told->insert(c);
+    if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
+  }
+  return SampleAdmissible(space, rng, admissible, max_attempts);
 }
 
 }  // namespace nasforge

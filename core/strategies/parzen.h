@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/search_space.h"
+#include "core/strategies/strategy.h"
 #include "nasforge/v1/nasforge.pb.h"
 
 namespace nasforge {
@@ -40,5 +41,13 @@ std::vector<Genes> TpeCandidates(const v1::SearchSpace& space,
                                  const std::vector<const ParzenObservation*>& obs,
                                  const std::vector<double>& y, const std::set<Genes>& told,
                                  std::mt19937_64& rng);
+
+// The model-based strategies' proposal: the first of TpeCandidates(...) that `admissible`
+// takes (each one tried is added to *told), or a random sample when none is; at most
+// `max_attempts` candidates are tried.
+Proposal ProposeFromModel(const v1::SearchSpace& space, const std::vector<Decision>& decisions,
+                          const std::vector<const ParzenObservation*>& obs,
+                          const std::vector<double>& y, std::set<Genes>* told, std::mt19937_64& rng,
+                          const Admissible& admissible, int max_attempts);
 
 }  // namespace nasforge

@@ -37,14 +37,7 @@ class TpeStrategy final : public Strategy {
     const std::vector<double> y = Targets(rng);
     std::vector<const ParzenObservation*> xs;
     for (const auto& o : obs_) xs.push_back(&o.x);
-    int attempts = 0;
-    for (const Genes& c : TpeCandidates(space, decisions_, xs, y, told_, rng)) {
-      if (attempts++ >= max_attempts) break;
-      v1::Architecture arch = DecodeArchitecture(space, c);
-      told_.insert(c);
-      if (admissible(arch)) return {Proposal::Kind::kCandidate, std::move(arch), ""};
-    }
-    return SampleAdmissible(space, rng, admissible, max_attempts);
+    return ProposeFromModel(space, decisions_, xs, y, &told_, rng, admissible, max_attempts);
   }
 
   void Tell(const v1::Trial& trial) override {
