@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 #include "cli/connection.h"
+#include "cli/flags.h"
 #include "cli/job_client.h"
 
 namespace nasforge::cli {
@@ -18,6 +19,7 @@ namespace {
 
 struct ImportanceOptions {
   std::string job, objective, points;
+  int epoch = 0;
   bool json = false;
 };
 
@@ -29,6 +31,7 @@ int Importance(CommandContext& c, const ImportanceOptions& o) {
   req.set_job_id(o.job);
   req.set_metric(o.objective);
   req.set_include_points(!o.points.empty());
+  req.set_epoch(o.epoch);
   auto r = Call(**stub, &v1::JobService::Stub::GetImportance, req);
   if (!r.ok()) return ReportError(c.io, r.status(), "importance " + o.job);
   if (!o.points.empty()) {
@@ -82,6 +85,10 @@ void AddImportanceCommand(CLI::App& app, CommandContext& c) {
       "importance", "which architecture choices and hyperparameters matter for an objective");
   cmd->add_option("JOB", o->job, "job id")->required();
   cmd->add_option("--objective", o->objective, "a metric (default: the job's first objective)");
+  cmd->add_option("--epoch", o->epoch,
+                  "judge by the validation value at this epoch of every trial's curve, the "
+                  "early-stopped ones included (an early-stopping rung)")
+      ->check(IntAtLeast(0));
   cmd->add_option("--points", o->points,
                   "write each trial's decision values and objective as CSV (for plots)");
   cmd->add_flag("--json", o->json, "print the report as JSON");

@@ -117,8 +117,9 @@ class JobManager {
   absl::StatusOr<v1::QueryParetoResponse> QueryPareto(
       const v1::QueryParetoRequest& request, const Principal& caller = Principal::Local()) const;
   // Each choice's and hyperparameter's share of a metric's variance (GetImportanceRequest),
-  // from at most kImportanceTrials succeeded trials, evenly sampled. INVALID_ARGUMENT naming
-  // `metric` for an unknown one; FAILED_PRECONDITION while fewer than 4 trials report it.
+  // from at most kImportanceTrials succeeded (with an epoch: and early-stopped) trials, evenly
+  // sampled. INVALID_ARGUMENT naming `metric` or `epoch`; FAILED_PRECONDITION while fewer than
+  // 4 trials report it.
   absl::StatusOr<v1::GetImportanceResponse> GetImportance(
       const v1::GetImportanceRequest& request, const Principal& caller = Principal::Local()) const;
   static constexpr size_t kImportanceTrials = 20000;

@@ -21,15 +21,22 @@ absl::StatusOr<v1::GetImportanceResponse> JobManager::GetImportance(
     return FieldError("metric", absl::StrCat("unknown metric '", req.metric(),
                                              "' (known: ", KnownMetricsList(), ")"));
   }
+  if (req.epoch() < 0) return FieldError("epoch", "must be >= 0");
   v1::JobSpec spec;
   std::vector<v1::Trial> sample;
   {
     absl::ReaderMutexLock l(&mu_);
     NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(req.job_id(), caller));
     spec = js->job.spec();
-    std::vector<const v1::Trial*> done;
+    if (req.epoch() > spec.budget().epochs()) {
+      return FieldError("epoch", absl::StrCat(req.epoch(), " is beyond the job's ",
+                                              spec.budget().epochs(), " epochs"));
+    }
+    std::vector<const v1::Trial*> done;  // with an epoch, the early-stopped ones too
     for (const auto& t : js->trials) {
-      if (t.state() == v1::TRIAL_SUCCEEDED) done.push_back(&t);
+      if (t.state() == v1::TRIAL_SUCCEEDED || (req.epoch() > 0 && t.state() == v1::TRIAL_STOPPED)) {
+        done.push_back(&t);
+      }
     }
     const size_t k = std::min(done.size(), kImportanceTrials);
     sample.reserve(k);
@@ -44,11 +51,11 @@ absl::StatusOr<v1::GetImportanceResponse> JobManager::GetImportance(
   for (const auto& o : spec.objectives()) {
     if (o.metric() == metric) maximize = o.direction() == v1::MAXIMIZE;
   }
-  NF_ASSIGN_OR_RETURN(ImportanceReport r,
-                      ComputeImportance(spec.search_space(), sample, metric, maximize));
+  NF_ASSIGN_OR_RETURN(ImportanceReport r, ComputeImportance(spec.search_space(), sample, metric,
+                                                            maximize, req.epoch()));
   v1::GetImportanceResponse resp;
   resp.set_metric(r.metric);
-  resp.set_maximize(maximize);
+  resp.set_maximize(req.epoch() > 0 || maximize);
   resp.set_trials(r.trials);
   for (const auto& d : r.decisions) {
     auto* s = resp.add_decisions();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,22 +28,34 @@ struct Obs {
 
 absl::StatusOr<ImportanceReport> ComputeImportance(const v1::SearchSpace& space,
                                                    const std::vector<v1::Trial>& trials,
-                                                   const std::string& metric, bool maximize) {
+                                                   const std::string& metric, bool maximize,
+                                                   int epoch) {
+  if (epoch > 0) maximize = true;  // validation accuracy
   const double sign = maximize ? 1.0 : -1.0;
   const std::vector<Decision> decisions = SpaceDecisions(space);
   const size_t nk = decisions.size() - space.parameters_size();
   std::vector<std::vector<Obs>> per(decisions.size());
   ImportanceReport report;
-  report.metric = metric;
+  report.metric = epoch > 0 ? absl::StrCat("validation at epoch ", epoch) : metric;
   for (const auto& t : trials) {
-    if (t.state() != v1::TRIAL_SUCCEEDED) continue;
-    auto m = t.metrics().find(metric);
-    if (m == t.metrics().end() || !std::isfinite(m->second)) continue;
+    std::optional<double> y;
+    if (epoch > 0 && (t.state() == v1::TRIAL_SUCCEEDED || t.state() == v1::TRIAL_STOPPED)) {
+      for (const auto& p : t.curve()) {
+        if (p.epoch() == epoch) {
+          y = p.value();
+          break;
+        }
+      }
+    } else if (epoch <= 0 && t.state() == v1::TRIAL_SUCCEEDED) {
+      auto m = t.metrics().find(metric);
+      if (m != t.metrics().end()) y = m->second;
+    }
+    if (!y || !std::isfinite(*y)) continue;
     auto genes = EncodeArchitecture(space, t.architecture());
     if (!genes) continue;
     ++report.trials;
     for (size_t d = 0; d < decisions.size(); ++d) {
-      Obs o{m->second, (*genes)[d], static_cast<double>((*genes)[d]), ""};
+      Obs o{*y, (*genes)[d], static_cast<double>((*genes)[d]), ""};
       if (d >= nk) {
         const v1::ParamValue* v = FindParam(t.architecture(), space.parameters(d - nk).name());
         if (v == nullptr) continue;  // inactive here
@@ -58,8 +71,10 @@ absl::StatusOr<ImportanceReport> ComputeImportance(const v1::SearchSpace& space,
   }
   if (report.trials < 4) {
     return absl::FailedPreconditionError(
-        absl::StrCat("importance needs at least 4 succeeded trials reporting ", metric,
-                     "; the job has ", report.trials));
+        epoch > 0 ? absl::StrCat("importance needs at least 4 trials that reached epoch ", epoch,
+                                 "; the job has ", report.trials)
+                  : absl::StrCat("importance needs at least 4 succeeded trials reporting ", metric,
+                                 "; the job has ", report.trials));
   }
   double total = 0;
   for (size_t d = 0; d < decisions.size(); ++d) {

@@ -44,9 +44,12 @@ struct ImportanceReport {
 
 // REQUIRES: ValidateSearchSpace(space).ok(). Uses the succeeded trials that report `metric`
 // and lie in the space; FAILED_PRECONDITION when fewer than 4 do. `maximize` says which group
-// mean is the best.
+// mean is the best. With `epoch` > 0, the value is instead each succeeded or early-stopped
+// trial's validation value at that epoch of its learning curve (where an early-stopping rule
+// compared them: the trials it stopped count too), larger being better.
 absl::StatusOr<ImportanceReport> ComputeImportance(const v1::SearchSpace& space,
                                                    const std::vector<v1::Trial>& trials,
-                                                   const std::string& metric, bool maximize);
+                                                   const std::string& metric, bool maximize,
+                                                   int epoch = 0);
 
 }  // namespace nasforge

@@ -55,6 +55,12 @@ TEST_F(ImportanceTest, SharesOfTheSucceededTrialsPointsOnRequestRefusalsNamed) {
   r = jm_->GetImportance(req);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->maximize());
+  req.set_metric("");
+  req.set_epoch(-1);
+  EXPECT_THAT(jm_->GetImportance(req).status().message(), HasSubstr("epoch: must be >= 0"));
+  req.set_epoch(99);
+  EXPECT_THAT(jm_->GetImportance(req).status().message(), HasSubstr("epoch: 99 is beyond"));
+  req.set_epoch(0);
   req.set_metric("no_such_metric");
   EXPECT_THAT(jm_->GetImportance(req).status().message(), HasSubstr("metric: unknown metric"));
   req.set_metric("");

@@ -87,6 +87,35 @@ TEST(ImportanceTest, MinimisedObjectivesPickTheLowestMeanAsBest) {
   EXPECT_EQ(r->decisions[0].best, up.decisions[0].best);
 }
 
+// At an epoch: every trial's curve value there, the early-stopped ones included. Here the final
+// accuracy (of the few survivors) depends on the optimizer, the epoch-1 values of all on the
+// learning rate.
+TEST(ImportanceTest, AtAnEpochTheStoppedTrialsCountToo) {
+  const v1::SearchSpace s = Space();
+  std::vector<v1::Trial> trials = Trials(s, 120);
+  for (size_t i = 0; i < trials.size(); ++i) {
+    v1::Trial& t = trials[i];
+    auto* p = t.add_curve();
+    p->set_epoch(1);
+    p->set_value(t.metrics().at("accuracy") / 2);
+    if (i % 4 != 0) {
+      t.set_state(v1::TRIAL_STOPPED);
+    } else {
+      (*t.mutable_metrics())["accuracy"] =
+          FindParam(t.architecture(), "optimizer")->text() == "sgd" ? 0.9 : 0.5;
+    }
+  }
+  auto final = ComputeImportance(s, trials, "accuracy", true).value();
+  EXPECT_EQ(final.trials, 30);
+  EXPECT_EQ(final.decisions[0].name, "params.optimizer");
+  auto rung = ComputeImportance(s, trials, "accuracy", false, /*epoch=*/1).value();
+  EXPECT_EQ(rung.trials, 120);
+  EXPECT_EQ(rung.metric, "validation at epoch 1");
+  EXPECT_EQ(rung.decisions[0].name, "params.learning_rate");
+  EXPECT_THAT(ComputeImportance(s, trials, "accuracy", true, 2).status().message(),
+              ::testing::HasSubstr("at least 4 trials that reached epoch 2"));
+}
+
 TEST(ImportanceTest, TooFewTrialsIsAClearError) {
   const v1::SearchSpace s = Space();
   auto r = ComputeImportance(s, Trials(s, 3), "accuracy", true);

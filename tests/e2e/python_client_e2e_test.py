@@ -187,6 +187,12 @@ def multi_fidelity(c, addr):
           list(imp["importance"]) == sorted(imp["importance"], reverse=True),
           "importance: %d decisions, most important first, shares summing to 1, over the %d "
           "succeeded trials (%s)" % (len(imp), succeeded, imp["importance"].round(3).to_dict()))
+    # At the first rung every trial has a value, the stopped ones too: the learning rate, the
+    # only thing the accuracy depends on, matters most there.
+    rung = c.importance(job["id"], epoch=1)
+    check(rung.index[0] == "params.lr" and rung.loc["params.lr", "observations"] == 30,
+          "importance at epoch 1: params.lr first, over all 30 trials (%s)"
+          % rung["importance"].round(3).to_dict())
     dec, pts = c.importance(job["id"], points=True)
     lr = pts[pts["decision"] == "params.lr"]
     check(len(lr) == succeeded and "accuracy" in pts.columns and

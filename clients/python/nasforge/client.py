@@ -338,15 +338,16 @@ class Client:
         rows = [frames.trial_row(t, metrics) for t in resp.trials]
         return frames.table(rows, as_frame, index="number")
 
-    def importance(self, job, metric="", points=False, as_frame=None):
+    def importance(self, job, metric="", points=False, epoch=0, as_frame=None):
         """Which architecture choices and hyperparameters matter for `metric` (default: the
         job's first objective): one row per decision, most important first, with its share of
         the metric's variance over the succeeded trials (`importance`, summing to 1), the
         trials where it is active and the value whose trials did best. points=True returns
         (decisions, points): also every trial's value of each decision with its metric, for
-        plots (`x` a number, `label` the value as text)."""
+        plots (`x` a number, `label` the value as text). epoch > 0: judge by every trial's
+        validation value at that epoch of its curve, the early-stopped ones included."""
         resp = self.call("GetImportance", pb.GetImportanceRequest(
-            job_id=_job_id(job), metric=metric, include_points=points))
+            job_id=_job_id(job), metric=metric, include_points=points, epoch=epoch))
         rows = [{"decision": d.decision, "importance": d.importance,
                  "omega_squared": d.omega_squared, "observations": d.observations,
                  "best": d.best, "ordered": d.ordered, "log": d.log} for d in resp.decisions]
