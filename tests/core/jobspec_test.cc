@@ -55,10 +55,8 @@ TEST(JobSpecTest, SemanticErrorsCarryFieldPaths) {
       Replace(ReadExampleJob(), "metric: macs\n    direction", "metric: flops\n    direction"));
   EXPECT_THAT(spec.status().message(), HasSubstr("objectives[1].metric: unknown metric 'flops'"));
   spec = ParseJobSpecYaml(Replace(ReadExampleJob(), "name: random", "name: genetic"));
-  EXPECT_THAT(
-      spec.status().message(),
-      HasSubstr(
-          "strategy.name: 'genetic' is not one of bo, bohb, compound_scaling, evolution, nsga2, random"));
+  EXPECT_THAT(spec.status().message(), HasSubstr("strategy.name: 'genetic' is not one of bo, bohb, "
+                                                 "compound_scaling, evolution, nsga2, random"));
 }
 
 TEST(JobSpecTest, SpecMustFitTheDataSet) {
