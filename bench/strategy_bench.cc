@@ -188,7 +188,12 @@ absl::StatusOr<StrategyBenchResult> RunStrategyBench(const TabularOracle& oracle
       ++full;
       cost += 1;
       record_until(cost - 1e-6);  // budgets passed before this training finished
-      if (fit > best_fit) {
+      if (o.oracle_incumbent) {
+        if (sign * oracle.MeanFitness(row) > best_fit) {
+          best_fit = sign * oracle.MeanFitness(row);
+          best_report = oracle.Report(row, 0);
+        }
+      } else if (fit > best_fit) {
         best_fit = fit;
         best_report = oracle.Report(row, 0);
       }

@@ -37,6 +37,10 @@ struct StrategyBenchOptions {
   int low_epochs = 0;
   int epochs = 0;
   v1::EarlyStopping early_stopping;  // rule "" with two fidelities: the strategy's default
+  // A diagnostic for noisy tables: a run's result is the best *mean* (the table's, not what the
+  // run saw) among the candidates it evaluated, i.e. what it would report if it could tell its
+  // lucky draws from its good configurations. The protocol's result is `false`.
+  bool oracle_incumbent = false;
 };
 
 struct Checkpoint {

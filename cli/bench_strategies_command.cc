@@ -44,6 +44,7 @@ struct StrategiesOptions {
   int queries = 100, runs = 100, population = 0, sample_size = 0, initial_samples = 0;
   int latency_observations = 1000;
   uint64_t seed = 1;
+  std::string incumbent = "observed";
   bool multi_objective = false, json = false;
 };
 
@@ -89,7 +90,8 @@ absl::StatusOr<nlohmann::json> OptunaTpe(const StrategiesOptions& o, const Strat
                             "--runs",           absl::StrCat(b.runs),
                             "--seed",           absl::StrCat(b.seed),
                             "--mode",           mode,
-                            "--checkpoints",    absl::StrJoin(checkpoints, ",")},
+                            "--checkpoints",    absl::StrJoin(checkpoints, ","),
+                            "--incumbent",      o.incumbent},
                            "is python3-optuna installed?");
     if (!j.ok()) return j.status();
     out.push_back(*j);
@@ -126,6 +128,7 @@ int Strategies(CommandContext& c, const StrategiesOptions& o) {
   b.strategy_options.set_sample_size(o.sample_size);
   b.strategy_options.set_initial_samples(o.initial_samples);
   b.minimize = o.direction == "min";
+  b.oracle_incumbent = o.incumbent == "oracle";
   b.checkpoints = o.checkpoints;
   if (!o.low_column.empty()) {
     if (o.low_epochs == 0 || o.epochs == 0) {
@@ -242,6 +245,12 @@ void AddStrategiesBenchCommand(CLI::App& bench, CommandContext& c) {
   cmd->add_option("--direction", o->direction,
                   "max: fitness is maximised; min: minimised (an error)")
       ->check(CLI::IsMember({"max", "min"}))
+      ->capture_default_str();
+  cmd->add_option("--incumbent", o->incumbent,
+                  "observed: a run's result is the candidate it observed as best (the protocol); "
+                  "oracle: the best table mean among those it evaluated (a diagnostic for noisy "
+                  "tables: how good is what it found, had it known)")
+      ->check(CLI::IsMember({"observed", "oracle"}))
       ->capture_default_str();
   cmd->add_option("--checkpoints", o->checkpoints, "queries at which to summarise, comma-separated")
       ->delimiter(',')

@@ -95,6 +95,41 @@ TEST_F(StrategyBenchTest, TwoFidelitiesScreenCheaplyAndPromoteTheBest) {
   EXPECT_GE(b.checkpoints[1].mean, r.checkpoints[1].mean - 1);
 }
 
+// On a noisy table (each seed +-8 around the mean), the oracle incumbent (the best mean among
+// what a run evaluated) is never worse than the protocol's (the best draw), run by run, since
+// both see the same proposals and draws; and it is better somewhere.
+TEST_F(StrategyBenchTest, OracleIncumbentIsTheBestMeanAmongTheEvaluated) {
+  const std::string noisy = path_ + ".noisy";
+  std::string csv = "x,y,mean,seeds\n";
+  for (int x = 0; x < 20; ++x) {
+    for (int y = 0; y < 20; ++y) {
+      const double v = 100 - (x - 13) * (x - 13) - 0.5 * (y - 7) * (y - 7);
+      absl::StrAppend(&csv, x, ",", y, ",", v, ",", v + 8, ";", v - 8, "\n");
+    }
+  }
+  std::ofstream(noisy) << csv;
+  TabularOptions t;
+  t.table = noisy;
+  t.key_column.clear();
+  t.fitness_column = "mean";
+  t.seeds_column = "seeds";
+  t.report_columns = {"mean"};
+  auto oracle = TabularOracle::Load(t).value();
+  std::filesystem::remove(noisy);
+  o_.strategy = "random";
+  o_.runs = 20;
+  auto observed = RunStrategyBench(oracle, o_).value();
+  o_.oracle_incumbent = true;
+  auto known = RunStrategyBench(oracle, o_).value();
+  bool better = false;
+  for (size_t q = 0; q < known.curve.size(); ++q) {
+    EXPECT_GE(known.curve[q], observed.curve[q] - 1e-9) << "after " << q + 1 << " queries";
+    better = better || known.curve[q] > observed.curve[q] + 1e-9;
+  }
+  EXPECT_TRUE(better);
+  EXPECT_LT(known.checkpoints[1].regret, observed.checkpoints[1].regret);
+}
+
 TEST_F(StrategyBenchTest, BadFidelityOptionsAreNamed) {
   o_.low_epochs = 20;
   o_.epochs = 20;
