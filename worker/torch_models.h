@@ -5,10 +5,12 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +40,31 @@ struct TorchBuilderEntry {
 };
 NameRegistry<TorchBuilderEntry>& TorchBuilders();
 
+// Post-training quantization's hold on a conv or linear layer's input (worker/torch_compress.h
+// drives it): off (fp32, the default: one branch per forward), observing the input's range over
+// calibration batches, or fake-quantizing the input to uint8 with per-tensor affine parameters
+// (quantize, round, clamp to [0, 255], dequantize: what an int8 engine's input sees).
+struct InputQuant {
+  enum class Mode { kOff, kObserve, kFake };
+  Mode mode = Mode::kOff;
+  double min = 0, max = 0;  // the observed range (valid when `observed`)
+  bool observed = false;
+  double scale = 1.0;
+  int64_t zero_point = 0;
+  torch::Tensor Apply(const torch::Tensor& x) {
+    if (mode == Mode::kOff) return x;
+    if (mode == Mode::kObserve) {
+      auto mm = torch::aminmax(x.detach());
+      const double lo = std::get<0>(mm).item<double>(), hi = std::get<1>(mm).item<double>();
+      min = observed ? std::min(min, lo) : lo;
+      max = observed ? std::max(max, hi) : hi;
+      observed = true;
+      return x;
+    }
+    return torch::fake_quantize_per_tensor_affine(x, scale, zero_point, 0, 255);
+  }
+};
+
 // The layers a builder uses for every conv and linear layer: CountNet counts MACs from them,
 // and the trainer checks that count against the kind's analytic plan (core/cost.h).
 // A conv that remembers its last output size, so MACs can be counted from the built module.
@@ -50,13 +77,32 @@ struct CountedConvImpl : torch::nn::Module {
                                                          .bias(bias)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv->forward(x);
+    auto y = conv->forward(input_quant.Apply(x));
     positions = y.size(2) * y.size(3);
     return y;
   }
   int64_t Macs() const { return conv->weight.numel() * positions; }
   torch::nn::Conv2d conv{nullptr};
   int64_t positions = 0;
+  InputQuant input_quant;
+  // Replaces the weights (and sets a bias, making one if the conv had none): BatchNorm folding.
+  void SetWeights(const torch::Tensor& weight, const torch::Tensor& bias) {
+    torch::NoGradGuard no_grad;
+    if (!conv->bias.defined()) {
+      const auto& o = conv->options;
+      auto opts = torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+                      .stride(o.stride())
+                      .padding(o.padding())
+                      .dilation(o.dilation())
+                      .groups(o.groups())
+                      .padding_mode(o.padding_mode())
+                      .bias(true);
+      conv = replace_module("conv", torch::nn::Conv2d(opts));
+    }
+    conv->to(weight.device());
+    conv->weight.copy_(weight);
+    conv->bias.copy_(bias);
+  }
 };
 TORCH_MODULE(CountedConv);
 
@@ -73,11 +119,23 @@ struct CountedLinearImpl : torch::nn::Module {
     // GEMM (one kernel). The C++ frontend's torch::nn::Linear::forward does matmul and then a
     // separate broadcast add for inputs of more than 2 dims: ConvNeXt's pointwise layers ran 36
     // extra kernels per forward, 11-31% of its GPU latency.
-    return torch::linear(x, linear->weight, linear->bias);
+    return torch::linear(input_quant.Apply(x), linear->weight, linear->bias);
   }
   int64_t Macs() const { return linear->weight.numel() * rows; }
   torch::nn::Linear linear{nullptr};
   int64_t rows = 0;
+  InputQuant input_quant;
+  void SetWeights(const torch::Tensor& weight, const torch::Tensor& bias) {
+    torch::NoGradGuard no_grad;
+    if (!linear->bias.defined()) {
+      auto opts = linear->options;
+      opts.bias(true);
+      linear = replace_module("linear", torch::nn::Linear(opts));
+    }
+    linear->to(weight.device());
+    linear->weight.copy_(weight);
+    linear->bias.copy_(bias);
+  }
 };
 TORCH_MODULE(CountedLinear);
 
