@@ -2,6 +2,9 @@
 // MACs, validation/test accuracy, training images/s and wall time.
 //   train_bench --spec JOB.yaml [--n 3] [--threads 1] [--device cpu|cuda] [--autocast bf16]
 //               [--channels_last]       the first n samples of the spec's space
+//   train_bench --spec JOB.yaml --n 8 --int8 8
+//       and each trained candidate quantized to int8 (8 calibration batches): fp32 and int8
+//       validation/test accuracy and size side by side (issue #30)
 //   train_bench --spec JOB.yaml --arch ARCH.json --json
 //       one architecture (canonical JSON, as `nasforge export` writes it) with the spec's
 //       recipe; one JSON line per epoch ({"epoch", "images_per_second", ...}) for
@@ -38,6 +41,9 @@ ABSL_FLAG(bool, tune_malloc, true, "keep the heap across steps (as the worker do
 ABSL_FLAG(bool, json, false, "JSON lines per epoch");
 ABSL_FLAG(std::string, dump_archs, "",
           "write the n sampled architectures' canonical JSON to DIR/<i>.json and exit");
+ABSL_FLAG(int, int8, 0,
+          "after training, quantize each candidate to int8 (post-training, this many calibration "
+          "batches) and print its accuracy beside the fp32 network's");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist", "IDX files");
 
 namespace {
@@ -69,7 +75,8 @@ int main(int argc, char** argv) {
   o.autocast = absl::GetFlag(FLAGS_autocast);
   o.channels_last = absl::GetFlag(FLAGS_channels_last);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
-  o.keep_weights = false;
+  const int int8 = absl::GetFlag(FLAGS_int8);
+  o.keep_weights = int8 > 0;
   auto made = nasforge::NewTorchTrainer(o);
   if (!made.ok()) {
     std::fprintf(stderr, "%s\n", std::string(made.status().message()).c_str());
@@ -115,8 +122,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-4s %-10s %-8s %-8s %-10s %-8s\n", "i", "macs", "val_acc", "test_acc", "img/s",
+    std::printf("%-4s %-10s %-8s %-8s %-10s %-8s", "i", "macs", "val_acc", "test_acc", "img/s",
                 "wall_s");
+    if (int8 > 0) {
+      std::printf(" %-9s %-9s %-9s %-9s %-10s %-10s %-7s", "f32_val", "int8_val", "f32_test",
+                  "int8_test", "f32_bytes", "int8_bytes", "int8_s");
+    }
+    std::printf("\n");
   }
   std::atomic<bool> abort{false};
   for (size_t i = 0; i < archs.size(); ++i) {
@@ -150,9 +162,30 @@ int main(int argc, char** argv) {
       std::printf("{\"done\":true,\"test_accuracy\":%.5f,\"params\":%.0f,\"wall_seconds\":%.3f}\n",
                   r->metrics.at("test_accuracy"), r->metrics.at("params"), wall);
     } else {
-      std::printf("%-4zu %-10.0f %-8.4f %-8.4f %-10.0f %-8.1f\n", i, r->metrics.at("macs"),
+      std::printf("%-4zu %-10.0f %-8.4f %-8.4f %-10.0f %-8.1f", i, r->metrics.at("macs"),
                   r->metrics.at("accuracy"), r->metrics.at("test_accuracy"),
                   r->metrics.at("images_per_second"), wall);
+      if (int8 > 0) {
+        nasforge::QuantizeRequest q;
+        q.architecture = archs[i];
+        q.training = training;
+        q.weights = r->weights;
+        q.calibration_batches = int8;
+        q.seed = i;
+        q.split_seed = req.split_seed;
+        auto q0 = std::chrono::steady_clock::now();
+        auto qr = trainer->Quantize(q);
+        if (!qr.ok()) {
+          std::fprintf(stderr, "\n%zu: int8: %s\n", i, std::string(qr.status().message()).c_str());
+          return 1;
+        }
+        const auto& m = qr->metrics;
+        std::printf(" %-9.4f %-9.4f %-9.4f %-9.4f %-10.0f %-10.0f %-7.1f", m.at("fp32_accuracy"),
+                    m.at("accuracy"), m.at("fp32_test_accuracy"), m.at("test_accuracy"),
+                    m.at("fp32_size_bytes"), m.at("size_bytes"),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count());
+      }
+      std::printf("\n");
     }
     std::fflush(stdout);
   }

@@ -75,6 +75,27 @@ std::vector<Layer> Layers(NetImpl& net) {
   return out;
 }
 
+// A BatchNorm that FoldBatchNorms made the identity.
+bool IsIdentityNorm(const Norm& n) {
+  return n.weight.eq(1).all().item<bool>() && n.bias.eq(0).all().item<bool>() &&
+         n.mean.eq(0).all().item<bool>() &&
+         (n.var - (1 - n.eps)).abs().max().item<double>() < 1e-12;
+}
+
+// What a deployed fp32 network stores: parameters and floating-point buffers at 4 bytes, without
+// BatchNorms folded away and without integer bookkeeping (num_batches_tracked).
+int64_t DeployedFloatBytes(NetImpl& net) {
+  int64_t bytes = 0;
+  for (const auto& m : net.modules()) {
+    if (auto norm = AsNorm(m); norm && IsIdentityNorm(*norm)) continue;
+    for (const auto& t : m->parameters(/*recurse=*/false)) bytes += 4 * t.numel();
+    for (const auto& t : m->buffers(/*recurse=*/false)) {
+      if (t.is_floating_point()) bytes += 4 * t.numel();
+    }
+  }
+  return bytes;
+}
+
 torch::Tensor Logits(NetImpl& net, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   net.eval();
@@ -196,8 +217,7 @@ absl::StatusOr<QuantizationResult> QuantizeInt8(NetImpl& net,
   torch::NoGradGuard no_grad;
   std::vector<Layer> layers = Layers(net);
   QuantizationResult r;
-  for (const auto& t : net.parameters()) r.fp32_bytes += 4 * t.numel();
-  for (const auto& t : net.buffers()) r.fp32_bytes += 4 * t.numel();
+  r.fp32_bytes = DeployedFloatBytes(net);
   for (Layer& l : layers) {
     l.input->mode = InputQuant::Mode::kObserve;
     l.input->observed = false;

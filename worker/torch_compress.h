@@ -57,9 +57,11 @@ struct Uint8Params {
 Uint8Params ActivationParams(double min, double max);
 
 struct QuantizationResult {
-  int layers = 0;                       // conv and linear layers quantized
-  int64_t fp32_bytes = 0;               // the network's parameters and buffers at 4 bytes each
-  int64_t int8_bytes = 0;               // int8 weights + fp32 scales, biases and the rest
+  int layers = 0;  // conv and linear layers quantized
+  // The fp32 network as deployed (parameters and float buffers at 4 bytes, BatchNorms folded
+  // away not counted), and the int8 one: int8 weights, fp32 scales, biases and the rest.
+  int64_t fp32_bytes = 0;
+  int64_t int8_bytes = 0;
   std::vector<std::string> unobserved;  // layers no calibration batch reached (left in fp32)
 };
 

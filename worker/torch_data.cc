@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/datasets.h"
@@ -140,6 +142,14 @@ absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const Torch
        {"classes", data.classes},
        {"dir", where}});
   return data;
+}
+
+torch::Tensor FitResolution(const torch::Tensor& x, int64_t size) {
+  if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
+  return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{size, size})
+                                                   .mode(torch::kBilinear)
+                                                   .align_corners(false));
 }
 
 }  // namespace nasforge

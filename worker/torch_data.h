@@ -32,4 +32,8 @@ std::string DataKey(const v1::Training& t);
 absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const TorchTrainerOptions& o,
                                               torch::Device device);
 
+// Images resized (bilinear) to the architecture's resolution `size` when it differs from the
+// data's; flat inputs and size 0 pass unchanged.
+torch::Tensor FitResolution(const torch::Tensor& x, int64_t size);
+
 }  // namespace nasforge

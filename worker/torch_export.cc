@@ -1,6 +1,9 @@
 // Weights and self-check of a trained network (torch_export.h).
 #include "worker/torch_export.h"
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "worker/torch_latency.h"
 
@@ -25,6 +28,39 @@ std::string Pickle(const c10::IValue& v) {
 }
 
 }  // namespace
+
+absl::Status LoadWeights(NetImpl& net, const std::string& weights) {
+  try {
+    c10::IValue v = torch::pickle_load(std::vector<char>(weights.begin(), weights.end()));
+    if (!v.isGenericDict()) return absl::InvalidArgumentError("weights: not a state dict");
+    c10::Dict<c10::IValue, c10::IValue> d = v.toGenericDict();
+    torch::NoGradGuard ng;
+    auto load = [&](const std::string& name, torch::Tensor& dst) -> absl::Status {
+      auto it = d.find(name);
+      if (it == d.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("weights: no tensor ", name));
+      }
+      const torch::Tensor src = it->value().toTensor();
+      if (src.sizes() != dst.sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat("weights: ", name, " has shape ",
+                                                       c10::str(src.sizes()), ", the network's is ",
+                                                       c10::str(dst.sizes())));
+      }
+      dst.copy_(src);
+      return absl::OkStatus();
+    };
+    for (auto& p : net.named_parameters(/*recurse=*/true)) {
+      if (absl::Status st = load(p.key(), p.value()); !st.ok()) return st;
+    }
+    for (auto& b : net.named_buffers(/*recurse=*/true)) {
+      if (absl::Status st = load(b.key(), b.value()); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights: not a state dict: ", e.what_without_backtrace()));
+  }
+}
 
 absl::StatusOr<ExportedWeights> ExportWeights(NetImpl& net, const v1::Architecture& arch,
                                               uint64_t seed) {

@@ -27,6 +27,11 @@ struct ExportedWeights {
 absl::StatusOr<ExportedWeights> ExportWeights(NetImpl& net, const v1::Architecture& arch,
                                               uint64_t seed);
 
+// Loads ExportedWeights.weights into `net` (built from the same architecture): every parameter
+// and buffer by name, on the net's device. INVALID_ARGUMENT naming the tensor that is missing or
+// of another shape (weights of another architecture).
+absl::Status LoadWeights(NetImpl& net, const std::string& weights);
+
 // The state dict of `net` (names -> tensors, as Python's state_dict()).
 c10::Dict<std::string, at::Tensor> StateDict(NetImpl& net);
 

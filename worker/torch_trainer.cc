@@ -23,6 +23,7 @@
 #include "worker/torch_export.h"
 #include "worker/torch_latency.h"
 #include "worker/torch_models.h"
+#include "worker/torch_variants.h"
 #include "worker/trainer.h"
 
 namespace nasforge {
@@ -105,6 +106,15 @@ class TorchTrainer final : public Trainer {
     return {"fashion-mnist", "synthetic", "idx", "cifar", "npy"};
   }
 
+  absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) override {
+    try {
+      NF_RETURN_IF_ERROR(LoadData(req.training));
+      return QuantizeTrained(req, data_, device_);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+    }
+  }
+
   absl::StatusOr<TrainResult> Train(const TrainRequest& req,
                                     const std::function<Verdict(const EpochReport&)>& on_epoch,
                                     const std::atomic<bool>& abort) override {
@@ -124,14 +134,7 @@ class TorchTrainer final : public Trainer {
     return absl::OkStatus();
   }
 
-  // Images resized (bilinear) to the architecture's resolution when it differs from the data's.
-  static torch::Tensor Fit(const torch::Tensor& x, int64_t size) {
-    if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
-    return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()
-                                                     .size(std::vector<int64_t>{size, size})
-                                                     .mode(torch::kBilinear)
-                                                     .align_corners(false));
-  }
+  static torch::Tensor Fit(const torch::Tensor& x, int64_t size) { return FitResolution(x, size); }
 
   // Evaluation in chunks: on the CPU as large as a training batch (the activations then fit
   // in memory glibc keeps from training, instead of a fresh mapping of tens of MB per chunk);

@@ -47,6 +47,26 @@ struct TrainResult {
   std::string check;
 };
 
+// A compressed variant of a trained candidate (issue #30): int8 post-training quantization.
+// The parent's weights (TrainResult.weights) are loaded into `architecture`, BatchNorms folded,
+// each conv/linear input's range observed on `calibration_batches` batches of the training
+// split, and the int8 twin evaluated on the validation split and the test set.
+struct QuantizeRequest {
+  v1::Architecture architecture;
+  v1::Training training;  // the job's: data, split sizes, batch size
+  std::string weights;    // the parent's trained weights (a pickled state dict)
+  int calibration_batches = 8;
+  uint64_t seed = 0;        // which training batches calibrate
+  uint64_t split_seed = 0;  // the parent's train/validation split
+};
+
+// metrics: accuracy and test_accuracy of the int8 twin; fp32_accuracy and fp32_test_accuracy
+// of the parent as loaded (folded, fp32: the same split, so the difference is quantization's);
+// size_bytes (int8 weights, fp32 scales and the rest) and fp32_size_bytes; int8_layers.
+struct QuantizeResult {
+  std::map<std::string, double> metrics;
+};
+
 class Trainer {
  public:
   virtual ~Trainer() = default;
@@ -63,6 +83,11 @@ class Trainer {
   // The Training.dataset values this trainer trains, registered with the controller so it is
   // leased only trials of those (RegisterWorkerRequest.datasets); empty: every built-in one.
   virtual std::vector<std::string> Datasets() const { return {}; }
+  // int8 post-training quantization of a trained candidate; UNIMPLEMENTED where the trainer has
+  // no such engine.
+  virtual absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) {
+    return absl::UnimplementedError("this trainer does not quantize");
+  }
 };
 
 struct TorchTrainerOptions {

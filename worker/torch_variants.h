@@ -1,0 +1,19 @@
+// Compressed variants of a trained candidate, made by the LibTorch trainer (issue #30): the
+// parent's weights loaded, the compression applied (worker/torch_compress.h), the variant
+// evaluated on the parent's validation split and test set. Internal to the worker's torch
+// translation units.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "worker/torch_data.h"
+#include "worker/trainer.h"
+
+namespace nasforge {
+
+// int8 post-training quantization (QuantizeRequest, QuantizeResult in trainer.h) on `data`.
+absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const TrainingData& data,
+                                               torch::Device device);
+
+}  // namespace nasforge
