@@ -234,6 +234,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"WorkerService", "ReportResult", Role::kWorker},
       {"WorkerService", "ReportResults", Role::kWorker},
       {"WorkerService", "UploadArtifact", Role::kWorker},
+      {"WorkerService", "GetParentArtifact", Role::kWorker},
       {"WorkerService", "ReportMeasurement", Role::kWorker},
   };
   for (const Rule& r : kRules) {

@@ -80,7 +80,7 @@ absl::Status JobManager::Recover() {
     // update-time order, and are numbered now.
     std::vector<v1::Trial*> finished;
     for (auto& t : js->trials) {
-      if (TrialTerminal(t.state())) finished.push_back(&t);
+      if (TrialTerminal(t.state()) && !t.has_variant()) finished.push_back(&t);
     }
     std::stable_sort(finished.begin(), finished.end(), [](const v1::Trial* a, const v1::Trial* b) {
       if ((a->finish_seq() == 0) != (b->finish_seq() == 0)) return a->finish_seq() == 0;

@@ -16,6 +16,7 @@
 //   job_manager_reports.cc    heartbeats, progress (early stopping), results
 //   job_manager_batch.cc      several grants or reports per call; WhenDurable
 //   job_manager_latency.cc    hardware targets: what measurements do to trials
+//   job_manager_variants.cc   compressed variants of front members (JobSpec.compression)
 //   job_manager_expiry.cc     what the clock decides (expired leases, unplaceable trials)
 //   job_manager_metrics.cc    the gauges' snapshot
 //   job_manager_internal.cc   bookkeeping (state changes, counts, staging, events)
@@ -157,6 +158,9 @@ class JobManager {
   // current measurement lease; INVALID_ARGUMENT (field named) for a malformed result.
   absl::Status ReportMeasurement(const v1::ReportMeasurementRequest& request);
 
+  // The trial a leased variant is made from (its trained weights are what the worker fetches):
+  // FAILED_PRECONDITION for a lease that is not current or not of a variant.
+  absl::StatusOr<int64_t> VariantParent(const v1::Lease& lease, const std::string& worker_id);
   // AbandonLease for every grant in `grants` (its own and `more`).
   void AbandonGrants(const v1::LeaseTrialResponse& grants, const std::string& worker_id);
   // Undoes a grant whose LeaseTrial answer was an error (its write did not become durable): the
@@ -198,6 +202,9 @@ class JobManager {
     // Ids of the QUEUED trials, oldest first: leases are granted from here, not by a scan.
     // Kept with the counts by SetTrialState / AddTrial (the only writers of a trial's state).
     std::set<int64_t> queued;
+    // Of them, variants (JobSpec.compression): not part of the backlog that holds back new
+    // candidates (a plain worker keeps searching while variants wait for their makers).
+    int queued_variants = 0;
     // The front of the job's own objectives over its succeeded trials, kept as they finish
     // (IndexFinished): QueryPareto without objectives, constraints or filters reads it instead of
     // scanning every trial. `considered`: succeeded trials that have every objective metric.
@@ -311,6 +318,15 @@ class JobManager {
   absl::Status CheckNotWarmStartSource(const std::string& job_id) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // Compressed variants (job_manager_variants.cc): when `parent` (just succeeded) is on the job's
+  // front, one queued variant trial per recipe of JobSpec.compression it lacks; staged.
+  void MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fails queued variants whose compression kind no live worker makes for unplaceable_after
+  // (while some worker is live: a fleet that is restarting fails nothing).
+  void FailUnmakeable(std::set<JobState*>& changed, WriteBatch& batch, Events& events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Counts and the queued index from the trials (recovery; O(trials)).
   void Recount(JobState& js) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves `t` to state `to`, keeping the job's counts and queued index in step (O(log n)).
@@ -353,6 +369,8 @@ class JobManager {
   uint64_t grants_ ABSL_GUARDED_BY(mu_) = 0;
   // Queued trials no live worker has room for, since when (steady clock): FailUnplaceable.
   std::map<LeaseTable::Key, absl::Time> unfit_since_ ABSL_GUARDED_BY(mu_);
+  // Queued variants no live worker can make, since when (steady clock): FailUnmakeable.
+  std::map<LeaseTable::Key, absl::Time> unmakeable_since_ ABSL_GUARDED_BY(mu_);
 
   // Latency measurements: the cache, the queue, their leases and tokens (its lock is taken
   // after mu_).

@@ -49,6 +49,7 @@ void JobManager::ExpireLeases() {
       changed.insert(&js);
     }
     FailUnplaceable(changed, batch, events);
+    FailUnmakeable(changed, batch, events);
     ExpireMeasurements(changed, batch, events);
     for (JobState* js : changed) {
       MaybeFinish(*js, events);

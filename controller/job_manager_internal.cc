@@ -155,6 +155,7 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
   resp->set_epochs(js.job.spec().budget().epochs());
   resp->set_seed(MixSeed(js.job.spec().budget().seed() ^ 0x5eed, t.id()));
   resp->set_split_seed(js.job.spec().budget().seed());
+  if (t.has_variant()) *resp->mutable_variant() = t.variant();
   resp->set_heartbeat_seconds(static_cast<int>(
       std::max<int64_t>(1, std::min<int64_t>(absl::ToInt64Seconds(options_.heartbeat_interval),
                                              js.job.spec().lease_seconds() / 3))));
@@ -171,14 +172,18 @@ void JobManager::GrantLease(JobState& js, v1::Trial& t, const std::string& worke
 void JobManager::Recount(JobState& js) {
   *js.job.mutable_counts() = CountTrials(js.trials, js.job.counts());
   js.queued.clear();
-  int32_t rejected = 0, warm = 0;
+  js.queued_variants = 0;
+  int32_t rejected = 0, warm = 0, variants = 0;
   for (const v1::Trial& t : js.trials) {
     if (t.state() == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, t)) {
       js.queued.insert(js.queued.end(), t.id());
     }
     rejected += t.rejected();
     warm += !t.warm_start_from().empty();
+    variants += t.has_variant();
+    js.queued_variants += t.has_variant() && t.state() == v1::TRIAL_QUEUED;
   }
+  js.job.mutable_counts()->set_variants(variants);
   js.job.mutable_counts()->set_rejected_by_latency(rejected);
   js.job.mutable_counts()->set_warm_started(warm);
 }
@@ -187,11 +192,15 @@ void JobManager::SetTrialState(JobState& js, v1::Trial& t, v1::TrialState to) {
   if (t.state() == to) return;
   // A new trial has no state yet (TRIAL_STATE_UNSPECIFIED has no count): nothing to take off.
   AddToCount(js.job.mutable_counts(), t.state(), -1);
-  if (t.state() == v1::TRIAL_QUEUED) js.queued.erase(t.id());
+  if (t.state() == v1::TRIAL_QUEUED) {
+    js.queued.erase(t.id());
+    js.queued_variants -= t.has_variant();
+  }
   AddToCount(js.job.mutable_counts(), to, +1);
   t.set_state(to);
   // A queued trial still waiting for a latency target is leased to train once it is measured.
   if (to == v1::TRIAL_QUEUED && !AwaitsMeasurement(js, t)) js.queued.insert(t.id());
+  if (to == v1::TRIAL_QUEUED) js.queued_variants += t.has_variant();
 }
 
 void JobManager::MaybeFinish(JobState& js, Events& events) {
@@ -281,7 +290,8 @@ void JobManager::IndexFinished(JobState& js, const v1::Trial& t) {
     js.last_finish = std::max(js.last_finish, FromProto(t.update_time()));
   }
   const auto& objectives = js.job.spec().objectives();
-  if (t.state() != v1::TRIAL_SUCCEEDED || objectives.empty()) return;
+  // Variants are on the front a query with variants asks for, never on the search's own.
+  if (t.state() != v1::TRIAL_SUCCEEDED || objectives.empty() || t.has_variant()) return;
   if (js.front == nullptr) js.front = std::make_unique<ParetoArchive>(objectives.size());
   std::vector<double> point(objectives.size());
   for (int k = 0; k < objectives.size(); ++k) {

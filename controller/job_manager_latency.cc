@@ -61,7 +61,7 @@ bool BoundedMissing(const v1::JobSpec& spec, const v1::Trial& t) {
 
 int64_t JobManager::Created(const JobState& js) {
   return static_cast<int64_t>(js.trials.size()) - js.job.counts().rejected_by_latency() -
-         js.job.counts().warm_started();
+         js.job.counts().warm_started() - js.job.counts().variants();
 }
 
 bool JobManager::AwaitsMeasurement(const JobState& js, const v1::Trial& t) {

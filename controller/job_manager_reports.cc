@@ -200,7 +200,7 @@ absl::Status JobManager::ReportResultAs(const std::string& worker,
       outcome = req.stopped_early() ? "stopped" : "succeeded";
       const auto& obj = js->job.spec().objectives(0);
       auto it = t->metrics().find(obj.metric());
-      if (t->state() == v1::TRIAL_SUCCEEDED && it != t->metrics().end()) {
+      if (t->state() == v1::TRIAL_SUCCEEDED && it != t->metrics().end() && !t->has_variant()) {
         bool better = !js->job.has_best_objective() ||
                       (obj.direction() == v1::MAXIMIZE ? it->second > js->job.best_objective()
                                                        : it->second < js->job.best_objective());
@@ -223,6 +223,7 @@ absl::Status JobManager::ReportResultAs(const std::string& worker,
          {"error", req.error()}});
     Stage(batch, *t);
     AddEvent(events, *js, t, "trial_finished");
+    MakeVariants(*js, *t, batch, events);  // in the same batch: durable with the result
     MaybeFinish(*js, events);
     Stage(batch, js->job);
     UpdateGauges();

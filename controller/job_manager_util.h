@@ -41,4 +41,7 @@ inline bool TrainsDataset(const v1::Worker& w, const std::string& dataset) {
   return false;
 }
 
+// A variant trial only to a worker that registered its compression kind; any other trial to all.
+bool MakesVariant(const v1::Worker& w, const v1::Trial& t);
+
 }  // namespace nasforge::job_manager_internal

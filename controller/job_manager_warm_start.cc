@@ -75,7 +75,8 @@ std::vector<std::pair<const v1::Trial*, bool>> JobManager::WarmStartTrials(
     }
     std::vector<const v1::Trial*> done;
     for (const v1::Trial& t : it->second->trials) {
-      if ((t.state() == v1::TRIAL_SUCCEEDED || t.state() == v1::TRIAL_STOPPED) &&
+      if (!t.has_variant() &&
+          (t.state() == v1::TRIAL_SUCCEEDED || t.state() == v1::TRIAL_STOPPED) &&
           t.finish_seq() > 0 && t.finish_seq() <= s.up_to_finish_seq()) {
         done.push_back(&t);
       }

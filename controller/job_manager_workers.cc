@@ -97,8 +97,8 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
   for (JobState* jsp : order) {
     JobState& js = *jsp;
     v1::Trial* t = nullptr;
-    for (int64_t id : js.queued) {  // oldest first, if the worker has room for it
-      if (Fits(js.trials[id], worker_memory)) {
+    for (int64_t id : js.queued) {  // oldest first, if the worker has room for it and can make it
+      if (Fits(js.trials[id], worker_memory) && MakesVariant(worker, js.trials[id])) {
         t = &js.trials[id];
         break;
       }
@@ -116,7 +116,8 @@ absl::Status JobManager::GrantOrPick(const v1::LeaseTrialRequest& req,
     // for) stays under max_parallel_trials: small workers polling cannot fill the queue.
     if (!js.exhausted && !asked.count(&js) &&
         Created(js) + js.asking < js.job.spec().budget().max_trials() &&
-        js.job.counts().queued() + js.asking < js.job.spec().budget().max_parallel_trials()) {
+        js.job.counts().queued() - js.queued_variants + js.asking <
+            js.job.spec().budget().max_parallel_trials()) {
       ++js.asking;
       *ask = &js;
       return absl::OkStatus();
@@ -141,7 +142,10 @@ void JobManager::AskAndApply(JobState& js, const std::string& worker_id,
       go = js.job.state() == v1::JOB_RUNNING && !js.exhausted &&
            Created(js) < js.job.spec().budget().max_trials();
       if (go) {
-        for (int64_t id : js.untold) finished.push_back(js.trials[id]);
+        for (int64_t id : js.untold) {
+          // Variants are not the strategy's proposals: it never hears of them.
+          if (!js.trials[id].has_variant()) finished.push_back(js.trials[id]);
+        }
         js.untold.clear();
       } else {
         --js.asking;

@@ -66,6 +66,28 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
                   absl::StatusOr<v1::ReportMeasurementResponse>(v1::ReportMeasurementResponse{}),
                   resp, /*durable=*/true);
   }
+  // A chunk of the artifact of the trial a leased variant is made from (its parent's weights),
+  // for the variant's lease holder only.
+  ServerUnaryReactor* GetParentArtifact(CallbackServerContext* ctx,
+                                        const v1::GetParentArtifactRequest* req,
+                                        v1::GetArtifactResponse* resp) override {
+    NF_WORKER_GATE("GetParentArtifact");
+    if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
+    auto parent = jm_->VariantParent(req->lease(), req->worker_id());
+    if (!parent.ok()) return Refuse(ctx, parent.status());
+    const int64_t max = req->max_bytes() <= 0
+                            ? kArtifactChunkBytes
+                            : std::min<int64_t>(req->max_bytes(), kArtifactChunkBytes);
+    int64_t total = 0;
+    auto data =
+        artifacts_->Read(req->lease().job_id(), *parent, req->name(), req->offset(), max, &total);
+    if (!data.ok()) return Refuse(ctx, data.status());
+    resp->set_data(*std::move(data));
+    resp->set_total_size(total);
+    ServerUnaryReactor* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
   // A chunk of a trained candidate's artifact. The lease must be current (checked as a
   // heartbeat, which also keeps it alive during a long upload). The chunk is written in the
   // handler: at most 1 MiB, and uploads come once per trial.

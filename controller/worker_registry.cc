@@ -49,6 +49,7 @@ absl::Status WorkerRegistry::Validate(const v1::RegisterWorkerRequest& req) {
   }
   if (req.worker_id().size() > 128) return FieldError("worker_id", "longer than 128 characters");
   NF_RETURN_IF_ERROR(CheckNames(req.datasets(), "datasets"));
+  NF_RETURN_IF_ERROR(CheckNames(req.compression(), "compression"));
   return CheckNames(req.latency_runtimes(), "latency_runtimes");
 }
 
@@ -80,6 +81,7 @@ absl::StatusOr<WorkerRegistry::Registered> WorkerRegistry::Register(
   w.mutable_datasets()->Clear();
   for (const std::string& d : req.datasets()) w.add_datasets(absl::AsciiStrToLower(d));
   *w.mutable_latency_runtimes() = req.latency_runtimes();
+  *w.mutable_compression() = req.compression();
   if (!out.known) *w.mutable_register_time() = ToProto(clock_->Now());
   *w.mutable_last_seen() = ToProto(clock_->Now());
   w.set_version(w.version() + 1);

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/compression.h"
 #include "core/datasets.h"
 #include "core/early_stopping.h"
 #include "core/finite.h"
@@ -54,6 +55,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   }
   if (spec->lease_seconds() == 0) spec->set_lease_seconds(60);
   ApplyHardwareTargetDefaults(spec);
+  ApplyCompressionDefaults(spec->mutable_compression());
   if (spec->accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     spec->set_accuracy_scale(t->dataset() == "tabular" ? v1::PERCENT : v1::FRACTION);
   }
@@ -135,6 +137,8 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (spec.name().size() > 200) return FieldError("name", "longer than 200 characters");
   NF_RETURN_IF_ERROR(ValidateLabels(spec.labels(), "labels"));
   NF_RETURN_IF_ERROR(ValidateWarmStartJobs(spec.warm_start()));
+  NF_RETURN_IF_ERROR(
+      ValidateCompression(spec.compression(), spec.training().dataset(), "compression"));
   if (!v1::AccuracyScale_IsValid(spec.accuracy_scale()) ||
       spec.accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     return FieldError("accuracy_scale", "must be FRACTION or PERCENT");

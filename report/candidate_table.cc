@@ -27,10 +27,17 @@ std::vector<std::string> CandidateColumns(const v1::JobSpec& spec) {
   auto add = [&](const std::string& c) {
     if (std::find(cols.begin(), cols.end(), c) == cols.end()) cols.push_back(c);
   };
+  // Compressed variants: which trial each was made from and by which recipe ("int8 of 3").
+  const bool variants = spec.compression().recipes_size() > 0;
+  if (variants) add("variant");
   for (const auto& o : spec.objectives()) add(o.metric());
   for (const auto& c : spec.constraints()) add(c.metric());
   add("macs");
   add("params");
+  if (variants) {
+    add("size_bytes");
+    add("fp32_accuracy");
+  }
   if (spec.hardware_targets().empty()) add("latency_ms");
   for (const auto& t : spec.hardware_targets()) add(absl::StrCat("latency_ms@", t.name()));
   for (const char* c : {"train_seconds", "epochs", "worker_id", "arch", "arch_hash"}) add(c);
@@ -43,6 +50,10 @@ std::string CandidateCell(const v1::Trial& t, const std::string& column) {
   if (column == "worker_id") return t.worker_id();
   if (column == "arch") return ArchSummary(t.architecture());
   if (column == "arch_hash") return t.arch_hash();
+  if (column == "variant") {
+    return t.has_variant() ? absl::StrCat(t.variant().recipe().name(), " of ", t.variant().of())
+                           : "";
+  }
   auto it = t.metrics().find(column);
   return it == t.metrics().end() ? "" : absl::StrFormat("%.10g", it->second);
 }

@@ -45,6 +45,10 @@ class GrpcControllerClient final : public ControllerClient {
       const v1::UploadArtifactRequest& req) override {
     return Call(&v1::WorkerService::Stub::UploadArtifact, req);
   }
+  absl::StatusOr<v1::GetArtifactResponse> GetParentArtifact(
+      const v1::GetParentArtifactRequest& req) override {
+    return Call(&v1::WorkerService::Stub::GetParentArtifact, req);
+  }
   absl::StatusOr<v1::ReportMeasurementResponse> ReportMeasurement(
       const v1::ReportMeasurementRequest& req) override {
     return Call(&v1::WorkerService::Stub::ReportMeasurement, req);

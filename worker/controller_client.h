@@ -28,6 +28,11 @@ class ControllerClient {
       const v1::UploadArtifactRequest& req) {
     return absl::UnimplementedError("UploadArtifact");
   }
+  // One chunk of the weights a leased variant is made from.
+  virtual absl::StatusOr<v1::GetArtifactResponse> GetParentArtifact(
+      const v1::GetParentArtifactRequest& req) {
+    return absl::UnimplementedError("GetParentArtifact");
+  }
   // A latency measurement's result (MeasureTask.token).
   virtual absl::StatusOr<v1::ReportMeasurementResponse> ReportMeasurement(
       const v1::ReportMeasurementRequest& req) {

@@ -106,6 +106,8 @@ class TorchTrainer final : public Trainer {
     return {"fashion-mnist", "synthetic", "idx", "cifar", "npy"};
   }
 
+  std::vector<std::string> CompressionKinds() const override { return {"int8"}; }
+
   absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) override {
     try {
       NF_RETURN_IF_ERROR(LoadData(req.training));

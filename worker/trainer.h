@@ -83,6 +83,8 @@ class Trainer {
   // The Training.dataset values this trainer trains, registered with the controller so it is
   // leased only trials of those (RegisterWorkerRequest.datasets); empty: every built-in one.
   virtual std::vector<std::string> Datasets() const { return {}; }
+  // The compression kinds it makes variants with (RegisterWorkerRequest.compression).
+  virtual std::vector<std::string> CompressionKinds() const { return {}; }
   // int8 post-training quantization of a trained candidate; UNIMPLEMENTED where the trainer has
   // no such engine.
   virtual absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) {

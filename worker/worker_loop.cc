@@ -5,9 +5,13 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "core/log.h"
+#include "core/status.h"
 #include "metrics/build_info.h"
 #include "metrics/instruments.h"
 #include "worker/latency_runtime.h"
@@ -107,6 +111,7 @@ absl::Status WorkerLoop::Register() {
     *req.mutable_hardware() = options_.hardware;
     req.set_new_process(!registered_);
     for (const std::string& d : trainer_->Datasets()) req.add_datasets(d);
+    for (const std::string& k : trainer_->CompressionKinds()) req.add_compression(k);
     const std::optional<MeasureContext> measuring = trainer_->Measuring();
     req.set_measures_latency(options_.measure_latency && measuring.has_value());
     if (req.measures_latency()) {
@@ -303,7 +308,8 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
     }
     return resp->decision() == v1::STOP ? Verdict::kStop : Verdict::kContinue;
   };
-  absl::StatusOr<TrainResult> result = trainer_->Train(req, on_epoch, abort_trial_);
+  absl::StatusOr<TrainResult> result =
+      lease.has_variant() ? MakeVariant(lease) : trainer_->Train(req, on_epoch, abort_trial_);
   ++generation_;  // ends the heartbeat chain
   if (metrics_) metrics_->busy.Set(0);
 

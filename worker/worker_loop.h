@@ -94,6 +94,9 @@ class WorkerLoop {
   // it is unreachable) before the result is reported. A failed upload is logged; the result is
   // reported anyway (only its export is lost).
   void UploadArtifacts(const v1::Lease& lease, const TrainResult& result);
+  // A variant trial (lease.variant): the parent's weights fetched in chunks, then compressed.
+  absl::StatusOr<TrainResult> MakeVariant(const v1::LeaseTrialResponse& lease);
+  absl::StatusOr<std::string> FetchParentWeights(const v1::Lease& lease);
   bool SleepUnlessStopped(absl::Duration d);
 
   ControllerClient* const client_;

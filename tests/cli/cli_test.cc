@@ -316,6 +316,17 @@ TEST(CliFormatTest, CandidateColumnsFollowTheJobAndCsvQuotes) {
   EXPECT_EQ(csv, "trial,accuracy,params,worker_id\n7,0.9123456789,,\"w,\"\"1\"\"\"\n");
   const std::string table = CandidatesTable(trials, {"trial", "state", "params"});
   EXPECT_EQ(table, "trial  state      params\n7      succeeded  -\n");
+  // With compression recipes: which trial a variant was made from, its size and its parent's
+  // accuracy.
+  auto* r = spec.mutable_compression()->add_recipes();
+  r->set_name("q8");
+  r->mutable_int8();
+  EXPECT_EQ(absl::StrJoin(CandidateColumns(spec), ","),
+            "trial,state,variant,accuracy,latency_ms@edge,params,macs,size_bytes,fp32_accuracy,"
+            "train_seconds,epochs,worker_id,arch,arch_hash");
+  t->mutable_variant()->set_of(3);
+  *t->mutable_variant()->mutable_recipe() = *r;
+  EXPECT_EQ(CandidatesCsv(trials, {"trial", "variant"}), "trial,variant\n7,q8 of 3\n");
 }
 
 TEST(CliFormatTest, TheParetoSvgDrawsEveryFinitePointAndTheFront) {

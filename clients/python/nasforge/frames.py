@@ -5,7 +5,9 @@ Column names follow Optuna's trials_dataframe: `number`, `state`, `values_<objec
 `params_stages_0_kernel`, and each hyperparameter by its name: `params_learning_rate`, Optuna's
 convention), `metrics_<name>` (every other metric: macs, params, test_accuracy,
 latency_ms@TARGET, ...), `datetime_created`, `datetime_complete`, then nasforge's own:
-`worker_id`, `hardware_profile`, `arch_hash`, `attempts`, `error`.
+`worker_id`, `hardware_profile`, `arch_hash`, `attempts`, `error`, and for a compressed variant
+(JobSpec.compression) `variant_of` (the trial it was made from) and `variant` (its recipe's
+name); both None for the search's own trials.
 """
 import datetime
 
@@ -108,6 +110,9 @@ def trial_row(t, objective_metrics=()):
     row["arch_hash"] = t.arch_hash
     row["attempts"] = t.attempts
     row["error"] = t.error
+    variant = t.HasField("variant")
+    row["variant_of"] = t.variant.of if variant else None
+    row["variant"] = t.variant.recipe.name if variant else None
     return row
 
 

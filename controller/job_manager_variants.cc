@@ -1,0 +1,135 @@
+// JobManager: compressed variants of the search's front members (JobSpec.compression, issue
+// #30). A variant is a trial of its own (Trial.variant: its parent and recipe), leased with the
+// same leases, heartbeats, retries and exactly-once reports as any trial, but only to workers
+// that registered its compression kind; the strategy never hears of it, it does not count
+// against max_trials, and it stays out of the search's own front.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "controller/job_manager.h"
+#include "controller/job_manager_util.h"
+#include "core/compression.h"
+#include "core/log.h"
+#include "core/status.h"
+
+namespace nasforge {
+
+using namespace job_manager_internal;  // NOLINT: this class's own helpers
+
+namespace job_manager_internal {
+
+bool MakesVariant(const v1::Worker& w, const v1::Trial& t) {
+  if (!t.has_variant()) return true;
+  const std::string kind = CompressionKind(t.variant().recipe());
+  return std::find(w.compression().begin(), w.compression().end(), kind) != w.compression().end();
+}
+
+}  // namespace job_manager_internal
+
+absl::StatusOr<int64_t> JobManager::VariantParent(const v1::Lease& lease,
+                                                  const std::string& worker_id) {
+  absl::MutexLock l(&mu_);
+  NF_ASSIGN_OR_RETURN(auto jt, CheckLease(lease, worker_id, /*allow_cancelled=*/false));
+  const v1::Trial& t = *jt.second;
+  if (!t.has_variant()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("trial ", t.id(), " of job ", t.job_id(), " is not a variant"));
+  }
+  return t.variant().of();
+}
+
+void JobManager::FailUnmakeable(std::set<JobState*>& changed, WriteBatch& batch, Events& events) {
+  const std::vector<v1::Worker> live = workers_.Live();
+  std::map<LeaseTable::Key, absl::Time> waiting;
+  const absl::Time steady = clock_->Steady();
+  for (const std::string& id : job_order_) {
+    JobState& js = *jobs_.at(id);
+    if (live.empty()) break;
+    if (js.job.state() != v1::JOB_RUNNING || js.job.counts().variants() == 0 ||
+        js.job.counts().queued() == 0) {
+      continue;
+    }
+    const std::vector<int64_t> queued(js.queued.begin(), js.queued.end());  // changes below
+    for (int64_t trial_id : queued) {
+      v1::Trial& t = js.trials[trial_id];
+      if (!t.has_variant() || t.state() != v1::TRIAL_QUEUED) continue;
+      if (std::any_of(live.begin(), live.end(),
+                      [&](const v1::Worker& w) { return MakesVariant(w, t); })) {
+        continue;
+      }
+      const LeaseTable::Key key{js.job.id(), t.id()};
+      auto seen = unmakeable_since_.find(key);
+      const absl::Time since = seen == unmakeable_since_.end() ? steady : seen->second;
+      if (steady - since < options_.unplaceable_after) {
+        waiting.emplace(key, since);
+        continue;
+      }
+      const std::string kind = CompressionKind(t.variant().recipe());
+      SetTrialState(js, t, v1::TRIAL_FAILED);
+      t.set_error(absl::StrCat("no live worker makes ", kind,
+                               " variants: start a LibTorch nasforge-worker (it registers ", kind,
+                               ")"));
+      *t.mutable_update_time() = ToProto(clock_->Now());
+      Finished(js, t);
+      if (metrics_) metrics_->trials_finished_total.Increment();
+      Log(LogLevel::kWarn, "variant_unmakeable",
+          {{"job", js.job.id()},
+           {"trial", t.id()},
+           {"kind", kind},
+           {"action", "failed; start a worker that makes this kind"}});
+      Stage(batch, t);
+      AddEvent(events, js, &t, "trial_finished");
+      changed.insert(&js);
+    }
+  }
+  unmakeable_since_ = std::move(waiting);
+}
+
+void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch,
+                              Events& events) {
+  const auto& recipes = js.job.spec().compression().recipes();
+  if (recipes.empty() || parent.has_variant() || parent.state() != v1::TRIAL_SUCCEEDED ||
+      js.front == nullptr) {
+    return;
+  }
+  const std::vector<int64_t> front = js.front->Ids();
+  if (!std::binary_search(front.begin(), front.end(), parent.id())) return;
+  const int64_t parent_id = parent.id();
+  for (const v1::CompressionRecipe& recipe : recipes) {
+    const v1::Trial& p = js.trials[parent_id];  // push_back below never moves it (a deque)
+    v1::Trial t;
+    t.set_job_id(js.job.id());
+    t.set_id(static_cast<int64_t>(js.trials.size()));
+    *t.mutable_architecture() = p.architecture();
+    t.set_arch_hash(p.arch_hash());
+    t.mutable_variant()->set_of(parent_id);
+    *t.mutable_variant()->mutable_recipe() = recipe;
+    // The network the variant computes has its parent's layers: the same counts (int8 MACs).
+    for (const char* m : {"macs", "params", "train_memory_bytes"}) {
+      auto it = p.metrics().find(m);
+      if (it != p.metrics().end()) (*t.mutable_metrics())[m] = it->second;
+    }
+    *t.mutable_create_time() = ToProto(clock_->Now());
+    *t.mutable_update_time() = t.create_time();
+    js.trials.push_back(std::move(t));
+    v1::Trial& added = js.trials.back();
+    SetTrialState(js, added, v1::TRIAL_QUEUED);
+    js.job.mutable_counts()->set_variants(js.job.counts().variants() + 1);
+    Stage(batch, added);
+    AddEvent(events, js, &added, "trial_enqueued");
+    Log(LogLevel::kInfo, "variant_created",
+        {{"job", js.job.id()},
+         {"trial", added.id()},
+         {"variant_of", parent_id},
+         {"recipe", recipe.name()},
+         {"kind", CompressionKind(recipe)}});
+  }
+  Touch(js.job);
+}
+
+}  // namespace nasforge

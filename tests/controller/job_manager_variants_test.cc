@@ -1,0 +1,151 @@
+// Compressed variants in the JobManager (JobSpec.compression, controller/job_manager_variants.cc):
+// made when a trial joins the front, leased only to workers that make their kind, not counted
+// against max_trials, kept off the search's front, kept across a restart, and failed when no live
+// worker can make them.
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "tests/controller/job_manager_fixture.h"
+
+namespace nasforge {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::JobSpec CompressingSpec(int max_trials) {
+  v1::JobSpec s = TinySpec(max_trials, 2);
+  s.mutable_compression()->add_recipes()->mutable_int8();
+  return s;
+}
+
+class VariantsTest : public JobManagerTest {
+ protected:
+  std::string RegisterMaker(const std::string& id) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(id);
+    r.mutable_hardware()->set_name("cpu-1t");
+    r.add_compression("int8");
+    return jm_->RegisterWorker(r).value().worker_id();
+  }
+  v1::Job Get(const std::string& id) { return jm_->GetJob(id, Principal::Local()).value(); }
+  std::vector<v1::Trial> Trials(const std::string& job) {
+    v1::ListCandidatesRequest r;
+    r.set_job_id(job);
+    auto all = jm_->ListCandidates(r, Principal::Local()).value();
+    return {all.trials().begin(), all.trials().end()};
+  }
+};
+
+TEST_F(VariantsTest, FrontMembersGetVariantsThatOnlyTheirMakersLease) {
+  v1::Job job = Submit(CompressingSpec(2));
+  const std::string plain = Register("plain"), maker = RegisterMaker("maker");
+  v1::LeaseTrialResponse first = Lease(plain);
+  ASSERT_TRUE(first.has_trial());
+  EXPECT_FALSE(first.has_variant());
+  ASSERT_TRUE(Report(plain, first, 0.8).ok());  // the first result is on the front
+  EXPECT_EQ(Get(job.id()).counts().variants(), 1);
+
+  // The plain worker gets the search's next candidate, never the variant.
+  v1::LeaseTrialResponse second = Lease(plain);
+  ASSERT_TRUE(second.has_trial());
+  EXPECT_FALSE(second.has_variant());
+  EXPECT_FALSE(Lease(plain).has_trial());  // max_trials reached; the variant is not its to make
+
+  v1::LeaseTrialResponse v = Lease(maker);
+  ASSERT_TRUE(v.has_trial());
+  ASSERT_TRUE(v.has_variant());
+  EXPECT_EQ(v.variant().of(), first.lease().trial_id());
+  EXPECT_EQ(v.variant().recipe().name(), "int8");  // defaults filled in
+  EXPECT_EQ(v.variant().recipe().int8().calibration_batches(), 8);
+  EXPECT_EQ(v.variant().recipe().int8().tolerance(), 1.0);
+  EXPECT_EQ(v.architecture().SerializeAsString(), first.architecture().SerializeAsString());
+  EXPECT_EQ(jm_->VariantParent(v.lease(), maker).value(), first.lease().trial_id());
+  EXPECT_EQ(jm_->VariantParent(second.lease(), plain).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(jm_->VariantParent(v.lease(), plain).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // not its lease
+  ASSERT_TRUE(Report(maker, v, 0.79).ok());
+  ASSERT_TRUE(Report(plain, second, 0.1).ok());  // dominated or not: a variant only if on the front
+  for (;;) {  // any further variant (the second trial on the front)
+    v1::LeaseTrialResponse more = Lease(maker);
+    if (!more.has_trial()) break;
+    ASSERT_TRUE(more.has_variant());
+    ASSERT_TRUE(Report(maker, more, 0.09).ok());
+  }
+  const v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  int variants = 0;
+  std::set<int64_t> parents;
+  for (const v1::Trial& t : Trials(job.id())) {
+    if (!t.has_variant()) continue;
+    ++variants;
+    EXPECT_TRUE(parents.insert(t.variant().of()).second) << "one variant per parent and recipe";
+    EXPECT_EQ(t.state(), v1::TRIAL_SUCCEEDED);
+    EXPECT_EQ(t.metrics().at("macs"), Trials(job.id())[t.variant().of()].metrics().at("macs"));
+  }
+  EXPECT_EQ(done.counts().variants(), variants);
+  EXPECT_EQ(done.counts().succeeded(), 2 + variants);
+  EXPECT_EQ(done.best_objective(), 0.8);  // a variant's accuracy is not the search's best
+  v1::QueryParetoRequest q;
+  q.set_job_id(job.id());
+  const v1::QueryParetoResponse front = jm_->QueryPareto(q, Principal::Local()).value();
+  EXPECT_GT(front.trials_size(), 0);
+  for (const v1::Trial& t : front.trials()) {
+    EXPECT_FALSE(t.has_variant()) << "trial " << t.id() << " on the search's own front";
+  }
+
+  // Across a restart: the same trials, variants and counts.
+  Open();
+  EXPECT_EQ(Get(job.id()).counts().variants(), variants);
+  int recovered = 0;
+  for (const v1::Trial& t : Trials(job.id())) recovered += t.has_variant();
+  EXPECT_EQ(recovered, variants);
+}
+
+TEST_F(VariantsTest, AVariantNoLiveWorkerMakesFailsAfterAWhileAndTheJobEnds) {
+  v1::Job job = Submit(CompressingSpec(1));
+  const std::string plain = Register("plain");
+  v1::LeaseTrialResponse first = Lease(plain);
+  ASSERT_TRUE(Report(plain, first, 0.8).ok());
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_RUNNING);  // its variant is queued
+  EXPECT_FALSE(Lease(plain).has_trial());
+  jm_->ExpireLeases();
+  clock_.Advance(absl::Seconds(59));
+  EXPECT_FALSE(Lease(plain).has_trial());  // keeps itself live
+  jm_->ExpireLeases();
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_RUNNING);
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_FALSE(Lease(plain).has_trial());
+  jm_->ExpireLeases();
+  const v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  const v1::Trial variant = Trials(job.id()).back();
+  ASSERT_TRUE(variant.has_variant());
+  EXPECT_EQ(variant.state(), v1::TRIAL_FAILED);
+  EXPECT_THAT(variant.error(), HasSubstr("no live worker makes int8 variants"));
+}
+
+TEST_F(VariantsTest, RecipesAreValidatedByField) {
+  v1::JobSpec s = CompressingSpec(2);
+  s.mutable_compression()->add_recipes()->mutable_int8()->set_calibration_batches(300);
+  v1::SubmitJobRequest r;
+  *r.mutable_spec() = s;
+  auto refused = jm_->SubmitJob(r);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  // The second recipe's default name repeats the first's.
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("compression.recipes[1].name"));
+  s.mutable_compression()->mutable_recipes(1)->set_name("int8-small");
+  *r.mutable_spec() = s;
+  refused = jm_->SubmitJob(r);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("compression.recipes[1].int8.calibration_batches"));
+  s = CompressingSpec(2);
+  s.mutable_training()->set_dataset("tabular");
+  *r.mutable_spec() = s;
+  refused = jm_->SubmitJob(r);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("keeps no trained weights"));
+}
+
+}  // namespace
+}  // namespace nasforge

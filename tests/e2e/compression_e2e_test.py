@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""Compressed variants end to end (JobSpec.compression, issue #30): a controller (SQLite store,
+artifacts next to it) and a LibTorch worker run a small Fashion-MNIST job whose spec asks for an
+int8 variant of every front member. Checked:
+  - every member of the final front has exactly one variant per recipe; every variant names a
+    succeeded, non-variant parent of the job; variants are not counted against max_trials and
+    the search's own front (pareto) does not list them;
+  - each variant was made from its parent's trained weights: its fp32_accuracy is exactly the
+    parent's accuracy (same network, same validation split, BatchNorms folded), its int8
+    accuracy is close to it, and it stores less than half of the fp32 bytes;
+  - the worker registered the kind it makes; the spec's errors name the field.
+
+Usage: compression_e2e_test.py CONTROLLER_BIN WORKER_BIN CLI_BIN
+"""
+import json
+import os
+import sys
+import tempfile
+
+import nf_e2e as nf
+from nf_e2e import check, start
+
+CONTROLLER, WORKER, CLI = sys.argv[1:4]
+DATA = "/usr/share/datasets/fashion-mnist"
+
+JOB = """
+name: compression-e2e
+strategy: {name: random}
+budget: {max_trials: 4, max_parallel_trials: 1, epochs: 2, seed: 5}
+objectives: [{metric: accuracy, direction: MAXIMIZE}, {metric: params, direction: MINIMIZE}]
+training: {dataset: fashion-mnist, train_examples: 3000, validation_examples: 1000,
+           test_examples: 1000, batch_size: 128, learning_rate: 0.004}
+compression:
+  recipes:
+    - {int8: {calibration_batches: 4}}
+search_space:
+  name: mbconv-tiny
+  mbconv:
+    resolution: 28
+    in_channels: 1
+    num_classes: 10
+    stem_channels: [8, 16]
+    stem_stride: 2
+    stages:
+      - {stride: 2, kernel: [3, 5], expansion: [1, 3], repeats: [1], channels: [16, 24], se_ratio: [0, 0.25]}
+    head_channels: [0, 32]
+"""
+
+BAD = {
+    "compression: {recipes: [{name: q8}]}": "compression.recipes[0]",
+    "compression: {recipes: [{name: Q8, int8: {}}]}": "compression.recipes[0].name",
+    "compression: {recipes: [{int8: {calibration_batches: 999}}]}":
+        "compression.recipes[0].int8.calibration_batches",
+    "compression: {recipes: [{int8: {}}, {int8: {}}]}": "compression.recipes[1].name",
+}
+
+
+def cli(addr, *args):
+    return nf.cli(CLI, addr, *args)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="nf-compression-e2e-")
+    try:
+        _, addr = nf.start_controller(CONTROLLER, tmp, "main")
+        start([WORKER, "--controller", addr, "--threads", "1", "--data-dir", DATA,
+               "--worker-id", "compress-w1", "--metrics-listen", ""], os.path.join(tmp, "worker.log"))
+        for extra, field in BAD.items():
+            path = os.path.join(tmp, "bad.yaml")
+            open(path, "w").write(JOB.replace("compression:\n  recipes:\n    - {int8: {calibration_batches: 4}}\n", extra + "\n"))
+            r = cli(addr, "submit", path)
+            check(r.returncode != 0 and field in r.stderr, "refused, naming %s: %s" % (field, r.stderr.strip()[-160:]))
+        spec = os.path.join(tmp, "job.yaml")
+        open(spec, "w").write(JOB)
+        r = cli(addr, "submit", spec, "--watch")
+        check(r.returncode == 0, "job succeeded (%s)" % r.stderr.strip()[-300:])
+        job = r.stdout.split()[0]
+        trials = json.loads(cli(addr, "candidates", job, "--json").stdout).get("trials", [])
+        by_id = {int(t.get("id", 0)): t for t in trials}
+        variants = [t for t in trials if "variant" in t]
+        searched = [t for t in trials if "variant" not in t]
+        check(len(searched) == 4, "4 searched trials (max_trials), %d variants beside them" % len(variants))
+        front = json.loads(cli(addr, "pareto", job, "--json").stdout)
+        front_ids = sorted(int(t.get("id", 0)) for t in front.get("trials", front.get("front", [])))
+        check(front_ids and all("variant" not in by_id[i] for i in front_ids),
+              "the search's front %s lists no variant" % front_ids)
+        parents = sorted(int(v["variant"].get("of", 0)) for v in variants)
+        check(len(parents) == len(set(parents)), "one variant per parent and recipe: %s" % parents)
+        check(set(front_ids) <= set(parents), "every front member %s has a variant (%s)" % (front_ids, parents))
+        for v in variants:
+            p = by_id[int(v["variant"].get("of", 0))]
+            m, pm = v.get("metrics", {}), p.get("metrics", {})
+            what = "variant %s of %s" % (v.get("id", 0), p.get("id", 0))
+            check(v.get("state") == "TRIAL_SUCCEEDED", what + " succeeded: " + v.get("error", ""))
+            check("variant" not in p and p.get("state") == "TRIAL_SUCCEEDED", what + ": its parent is a succeeded search trial")
+            check(v["variant"]["recipe"].get("name") == "int8" and
+                  v["variant"]["recipe"]["int8"].get("calibration_batches") == 4,
+                  what + ": recipe with defaults %s" % v["variant"]["recipe"])
+            check(m.get("fp32_accuracy") == pm.get("accuracy"),
+                  what + ": made from the parent's weights (fp32 %s == parent %s)" % (m.get("fp32_accuracy"), pm.get("accuracy")))
+            check(abs(m.get("accuracy", -1) - m.get("fp32_accuracy", 0)) <= 0.05,
+                  what + ": int8 accuracy %.4f near fp32 %.4f" % (m.get("accuracy", -1), m.get("fp32_accuracy", 0)))
+            # Weights at 1 byte instead of 4; per-channel scales and fp32 biases are a large share
+            # of a network this small.
+            check(0 < m.get("size_bytes", 0) < m.get("fp32_size_bytes", 0) / 2,
+                  what + ": %d bytes vs %d fp32" % (m.get("size_bytes", 0), m.get("fp32_size_bytes", 0)))
+            check(m.get("int8_within_tolerance") in (0, 1), what + ": tolerance verdict recorded")
+            check(m.get("macs") == pm.get("macs") and m.get("params") == pm.get("params"),
+                  what + ": its parent's counts")
+        counts = json.loads(cli(addr, "status", job, "--json").stdout).get("counts", {})
+        check(counts.get("variants") == len(variants), "job counts %d variants: %s" % (len(variants), counts))
+        log = open(os.path.join(tmp, "main.log")).read()
+        check("compress-w1" in log and log.count("event=variant_created") == len(variants),
+              "the controller logged each variant's creation")
+    finally:
+        nf.conclude(tmp, ("main.log", "worker.log"))
+
+
+main()
