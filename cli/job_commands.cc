@@ -231,7 +231,7 @@ int Candidates(CommandContext& c, const CandidatesOptions& o, Stub& stub) {
 }
 
 struct ParetoOptions {
-  std::string job, objectives, where, hardware_profile, plot;
+  std::string job, objectives, where, hardware_profile, plot, variants = "exclude";
   int limit = 0;
   bool include_stopped = false, json = false;
 };
@@ -283,6 +283,7 @@ int WritePlot(CommandContext& c, const ParetoOptions& o, const v1::QueryParetoRe
         !(o.include_stopped && t.state() == v1::TRIAL_STOPPED)) {
       continue;
     }
+    if (t.has_variant() ? o.variants == "exclude" : o.variants == "only") continue;
     auto x = PlotValue(t, mx, o.hardware_profile), y = PlotValue(t, my, o.hardware_profile);
     PlotPoint p;
     p.x = x.value_or(NAN);
@@ -330,6 +331,7 @@ absl::StatusOr<v1::QueryParetoRequest> ParetoRequest(const ParetoOptions& o) {
   req.set_hardware_profile(o.hardware_profile);
   req.set_limit(o.limit);
   req.set_include_stopped(o.include_stopped);
+  req.set_variants(o.variants);
   return req;
 }
 
@@ -488,6 +490,11 @@ void AddJobCommands(CLI::App& app, CommandContext& c) {
     cmd->add_option("--limit", o->limit, "at most N candidates (0: all)")->check(IntAtLeast(0));
     cmd->add_flag("--include-stopped", o->include_stopped,
                   "include early-stopped (low-fidelity) results");
+    cmd->add_option("--variants", o->variants,
+                    "compressed variants (the job's compression recipes): exclude (the "
+                    "search's own front), include (variants compete with the candidates), only")
+        ->check(CLI::IsMember({"exclude", "include", "only"}))
+        ->capture_default_str();
     cmd->add_flag("--json", o->json, "print the answer as JSON");
     cmd->add_option("--plot", o->plot,
                     "also write FILE.svg: every candidate in the first two objectives, the front "

@@ -127,6 +127,11 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
   NF_RETURN_IF_ERROR(ValidateObjectives(req.objectives(), "objectives"));
   NF_RETURN_IF_ERROR(ValidateConstraints(req.constraints(), "constraints"));
   if (req.limit() < 0) return FieldError("limit", "must be >= 0");
+  const std::string& variants = req.variants();
+  if (!variants.empty() && variants != "exclude" && variants != "include" && variants != "only") {
+    return FieldError("variants", absl::StrCat("'", variants, "': one of exclude, include, only"));
+  }
+  const bool with_variants = variants == "include" || variants == "only";
   absl::ReaderMutexLock l(&mu_);
   NF_ASSIGN_OR_RETURN(const JobState* js, FindVisible(req.job_id(), caller));
   std::vector<v1::Objective> objectives(req.objectives().begin(), req.objectives().end());
@@ -166,7 +171,7 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
   // The job's own front, as it is kept: only its members can be on the answer's front (same
   // selection below, same order), so the scan of every trial is skipped.
   const bool kept = req.objectives().empty() && constraints.empty() &&
-                    req.hardware_profile().empty() && !req.include_stopped();
+                    req.hardware_profile().empty() && !req.include_stopped() && !with_variants;
   const MetricColumns& columns = js->columns;
   if (kept) {
     if (js->front != nullptr) ids = js->front->Ids();
@@ -175,6 +180,8 @@ absl::StatusOr<v1::QueryParetoResponse> JobManager::QueryPareto(const v1::QueryP
     for (int64_t id = 0; id < static_cast<int64_t>(columns.size()); ++id) {
       const v1::TrialState s = columns.State(id);
       if (s != v1::TRIAL_SUCCEEDED && !(s == v1::TRIAL_STOPPED && req.include_stopped())) continue;
+      const bool variant = js->trials[id].has_variant();
+      if (variant ? !with_variants : variants == "only") continue;
       if (target.empty() && !req.hardware_profile().empty() &&
           js->trials[id].hardware_profile() != req.hardware_profile()) {
         continue;

@@ -1,7 +1,10 @@
 // The gRPC edge's shared parts (rpc_internal.h) and the status conversion (rpc.h).
 #include "controller/rpc.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "controller/rpc_internal.h"
@@ -45,6 +48,20 @@ absl::Status NoArtifacts() {
   return absl::FailedPreconditionError(
       "this controller keeps no trial artifacts: start it with --artifact-dir DIR (the default "
       "with a sqlite:// store is next to the database)");
+}
+
+absl::Status ReadArtifactChunk(ArtifactStore* artifacts, const std::string& job_id,
+                               int64_t trial_id, const std::string& name, int64_t offset,
+                               int64_t max_bytes, v1::GetArtifactResponse* resp) {
+  if (artifacts == nullptr) return NoArtifacts();
+  const int64_t max =
+      max_bytes <= 0 ? kArtifactChunkBytes : std::min<int64_t>(max_bytes, kArtifactChunkBytes);
+  int64_t total = 0;
+  auto data = artifacts->Read(job_id, trial_id, name, offset, max, &total);
+  if (!data.ok()) return data.status();
+  resp->set_data(*std::move(data));
+  resp->set_total_size(total);
+  return absl::OkStatus();
 }
 
 ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s) {

@@ -3,11 +3,13 @@
 // once, or once its change is durable (JobManager::WhenDurable). Not for use outside rpc*.cc.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "controller/artifact_store.h"
 #include "controller/auth.h"
 #include "controller/job_manager.h"
 #include "controller/rpc.h"
@@ -27,6 +29,12 @@ absl::StatusOr<Principal> Gate(CallbackServerContext* ctx, Authenticator* auth,
 
 // FAILED_PRECONDITION for artifact calls to a controller that keeps none.
 absl::Status NoArtifacts();
+
+// A chunk of trial `trial_id`'s artifact `name` into `resp`: at most `max_bytes` (0: and at most
+// kArtifactChunkBytes) from `offset`. NoArtifacts() without a store.
+absl::Status ReadArtifactChunk(ArtifactStore* artifacts, const std::string& job_id,
+                               int64_t trial_id, const std::string& name, int64_t offset,
+                               int64_t max_bytes, v1::GetArtifactResponse* resp);
 
 // Answers `s` at once.
 ServerUnaryReactor* Refuse(CallbackServerContext* ctx, const absl::Status& s);

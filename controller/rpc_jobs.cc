@@ -208,16 +208,9 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     if (auto trial = jm_->GetCandidate(req->job_id(), req->trial_id(), who); !trial.ok()) {
       return Refuse(ctx, trial.status());
     }
-    if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
-    const int64_t max = req->max_bytes() <= 0
-                            ? kArtifactChunkBytes
-                            : std::min<int64_t>(req->max_bytes(), kArtifactChunkBytes);
-    int64_t total = 0;
-    auto data =
-        artifacts_->Read(req->job_id(), req->trial_id(), req->name(), req->offset(), max, &total);
-    if (!data.ok()) return Refuse(ctx, data.status());
-    resp->set_data(*std::move(data));
-    resp->set_total_size(total);
+    absl::Status read = ReadArtifactChunk(artifacts_, req->job_id(), req->trial_id(), req->name(),
+                                          req->offset(), req->max_bytes(), resp);
+    if (!read.ok()) return Refuse(ctx, read);
     ServerUnaryReactor* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
     return r;

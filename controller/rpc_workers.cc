@@ -75,15 +75,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
     auto parent = jm_->VariantParent(req->lease(), req->worker_id());
     if (!parent.ok()) return Refuse(ctx, parent.status());
-    const int64_t max = req->max_bytes() <= 0
-                            ? kArtifactChunkBytes
-                            : std::min<int64_t>(req->max_bytes(), kArtifactChunkBytes);
-    int64_t total = 0;
-    auto data =
-        artifacts_->Read(req->lease().job_id(), *parent, req->name(), req->offset(), max, &total);
-    if (!data.ok()) return Refuse(ctx, data.status());
-    resp->set_data(*std::move(data));
-    resp->set_total_size(total);
+    absl::Status read = ReadArtifactChunk(artifacts_, req->lease().job_id(), *parent, req->name(),
+                                          req->offset(), req->max_bytes(), resp);
+    if (!read.ok()) return Refuse(ctx, read);
     ServerUnaryReactor* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
     return r;

@@ -94,6 +94,17 @@ TEST_F(VariantsTest, FrontMembersGetVariantsThatOnlyTheirMakersLease) {
   for (const v1::Trial& t : front.trials()) {
     EXPECT_FALSE(t.has_variant()) << "trial " << t.id() << " on the search's own front";
   }
+  q.set_variants("only");
+  const v1::QueryParetoResponse only = jm_->QueryPareto(q, Principal::Local()).value();
+  EXPECT_GT(only.trials_size(), 0);
+  for (const v1::Trial& t : only.trials()) EXPECT_TRUE(t.has_variant()) << "trial " << t.id();
+  q.set_variants("include");
+  const v1::QueryParetoResponse both = jm_->QueryPareto(q, Principal::Local()).value();
+  EXPECT_EQ(both.considered(), 2 + variants);
+  q.set_variants("all");
+  auto bad = jm_->QueryPareto(q, Principal::Local());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("variants"));
 
   // Across a restart: the same trials, variants and counts.
   Open();

@@ -232,6 +232,16 @@ TEST(JobSpecHardwareTargets, TheExampleParsesWithDefaultsAndTargetMetrics) {
   EXPECT_EQ(spec->objectives(1).metric(), "latency_ms@cpu-1t");
 }
 
+TEST(JobSpecCompression, TheExampleParsesWithItsRecipe) {
+  auto spec =
+      ParseJobSpecYaml(testing::ReadSourceFile("search_spaces/examples/fashion_mnist_int8.yaml"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->compression().recipes_size(), 1);
+  EXPECT_EQ(spec->compression().recipes(0).name(), "int8");  // defaults to the kind
+  EXPECT_EQ(spec->compression().recipes(0).int8().calibration_batches(), 8);
+  EXPECT_EQ(spec->compression().recipes(0).int8().tolerance(), 1.0);
+}
+
 TEST(JobSpecHardwareTargets, BadTargetsNameTheField) {
   const std::string base =
       testing::ReadSourceFile("search_spaces/examples/fashion_mnist_latency_targets.yaml");

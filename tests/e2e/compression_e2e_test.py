@@ -84,6 +84,12 @@ def main():
         front_ids = sorted(int(t.get("id", 0)) for t in front.get("trials", front.get("front", [])))
         check(front_ids and all("variant" not in by_id[i] for i in front_ids),
               "the search's front %s lists no variant" % front_ids)
+        only = json.loads(cli(addr, "pareto", job, "--variants", "only", "--json").stdout)
+        only_ids = [int(t.get("id", 0)) for t in only.get("trials", [])]
+        check(only_ids and all("variant" in by_id[i] for i in only_ids),
+              "pareto --variants only lists variants alone: %s" % only_ids)
+        r = cli(addr, "pareto", job, "--variants", "all")
+        check(r.returncode == 2 and "--variants" in r.stderr, "--variants all refused: " + r.stderr.strip()[-120:])
         parents = sorted(int(v["variant"].get("of", 0)) for v in variants)
         check(len(parents) == len(set(parents)), "one variant per parent and recipe: %s" % parents)
         check(set(front_ids) <= set(parents), "every front member %s has a variant (%s)" % (front_ids, parents))

@@ -324,13 +324,15 @@ class Client:
         return frames.table(rows, as_frame, index="number")
 
     def pareto(self, job, objectives=None, where=None, hardware_profile="", limit=0,
-               include_stopped=False, as_frame=None):
+               include_stopped=False, variants="exclude", as_frame=None):
         """The non-dominated candidates (best first in the first objective) under `where`.
         objectives: default the job's ("accuracy:max,latency_ms:min" or a dict); where:
         "macs<=3e8,latency_ms<5" or {metric: (lower, upper)}; hardware_profile: a hardware
-        target (latency_ms then means its latency) or a training profile."""
+        target (latency_ms then means its latency) or a training profile. variants: the job's
+        compressed variants "exclude"d (the search's own front), "include"d or "only"."""
         req = pb.QueryParetoRequest(job_id=_job_id(job), hardware_profile=hardware_profile,
-                                    limit=limit, include_stopped=include_stopped)
+                                    limit=limit, include_stopped=include_stopped,
+                                    variants=variants)
         req.objectives.extend(parse_objectives(objectives))
         req.constraints.extend(parse_where(where))
         resp = self.call("QueryPareto", req)
