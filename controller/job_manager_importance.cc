@@ -34,6 +34,7 @@ absl::StatusOr<v1::GetImportanceResponse> JobManager::GetImportance(
     }
     std::vector<const v1::Trial*> done;  // with an epoch, the early-stopped ones too
     for (const auto& t : js->trials) {
+      if (t.has_variant()) continue;  // a compressed copy, not another point of the search
       if (t.state() == v1::TRIAL_SUCCEEDED || (req.epoch() > 0 && t.state() == v1::TRIAL_STOPPED)) {
         done.push_back(&t);
       }

@@ -65,7 +65,9 @@ int64_t JobManager::Created(const JobState& js) {
 }
 
 bool JobManager::AwaitsMeasurement(const JobState& js, const v1::Trial& t) {
-  return t.state() == v1::TRIAL_QUEUED && MissingTarget(js.job.spec(), t);
+  // A variant is not measured before it is made: its latency is its own (an int8 network's),
+  // measured with the int8 engine once there is one; until then it has none.
+  return t.state() == v1::TRIAL_QUEUED && !t.has_variant() && MissingTarget(js.job.spec(), t);
 }
 
 void JobManager::PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch, Events& events) {

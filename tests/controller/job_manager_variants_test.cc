@@ -137,6 +137,43 @@ TEST_F(VariantsTest, AVariantNoLiveWorkerMakesFailsAfterAWhileAndTheJobEnds) {
   EXPECT_THAT(variant.error(), HasSubstr("no live worker makes int8 variants"));
 }
 
+// With hardware targets, a search trial waits for its latency before training; a variant does not
+// (its latency would be its own network's, not its parent's) and is leased at once. Importance
+// reads the search's trials only.
+TEST_F(VariantsTest, AVariantOfAJobWithHardwareTargetsIsLeasedAtOnce) {
+  v1::JobSpec s = CompressingSpec(1);
+  s.add_hardware_targets()->set_profile("cpu-1t");
+  v1::Job job = Submit(s);
+  v1::RegisterWorkerRequest r;
+  r.set_worker_id("maker");
+  r.mutable_hardware()->set_name("cpu-1t");
+  r.mutable_hardware()->set_threads(1);
+  r.set_measures_latency(true);
+  r.add_compression("int8");
+  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  v1::LeaseTrialResponse m = Lease("maker");  // the search trial's latency first
+  ASSERT_TRUE(m.has_measure());
+  v1::ReportMeasurementRequest mr;
+  mr.set_worker_id("maker");
+  mr.set_token(m.measure().token());
+  mr.set_p50_ms(1.5);
+  mr.set_p90_ms(1.6);
+  mr.set_p99_ms(1.7);
+  mr.set_spread(0.02);
+  mr.set_runs(10);
+  mr.set_timer("steady_clock");
+  const absl::Status measured = jm_->ReportMeasurement(mr);
+  ASSERT_TRUE(measured.ok()) << measured;
+  v1::LeaseTrialResponse first = Lease("maker");
+  ASSERT_TRUE(first.has_trial());
+  ASSERT_TRUE(Report("maker", first, 0.8).ok());
+  v1::LeaseTrialResponse v = Lease("maker");
+  ASSERT_TRUE(v.has_trial()) << "the variant waits for no measurement";
+  EXPECT_TRUE(v.has_variant());
+  ASSERT_TRUE(Report("maker", v, 0.79).ok());
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
+}
+
 TEST_F(VariantsTest, RecipesAreValidatedByField) {
   v1::JobSpec s = CompressingSpec(2);
   s.mutable_compression()->add_recipes()->mutable_int8()->set_calibration_batches(300);
