@@ -144,6 +144,19 @@ absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const Torch
   return data;
 }
 
+absl::Status SplitTraining(const v1::Training& t, int available, uint64_t split_seed,
+                           std::vector<int>* train, std::vector<int>* validation) {
+  const int held_out =
+      t.validation_examples() > 0 ? t.validation_examples() : std::max(1, available / 10);
+  if (held_out >= available) {
+    return absl::InvalidArgumentError(absl::StrCat("training.validation_examples: ", held_out,
+                                                   " leaves no training images of the ", available,
+                                                   " in the data"));
+  }
+  SplitIndices(available, t.train_examples(), held_out, split_seed, train, validation);
+  return absl::OkStatus();
+}
+
 torch::Tensor FitResolution(const torch::Tensor& x, int64_t size) {
   if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
   return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()

@@ -6,7 +6,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "nasforge/v1/nasforge.pb.h"
@@ -31,6 +33,12 @@ std::string DataKey(const v1::Training& t);
 // Reads and converts the data `t` names; errors name the field, the file and the problem.
 absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const TorchTrainerOptions& o,
                                               torch::Device device);
+
+// The trainer's train/validation split of `t` over `available` images: validation_examples
+// held out (else a tenth), train_examples of the rest (0: all), by `split_seed`. INVALID_ARGUMENT
+// naming training.validation_examples when nothing is left to train on.
+absl::Status SplitTraining(const v1::Training& t, int available, uint64_t split_seed,
+                           std::vector<int>* train, std::vector<int>* validation);
 
 // Images resized (bilinear) to the architecture's resolution `size` when it differs from the
 // data's; flat inputs and size 0 pass unchanged.

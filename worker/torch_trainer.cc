@@ -217,15 +217,8 @@ class TorchTrainer final : public Trainer {
     }
 
     std::vector<int> train_idx, val_idx;
-    const int available = static_cast<int>(data_.train.x.size(0));
-    const int held_out =
-        t.validation_examples() > 0 ? t.validation_examples() : std::max(1, available / 10);
-    if (held_out >= available) {
-      return absl::InvalidArgumentError(absl::StrCat("training.validation_examples: ", held_out,
-                                                     " leaves no training images of the ",
-                                                     available, " in the data"));
-    }
-    SplitIndices(available, t.train_examples(), held_out, req.split_seed, &train_idx, &val_idx);
+    NF_RETURN_IF_ERROR(SplitTraining(t, static_cast<int>(data_.train.x.size(0)), req.split_seed,
+                                     &train_idx, &val_idx));
     auto to_tensor = [&](const std::vector<int>& v) {
       return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
                               torch::kInt32)

@@ -53,17 +53,10 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   net->to(device);
   NF_RETURN_IF_ERROR(LoadWeights(*net, req.weights));
 
-  // The parent's split (torch_trainer.cc does the same).
+  // The parent's split: the same function and seed as its training.
   std::vector<int> train_idx, val_idx;
-  const int available = static_cast<int>(data.train.x.size(0));
-  const int held_out =
-      t.validation_examples() > 0 ? t.validation_examples() : std::max(1, available / 10);
-  if (held_out >= available) {
-    return absl::InvalidArgumentError(absl::StrCat("training.validation_examples: ", held_out,
-                                                   " leaves no training images of the ", available,
-                                                   " in the data"));
-  }
-  SplitIndices(available, t.train_examples(), held_out, req.split_seed, &train_idx, &val_idx);
+  NF_RETURN_IF_ERROR(SplitTraining(t, static_cast<int>(data.train.x.size(0)), req.split_seed,
+                                   &train_idx, &val_idx));
   const torch::Tensor va = Indices(val_idx, device), tr = Indices(train_idx, device);
   const torch::Tensor val_x = data.train.x.index_select(0, va),
                       val_y = data.train.y.index_select(0, va);
