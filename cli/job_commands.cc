@@ -1,4 +1,7 @@
 // submit, status, watch, cancel, jobs, candidates, pareto: the JobService, one subcommand each.
+// Over 500 lines because the seven subcommands share this file's call, wait and format helpers
+// (AllCandidates, the Pareto request builder); pareto's --plot (WritePlot, PlotValue) is the part
+// to move into a file of its own when it grows.
 #include <cmath>
 #include <cstdint>
 #include <fstream>

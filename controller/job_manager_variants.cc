@@ -50,10 +50,7 @@ void JobManager::FailUnmakeable(std::set<JobState*>& changed, WriteBatch& batch,
   for (const std::string& id : job_order_) {
     JobState& js = *jobs_.at(id);
     if (live.empty()) break;
-    if (js.job.state() != v1::JOB_RUNNING || js.job.counts().variants() == 0 ||
-        js.job.counts().queued() == 0) {
-      continue;
-    }
+    if (js.job.state() != v1::JOB_RUNNING || js.queued_variants == 0) continue;
     const std::vector<int64_t> queued(js.queued.begin(), js.queued.end());  // changes below
     for (int64_t trial_id : queued) {
       v1::Trial& t = js.trials[trial_id];
