@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"
+#include "core/compression.h"
 #include "core/hardware_targets.h"
 #include "core/latency_runtimes.h"
 #include "core/log.h"
@@ -65,9 +66,12 @@ int64_t JobManager::Created(const JobState& js) {
 }
 
 bool JobManager::AwaitsMeasurement(const JobState& js, const v1::Trial& t) {
-  // A variant is not measured before it is made: its latency is its own (an int8 network's),
-  // measured with the int8 engine once there is one; until then it has none.
-  return t.state() == v1::TRIAL_QUEUED && !t.has_variant() && MissingTarget(js.job.spec(), t);
+  // A variant of the parent's network run another way (int8) is not measured before it is
+  // made: its latency is the int8 engine's, measured with it once there is one. A network of
+  // its own (pruned) is measured like any candidate.
+  return t.state() == v1::TRIAL_QUEUED &&
+         (!t.has_variant() || VariantIsOwnNetwork(t.variant().recipe())) &&
+         MissingTarget(js.job.spec(), t);
 }
 
 void JobManager::PlanMeasurements(JobState& js, v1::Trial& t, WriteBatch& batch, Events& events) {
@@ -111,7 +115,9 @@ void JobManager::ApplyMeasurement(JobState& js, v1::Trial& t, const std::string&
   m.set_target(target);
   *t.add_latencies() = m;
   *t.mutable_update_time() = ToProto(clock_->Now());
-  const std::string broken = BrokenBound(TargetBounds(js.job.spec(), target), m);
+  // A variant is made whatever its latency (queries filter by it); bounds reject candidates.
+  const std::string broken =
+      t.has_variant() ? "" : BrokenBound(TargetBounds(js.job.spec(), target), m);
   if (!broken.empty()) {
     FailBeforeTraining(js, t,
                        absl::StrCat("rejected before training: ", broken,

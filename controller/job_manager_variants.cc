@@ -8,13 +8,16 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "controller/job_manager.h"
 #include "controller/job_manager_util.h"
 #include "core/compression.h"
+#include "core/cost.h"
 #include "core/log.h"
+#include "core/search_space.h"
 #include "core/status.h"
 
 namespace nasforge {
@@ -102,21 +105,56 @@ void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch&
     v1::Trial t;
     t.set_job_id(js.job.id());
     t.set_id(static_cast<int64_t>(js.trials.size()));
-    *t.mutable_architecture() = p.architecture();
-    t.set_arch_hash(p.arch_hash());
     t.mutable_variant()->set_of(parent_id);
     *t.mutable_variant()->mutable_recipe() = recipe;
-    // The network the variant computes has its parent's layers: the same counts (int8 MACs).
-    for (const char* m : {"macs", "params", "train_memory_bytes"}) {
-      auto it = p.metrics().find(m);
-      if (it != p.metrics().end()) (*t.mutable_metrics())[m] = it->second;
+    std::string unmade;  // why the variant cannot be made, if it cannot
+    if (VariantIsOwnNetwork(recipe)) {
+      // A network of its own (pruned): its architecture, counts and latency are its own.
+      absl::StatusOr<v1::Architecture> own =
+          PrunedArchitecture(p.architecture(), recipe.prune().ratio());
+      *t.mutable_variant()->mutable_of_architecture() = p.architecture();
+      if (own.ok()) {
+        const ArchCost cost = ComputeCost(*own);
+        (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
+        (*t.mutable_metrics())["params"] = static_cast<double>(cost.params);
+        (*t.mutable_metrics())["train_memory_bytes"] =
+            static_cast<double>(TrainingMemoryBytes(cost, js.job.spec().training().batch_size()));
+        t.set_arch_hash(ArchHash(*own));
+        *t.mutable_architecture() = std::move(*own);
+      } else {
+        unmade = std::string(own.status().message());
+        *t.mutable_architecture() = p.architecture();
+        t.set_arch_hash(p.arch_hash());
+      }
+    } else {
+      // The parent's layers run another way (int8): the same counts (int8 MACs).
+      *t.mutable_architecture() = p.architecture();
+      t.set_arch_hash(p.arch_hash());
+      for (const char* m : {"macs", "params", "train_memory_bytes"}) {
+        auto it = p.metrics().find(m);
+        if (it != p.metrics().end()) (*t.mutable_metrics())[m] = it->second;
+      }
     }
     *t.mutable_create_time() = ToProto(clock_->Now());
     *t.mutable_update_time() = t.create_time();
     js.trials.push_back(std::move(t));
     v1::Trial& added = js.trials.back();
-    SetTrialState(js, added, v1::TRIAL_QUEUED);
     js.job.mutable_counts()->set_variants(js.job.counts().variants() + 1);
+    if (!unmade.empty()) {
+      SetTrialState(js, added, v1::TRIAL_FAILED);
+      added.set_error(absl::StrCat("variant not made: ", unmade));
+      Finished(js, added);
+      Log(LogLevel::kWarn, "variant_unmade",
+          {{"job", js.job.id()},
+           {"trial", added.id()},
+           {"variant_of", parent_id},
+           {"recipe", recipe.name()},
+           {"why", unmade}});
+      Stage(batch, added);
+      AddEvent(events, js, &added, "trial_finished");
+      continue;
+    }
+    SetTrialState(js, added, v1::TRIAL_QUEUED);
     Stage(batch, added);
     AddEvent(events, js, &added, "trial_enqueued");
     Log(LogLevel::kInfo, "variant_created",
@@ -125,6 +163,7 @@ void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch&
          {"variant_of", parent_id},
          {"recipe", recipe.name()},
          {"kind", CompressionKind(recipe)}});
+    if (AwaitsMeasurement(js, added)) PlanMeasurements(js, added, batch, events);
   }
   Touch(js.job);
 }

@@ -159,7 +159,9 @@ StoppingInput CollectStoppingInput(const v1::JobSpec& spec, const v1::Trial& t,
   in.curve = &t.curve();
   in.trial_id = t.id();
   for (const auto& o : trials) {
-    if (o.id() == t.id()) continue;
+    // A variant's curve (a pruned network's fine-tuning) starts where its parent ended: not a
+    // peer of the search's own curves.
+    if (o.id() == t.id() || o.has_variant()) continue;
     if (o.state() == v1::TRIAL_SUCCEEDED || o.state() == v1::TRIAL_STOPPED) {
       in.completed.push_back(&o.curve());
       in.completed_ids.push_back(o.id());

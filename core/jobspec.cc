@@ -55,7 +55,7 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   }
   if (spec->lease_seconds() == 0) spec->set_lease_seconds(60);
   ApplyHardwareTargetDefaults(spec);
-  ApplyCompressionDefaults(spec->mutable_compression());
+  ApplyCompressionDefaults(spec->mutable_compression(), spec->budget().epochs());
   if (spec->accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     spec->set_accuracy_scale(t->dataset() == "tabular" ? v1::PERCENT : v1::FRACTION);
   }
@@ -137,8 +137,7 @@ absl::Status ValidateSpecFields(const v1::JobSpec& spec) {
   if (spec.name().size() > 200) return FieldError("name", "longer than 200 characters");
   NF_RETURN_IF_ERROR(ValidateLabels(spec.labels(), "labels"));
   NF_RETURN_IF_ERROR(ValidateWarmStartJobs(spec.warm_start()));
-  NF_RETURN_IF_ERROR(
-      ValidateCompression(spec.compression(), spec.training().dataset(), "compression"));
+  NF_RETURN_IF_ERROR(ValidateCompression(spec, "compression"));
   if (!v1::AccuracyScale_IsValid(spec.accuracy_scale()) ||
       spec.accuracy_scale() == v1::ACCURACY_SCALE_UNSPECIFIED) {
     return FieldError("accuracy_scale", "must be FRACTION or PERCENT");

@@ -36,7 +36,7 @@ std::vector<std::string> CandidateColumns(const v1::JobSpec& spec) {
   add("params");
   if (variants) {
     add("size_bytes");
-    add("fp32_accuracy");
+    add("parent_accuracy");  // the parent as loaded, on the same split
   }
   if (spec.hardware_targets().empty()) add("latency_ms");
   for (const auto& t : spec.hardware_targets()) add(absl::StrCat("latency_ms@", t.name()));

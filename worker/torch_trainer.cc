@@ -106,7 +106,16 @@ class TorchTrainer final : public Trainer {
     return {"fashion-mnist", "synthetic", "idx", "cifar", "npy"};
   }
 
-  std::vector<std::string> CompressionKinds() const override { return {"int8"}; }
+  std::vector<std::string> CompressionKinds() const override { return {"int8", "prune"}; }
+
+  absl::StatusOr<PruneResult> Prune(const PruneRequest& req) override {
+    try {
+      NF_RETURN_IF_ERROR(LoadData(req.training));
+      return PruneTrained(req, data_, device_);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
+    }
+  }
 
   absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) override {
     try {
@@ -210,6 +219,7 @@ class TorchTrainer final : public Trainer {
     }
 
     net->to(device_);
+    if (!req.initial_weights.empty()) NF_RETURN_IF_ERROR(LoadWeights(*net, req.initial_weights));
     if (o_.channels_last) {
       for (auto& p : net->parameters()) {
         if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
@@ -316,6 +326,7 @@ class TorchTrainer final : public Trainer {
         break;
       }
     }
+    if (epochs_run == 0) best_val = Accuracy(net, val_x, val_y, size, batch_size);  // epochs 0
     auto& m = result.metrics;
     m["accuracy"] = best_val;
     torch::Tensor test_x = data_.test.x, test_y = data_.test.y;

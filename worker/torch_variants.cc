@@ -13,6 +13,7 @@
 #include "worker/torch_compress.h"
 #include "worker/torch_export.h"
 #include "worker/torch_models.h"
+#include "worker/torch_prune.h"
 
 namespace nasforge {
 namespace {
@@ -38,7 +39,77 @@ torch::Tensor Indices(const std::vector<int>& v, torch::Device device) {
       .to(device);
 }
 
+// The parent's validation split (the same function and seed as its training) and the test set
+// (cut to the job's test_examples), on `device`.
+struct Evaluation {
+  torch::Tensor train_idx;  // the training split's indices
+  torch::Tensor val_x, val_y, test_x, test_y;
+};
+
+absl::StatusOr<Evaluation> Splits(const v1::Training& t, const TrainingData& data,
+                                  uint64_t split_seed, torch::Device device) {
+  std::vector<int> train_idx, val_idx;
+  NF_RETURN_IF_ERROR(
+      SplitTraining(t, static_cast<int>(data.train.x.size(0)), split_seed, &train_idx, &val_idx));
+  Evaluation e;
+  const torch::Tensor va = Indices(val_idx, device);
+  e.train_idx = Indices(train_idx, device);
+  e.val_x = data.train.x.index_select(0, va);
+  e.val_y = data.train.y.index_select(0, va);
+  e.test_x = data.test.x;
+  e.test_y = data.test.y;
+  if (e.test_x.defined() && t.test_examples() > 0 && t.test_examples() < e.test_x.size(0)) {
+    e.test_x = e.test_x.slice(0, 0, t.test_examples());
+    e.test_y = e.test_y.slice(0, 0, t.test_examples());
+  }
+  return e;
+}
+
+// Bytes of the network as deployed in fp32: its parameters and floating-point buffers.
+int64_t Fp32Bytes(NetImpl& net) {
+  int64_t n = 0;
+  for (const auto& p : net.parameters()) n += p.numel();
+  for (const auto& b : net.buffers()) {
+    if (b.is_floating_point()) n += b.numel();
+  }
+  return 4 * n;
+}
+
 }  // namespace
+
+absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const TrainingData& data,
+                                         torch::Device device) {
+  NF_RETURN_IF_ERROR(ValidateArchitecture(req.parent_architecture, "parent_architecture"));
+  NF_RETURN_IF_ERROR(ValidateArchitecture(req.architecture, "architecture"));
+  const InputShape in = ArchInputShape(req.architecture);
+  const int64_t size = in.flat ? 0 : in.height;
+  NF_ASSIGN_OR_RETURN(std::shared_ptr<NetImpl> parent, BuildNet(req.parent_architecture));
+  parent->to(device);
+  NF_RETURN_IF_ERROR(LoadWeights(*parent, req.weights));
+  NF_ASSIGN_OR_RETURN(std::shared_ptr<NetImpl> child, BuildNet(req.architecture));
+  child->to(device);
+  NF_ASSIGN_OR_RETURN(const std::vector<ChannelGroup> groups,
+                      ChannelGroups(req.parent_architecture, *parent));
+  NF_ASSIGN_OR_RETURN(const std::vector<GroupCut> cuts, CopyPrunedWeights(*parent, *child, groups));
+  NF_ASSIGN_OR_RETURN(const Evaluation e, Splits(req.training, data, req.split_seed, device));
+
+  PruneResult r;
+  auto& m = r.metrics;
+  m["parent_accuracy"] = Accuracy(*parent, e.val_x, e.val_y, size);
+  m["pruned_accuracy"] = Accuracy(*child, e.val_x, e.val_y, size);
+  int64_t kept = 0, of = 0;
+  for (const GroupCut& c : cuts) {
+    kept += c.kept;
+    of += c.of;
+  }
+  m["channels_kept_fraction"] = of == 0 ? 1.0 : static_cast<double>(kept) / of;
+  m["channel_groups"] = static_cast<double>(cuts.size());
+  m["size_bytes"] = static_cast<double>(Fp32Bytes(*child));
+  m["parent_size_bytes"] = static_cast<double>(Fp32Bytes(*parent));
+  NF_ASSIGN_OR_RETURN(ExportedWeights w, ExportWeights(*child, req.architecture, /*seed=*/0));
+  r.weights = std::move(w.weights);
+  return r;
+}
 
 absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const TrainingData& data,
                                                torch::Device device) {
@@ -53,18 +124,9 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   net->to(device);
   NF_RETURN_IF_ERROR(LoadWeights(*net, req.weights));
 
-  // The parent's split: the same function and seed as its training.
-  std::vector<int> train_idx, val_idx;
-  NF_RETURN_IF_ERROR(SplitTraining(t, static_cast<int>(data.train.x.size(0)), req.split_seed,
-                                   &train_idx, &val_idx));
-  const torch::Tensor va = Indices(val_idx, device), tr = Indices(train_idx, device);
-  const torch::Tensor val_x = data.train.x.index_select(0, va),
-                      val_y = data.train.y.index_select(0, va);
-  torch::Tensor test_x = data.test.x, test_y = data.test.y;
-  if (test_x.defined() && t.test_examples() > 0 && t.test_examples() < test_x.size(0)) {
-    test_x = test_x.slice(0, 0, t.test_examples());
-    test_y = test_y.slice(0, 0, t.test_examples());
-  }
+  NF_ASSIGN_OR_RETURN(const Evaluation e, Splits(t, data, req.split_seed, device));
+  const torch::Tensor &val_x = e.val_x, &val_y = e.val_y, &test_x = e.test_x, &test_y = e.test_y,
+                      &tr = e.train_idx;
 
   QuantizeResult r;
   auto& m = r.metrics;
@@ -72,6 +134,7 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   NF_ASSIGN_OR_RETURN(const int folded, FoldBatchNorms(*net, probe));
   m["folded_batchnorms"] = folded;
   m["fp32_accuracy"] = Accuracy(*net, val_x, val_y, size);
+  m["parent_accuracy"] = m["fp32_accuracy"];  // the column every variant kind fills
   if (test_x.defined()) m["fp32_test_accuracy"] = Accuracy(*net, test_x, test_y, size);
 
   // Calibration: batches of the training split in a seeded order (never the validation split).

@@ -16,4 +16,8 @@ namespace nasforge {
 absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const TrainingData& data,
                                                torch::Device device);
 
+// Structured pruning's channel surgery (PruneRequest, PruneResult in trainer.h) on `data`.
+absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const TrainingData& data,
+                                         torch::Device device);
+
 }  // namespace nasforge

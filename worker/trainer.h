@@ -24,6 +24,10 @@ struct TrainRequest {
   int epochs = 1;
   uint64_t seed = 0;        // initialisation and batch order
   uint64_t split_seed = 0;  // train/validation split
+  // Weights to start from (a pickled state dict of this architecture, e.g. PruneResult.weights)
+  // instead of a fresh initialisation; empty: fresh. With epochs 0 the network is evaluated as
+  // it is (accuracy on the validation split, no training).
+  std::string initial_weights;
 };
 
 struct EpochReport {
@@ -67,6 +71,26 @@ struct QuantizeResult {
   std::map<std::string, double> metrics;
 };
 
+// Structured pruning of a trained candidate (issue #30): the parent's weights loaded into
+// `parent_architecture`, copied channel by channel into `architecture` (the same network at
+// smaller widths: core/compression.h PrunedArchitecture), keeping in each group of aligned
+// channels those whose producing filters have the largest L1 norm (worker/torch_prune.h).
+struct PruneRequest {
+  v1::Architecture parent_architecture;
+  v1::Architecture architecture;
+  v1::Training training;  // the job's: data, split sizes, batch size
+  std::string weights;    // the parent's trained weights
+  uint64_t split_seed = 0;
+};
+
+// weights: the pruned network's, as copied (TrainRequest.initial_weights for its fine-tuning).
+// metrics: parent_accuracy (the parent as loaded, validation split), pruned_accuracy (the copy
+// before fine-tuning), channels_kept_fraction (over every pruned group), size_bytes (fp32).
+struct PruneResult {
+  std::string weights;
+  std::map<std::string, double> metrics;
+};
+
 class Trainer {
  public:
   virtual ~Trainer() = default;
@@ -89,6 +113,11 @@ class Trainer {
   // no such engine.
   virtual absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) {
     return absl::UnimplementedError("this trainer does not quantize");
+  }
+  // Structured pruning's channel surgery (fine-tuning is a Train from PruneResult.weights);
+  // UNIMPLEMENTED where the trainer keeps no weights.
+  virtual absl::StatusOr<PruneResult> Prune(const PruneRequest& req) {
+    return absl::UnimplementedError("this trainer does not prune");
   }
 };
 

@@ -308,8 +308,9 @@ std::optional<v1::LeaseTrialResponse> WorkerLoop::RunTrial(const v1::LeaseTrialR
     }
     return resp->decision() == v1::STOP ? Verdict::kStop : Verdict::kContinue;
   };
-  absl::StatusOr<TrainResult> result =
-      lease.has_variant() ? MakeVariant(lease) : trainer_->Train(req, on_epoch, abort_trial_);
+  absl::StatusOr<TrainResult> result = lease.has_variant()
+                                           ? MakeVariant(lease, req, on_epoch)
+                                           : trainer_->Train(req, on_epoch, abort_trial_);
   ++generation_;  // ends the heartbeat chain
   if (metrics_) metrics_->busy.Set(0);
 

@@ -95,7 +95,15 @@ class WorkerLoop {
   // reported anyway (only its export is lost).
   void UploadArtifacts(const v1::Lease& lease, const TrainResult& result);
   // A variant trial (lease.variant): the parent's weights fetched in chunks, then compressed.
-  absl::StatusOr<TrainResult> MakeVariant(const v1::LeaseTrialResponse& lease);
+  // `train`: the lease's training request and epoch callback, for variants that train (a pruned
+  // network's fine-tuning).
+  absl::StatusOr<TrainResult> MakeVariant(
+      const v1::LeaseTrialResponse& lease, TrainRequest train,
+      const std::function<Verdict(const EpochReport&)>& on_epoch);
+  absl::StatusOr<TrainResult> MakePruned(
+      const v1::LeaseTrialResponse& lease, TrainRequest train,
+      const std::function<Verdict(const EpochReport&)>& on_epoch);
+  void LogMade(const v1::LeaseTrialResponse& lease, TrainResult& r);
   absl::StatusOr<std::string> FetchParentWeights(const v1::Lease& lease);
   bool SleepUnlessStopped(absl::Duration d);
 

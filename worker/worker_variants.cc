@@ -1,7 +1,10 @@
 // WorkerLoop: compressed variants (JobSpec.compression). A variant lease names the trial it is
 // made from; the worker fetches that trial's trained weights from the controller in chunks and
-// has its trainer compress them (worker/trainer.h Quantize).
+// has its trainer compress them (worker/trainer.h Quantize, Prune; a pruned network is then
+// fine-tuned like any trial, from the copied weights).
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -35,11 +38,14 @@ absl::StatusOr<std::string> WorkerLoop::FetchParentWeights(const v1::Lease& l) {
   return weights;
 }
 
-absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(const v1::LeaseTrialResponse& lease) {
+absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(
+    const v1::LeaseTrialResponse& lease, TrainRequest train,
+    const std::function<Verdict(const EpochReport&)>& on_epoch) {
   const v1::Variant& v = lease.variant();
+  if (v.recipe().has_prune()) return MakePruned(lease, std::move(train), on_epoch);
   if (!v.recipe().has_int8()) {
-    return absl::UnimplementedError(
-        absl::StrCat("variant recipe ", v.recipe().name(), ": this worker makes int8 only"));
+    return absl::UnimplementedError(absl::StrCat("variant recipe ", v.recipe().name(),
+                                                 ": this worker makes int8 and prune variants"));
   }
   NF_ASSIGN_OR_RETURN(std::string weights, FetchParentWeights(lease.lease()));
   QuantizeRequest q;
@@ -56,16 +62,54 @@ absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(const v1::LeaseTrialResponse
   // tolerance: recorded, not enforced (quantization-aware fine-tuning is the next step).
   const double drop = 100.0 * (r.metrics["fp32_accuracy"] - r.metrics["accuracy"]);
   r.metrics["int8_within_tolerance"] = drop <= v.recipe().int8().tolerance() ? 1 : 0;
-  Log(LogLevel::kInfo, "variant_made",
+  LogMade(lease, r);
+  return r;
+}
+
+absl::StatusOr<TrainResult> WorkerLoop::MakePruned(
+    const v1::LeaseTrialResponse& lease, TrainRequest train,
+    const std::function<Verdict(const EpochReport&)>& on_epoch) {
+  const v1::Variant& v = lease.variant();
+  if (!v.has_of_architecture()) {
+    return absl::InvalidArgumentError(
+        "variant.of_architecture: a pruned variant's lease must carry its parent's architecture");
+  }
+  NF_ASSIGN_OR_RETURN(std::string weights, FetchParentWeights(lease.lease()));
+  PruneRequest p;
+  p.parent_architecture = v.of_architecture();
+  p.architecture = lease.architecture();
+  p.training = lease.training();
+  p.weights = std::move(weights);
+  p.split_seed = lease.split_seed();
+  NF_ASSIGN_OR_RETURN(PruneResult pruned, trainer_->Prune(p));
+  Log(LogLevel::kInfo, "variant_pruned",
       {{"job", lease.lease().job_id()},
        {"trial", lease.lease().trial_id()},
        {"worker", worker_id_},
        {"variant_of", v.of()},
-       {"recipe", v.recipe().name()},
-       {"fp32_accuracy", r.metrics["fp32_accuracy"]},
+       {"parent_accuracy", pruned.metrics["parent_accuracy"]},
+       {"pruned_accuracy", pruned.metrics["pruned_accuracy"]},
+       {"fine_tune_epochs", std::max(0, v.recipe().prune().epochs())}});
+  // Fine-tuning: the job's training recipe and early stopping, from the copied weights.
+  train.initial_weights = std::move(pruned.weights);
+  train.epochs = std::max(0, v.recipe().prune().epochs());
+  NF_ASSIGN_OR_RETURN(TrainResult r, trainer_->Train(train, on_epoch, abort_trial_));
+  for (auto& [k, value] : pruned.metrics)
+    r.metrics.emplace(k, value);  // the trained network's first
+  LogMade(lease, r);
+  return r;
+}
+
+void WorkerLoop::LogMade(const v1::LeaseTrialResponse& lease, TrainResult& r) {
+  Log(LogLevel::kInfo, "variant_made",
+      {{"job", lease.lease().job_id()},
+       {"trial", lease.lease().trial_id()},
+       {"worker", worker_id_},
+       {"variant_of", lease.variant().of()},
+       {"recipe", lease.variant().recipe().name()},
+       {"parent_accuracy", r.metrics["parent_accuracy"]},
        {"accuracy", r.metrics["accuracy"]},
        {"size_bytes", r.metrics["size_bytes"]}});
-  return r;
 }
 
 }  // namespace nasforge

@@ -322,7 +322,7 @@ TEST(CliFormatTest, CandidateColumnsFollowTheJobAndCsvQuotes) {
   r->set_name("q8");
   r->mutable_int8();
   EXPECT_EQ(absl::StrJoin(CandidateColumns(spec), ","),
-            "trial,state,variant,accuracy,latency_ms@edge,params,macs,size_bytes,fp32_accuracy,"
+            "trial,state,variant,accuracy,latency_ms@edge,params,macs,size_bytes,parent_accuracy,"
             "train_seconds,epochs,worker_id,arch,arch_hash");
   t->mutable_variant()->set_of(3);
   *t->mutable_variant()->mutable_recipe() = *r;

@@ -6,6 +6,9 @@
 #include <set>
 #include <string>
 
+#include "core/compression.h"
+#include "core/cost.h"
+#include "core/search_space.h"
 #include "tests/controller/job_manager_fixture.h"
 
 namespace nasforge {
@@ -174,6 +177,91 @@ TEST_F(VariantsTest, AVariantOfAJobWithHardwareTargetsIsLeasedAtOnce) {
   EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
 }
 
+// A pruned variant is a network of its own: the parent's architecture at half the widths, its
+// own counts, measured on the job's hardware targets like a candidate before it is leased.
+TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
+  v1::JobSpec s = TinySpec(1, 2);
+  s.mutable_budget()->set_epochs(6);
+  s.mutable_compression()->add_recipes()->mutable_prune();
+  s.add_hardware_targets()->set_profile("cpu-1t");
+  v1::Job job = Submit(s);
+  v1::RegisterWorkerRequest r;
+  r.set_worker_id("maker");
+  r.mutable_hardware()->set_name("cpu-1t");
+  r.mutable_hardware()->set_threads(1);
+  r.set_measures_latency(true);
+  r.add_compression("prune");
+  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  auto measure = [&](const v1::LeaseTrialResponse& m, double ms) {
+    v1::ReportMeasurementRequest mr;
+    mr.set_worker_id("maker");
+    mr.set_token(m.measure().token());
+    mr.set_p50_ms(ms);
+    mr.set_p90_ms(ms);
+    mr.set_p99_ms(ms);
+    mr.set_spread(0.02);
+    mr.set_runs(10);
+    mr.set_timer("steady_clock");
+    return jm_->ReportMeasurement(mr);
+  };
+  v1::LeaseTrialResponse m = Lease("maker");
+  ASSERT_TRUE(m.has_measure());
+  ASSERT_TRUE(measure(m, 2.0).ok());
+  v1::LeaseTrialResponse first = Lease("maker");
+  ASSERT_TRUE(first.has_trial());
+  ASSERT_TRUE(Report("maker", first, 0.8).ok());
+
+  const v1::Trial parent = Trials(job.id())[first.lease().trial_id()];
+  const v1::Trial queued = Trials(job.id()).back();
+  ASSERT_TRUE(queued.has_variant());
+  const v1::Architecture pruned = PrunedArchitecture(parent.architecture(), 0.5).value();
+  EXPECT_EQ(queued.architecture().SerializeAsString(), pruned.SerializeAsString());
+  EXPECT_EQ(queued.arch_hash(), ArchHash(pruned));
+  EXPECT_EQ(queued.variant().of_architecture().SerializeAsString(),
+            parent.architecture().SerializeAsString());
+  EXPECT_EQ(queued.variant().recipe().prune().ratio(), 0.5);  // defaults filled in
+  EXPECT_EQ(queued.variant().recipe().prune().epochs(), 2);   // a third of 6
+  EXPECT_EQ(queued.metrics().at("macs"), static_cast<double>(ComputeCost(pruned).macs));
+  EXPECT_LT(queued.metrics().at("macs"), parent.metrics().at("macs"));
+
+  v1::LeaseTrialResponse vm = Lease("maker");  // the pruned network's own latency first
+  ASSERT_TRUE(vm.has_measure()) << "a pruned variant is measured before it is made";
+  EXPECT_EQ(vm.measure().architecture().SerializeAsString(), pruned.SerializeAsString());
+  ASSERT_TRUE(measure(vm, 1.0).ok());
+  v1::LeaseTrialResponse v = Lease("maker");
+  ASSERT_TRUE(v.has_trial());
+  ASSERT_TRUE(v.has_variant());
+  EXPECT_EQ(v.architecture().SerializeAsString(), pruned.SerializeAsString());
+  EXPECT_EQ(v.variant().of_architecture().SerializeAsString(),
+            parent.architecture().SerializeAsString());
+  ASSERT_TRUE(Report("maker", v, 0.78).ok());
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
+  const v1::Trial made = Trials(job.id()).back();
+  EXPECT_EQ(made.metrics().at("latency_ms@cpu-1t"), 1.0);
+  EXPECT_EQ(parent.metrics().at("latency_ms@cpu-1t"), 2.0);
+}
+
+// Where rounding half the widths would make two different widths equal (a residual that the
+// parent does not have), the variant is not made, and says why.
+TEST_F(VariantsTest, APruneThatWouldChangeTheLayersFailsWithTheReason) {
+  v1::JobSpec s = TinySpec(1, 2);
+  auto* m = s.mutable_search_space()->mutable_mbconv();
+  m->clear_stem_channels();
+  m->add_stem_channels(15);
+  m->mutable_stages(0)->set_stride(1);  // 15 -> 16 channels at stride 1: no residual; 8 -> 8: one
+  s.mutable_compression()->add_recipes()->mutable_prune();
+  v1::Job job = Submit(s);
+  const std::string w = Register("plain");
+  v1::LeaseTrialResponse first = Lease(w);
+  ASSERT_TRUE(first.has_trial());
+  ASSERT_TRUE(Report(w, first, 0.8).ok());
+  const v1::Trial variant = Trials(job.id()).back();
+  ASSERT_TRUE(variant.has_variant());
+  EXPECT_EQ(variant.state(), v1::TRIAL_FAILED);
+  EXPECT_THAT(variant.error(), HasSubstr("choose another ratio"));
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
+}
+
 TEST_F(VariantsTest, RecipesAreValidatedByField) {
   v1::JobSpec s = CompressingSpec(2);
   s.mutable_compression()->add_recipes()->mutable_int8()->set_calibration_batches(300);
@@ -188,6 +276,12 @@ TEST_F(VariantsTest, RecipesAreValidatedByField) {
   refused = jm_->SubmitJob(r);
   EXPECT_THAT(std::string(refused.status().message()),
               HasSubstr("compression.recipes[1].int8.calibration_batches"));
+  s = CompressingSpec(2);
+  s.mutable_compression()->add_recipes()->mutable_prune()->set_ratio(0.99);
+  *r.mutable_spec() = s;
+  refused = jm_->SubmitJob(r);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("compression.recipes[1].prune.ratio"));
   s = CompressingSpec(2);
   s.mutable_training()->set_dataset("tabular");
   *r.mutable_spec() = s;

@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """Compressed variants end to end (JobSpec.compression, issue #30): a controller (SQLite store,
 artifacts next to it) and a LibTorch worker run a small Fashion-MNIST job whose spec asks for an
-int8 variant of every front member. Checked:
+int8 and a pruned variant of every front member. Checked:
   - every member of the final front has exactly one variant per recipe; every variant names a
     succeeded, non-variant parent of the job; variants are not counted against max_trials and
     the search's own front (pareto) does not list them;
   - each variant was made from its parent's trained weights: its fp32_accuracy is exactly the
     parent's accuracy (same network, same validation split, BatchNorms folded), its int8
     accuracy is close to it, and it stores less than half of the fp32 bytes;
-  - the worker registered the kind it makes; the spec's errors name the field.
+  - a pruned variant of every front member: a smaller architecture of its own (half the widths,
+    at most half the MACs), made from its parent's weights (parent_accuracy is the parent's
+    accuracy), fine-tuned for the recipe's epoch; its exported bundle gives the worker's logits
+    in python3-torch;
+  - the worker registered the kinds it makes; the spec's errors name the field.
 
 Usage: compression_e2e_test.py CONTROLLER_BIN WORKER_BIN CLI_BIN
 """
@@ -33,6 +37,7 @@ training: {dataset: fashion-mnist, train_examples: 3000, validation_examples: 10
 compression:
   recipes:
     - {int8: {calibration_batches: 4}}
+    - {prune: {ratio: 0.5, epochs: 1}}
 search_space:
   name: mbconv-tiny
   mbconv:
@@ -52,6 +57,7 @@ BAD = {
     "compression: {recipes: [{int8: {calibration_batches: 999}}]}":
         "compression.recipes[0].int8.calibration_batches",
     "compression: {recipes: [{int8: {}}, {int8: {}}]}": "compression.recipes[1].name",
+    "compression: {recipes: [{prune: {ratio: 1.5}}]}": "compression.recipes[0].prune.ratio",
 }
 
 
@@ -67,7 +73,9 @@ def main():
                "--worker-id", "compress-w1", "--metrics-listen", ""], os.path.join(tmp, "worker.log"))
         for extra, field in BAD.items():
             path = os.path.join(tmp, "bad.yaml")
-            open(path, "w").write(JOB.replace("compression:\n  recipes:\n    - {int8: {calibration_batches: 4}}\n", extra + "\n"))
+            open(path, "w").write(JOB.replace(
+                "compression:\n  recipes:\n    - {int8: {calibration_batches: 4}}\n    - {prune: {ratio: 0.5, epochs: 1}}\n",
+                extra + "\n"))
             r = cli(addr, "submit", path)
             check(r.returncode != 0 and field in r.stderr, "refused, naming %s: %s" % (field, r.stderr.strip()[-160:]))
         spec = os.path.join(tmp, "job.yaml")
@@ -90,9 +98,44 @@ def main():
               "pareto --variants only lists variants alone: %s" % only_ids)
         r = cli(addr, "pareto", job, "--variants", "all")
         check(r.returncode == 2 and "--variants" in r.stderr, "--variants all refused: " + r.stderr.strip()[-120:])
-        parents = sorted(int(v["variant"].get("of", 0)) for v in variants)
-        check(len(parents) == len(set(parents)), "one variant per parent and recipe: %s" % parents)
-        check(set(front_ids) <= set(parents), "every front member %s has a variant (%s)" % (front_ids, parents))
+        made = sorted((int(v["variant"].get("of", 0)), v["variant"]["recipe"]["name"]) for v in variants)
+        check(len(made) == len(set(made)), "one variant per parent and recipe: %s" % made)
+        for recipe in ("int8", "prune"):
+            parents = set(of for of, name in made if name == recipe)
+            check(set(front_ids) <= parents, "every front member %s has a %s variant (%s)" % (front_ids, recipe, sorted(parents)))
+        pruned = [v for v in variants if v["variant"]["recipe"]["name"] == "prune"]
+        variants = [v for v in variants if v["variant"]["recipe"]["name"] == "int8"]
+        for v in pruned:
+            p = by_id[int(v["variant"].get("of", 0))]
+            m, pm = v.get("metrics", {}), p.get("metrics", {})
+            what = "pruned variant %s of %s" % (v.get("id", 0), p.get("id", 0))
+            check(v.get("state") == "TRIAL_SUCCEEDED", what + " succeeded: " + v.get("error", ""))
+            check(v["variant"]["recipe"]["prune"] == {"ratio": 0.5, "epochs": 1}, what + ": recipe %s" % v["variant"]["recipe"])
+            check(v["variant"].get("of_architecture") == p.get("architecture") and v.get("architecture") != p.get("architecture"),
+                  what + ": a smaller architecture of its own, its parent's named")
+            check(m.get("parent_accuracy") == pm.get("accuracy"),
+                  what + ": made from the parent's weights (parent as loaded %s == parent %s)" % (m.get("parent_accuracy"), pm.get("accuracy")))
+            check(0 < m.get("macs", 0) <= 0.5 * pm.get("macs", 0) and 0 < m.get("params", 0) < 0.6 * pm.get("params", 0),
+                  what + ": its own counts, macs %d vs %d, params %d vs %d" % (m.get("macs", 0), pm.get("macs", 0), m.get("params", 0), pm.get("params", 0)))
+            check(m.get("epochs") == 1 and "pruned_accuracy" in m and m.get("accuracy", 0) > 0.15,
+                  what + ": fine-tuned 1 epoch from the copy (%.4f before, %.4f after)" % (m.get("pruned_accuracy", -1), m.get("accuracy", -1)))
+        # A pruned variant exports like any candidate: python3-torch rebuilds it from the bundle
+        # and gives the worker's logits.
+        import importlib.util
+        import torch
+        v = pruned[0]
+        out = os.path.join(tmp, "bundle-pruned")
+        r = cli(addr, "export", job, str(v.get("id", 0)), "--out", out)
+        check(r.returncode == 0, "export of pruned variant %s: %s" % (v.get("id", 0), r.stderr.strip()[-200:]))
+        spec_ = importlib.util.spec_from_file_location("bundle_pruned", os.path.join(out, "model.py"))
+        model = importlib.util.module_from_spec(spec_)
+        spec_.loader.exec_module(model)
+        net = model.load(out)
+        chk = torch.load(os.path.join(out, "check.pt"))
+        with torch.no_grad():
+            diff = (net(chk["inputs"]) - chk["logits"]).abs().max().item()
+        check(diff <= 1e-4 * max(1.0, chk["logits"].abs().max().item()),
+              "pruned variant: PyTorch's logits from the bundle equal the worker's (max diff %.2e)" % diff)
         for v in variants:
             p = by_id[int(v["variant"].get("of", 0))]
             m, pm = v.get("metrics", {}), p.get("metrics", {})
@@ -114,9 +157,9 @@ def main():
             check(m.get("macs") == pm.get("macs") and m.get("params") == pm.get("params"),
                   what + ": its parent's counts")
         counts = json.loads(cli(addr, "status", job, "--json").stdout).get("counts", {})
-        check(counts.get("variants") == len(variants), "job counts %d variants: %s" % (len(variants), counts))
+        check(counts.get("variants") == len(variants) + len(pruned), "job counts %d variants: %s" % (len(variants) + len(pruned), counts))
         log = open(os.path.join(tmp, "main.log")).read()
-        check("compress-w1" in log and log.count("event=variant_created") == len(variants),
+        check("compress-w1" in log and log.count("event=variant_created") == len(variants) + len(pruned),
               "the controller logged each variant's creation")
     finally:
         nf.conclude(tmp, ("main.log", "worker.log"))

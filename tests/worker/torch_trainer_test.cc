@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "core/compression.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/search_space.h"
@@ -178,6 +179,61 @@ TEST(TorchTrainerTest, Int8VariantOfATrainedCandidateOfEveryKind) {
   EXPECT_THAT(std::string(v.status().message()), ::testing::HasSubstr("weights: "));
   q.weights = "not a pickle";
   EXPECT_EQ(trainer->Quantize(q).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Structured pruning of a trained candidate of every kind: the copy loads and scores on the
+// parent's split (the loaded parent scores what training reported), the pruned network is the
+// smaller architecture's own (its counts), and fine-tuning starts from the copied weights:
+// with no fine-tuning epochs it scores exactly what the copy scored.
+TEST(TorchTrainerTest, PrunedVariantOfATrainedCandidateOfEveryKind) {
+  auto trainer = NewTorchTrainer({}).value();
+  std::atomic<bool> abort{false};
+  const auto go_on = [](const EpochReport&) { return Verdict::kContinue; };
+  int pruned = 0;
+  for (const std::string file : {"mbconv_small.yaml", "resnet_small.yaml", "convnext_small.yaml",
+                                 "nb201_fashion_mnist.yaml", "mlp_tabular.yaml"}) {
+    for (uint64_t seed = 3; seed < 8; ++seed) {
+      TrainRequest req = SmallRequest("fashion-mnist");
+      req.architecture = SampleArchitecture(testing::LoadSpace(file), seed);
+      auto child = PrunedArchitecture(req.architecture, 0.5);
+      if (!child.ok()) continue;  // widths that rounding would merge: another sample
+      ++pruned;
+      req.epochs = 1;
+      auto r = trainer->Train(req, go_on, abort);
+      ASSERT_TRUE(r.ok()) << file << ": " << r.status();
+      PruneRequest p;
+      p.parent_architecture = req.architecture;
+      p.architecture = *child;
+      p.training = req.training;
+      p.weights = r->weights;
+      p.split_seed = req.split_seed;
+      auto v = trainer->Prune(p);
+      ASSERT_TRUE(v.ok()) << file << ": " << v.status();
+      const auto& m = v->metrics;
+      EXPECT_DOUBLE_EQ(m.at("parent_accuracy"), r->metrics.at("accuracy")) << file;
+      EXPECT_LT(m.at("size_bytes"), m.at("parent_size_bytes") * 0.6) << file;
+      EXPECT_GE(m.at("pruned_accuracy"), 0.0) << file;
+      EXPECT_LT(m.at("channels_kept_fraction"), 0.6) << file;
+
+      TrainRequest as_is = req;
+      as_is.architecture = *child;
+      as_is.initial_weights = v->weights;
+      as_is.epochs = 0;
+      auto copy = trainer->Train(as_is, go_on, abort);
+      ASSERT_TRUE(copy.ok()) << file << ": " << copy.status();
+      EXPECT_DOUBLE_EQ(copy->metrics.at("accuracy"), m.at("pruned_accuracy")) << file;
+      EXPECT_EQ(copy->metrics.at("macs"), static_cast<double>(ComputeCost(*child).macs)) << file;
+      EXPECT_LT(copy->metrics.at("macs"), r->metrics.at("macs") * 0.5) << file;
+
+      TrainRequest tune = as_is;
+      tune.epochs = 1;
+      auto tuned = trainer->Train(tune, go_on, abort);
+      ASSERT_TRUE(tuned.ok()) << file << ": " << tuned.status();
+      EXPECT_GT(tuned->metrics.at("accuracy"), 0.3) << file;
+      break;  // one network per kind
+    }
+  }
+  EXPECT_EQ(pruned, 5) << "a prunable sample of every kind";
 }
 
 // Trains `req` to its end; the result and the last epoch's training loss.
