@@ -5,10 +5,16 @@
 //   train_bench --spec JOB.yaml --n 8 --int8 8
 //       and each trained candidate quantized to int8 (8 calibration batches): fp32 and int8
 //       validation/test accuracy and size side by side (issue #30)
+//   train_bench --spec JOB.yaml --n 6 --prune 0.5 [--prune_epochs 3]
+//       and each trained candidate pruned (half the channels by L1 norm, the widths rewritten)
+//       and fine-tuned (default a third of the epochs): accuracy before and after fine-tuning,
+//       MACs and measured fp32 latency (batch 1, --threads) beside the parent's (issue #30)
 //   train_bench --spec JOB.yaml --arch ARCH.json --json
 //       one architecture (canonical JSON, as `nasforge export` writes it) with the spec's
 //       recipe; one JSON line per epoch ({"epoch", "images_per_second", ...}) for
 //       bench/train_compare.py, which trains the same model in PyTorch.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +25,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "core/compression.h"
 #include "core/cost.h"
 #include "core/jobspec.h"
 #include "core/pareto.h"
@@ -44,6 +51,12 @@ ABSL_FLAG(std::string, dump_archs, "",
 ABSL_FLAG(int, int8, 0,
           "after training, quantize each candidate to int8 (post-training, this many calibration "
           "batches) and print its accuracy beside the fp32 network's");
+ABSL_FLAG(double, prune, 0,
+          "after training, prune each candidate at this ratio of channels and fine-tune it");
+ABSL_FLAG(int, prune_epochs, 0, "fine-tuning epochs after pruning (0: a third of the epochs)");
+ABSL_FLAG(double, prune_lr_scale, 1.0, "fine-tuning learning rate as a multiple of the spec's");
+ABSL_FLAG(double, prune_distill, 0,
+          "fine-tune the pruned network distilled from its parent with this alpha (T 4); 0: no");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist", "IDX files");
 
 namespace {
@@ -53,6 +66,52 @@ std::string Read(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+// Prunes a trained candidate, fine-tunes the copy and prints the columns --prune adds.
+bool PrintPruned(nasforge::Trainer& trainer, const nasforge::TrainRequest& parent,
+                 const nasforge::TrainResult& trained, double ratio, int epochs) {
+  auto child = nasforge::PrunedArchitecture(parent.architecture, ratio);
+  if (!child.ok()) {
+    std::printf(" (not pruned: %s)", std::string(child.status().message()).c_str());
+    return true;
+  }
+  nasforge::PruneRequest p;
+  p.parent_architecture = parent.architecture;
+  p.architecture = *child;
+  p.training = parent.training;
+  p.weights = trained.weights;
+  p.seed = parent.seed;
+  p.split_seed = parent.split_seed;
+  auto cut = trainer.Prune(p);
+  if (!cut.ok()) {
+    std::fprintf(stderr, "\nprune: %s\n", std::string(cut.status().message()).c_str());
+    return false;
+  }
+  nasforge::TrainRequest tune = parent;
+  tune.architecture = *child;
+  tune.initial_weights = cut->weights;
+  const int tune_epochs = absl::GetFlag(FLAGS_prune_epochs);
+  tune.epochs = tune_epochs > 0 ? tune_epochs : std::max(1, epochs / 3);
+  tune.training.set_learning_rate(tune.training.learning_rate() *
+                                  absl::GetFlag(FLAGS_prune_lr_scale));
+  if (const double alpha = absl::GetFlag(FLAGS_prune_distill); alpha > 0) {
+    tune.teacher = nasforge::TrainRequest::Teacher{parent.architecture, trained.weights, alpha, 4};
+  }
+  std::atomic<bool> abort{false};
+  auto tuned = trainer.Train(
+      tune, [](const nasforge::EpochReport&) { return nasforge::Verdict::kContinue; }, abort);
+  if (!tuned.ok()) {
+    std::fprintf(stderr, "\nfine-tune: %s\n", std::string(tuned.status().message()).c_str());
+    return false;
+  }
+  const auto &m = tuned->metrics, &pm = trained.metrics;
+  std::printf(" %-8.4f %-8.4f %-8.4f %-8.2f %-8.4f %-10.0f %-10.3f %-7.4f %-7.3f",
+              cut->metrics.at("cut_accuracy"), cut->metrics.at("pruned_accuracy"), m.at("accuracy"),
+              100 * (pm.at("accuracy") - m.at("accuracy")), m.at("test_accuracy"), m.at("macs"),
+              m.at("macs") / pm.at("macs"), m.at("latency_ms"),
+              m.at("latency_ms") / pm.at("latency_ms"));
+  return true;
 }
 
 }  // namespace
@@ -76,7 +135,8 @@ int main(int argc, char** argv) {
   o.channels_last = absl::GetFlag(FLAGS_channels_last);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   const int int8 = absl::GetFlag(FLAGS_int8);
-  o.keep_weights = int8 > 0;
+  const double prune = absl::GetFlag(FLAGS_prune);
+  o.keep_weights = int8 > 0 || prune > 0;
   auto made = nasforge::NewTorchTrainer(o);
   if (!made.ok()) {
     std::fprintf(stderr, "%s\n", std::string(made.status().message()).c_str());
@@ -127,6 +187,10 @@ int main(int argc, char** argv) {
     if (int8 > 0) {
       std::printf(" %-9s %-9s %-9s %-9s %-10s %-10s %-7s", "f32_val", "int8_val", "f32_test",
                   "int8_test", "f32_bytes", "int8_bytes", "int8_s");
+    }
+    if (prune > 0) {
+      std::printf(" %-8s %-8s %-8s %-8s %-8s %-10s %-10s %-7s %-7s", "cut_val", "recal", "tuned",
+                  "drop_pt", "tuned_t", "macs", "macs_x", "lat_ms", "lat_x");
     }
     std::printf("\n");
   }
@@ -185,6 +249,7 @@ int main(int argc, char** argv) {
                     m.at("fp32_size_bytes"), m.at("size_bytes"),
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count());
       }
+      if (prune > 0 && !PrintPruned(*trainer, req, *r, prune, epochs)) return 1;
       std::printf("\n");
     }
     std::fflush(stdout);

@@ -158,9 +158,11 @@ class JobManager {
   // current measurement lease; INVALID_ARGUMENT (field named) for a malformed result.
   absl::Status ReportMeasurement(const v1::ReportMeasurementRequest& request);
 
-  // The trial a leased variant is made from (its trained weights are what the worker fetches):
-  // FAILED_PRECONDITION for a lease that is not current or not of a variant.
-  absl::StatusOr<int64_t> VariantParent(const v1::Lease& lease, const std::string& worker_id);
+  // The trial a leased variant is made from (its trained weights are what the worker fetches),
+  // or with `teacher` its teacher (a distilled variant's): FAILED_PRECONDITION for a lease that
+  // is not current or not of a variant (with a teacher).
+  absl::StatusOr<int64_t> VariantParent(const v1::Lease& lease, const std::string& worker_id,
+                                        bool teacher = false);
   // AbandonLease for every grant in `grants` (its own and `more`).
   void AbandonGrants(const v1::LeaseTrialResponse& grants, const std::string& worker_id);
   // Undoes a grant whose LeaseTrial answer was an error (its write did not become durable): the
@@ -320,6 +322,11 @@ class JobManager {
 
   // Compressed variants (job_manager_variants.cc): when `parent` (just succeeded) is on the job's
   // front, one queued variant trial per recipe of JobSpec.compression it lacks; staged.
+  // Sets `t`'s architecture, hash and counts for `recipe` applied to parent `p` (and, for a
+  // distilled variant, its teacher); returns why it cannot be made ("" when it can).
+  std::string VariantNetwork(const JobState& js, const v1::Trial& p,
+                             const v1::CompressionRecipe& recipe, v1::Trial* t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Fails queued variants whose compression kind no live worker makes for unplaceable_after

@@ -5,7 +5,9 @@
 // against max_trials, and it stays out of the search's own front.
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -35,13 +37,20 @@ bool MakesVariant(const v1::Worker& w, const v1::Trial& t) {
 }  // namespace job_manager_internal
 
 absl::StatusOr<int64_t> JobManager::VariantParent(const v1::Lease& lease,
-                                                  const std::string& worker_id) {
+                                                  const std::string& worker_id, bool teacher) {
   absl::MutexLock l(&mu_);
   NF_ASSIGN_OR_RETURN(auto jt, CheckLease(lease, worker_id, /*allow_cancelled=*/false));
   const v1::Trial& t = *jt.second;
   if (!t.has_variant()) {
     return absl::FailedPreconditionError(
         absl::StrCat("trial ", t.id(), " of job ", t.job_id(), " is not a variant"));
+  }
+  if (teacher) {
+    if (!t.variant().recipe().has_distill()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("trial ", t.id(), " of job ", t.job_id(), " is not distilled: no teacher"));
+    }
+    return t.variant().teacher();
   }
   return t.variant().of();
 }
@@ -90,6 +99,86 @@ void JobManager::FailUnmakeable(std::set<JobState*>& changed, WriteBatch& batch,
   unmakeable_since_ = std::move(waiting);
 }
 
+namespace {
+
+// The search trial a distilled variant learns from: the named one, or the job's most accurate
+// (its first maximized objective, "accuracy" by default); nullptr if there is none.
+const v1::Trial* Teacher(const std::deque<v1::Trial>& trials, const v1::JobSpec& spec,
+                         const v1::DistillCompression& d, std::string* why) {
+  if (std::optional<int64_t> id = NamedTeacher(d)) {
+    if (*id >= static_cast<int64_t>(trials.size()) || trials[*id].has_variant() ||
+        trials[*id].state() != v1::TRIAL_SUCCEEDED) {
+      *why = absl::StrCat("teacher trial ", *id, " is not a succeeded search trial of the job");
+      return nullptr;
+    }
+    return &trials[*id];
+  }
+  std::string metric = "accuracy";
+  for (const auto& o : spec.objectives()) {
+    if (o.direction() == v1::MAXIMIZE) {
+      metric = o.metric();
+      break;
+    }
+  }
+  const v1::Trial* best = nullptr;
+  for (const v1::Trial& t : trials) {
+    auto it = t.metrics().find(metric);
+    if (t.has_variant() || t.state() != v1::TRIAL_SUCCEEDED || it == t.metrics().end()) continue;
+    if (best == nullptr || it->second > best->metrics().at(metric)) best = &t;
+  }
+  if (best == nullptr) *why = absl::StrCat("no succeeded search trial reports ", metric);
+  return best;
+}
+
+void SetNetwork(const v1::Architecture& arch, const v1::JobSpec& spec, v1::Trial* t) {
+  const ArchCost cost = ComputeCost(arch);
+  (*t->mutable_metrics())["macs"] = static_cast<double>(cost.macs);
+  (*t->mutable_metrics())["params"] = static_cast<double>(cost.params);
+  (*t->mutable_metrics())["train_memory_bytes"] =
+      static_cast<double>(TrainingMemoryBytes(cost, spec.training().batch_size()));
+  t->set_arch_hash(ArchHash(arch));
+  *t->mutable_architecture() = arch;
+}
+
+}  // namespace
+
+std::string JobManager::VariantNetwork(const JobState& js, const v1::Trial& p,
+                                       const v1::CompressionRecipe& recipe, v1::Trial* t) {
+  const v1::JobSpec& spec = js.job.spec();
+  *t->mutable_architecture() = p.architecture();
+  t->set_arch_hash(p.arch_hash());
+  if (!VariantIsOwnNetwork(recipe)) {
+    // The parent's layers run another way (int8): the same counts (int8 MACs).
+    for (const char* m : {"macs", "params", "train_memory_bytes"}) {
+      auto it = p.metrics().find(m);
+      if (it != p.metrics().end()) (*t->mutable_metrics())[m] = it->second;
+    }
+    return "";
+  }
+  // A network of its own (pruned, distilled): its architecture, counts and latency are its own.
+  const v1::CompressionRecipe* prune = &recipe;
+  if (recipe.has_distill()) {
+    std::string why;
+    const v1::Trial* teacher = Teacher(js.trials, spec, recipe.distill(), &why);
+    if (teacher == nullptr) return why;
+    t->mutable_variant()->set_teacher(teacher->id());
+    *t->mutable_variant()->mutable_teacher_architecture() = teacher->architecture();
+    prune = recipe.distill().student().empty()
+                ? nullptr
+                : FindRecipe(spec.compression(), recipe.distill().student());
+  }
+  if (prune == nullptr) {  // the member's own architecture, trained again
+    SetNetwork(p.architecture(), spec, t);
+    return "";
+  }
+  absl::StatusOr<v1::Architecture> own =
+      PrunedArchitecture(p.architecture(), prune->prune().ratio());
+  if (!own.ok()) return std::string(own.status().message());
+  *t->mutable_variant()->mutable_of_architecture() = p.architecture();
+  SetNetwork(*own, spec, t);
+  return "";
+}
+
 void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch,
                               Events& events) {
   const auto& recipes = js.job.spec().compression().recipes();
@@ -107,34 +196,8 @@ void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch&
     t.set_id(static_cast<int64_t>(js.trials.size()));
     t.mutable_variant()->set_of(parent_id);
     *t.mutable_variant()->mutable_recipe() = recipe;
-    std::string unmade;  // why the variant cannot be made, if it cannot
-    if (VariantIsOwnNetwork(recipe)) {
-      // A network of its own (pruned): its architecture, counts and latency are its own.
-      absl::StatusOr<v1::Architecture> own =
-          PrunedArchitecture(p.architecture(), recipe.prune().ratio());
-      *t.mutable_variant()->mutable_of_architecture() = p.architecture();
-      if (own.ok()) {
-        const ArchCost cost = ComputeCost(*own);
-        (*t.mutable_metrics())["macs"] = static_cast<double>(cost.macs);
-        (*t.mutable_metrics())["params"] = static_cast<double>(cost.params);
-        (*t.mutable_metrics())["train_memory_bytes"] =
-            static_cast<double>(TrainingMemoryBytes(cost, js.job.spec().training().batch_size()));
-        t.set_arch_hash(ArchHash(*own));
-        *t.mutable_architecture() = std::move(*own);
-      } else {
-        unmade = std::string(own.status().message());
-        *t.mutable_architecture() = p.architecture();
-        t.set_arch_hash(p.arch_hash());
-      }
-    } else {
-      // The parent's layers run another way (int8): the same counts (int8 MACs).
-      *t.mutable_architecture() = p.architecture();
-      t.set_arch_hash(p.arch_hash());
-      for (const char* m : {"macs", "params", "train_memory_bytes"}) {
-        auto it = p.metrics().find(m);
-        if (it != p.metrics().end()) (*t.mutable_metrics())[m] = it->second;
-      }
-    }
+    // Why the variant cannot be made, if it cannot.
+    const std::string unmade = VariantNetwork(js, p, recipe, &t);
     *t.mutable_create_time() = ToProto(clock_->Now());
     *t.mutable_update_time() = t.create_time();
     js.trials.push_back(std::move(t));

@@ -73,7 +73,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
                                         v1::GetArtifactResponse* resp) override {
     NF_WORKER_GATE("GetParentArtifact");
     if (artifacts_ == nullptr) return Refuse(ctx, NoArtifacts());
-    auto parent = jm_->VariantParent(req->lease(), req->worker_id());
+    auto parent = jm_->VariantParent(req->lease(), req->worker_id(), req->teacher());
     if (!parent.ok()) return Refuse(ctx, parent.status());
     absl::Status read = ReadArtifactChunk(artifacts_, req->lease().job_id(), *parent, req->name(),
                                           req->offset(), req->max_bytes(), resp);

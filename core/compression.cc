@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/cost.h"
 #include "core/search_space.h"
@@ -32,13 +34,32 @@ std::string CompressionKind(const v1::CompressionRecipe& recipe) {
       return "int8";
     case v1::CompressionRecipe::kPrune:
       return "prune";
+    case v1::CompressionRecipe::kDistill:
+      return "distill";
     case v1::CompressionRecipe::KIND_NOT_SET:
       break;
   }
   return "";
 }
 
-bool VariantIsOwnNetwork(const v1::CompressionRecipe& recipe) { return recipe.has_prune(); }
+bool VariantIsOwnNetwork(const v1::CompressionRecipe& recipe) {
+  return recipe.has_prune() || recipe.has_distill();
+}
+
+const v1::CompressionRecipe* FindRecipe(const v1::Compression& compression,
+                                        const std::string& name) {
+  for (const auto& r : compression.recipes()) {
+    if (r.name() == name) return &r;
+  }
+  return nullptr;
+}
+
+std::optional<int64_t> NamedTeacher(const v1::DistillCompression& d) {
+  if (d.teacher().empty() || d.teacher() == "best") return std::nullopt;
+  int64_t id = -1;
+  if (!absl::SimpleAtoi(d.teacher(), &id) || id < 0) return std::nullopt;
+  return id;
+}
 
 void ApplyCompressionDefaults(v1::Compression* compression, int job_epochs) {
   for (auto& r : *compression->mutable_recipes()) {
@@ -52,6 +73,13 @@ void ApplyCompressionDefaults(v1::Compression* compression, int job_epochs) {
       auto* p = r.mutable_prune();
       if (p->ratio() == 0) p->set_ratio(0.5);
       if (p->epochs() == 0) p->set_epochs(std::max(1, job_epochs / 3));
+    }
+    if (r.has_distill()) {
+      auto* d = r.mutable_distill();
+      if (d->alpha() == 0) d->set_alpha(0.5);
+      if (d->temperature() == 0) d->set_temperature(4);
+      if (d->epochs() == 0) d->set_epochs(std::max(1, job_epochs));
+      if (d->teacher().empty()) d->set_teacher("best");
     }
   }
 }
@@ -74,7 +102,7 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
     const auto& r = compression.recipes(i);
     const std::string at = absl::StrCat(recipes, "[", i, "]");
     if (r.kind_case() == v1::CompressionRecipe::KIND_NOT_SET) {
-      return FieldError(at, "names no kind; one of: int8, prune");
+      return FieldError(at, "names no kind; one of: int8, prune, distill");
     }
     const std::string& name = r.name();
     bool ok = !name.empty() && name.size() <= 32;
@@ -117,6 +145,30 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
             absl::StrCat("search space kind '", kind.empty() ? "none" : kind,
                          "' has no widths pruning can rewrite; prunable kinds: mbconv, resnet, "
                          "convnext, nb201, mlp"));
+      }
+    }
+    if (r.has_distill()) {
+      const auto& d = r.distill();
+      const std::string f = absl::StrCat(at, ".distill");
+      if (!(d.alpha() > 0 && d.alpha() <= 1)) {
+        return FieldError(f + ".alpha", absl::StrCat(d.alpha(), " is not in (0, 1]"));
+      }
+      if (!(d.temperature() > 0 && d.temperature() <= 20)) {
+        return FieldError(f + ".temperature", absl::StrCat(d.temperature(), " is not in (0, 20]"));
+      }
+      if (d.epochs() < 1 || d.epochs() > 1000) {
+        return FieldError(f + ".epochs", absl::StrCat(d.epochs(), " is not in [1, 1000]"));
+      }
+      if (d.teacher() != "best" && !d.teacher().empty() && !NamedTeacher(d)) {
+        return FieldError(f + ".teacher",
+                          absl::StrCat("'", d.teacher(), "' is neither \"best\" nor a trial id"));
+      }
+      if (!d.student().empty()) {
+        const v1::CompressionRecipe* s = FindRecipe(compression, d.student());
+        if (s == nullptr || !s->has_prune()) {
+          return FieldError(f + ".student",
+                            absl::StrCat("'", d.student(), "' names no prune recipe of this job"));
+        }
       }
     }
   }

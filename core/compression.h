@@ -4,6 +4,8 @@
 // (RegisterWorkerRequest.compression).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -13,11 +15,12 @@
 
 namespace nasforge {
 
-// The kind a recipe makes ("int8", "prune"), "" for none.
+// The kind a recipe makes ("int8", "prune", "distill"), "" for none.
 std::string CompressionKind(const v1::CompressionRecipe& recipe);
 
 // Names and settings filled in: name = kind; int8 calibration_batches 8, tolerance 1.0; prune
-// ratio 0.5, epochs a third of `job_epochs` (at least 1).
+// ratio 0.5, epochs a third of `job_epochs` (at least 1); distill alpha 0.5, temperature 4,
+// epochs `job_epochs`, teacher "best".
 void ApplyCompressionDefaults(v1::Compression* compression, int job_epochs);
 
 // INVALID_ARGUMENT naming the field (under `path`, e.g. "compression"): a recipe without a kind,
@@ -28,8 +31,16 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
 
 // Whether a variant made by `recipe` is a network of its own (pruned: its architecture, counts
 // and fp32 latency are measured like any candidate's), not its parent's network run another way
-// (int8: the parent's layers on an int8 engine).
+// (int8: the parent's layers on an int8 engine). Distilled: the student's network.
 bool VariantIsOwnNetwork(const v1::CompressionRecipe& recipe);
+
+// The recipe of `compression` named `name`, nullptr if none.
+const v1::CompressionRecipe* FindRecipe(const v1::Compression& compression,
+                                        const std::string& name);
+
+// A distill recipe's teacher when it names a trial id; nullopt for "best" (or an invalid one,
+// which validation refuses).
+std::optional<int64_t> NamedTeacher(const v1::DistillCompression& distill);
 
 // The architecture of `arch` pruned at `ratio`: each width w (stem, stage and head channels,
 // hidden units) becomes max(1, round(w * (1 - ratio))); depths, kernels and resolution stay.

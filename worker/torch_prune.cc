@@ -349,4 +349,28 @@ absl::StatusOr<std::vector<GroupCut>> CopyPrunedWeights(NetImpl& parent, NetImpl
   return report;
 }
 
+int RecalibrateBatchNorms(NetImpl& net, const std::vector<torch::Tensor>& batches) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<torch::nn::BatchNormOptions*, c10::optional<double>>> momenta;
+  const auto reset = [&](auto& bn) {
+    bn->reset_running_stats();
+    momenta.emplace_back(&bn->options, bn->options.momentum());
+    bn->options.momentum(c10::nullopt);  // cumulative average over the batches
+  };
+  for (const auto& m : net.modules(/*include_self=*/false)) {
+    if (auto b2 = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(m)) {
+      reset(b2);
+    } else if (auto b1 = std::dynamic_pointer_cast<torch::nn::BatchNorm1dImpl>(m)) {
+      reset(b1);
+    }
+  }
+  if (!momenta.empty() && !batches.empty()) {
+    net.train();
+    for (const torch::Tensor& x : batches) net.forward(x);
+  }
+  for (auto& [options, momentum] : momenta) options->momentum(momentum);
+  net.eval();
+  return static_cast<int>(momenta.size());
+}
+
 }  // namespace nasforge

@@ -46,4 +46,11 @@ struct GroupCut {
 absl::StatusOr<std::vector<GroupCut>> CopyPrunedWeights(NetImpl& parent, NetImpl& child,
                                                         const std::vector<ChannelGroup>& groups);
 
+// Re-estimates every BatchNorm's running mean and variance from `batches` (train-mode forward
+// passes without gradients, the statistics a cumulative average over the batches, not a moving
+// one), then restores each norm's momentum and leaves `net` in eval mode. A pruned network's
+// norms still hold the parent's statistics of inputs that were sums over more channels; this is
+// what makes the copy usable before any fine-tuning. Returns the number of norms re-estimated.
+int RecalibrateBatchNorms(NetImpl& net, const std::vector<torch::Tensor>& batches);
+
 }  // namespace nasforge

@@ -18,6 +18,7 @@
 #include "core/search_space.h"
 #include "core/status.h"
 #include "worker/dataset.h"
+#include "worker/torch_compress.h"
 #include "worker/torch_cuda.h"
 #include "worker/torch_data.h"
 #include "worker/torch_export.h"
@@ -106,7 +107,9 @@ class TorchTrainer final : public Trainer {
     return {"fashion-mnist", "synthetic", "idx", "cifar", "npy"};
   }
 
-  std::vector<std::string> CompressionKinds() const override { return {"int8", "prune"}; }
+  std::vector<std::string> CompressionKinds() const override {
+    return {"int8", "prune", "distill"};
+  }
 
   absl::StatusOr<PruneResult> Prune(const PruneRequest& req) override {
     try {
@@ -260,6 +263,34 @@ class TorchTrainer final : public Trainer {
     const int64_t steps_per_epoch = (n + batch_size - 1) / batch_size;
     const int64_t total_steps = steps_per_epoch * req.epochs;
     TrainResult result;
+    // Distillation: the teacher, loaded once, in eval mode (worker/trainer.h TrainRequest).
+    Net teacher;
+    int64_t teacher_size = 0;
+    if (req.teacher) {
+      const v1::Architecture& ta = req.teacher->architecture;
+      NF_RETURN_IF_ERROR(ValidateArchitecture(ta, "teacher.architecture"));
+      const InputShape tin = ArchInputShape(ta);
+      teacher_size = tin.flat ? 0 : tin.height;
+      // Building draws initial weights from the default generator: put its state back, so the
+      // batches, augmentation and dropout are those of the same seed without a teacher (the
+      // control run).
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      torch::Tensor rng;
+      {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        rng = gen.get_state();
+      }
+      auto built = BuildNet(ta);
+      {
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(rng);
+      }
+      NF_ASSIGN_OR_RETURN(teacher, std::move(built));
+      teacher->to(device_);
+      NF_RETURN_IF_ERROR(LoadWeights(*teacher, req.teacher->weights));
+      result.metrics["teacher_accuracy"] =
+          Accuracy(teacher, val_x, val_y, teacher_size, batch_size);
+    }
     double best_val = -1, train_seconds = 0;
     int since_best = 0, epochs_run = 0;
     int64_t step = 0, images = 0;
@@ -292,8 +323,17 @@ class TorchTrainer final : public Trainer {
         auto y = data_.train.y.index_select(0, idx);
         if (flips || shift > 0) x = Augment(x, shift, flips, zero_pad);
         fused ? fused->ZeroGrad() : opt->zero_grad();
-        auto loss =
-            torch::nn::functional::cross_entropy(Forward(net, Fit(x, size)), y, loss_options);
+        torch::Tensor logits = Forward(net, Fit(x, size)), loss;
+        if (teacher) {
+          torch::Tensor taught;
+          {
+            torch::NoGradGuard ng;
+            taught = Forward(teacher, Fit(x, teacher_size));
+          }
+          loss = DistillationLoss(logits, taught, y, req.teacher->alpha, req.teacher->temperature);
+        } else {
+          loss = torch::nn::functional::cross_entropy(logits, y, loss_options);
+        }
         loss.backward();
         fused ? fused->Step() : (void)opt->step();
         loss_sum += loss.detach();

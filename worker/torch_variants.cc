@@ -65,6 +65,27 @@ absl::StatusOr<Evaluation> Splits(const v1::Training& t, const TrainingData& dat
   return e;
 }
 
+// Batches pruning re-estimates BatchNorm statistics on.
+constexpr int kRecalibrationBatches = 16;
+
+// Up to `count` batches (the job's batch size) of the training split `train_idx`, in an order
+// drawn from `seed`, at the network's input resolution `size`.
+std::vector<torch::Tensor> TrainingBatches(const TrainingData& data, const torch::Tensor& train_idx,
+                                           const v1::Training& t, uint64_t seed, int count,
+                                           int64_t size) {
+  const int64_t batch = std::max<int64_t>(1, t.batch_size() > 0 ? t.batch_size() : 128);
+  torch::manual_seed(seed);
+  const torch::Tensor order = train_idx.index_select(
+      0, torch::randperm(train_idx.size(0),
+                         torch::TensorOptions().dtype(torch::kInt64).device(train_idx.device())));
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < order.size(0) && static_cast<int>(out.size()) < count; i += batch) {
+    const torch::Tensor idx = order.slice(0, i, std::min(i + batch, order.size(0)));
+    out.push_back(FitResolution(data.train.x.index_select(0, idx), size));
+  }
+  return out;
+}
+
 // Bytes of the network as deployed in fp32: its parameters and floating-point buffers.
 int64_t Fp32Bytes(NetImpl& net) {
   int64_t n = 0;
@@ -96,6 +117,11 @@ absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const Training
   PruneResult r;
   auto& m = r.metrics;
   m["parent_accuracy"] = Accuracy(*parent, e.val_x, e.val_y, size);
+  m["cut_accuracy"] = Accuracy(*child, e.val_x, e.val_y, size);
+  // The norms re-estimated on batches of the training split (never the validation split).
+  m["recalibrated_norms"] = RecalibrateBatchNorms(
+      *child,
+      TrainingBatches(data, e.train_idx, req.training, req.seed, kRecalibrationBatches, size));
   m["pruned_accuracy"] = Accuracy(*child, e.val_x, e.val_y, size);
   int64_t kept = 0, of = 0;
   for (const GroupCut& c : cuts) {
@@ -138,17 +164,8 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   if (test_x.defined()) m["fp32_test_accuracy"] = Accuracy(*net, test_x, test_y, size);
 
   // Calibration: batches of the training split in a seeded order (never the validation split).
-  const int64_t batch = std::max<int64_t>(1, t.batch_size() > 0 ? t.batch_size() : 128);
-  torch::manual_seed(req.seed);
-  const torch::Tensor order = tr.index_select(
-      0, torch::randperm(tr.size(0), torch::TensorOptions().dtype(torch::kInt64).device(device)));
-  std::vector<torch::Tensor> calibration;
-  for (int64_t i = 0;
-       i < order.size(0) && static_cast<int>(calibration.size()) < req.calibration_batches;
-       i += batch) {
-    const torch::Tensor idx = order.slice(0, i, std::min(i + batch, order.size(0)));
-    calibration.push_back(FitResolution(data.train.x.index_select(0, idx), size));
-  }
+  const std::vector<torch::Tensor> calibration =
+      TrainingBatches(data, tr, t, req.seed, req.calibration_batches, size);
   NF_ASSIGN_OR_RETURN(const QuantizationResult q, QuantizeInt8(*net, calibration));
   if (!q.unobserved.empty()) {
     return absl::InternalError(

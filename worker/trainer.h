@@ -28,6 +28,17 @@ struct TrainRequest {
   // instead of a fresh initialisation; empty: fresh. With epochs 0 the network is evaluated as
   // it is (accuracy on the validation split, no training).
   std::string initial_weights;
+  // Knowledge distillation: the loss becomes alpha * T^2 * KL(teacher/T || student/T) +
+  // (1 - alpha) * CE (worker/torch_compress.h DistillationLoss; no label smoothing), the
+  // teacher's logits computed under no-grad, in eval mode, on each augmented batch. The result's
+  // metrics add teacher_accuracy (the teacher as loaded, on the validation split).
+  struct Teacher {
+    v1::Architecture architecture;
+    std::string weights;  // its trained weights (a pickled state dict)
+    double alpha = 0.5;
+    double temperature = 4;
+  };
+  std::optional<Teacher> teacher;
 };
 
 struct EpochReport {
@@ -80,12 +91,15 @@ struct PruneRequest {
   v1::Architecture architecture;
   v1::Training training;  // the job's: data, split sizes, batch size
   std::string weights;    // the parent's trained weights
+  uint64_t seed = 0;      // which training batches re-estimate the BatchNorm statistics
   uint64_t split_seed = 0;
 };
 
 // weights: the pruned network's, as copied (TrainRequest.initial_weights for its fine-tuning).
-// metrics: parent_accuracy (the parent as loaded, validation split), pruned_accuracy (the copy
-// before fine-tuning), channels_kept_fraction (over every pruned group), size_bytes (fp32).
+// metrics: parent_accuracy (the parent as loaded, validation split), cut_accuracy (the copy as
+// cut), pruned_accuracy (the copy with its BatchNorm statistics re-estimated on 16 training
+// batches: what fine-tuning starts from), channels_kept_fraction (over every pruned group),
+// size_bytes (fp32) and parent_size_bytes.
 struct PruneResult {
   std::string weights;
   std::map<std::string, double> metrics;

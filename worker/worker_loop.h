@@ -104,7 +104,13 @@ class WorkerLoop {
       const v1::LeaseTrialResponse& lease, TrainRequest train,
       const std::function<Verdict(const EpochReport&)>& on_epoch);
   void LogMade(const v1::LeaseTrialResponse& lease, TrainResult& r);
-  absl::StatusOr<std::string> FetchParentWeights(const v1::Lease& lease);
+  absl::StatusOr<TrainResult> MakeDistilled(
+      const v1::LeaseTrialResponse& lease, TrainRequest train,
+      const std::function<Verdict(const EpochReport&)>& on_epoch);
+  // The parent's weights copied into the lease's (pruned) architecture.
+  absl::StatusOr<PruneResult> PruneParent(const v1::LeaseTrialResponse& lease);
+  // The variant's parent's trained weights, or with `teacher` its teacher's.
+  absl::StatusOr<std::string> FetchParentWeights(const v1::Lease& lease, bool teacher = false);
   bool SleepUnlessStopped(absl::Duration d);
 
   ControllerClient* const client_;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -15,7 +17,7 @@
 
 namespace nasforge {
 
-absl::StatusOr<std::string> WorkerLoop::FetchParentWeights(const v1::Lease& l) {
+absl::StatusOr<std::string> WorkerLoop::FetchParentWeights(const v1::Lease& l, bool teacher) {
   std::string weights;
   int64_t total = -1;
   while (total < 0 || static_cast<int64_t>(weights.size()) < total) {
@@ -24,14 +26,17 @@ absl::StatusOr<std::string> WorkerLoop::FetchParentWeights(const v1::Lease& l) {
     *req.mutable_lease() = l;
     req.set_name("weights.pt");
     req.set_offset(static_cast<int64_t>(weights.size()));
+    req.set_teacher(teacher);
     auto chunk = client_->GetParentArtifact(req);
     if (!chunk.ok()) {
-      return absl::Status(chunk.status().code(), absl::StrCat("fetching the parent's weights: ",
-                                                              chunk.status().message()));
+      return absl::Status(chunk.status().code(),
+                          absl::StrCat("fetching the ", teacher ? "teacher" : "parent",
+                                       "'s weights: ", chunk.status().message()));
     }
     total = chunk->total_size();
     if (chunk->data().empty() && static_cast<int64_t>(weights.size()) < total) {
-      return absl::DataLossError("fetching the parent's weights: an empty chunk before the end");
+      return absl::DataLossError(absl::StrCat("fetching the ", teacher ? "teacher" : "parent",
+                                              "'s weights: an empty chunk before the end"));
     }
     weights += chunk->data();
   }
@@ -43,9 +48,11 @@ absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(
     const std::function<Verdict(const EpochReport&)>& on_epoch) {
   const v1::Variant& v = lease.variant();
   if (v.recipe().has_prune()) return MakePruned(lease, std::move(train), on_epoch);
+  if (v.recipe().has_distill()) return MakeDistilled(lease, std::move(train), on_epoch);
   if (!v.recipe().has_int8()) {
-    return absl::UnimplementedError(absl::StrCat("variant recipe ", v.recipe().name(),
-                                                 ": this worker makes int8 and prune variants"));
+    return absl::UnimplementedError(
+        absl::StrCat("variant recipe ", v.recipe().name(),
+                     ": this worker makes int8, prune and distill variants"));
   }
   NF_ASSIGN_OR_RETURN(std::string weights, FetchParentWeights(lease.lease()));
   QuantizeRequest q;
@@ -66,9 +73,7 @@ absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(
   return r;
 }
 
-absl::StatusOr<TrainResult> WorkerLoop::MakePruned(
-    const v1::LeaseTrialResponse& lease, TrainRequest train,
-    const std::function<Verdict(const EpochReport&)>& on_epoch) {
+absl::StatusOr<PruneResult> WorkerLoop::PruneParent(const v1::LeaseTrialResponse& lease) {
   const v1::Variant& v = lease.variant();
   if (!v.has_of_architecture()) {
     return absl::InvalidArgumentError(
@@ -80,8 +85,64 @@ absl::StatusOr<TrainResult> WorkerLoop::MakePruned(
   p.architecture = lease.architecture();
   p.training = lease.training();
   p.weights = std::move(weights);
+  p.seed = lease.seed();
   p.split_seed = lease.split_seed();
-  NF_ASSIGN_OR_RETURN(PruneResult pruned, trainer_->Prune(p));
+  return trainer_->Prune(p);
+}
+
+absl::StatusOr<TrainResult> WorkerLoop::MakeDistilled(
+    const v1::LeaseTrialResponse& lease, TrainRequest train,
+    const std::function<Verdict(const EpochReport&)>& on_epoch) {
+  const v1::Variant& v = lease.variant();
+  const v1::DistillCompression& d = v.recipe().distill();
+  if (!v.has_teacher_architecture()) {
+    return absl::InvalidArgumentError(
+        "variant.teacher_architecture: a distilled variant's lease must carry its teacher");
+  }
+  std::map<std::string, double> copied;
+  if (!d.student().empty()) {  // the pruned member, from its copied weights
+    NF_ASSIGN_OR_RETURN(PruneResult pruned, PruneParent(lease));
+    train.initial_weights = std::move(pruned.weights);
+    copied = std::move(pruned.metrics);
+  }
+  train.epochs = d.epochs();
+  TrainRequest::Teacher teacher;
+  teacher.architecture = v.teacher_architecture();
+  NF_ASSIGN_OR_RETURN(teacher.weights, FetchParentWeights(lease.lease(), /*teacher=*/true));
+  teacher.alpha = d.alpha();
+  teacher.temperature = d.temperature();
+  // The control first: the same student, seed and epochs without the teacher. Its epochs are not
+  // reported (the lease's curve is the distilled run's); the lease's abort still ends it.
+  std::optional<TrainResult> control;
+  if (!d.no_control()) {
+    NF_ASSIGN_OR_RETURN(
+        control, trainer_->Train(
+                     train, [](const EpochReport&) { return Verdict::kContinue; }, abort_trial_));
+    Log(LogLevel::kInfo, "distill_control_trained",
+        {{"job", lease.lease().job_id()},
+         {"trial", lease.lease().trial_id()},
+         {"worker", worker_id_},
+         {"control_accuracy", control->metrics["accuracy"]}});
+  }
+  train.teacher = std::move(teacher);
+  NF_ASSIGN_OR_RETURN(TrainResult r, trainer_->Train(train, on_epoch, abort_trial_));
+  if (control) {
+    for (const char* m : {"accuracy", "test_accuracy"}) {
+      auto it = control->metrics.find(m);
+      if (it != control->metrics.end()) r.metrics[absl::StrCat("control_", m)] = it->second;
+    }
+    r.metrics["distill_gain"] = r.metrics["accuracy"] - control->metrics["accuracy"];
+  }
+  for (auto& [k, value] : copied) r.metrics.emplace(k, value);
+  LogMade(lease, r);
+  return r;
+}
+
+absl::StatusOr<TrainResult> WorkerLoop::MakePruned(
+    const v1::LeaseTrialResponse& lease, TrainRequest train,
+    const std::function<Verdict(const EpochReport&)>& on_epoch) {
+  const v1::Variant& v = lease.variant();
+  NF_ASSIGN_OR_RETURN(PruneResult pruned, PruneParent(lease));
   Log(LogLevel::kInfo, "variant_pruned",
       {{"job", lease.lease().job_id()},
        {"trial", lease.lease().trial_id()},

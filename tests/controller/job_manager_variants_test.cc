@@ -3,8 +3,11 @@
 // against max_trials, kept off the search's front, kept across a restart, and failed when no live
 // worker can make them.
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/compression.h"
 #include "core/cost.h"
@@ -262,6 +265,83 @@ TEST_F(VariantsTest, APruneThatWouldChangeTheLayersFailsWithTheReason) {
   EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
 }
 
+// A distilled variant learns from the job's most accurate search trial when it is made; its
+// student is the member's own architecture, or the member pruned by the recipe it names. The
+// teacher's weights are fetched through the variant's lease like the parent's.
+TEST_F(VariantsTest, ADistilledVariantNamesItsTeacherAndItsStudent) {
+  v1::JobSpec s = TinySpec(2, 1);
+  s.mutable_budget()->set_epochs(4);
+  auto* prune = s.mutable_compression()->add_recipes();
+  prune->set_name("half");
+  prune->mutable_prune();
+  s.mutable_compression()->add_recipes()->mutable_distill();  // teacher "best", own architecture
+  auto* small = s.mutable_compression()->add_recipes();
+  small->set_name("distill-half");
+  small->mutable_distill()->set_student("half");
+  v1::Job job = Submit(s);
+  v1::RegisterWorkerRequest r;
+  r.set_worker_id("maker");
+  r.mutable_hardware()->set_name("cpu-1t");
+  for (const char* k : {"int8", "prune", "distill"}) r.add_compression(k);
+  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  v1::LeaseTrialResponse first = Lease("maker");
+  ASSERT_TRUE(first.has_trial());
+  ASSERT_TRUE(Report("maker", first, 0.8).ok());
+  const v1::Trial parent = Trials(job.id())[first.lease().trial_id()];
+  std::map<std::string, v1::Trial> made;
+  for (const v1::Trial& t : Trials(job.id())) {
+    if (t.has_variant()) made[t.variant().recipe().name()] = t;
+  }
+  ASSERT_EQ(made.size(), 3u);
+  const v1::Trial& own = made.at("distill");
+  EXPECT_EQ(own.variant().teacher(), parent.id());  // the only, so the most accurate, trial
+  EXPECT_EQ(own.variant().teacher_architecture().SerializeAsString(),
+            parent.architecture().SerializeAsString());
+  EXPECT_EQ(own.architecture().SerializeAsString(), parent.architecture().SerializeAsString());
+  EXPECT_EQ(own.variant().recipe().distill().alpha(), 0.5);  // defaults filled in
+  EXPECT_EQ(own.variant().recipe().distill().temperature(), 4);
+  EXPECT_EQ(own.variant().recipe().distill().epochs(), 4);
+  EXPECT_EQ(own.variant().recipe().distill().teacher(), "best");
+  const v1::Trial& pruned = made.at("distill-half");
+  EXPECT_EQ(pruned.architecture().SerializeAsString(),
+            PrunedArchitecture(parent.architecture(), 0.5)->SerializeAsString());
+  EXPECT_EQ(pruned.variant().of_architecture().SerializeAsString(),
+            parent.architecture().SerializeAsString());
+  EXPECT_EQ(pruned.metrics().at("macs"), made.at("half").metrics().at("macs"));
+
+  // Leases: the teacher's id for a distilled variant's lease; refused for the others.
+  for (;;) {
+    v1::LeaseTrialResponse v = Lease("maker");
+    if (!v.has_trial()) break;
+    if (!v.has_variant()) {
+      ASSERT_TRUE(Report("maker", v, 0.5).ok());  // the second search trial
+      continue;
+    }
+    auto teacher = jm_->VariantParent(v.lease(), "maker", /*teacher=*/true);
+    if (v.variant().recipe().has_distill()) {
+      EXPECT_EQ(teacher.value(), v.variant().teacher());
+    } else {
+      EXPECT_EQ(teacher.status().code(), absl::StatusCode::kFailedPrecondition);
+    }
+    ASSERT_TRUE(Report("maker", v, 0.7).ok());
+  }
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
+}
+
+// A named teacher that has not succeeded: the variant is not made, and says why.
+TEST_F(VariantsTest, ANamedTeacherThatIsNoSucceededTrialFailsTheVariant) {
+  v1::JobSpec s = TinySpec(1, 1);
+  s.mutable_compression()->add_recipes()->mutable_distill()->set_teacher("5");
+  v1::Job job = Submit(s);
+  const std::string w = Register("plain");
+  v1::LeaseTrialResponse first = Lease(w);
+  ASSERT_TRUE(Report(w, first, 0.8).ok());
+  const v1::Trial variant = Trials(job.id()).back();
+  ASSERT_TRUE(variant.has_variant());
+  EXPECT_EQ(variant.state(), v1::TRIAL_FAILED);
+  EXPECT_THAT(variant.error(), HasSubstr("teacher trial 5 is not a succeeded search trial"));
+}
+
 TEST_F(VariantsTest, RecipesAreValidatedByField) {
   v1::JobSpec s = CompressingSpec(2);
   s.mutable_compression()->add_recipes()->mutable_int8()->set_calibration_batches(300);
@@ -282,6 +362,23 @@ TEST_F(VariantsTest, RecipesAreValidatedByField) {
   refused = jm_->SubmitJob(r);
   EXPECT_THAT(std::string(refused.status().message()),
               HasSubstr("compression.recipes[1].prune.ratio"));
+  for (const auto& [field, bad] :
+       std::vector<std::pair<std::string, std::string>>{{"alpha", "{alpha: 1.5}"},
+                                                        {"temperature", "{temperature: 50}"},
+                                                        {"teacher", "{teacher: champion}"},
+                                                        {"student", "{student: int8}"}}) {
+    s = CompressingSpec(2);
+    auto* d = s.mutable_compression()->add_recipes()->mutable_distill();
+    if (field == "alpha") d->set_alpha(1.5);
+    if (field == "temperature") d->set_temperature(50);
+    if (field == "teacher") d->set_teacher("champion");
+    if (field == "student") d->set_student("int8");  // a recipe, but not a prune one
+    *r.mutable_spec() = s;
+    refused = jm_->SubmitJob(r);
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr("compression.recipes[1].distill." + field))
+        << bad;
+  }
   s = CompressingSpec(2);
   s.mutable_training()->set_dataset("tabular");
   *r.mutable_spec() = s;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compressed variants end to end (JobSpec.compression, issue #30): a controller (SQLite store,
 artifacts next to it) and a LibTorch worker run a small Fashion-MNIST job whose spec asks for an
-int8 and a pruned variant of every front member. Checked:
+int8, a pruned and a distilled variant of every front member. Checked:
   - every member of the final front has exactly one variant per recipe; every variant names a
     succeeded, non-variant parent of the job; variants are not counted against max_trials and
     the search's own front (pareto) does not list them;
@@ -12,6 +12,9 @@ int8 and a pruned variant of every front member. Checked:
     at most half the MACs), made from its parent's weights (parent_accuracy is the parent's
     accuracy), fine-tuned for the recipe's epoch; its exported bundle gives the worker's logits
     in python3-torch;
+  - a distilled variant of every front member whose student is that member pruned: its teacher a
+    search trial at least as accurate as the parent (scoring, as loaded, its own accuracy), its
+    no-teacher control recorded beside it (control_accuracy, distill_gain);
   - the worker registered the kinds it makes; the spec's errors name the field.
 
 Usage: compression_e2e_test.py CONTROLLER_BIN WORKER_BIN CLI_BIN
@@ -38,6 +41,7 @@ compression:
   recipes:
     - {int8: {calibration_batches: 4}}
     - {prune: {ratio: 0.5, epochs: 1}}
+    - {name: distill-half, distill: {epochs: 1, student: prune}}
 search_space:
   name: mbconv-tiny
   mbconv:
@@ -58,6 +62,7 @@ BAD = {
         "compression.recipes[0].int8.calibration_batches",
     "compression: {recipes: [{int8: {}}, {int8: {}}]}": "compression.recipes[1].name",
     "compression: {recipes: [{prune: {ratio: 1.5}}]}": "compression.recipes[0].prune.ratio",
+    "compression: {recipes: [{distill: {student: nothing}}]}": "compression.recipes[0].distill.student",
 }
 
 
@@ -74,7 +79,8 @@ def main():
         for extra, field in BAD.items():
             path = os.path.join(tmp, "bad.yaml")
             open(path, "w").write(JOB.replace(
-                "compression:\n  recipes:\n    - {int8: {calibration_batches: 4}}\n    - {prune: {ratio: 0.5, epochs: 1}}\n",
+                "compression:\n  recipes:\n    - {int8: {calibration_batches: 4}}\n    - {prune: {ratio: 0.5, epochs: 1}}\n"
+                "    - {name: distill-half, distill: {epochs: 1, student: prune}}\n",
                 extra + "\n"))
             r = cli(addr, "submit", path)
             check(r.returncode != 0 and field in r.stderr, "refused, naming %s: %s" % (field, r.stderr.strip()[-160:]))
@@ -100,10 +106,27 @@ def main():
         check(r.returncode == 2 and "--variants" in r.stderr, "--variants all refused: " + r.stderr.strip()[-120:])
         made = sorted((int(v["variant"].get("of", 0)), v["variant"]["recipe"]["name"]) for v in variants)
         check(len(made) == len(set(made)), "one variant per parent and recipe: %s" % made)
-        for recipe in ("int8", "prune"):
+        for recipe in ("int8", "prune", "distill-half"):
             parents = set(of for of, name in made if name == recipe)
             check(set(front_ids) <= parents, "every front member %s has a %s variant (%s)" % (front_ids, recipe, sorted(parents)))
         pruned = [v for v in variants if v["variant"]["recipe"]["name"] == "prune"]
+        distilled = [v for v in variants if v["variant"]["recipe"]["name"] == "distill-half"]
+        for v in distilled:
+            p = by_id[int(v["variant"].get("of", 0))]
+            teacher = by_id[int(v["variant"].get("teacher", 0))]
+            m, pm = v.get("metrics", {}), p.get("metrics", {})
+            what = "distilled variant %s of %s (teacher %s)" % (v.get("id", 0), p.get("id", 0), teacher.get("id", 0))
+            check(v.get("state") == "TRIAL_SUCCEEDED", what + " succeeded: " + v.get("error", ""))
+            check("variant" not in teacher and teacher["metrics"]["accuracy"] >= pm.get("accuracy", 1),
+                  what + ": the teacher is a search trial at least as accurate as the parent")
+            twin = [x for x in pruned if x["variant"].get("of", 0) == v["variant"].get("of", 0)]
+            check(twin and v.get("architecture") == twin[0].get("architecture") and m.get("macs") == twin[0]["metrics"].get("macs"),
+                  what + ": the student is the parent pruned by recipe 'prune'")
+            check(m.get("teacher_accuracy") == teacher["metrics"]["accuracy"],
+                  what + ": the teacher as loaded scores its own accuracy (%s)" % m.get("teacher_accuracy"))
+            check("control_accuracy" in m and abs(m.get("distill_gain", 9) - (m.get("accuracy", 0) - m.get("control_accuracy", 0))) < 1e-9,
+                  what + ": its no-teacher control recorded beside it (%.4f distilled, %.4f control)" % (m.get("accuracy", -1), m.get("control_accuracy", -1)))
+        others = len(pruned) + len(distilled)
         variants = [v for v in variants if v["variant"]["recipe"]["name"] == "int8"]
         for v in pruned:
             p = by_id[int(v["variant"].get("of", 0))]
@@ -157,9 +180,9 @@ def main():
             check(m.get("macs") == pm.get("macs") and m.get("params") == pm.get("params"),
                   what + ": its parent's counts")
         counts = json.loads(cli(addr, "status", job, "--json").stdout).get("counts", {})
-        check(counts.get("variants") == len(variants) + len(pruned), "job counts %d variants: %s" % (len(variants) + len(pruned), counts))
+        check(counts.get("variants") == len(variants) + others, "job counts %d variants: %s" % (len(variants) + others, counts))
         log = open(os.path.join(tmp, "main.log")).read()
-        check("compress-w1" in log and log.count("event=variant_created") == len(variants) + len(pruned),
+        check("compress-w1" in log and log.count("event=variant_created") == len(variants) + others,
               "the controller logged each variant's creation")
     finally:
         nf.conclude(tmp, ("main.log", "worker.log"))

@@ -236,6 +236,47 @@ TEST(TorchTrainerTest, PrunedVariantOfATrainedCandidateOfEveryKind) {
   EXPECT_EQ(pruned, 5) << "a prunable sample of every kind";
 }
 
+// Distillation: the teacher as loaded scores what its training reported; with a negligible
+// teacher weight the student trains exactly as its control does (the same batches, augmentation
+// and initialisation: building the teacher takes nothing from the run's random numbers); with
+// a real weight the student learns from the teacher.
+TEST(TorchTrainerTest, ADistilledStudentTrainsTheBatchesOfItsControl) {
+  auto trainer = NewTorchTrainer({}).value();
+  std::atomic<bool> abort{false};
+  const auto go_on = [](const EpochReport&) { return Verdict::kContinue; };
+  TrainRequest teach = SmallRequest("fashion-mnist");
+  teach.training.set_augment(true);
+  auto teacher = trainer->Train(teach, go_on, abort);
+  ASSERT_TRUE(teacher.ok()) << teacher.status();
+
+  TrainRequest student = teach;
+  student.architecture = SampleArchitecture(testing::LoadSpace("mbconv_small.yaml"), 11);
+  student.seed = 9;
+  std::vector<double> losses;
+  const auto record = [&](const EpochReport& e) {
+    losses.push_back(e.train_loss);
+    return Verdict::kContinue;
+  };
+  auto control = trainer->Train(student, record, abort);
+  ASSERT_TRUE(control.ok()) << control.status();
+  EXPECT_EQ(control->metrics.count("teacher_accuracy"), 0u);
+
+  student.teacher = TrainRequest::Teacher{teach.architecture, teacher->weights, 1e-9, 4};
+  auto faint = trainer->Train(student, record, abort);
+  ASSERT_TRUE(faint.ok()) << faint.status();
+  EXPECT_DOUBLE_EQ(faint->metrics.at("teacher_accuracy"), teacher->metrics.at("accuracy"));
+  // The first epoch's mean loss over the same batches: equal to float precision (other batches
+  // differ in the third digit).
+  ASSERT_EQ(losses.size(), 4u);
+  EXPECT_NEAR(losses[2], losses[0], 1e-5 * losses[0]);
+  EXPECT_NEAR(faint->metrics.at("accuracy"), control->metrics.at("accuracy"), 0.01);
+
+  student.teacher->alpha = 0.9;
+  auto taught = trainer->Train(student, go_on, abort);
+  ASSERT_TRUE(taught.ok()) << taught.status();
+  EXPECT_GT(taught->metrics.at("accuracy"), 0.5);
+}
+
 // Trains `req` to its end; the result and the last epoch's training loss.
 std::pair<absl::StatusOr<TrainResult>, double> TrainToEnd(Trainer& trainer,
                                                           const TrainRequest& req) {
