@@ -9,6 +9,10 @@
 //       and each trained candidate pruned (half the channels by L1 norm, the widths rewritten)
 //       and fine-tuned (default a third of the epochs): accuracy before and after fine-tuning,
 //       MACs and measured fp32 latency (batch 1, --threads) beside the parent's (issue #30)
+//   train_bench --spec JOB.yaml --n 3 --distill 0.5 [--distill_seeds 3]
+//       and then each candidate but the most accurate trained again from scratch, with that one
+//       as its teacher (alpha 0.5, T 4) and without (the control), on the same seeds: mean
+//       validation and test accuracy of both and the gain (issue #30)
 //   train_bench --spec JOB.yaml --arch ARCH.json --json
 //       one architecture (canonical JSON, as `nasforge export` writes it) with the spec's
 //       recipe; one JSON line per epoch ({"epoch", "images_per_second", ...}) for
@@ -57,6 +61,10 @@ ABSL_FLAG(int, prune_epochs, 0, "fine-tuning epochs after pruning (0: a third of
 ABSL_FLAG(double, prune_lr_scale, 1.0, "fine-tuning learning rate as a multiple of the spec's");
 ABSL_FLAG(double, prune_distill, 0,
           "fine-tune the pruned network distilled from its parent with this alpha (T 4); 0: no");
+ABSL_FLAG(double, distill, 0,
+          "after training, distill every candidate from the most accurate one (this alpha, T 4) "
+          "and compare with its control");
+ABSL_FLAG(int, distill_seeds, 3, "seeds per distilled student and control");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist", "IDX files");
 
 namespace {
@@ -136,7 +144,8 @@ int main(int argc, char** argv) {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   const int int8 = absl::GetFlag(FLAGS_int8);
   const double prune = absl::GetFlag(FLAGS_prune);
-  o.keep_weights = int8 > 0 || prune > 0;
+  const double distill = absl::GetFlag(FLAGS_distill);
+  o.keep_weights = int8 > 0 || prune > 0 || distill > 0;
   auto made = nasforge::NewTorchTrainer(o);
   if (!made.ok()) {
     std::fprintf(stderr, "%s\n", std::string(made.status().message()).c_str());
@@ -195,6 +204,9 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
   std::atomic<bool> abort{false};
+  int best = -1;  // --distill: the teacher
+  double best_accuracy = 0;
+  std::string teacher_weights;
   for (size_t i = 0; i < archs.size(); ++i) {
     nasforge::TrainRequest req;
     req.architecture = archs[i];
@@ -253,6 +265,51 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
     std::fflush(stdout);
+    if (distill > 0 && (best < 0 || r->metrics.at("accuracy") > best_accuracy)) {
+      best = static_cast<int>(i);
+      best_accuracy = r->metrics.at("accuracy");
+      teacher_weights = r->weights;
+    }
+  }
+  if (distill > 0 && !json) {
+    std::printf("\nteacher: candidate %d (val %.4f); alpha %.2f, T 4, %d epochs, %d seeds\n", best,
+                best_accuracy, distill, epochs, absl::GetFlag(FLAGS_distill_seeds));
+    std::printf("%-4s %-10s %-9s %-9s %-9s %-9s %-8s %-8s\n", "i", "macs", "ctrl_val", "kd_val",
+                "ctrl_test", "kd_test", "gain_pt", "gain_t");
+    for (size_t i = 0; i < archs.size(); ++i) {
+      if (static_cast<int>(i) == best) continue;
+      double sums[4] = {0, 0, 0, 0};
+      const int seeds = absl::GetFlag(FLAGS_distill_seeds);
+      for (int s = 0; s < seeds; ++s) {
+        nasforge::TrainRequest req;
+        req.architecture = archs[i];
+        req.training = training;
+        req.epochs = epochs;
+        req.seed = 1000 + s;
+        req.split_seed = spec->budget().seed();
+        const auto go_on = [](const nasforge::EpochReport&) {
+          return nasforge::Verdict::kContinue;
+        };
+        auto control = trainer->Train(req, go_on, abort);
+        req.teacher = nasforge::TrainRequest::Teacher{archs[best], teacher_weights, distill, 4};
+        auto taught = trainer->Train(req, go_on, abort);
+        if (!control.ok() || !taught.ok()) {
+          std::fprintf(
+              stderr, "%zu: %s\n", i,
+              std::string((control.ok() ? taught.status() : control.status()).message()).c_str());
+          return 1;
+        }
+        sums[0] += control->metrics.at("accuracy");
+        sums[1] += taught->metrics.at("accuracy");
+        sums[2] += control->metrics.at("test_accuracy");
+        sums[3] += taught->metrics.at("test_accuracy");
+      }
+      for (double& v : sums) v /= seeds;
+      std::printf("%-4zu %-10.0f %-9.4f %-9.4f %-9.4f %-9.4f %-8.2f %-8.2f\n", i,
+                  static_cast<double>(nasforge::ComputeCost(archs[i]).macs), sums[0], sums[1],
+                  sums[2], sums[3], 100 * (sums[1] - sums[0]), 100 * (sums[3] - sums[2]));
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

@@ -15,6 +15,7 @@ namespace {
 void Builtins(NameRegistry<CommandGroup>& r) {
   r.AddBuiltin({"jobs", 10, AddJobCommands});
   r.AddBuiltin({"importance", 15, AddImportanceCommand});
+  r.AddBuiltin({"compress", 16, AddCompressCommand});
   r.AddBuiltin({"offline", 20, AddOfflineCommands});
   r.AddBuiltin({"runtimes", 30, AddRuntimesCommand});
   r.AddBuiltin({"token", 40, AddTokenCommands});

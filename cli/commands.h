@@ -43,6 +43,8 @@ void AddExportCommand(CLI::App& app, CommandContext& context);
 void AddBenchCommands(CLI::App& app, CommandContext& context);
 // completion: the bash completion script of `app` (call last: it describes what is added).
 void AddCompletionCommand(CLI::App& app, CommandContext& context);
+// compress (compress_command.cc): compressed variants of one trial.
+void AddCompressCommand(CLI::App& app, CommandContext& context);
 // importance (importance_command.cc).
 void AddImportanceCommand(CLI::App& app, CommandContext& context);
 // bench strategies (bench_strategies_command.cc), added by AddBenchCommands.

@@ -224,6 +224,7 @@ absl::Status Authorize(const Principal& who, absl::string_view service, absl::st
       {"JobService", "GetArtifact", Role::kRead},
       {"JobService", "SubmitJob", Role::kSubmit},
       {"JobService", "CancelJob", Role::kSubmit},
+      {"JobService", "CompressTrial", Role::kSubmit},
       {"JobService", "ExtendJob", Role::kSubmit},
       {"JobService", "DeleteJob", Role::kSubmit},
       {"JobService", "EnqueueCandidate", Role::kSubmit},

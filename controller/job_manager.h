@@ -158,6 +158,13 @@ class JobManager {
   // current measurement lease; INVALID_ARGUMENT (field named) for a malformed result.
   absl::Status ReportMeasurement(const v1::ReportMeasurementRequest& request);
 
+  // Compressed variants of one succeeded search trial (CompressTrialRequest): created and
+  // staged in one write, an ended job running again until they are made. INVALID_ARGUMENT
+  // naming the field (recipes[i]...), NOT_FOUND, FAILED_PRECONDITION (a cancelled job; a trial
+  // that is a variant or has not succeeded), ALREADY_EXISTS for a recipe made already.
+  absl::StatusOr<v1::CompressTrialResponse> CompressTrial(
+      const v1::CompressTrialRequest& request, const Principal& caller = Principal::Local());
+
   // The trial a leased variant is made from (its trained weights are what the worker fetches),
   // or with `teacher` its teacher (a distilled variant's): FAILED_PRECONDITION for a lease that
   // is not current or not of a variant (with a teacher).
@@ -324,8 +331,14 @@ class JobManager {
   // front, one queued variant trial per recipe of JobSpec.compression it lacks; staged.
   // Sets `t`'s architecture, hash and counts for `recipe` applied to parent `p` (and, for a
   // distilled variant, its teacher); returns why it cannot be made ("" when it can).
+  // `scope`: the recipes a distill recipe's student may name.
   std::string VariantNetwork(const JobState& js, const v1::Trial& p,
-                             const v1::CompressionRecipe& recipe, v1::Trial* t)
+                             const v1::CompressionRecipe& recipe, const v1::Compression& scope,
+                             v1::Trial* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One variant of trial `parent_id` by `recipe`: queued (and measured, if it must be), or
+  // failed with the reason it cannot be made.
+  v1::Trial& AddVariant(JobState& js, int64_t parent_id, const v1::CompressionRecipe& recipe,
+                        const v1::Compression& scope, WriteBatch& batch, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

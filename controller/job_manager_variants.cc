@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/search_space.h"
 #include "core/status.h"
+#include "core/trial_state.h"
 
 namespace nasforge {
 
@@ -143,7 +144,8 @@ void SetNetwork(const v1::Architecture& arch, const v1::JobSpec& spec, v1::Trial
 }  // namespace
 
 std::string JobManager::VariantNetwork(const JobState& js, const v1::Trial& p,
-                                       const v1::CompressionRecipe& recipe, v1::Trial* t) {
+                                       const v1::CompressionRecipe& recipe,
+                                       const v1::Compression& scope, v1::Trial* t) {
   const v1::JobSpec& spec = js.job.spec();
   *t->mutable_architecture() = p.architecture();
   t->set_arch_hash(p.arch_hash());
@@ -163,9 +165,11 @@ std::string JobManager::VariantNetwork(const JobState& js, const v1::Trial& p,
     if (teacher == nullptr) return why;
     t->mutable_variant()->set_teacher(teacher->id());
     *t->mutable_variant()->mutable_teacher_architecture() = teacher->architecture();
-    prune = recipe.distill().student().empty()
-                ? nullptr
-                : FindRecipe(spec.compression(), recipe.distill().student());
+    prune = recipe.distill().student().empty() ? nullptr
+                                               : FindRecipe(scope, recipe.distill().student());
+    if (prune == nullptr && !recipe.distill().student().empty()) {
+      return absl::StrCat("student '", recipe.distill().student(), "' names no prune recipe");
+    }
   }
   if (prune == nullptr) {  // the member's own architecture, trained again
     SetNetwork(p.architecture(), spec, t);
@@ -179,6 +183,48 @@ std::string JobManager::VariantNetwork(const JobState& js, const v1::Trial& p,
   return "";
 }
 
+v1::Trial& JobManager::AddVariant(JobState& js, int64_t parent_id,
+                                  const v1::CompressionRecipe& recipe, const v1::Compression& scope,
+                                  WriteBatch& batch, Events& events) {
+  const v1::Trial& p = js.trials[parent_id];  // push_back below never moves it (a deque)
+  v1::Trial t;
+  t.set_job_id(js.job.id());
+  t.set_id(static_cast<int64_t>(js.trials.size()));
+  t.mutable_variant()->set_of(parent_id);
+  *t.mutable_variant()->mutable_recipe() = recipe;
+  const std::string unmade = VariantNetwork(js, p, recipe, scope, &t);
+  *t.mutable_create_time() = ToProto(clock_->Now());
+  *t.mutable_update_time() = t.create_time();
+  js.trials.push_back(std::move(t));
+  v1::Trial& added = js.trials.back();
+  js.job.mutable_counts()->set_variants(js.job.counts().variants() + 1);
+  if (!unmade.empty()) {
+    SetTrialState(js, added, v1::TRIAL_FAILED);
+    added.set_error(absl::StrCat("variant not made: ", unmade));
+    Finished(js, added);
+    Log(LogLevel::kWarn, "variant_unmade",
+        {{"job", js.job.id()},
+         {"trial", added.id()},
+         {"variant_of", parent_id},
+         {"recipe", recipe.name()},
+         {"why", unmade}});
+    Stage(batch, added);
+    AddEvent(events, js, &added, "trial_finished");
+    return added;
+  }
+  SetTrialState(js, added, v1::TRIAL_QUEUED);
+  Stage(batch, added);
+  AddEvent(events, js, &added, "trial_enqueued");
+  Log(LogLevel::kInfo, "variant_created",
+      {{"job", js.job.id()},
+       {"trial", added.id()},
+       {"variant_of", parent_id},
+       {"recipe", recipe.name()},
+       {"kind", CompressionKind(recipe)}});
+  if (AwaitsMeasurement(js, added)) PlanMeasurements(js, added, batch, events);
+  return added;
+}
+
 void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch& batch,
                               Events& events) {
   const auto& recipes = js.job.spec().compression().recipes();
@@ -190,45 +236,85 @@ void JobManager::MakeVariants(JobState& js, const v1::Trial& parent, WriteBatch&
   if (!std::binary_search(front.begin(), front.end(), parent.id())) return;
   const int64_t parent_id = parent.id();
   for (const v1::CompressionRecipe& recipe : recipes) {
-    const v1::Trial& p = js.trials[parent_id];  // push_back below never moves it (a deque)
-    v1::Trial t;
-    t.set_job_id(js.job.id());
-    t.set_id(static_cast<int64_t>(js.trials.size()));
-    t.mutable_variant()->set_of(parent_id);
-    *t.mutable_variant()->mutable_recipe() = recipe;
-    // Why the variant cannot be made, if it cannot.
-    const std::string unmade = VariantNetwork(js, p, recipe, &t);
-    *t.mutable_create_time() = ToProto(clock_->Now());
-    *t.mutable_update_time() = t.create_time();
-    js.trials.push_back(std::move(t));
-    v1::Trial& added = js.trials.back();
-    js.job.mutable_counts()->set_variants(js.job.counts().variants() + 1);
-    if (!unmade.empty()) {
-      SetTrialState(js, added, v1::TRIAL_FAILED);
-      added.set_error(absl::StrCat("variant not made: ", unmade));
-      Finished(js, added);
-      Log(LogLevel::kWarn, "variant_unmade",
-          {{"job", js.job.id()},
-           {"trial", added.id()},
-           {"variant_of", parent_id},
-           {"recipe", recipe.name()},
-           {"why", unmade}});
-      Stage(batch, added);
-      AddEvent(events, js, &added, "trial_finished");
-      continue;
-    }
-    SetTrialState(js, added, v1::TRIAL_QUEUED);
-    Stage(batch, added);
-    AddEvent(events, js, &added, "trial_enqueued");
-    Log(LogLevel::kInfo, "variant_created",
-        {{"job", js.job.id()},
-         {"trial", added.id()},
-         {"variant_of", parent_id},
-         {"recipe", recipe.name()},
-         {"kind", CompressionKind(recipe)}});
-    if (AwaitsMeasurement(js, added)) PlanMeasurements(js, added, batch, events);
+    AddVariant(js, parent_id, recipe, js.job.spec().compression(), batch, events);
   }
   Touch(js.job);
+}
+
+absl::StatusOr<v1::CompressTrialResponse> JobManager::CompressTrial(
+    const v1::CompressTrialRequest& req, const Principal& caller) {
+  WriteBatch batch;
+  Events events;
+  v1::CompressTrialResponse out;
+  {
+    absl::MutexLock l(&mu_);
+    NF_ASSIGN_OR_RETURN(JobState * js, FindJob(req.job_id()));
+    NF_RETURN_IF_ERROR(CheckVisible(*js, caller));
+    // The recipes, validated as a spec's (their own and the job's names in one scope).
+    v1::JobSpec spec = js->job.spec();
+    v1::Compression asked;
+    *asked.mutable_recipes() = req.recipes();
+    if (asked.recipes_size() == 0) asked = spec.compression();
+    if (asked.recipes_size() == 0) {
+      return FieldError("recipes", "none given and the job has none (compression.recipes)");
+    }
+    ApplyCompressionDefaults(&asked, spec.budget().epochs());
+    *spec.mutable_compression() = asked;
+    NF_RETURN_IF_ERROR(ValidateCompression(spec, ""));
+    v1::Compression scope = asked;
+    for (const auto& r : js->job.spec().compression().recipes()) {
+      if (FindRecipe(scope, r.name()) == nullptr) *scope.add_recipes() = r;
+    }
+    if (req.trial_id() < 0 || req.trial_id() >= static_cast<int64_t>(js->trials.size())) {
+      return absl::NotFoundError(
+          absl::StrCat("trial_id: job ", req.job_id(), " has no trial ", req.trial_id()));
+    }
+    const v1::Trial& parent = js->trials[req.trial_id()];
+    if (parent.has_variant() || parent.state() != v1::TRIAL_SUCCEEDED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("trial_id: trial ", parent.id(), " is ",
+                       parent.has_variant() ? "a variant" : v1::TrialState_Name(parent.state()),
+                       "; variants are made of succeeded search trials"));
+    }
+    if (js->job.state() == v1::JOB_CANCELLED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", req.job_id(), " is cancelled; resume it first (nasforge resume ",
+                       req.job_id(), ")"));
+    }
+    for (const v1::Trial& t : js->trials) {
+      if (!t.has_variant() || t.variant().of() != parent.id() || t.state() == v1::TRIAL_FAILED) {
+        continue;
+      }
+      if (FindRecipe(asked, t.variant().recipe().name()) != nullptr) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("recipe ", t.variant().recipe().name(), ": trial ", parent.id(),
+                         " has that variant already (trial ", t.id(), ")"));
+      }
+    }
+    NF_RETURN_IF_ERROR(writer_->Admit());
+    const v1::JobState was = js->job.state();
+    if (JobTerminal(was)) {  // runs again until its variants are made
+      js->job.set_state(v1::JOB_RUNNING);
+      js->job.clear_end_time();
+      js->job.clear_error();
+    }
+    for (const v1::CompressionRecipe& recipe : asked.recipes()) {
+      *out.add_variants() = AddVariant(*js, parent.id(), recipe, scope, batch, events);
+    }
+    Touch(js->job);
+    Stage(batch, js->job);
+    AddEvent(events, *js, nullptr, "job_compressing");
+    MaybeFinish(*js, events);  // every variant refused: the job ends again
+    UpdateGauges();
+    Log(LogLevel::kInfo, "trial_compressing",
+        {{"job", js->job.id()},
+         {"trial", parent.id()},
+         {"recipes", asked.recipes_size()},
+         {"was", v1::JobState_Name(was)}});
+    EnqueueLocked(std::move(batch));
+  }
+  Publish(std::move(events));
+  return out;
 }
 
 }  // namespace nasforge

@@ -151,6 +151,11 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
     NF_GATE(who, "JobService", "CancelJob");
     return Finish(ctx, jm_, jm_->CancelJob(req->job_id(), who), resp, true);
   }
+  ServerUnaryReactor* CompressTrial(CallbackServerContext* ctx, const v1::CompressTrialRequest* req,
+                                    v1::CompressTrialResponse* resp) override {
+    NF_GATE(who, "JobService", "CompressTrial");
+    return Finish(ctx, jm_, jm_->CompressTrial(*req, who), resp, true);
+  }
   ServerUnaryReactor* ExtendJob(CallbackServerContext* ctx, const v1::ExtendJobRequest* req,
                                 v1::Job* resp) override {
     NF_GATE(who, "JobService", "ExtendJob");

@@ -88,7 +88,7 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
   const v1::Compression& compression = spec.compression();
   const std::string& dataset = spec.training().dataset();
   if (compression.recipes_size() == 0) return absl::OkStatus();
-  const std::string recipes = absl::StrCat(path, ".recipes");
+  const std::string recipes = path.empty() ? "recipes" : absl::StrCat(path, ".recipes");
   if (compression.recipes_size() > 8) {
     return FieldError(recipes, absl::StrCat(compression.recipes_size(), " recipes; at most 8"));
   }

@@ -342,6 +342,58 @@ TEST_F(VariantsTest, ANamedTeacherThatIsNoSucceededTrialFailsTheVariant) {
   EXPECT_THAT(variant.error(), HasSubstr("teacher trial 5 is not a succeeded search trial"));
 }
 
+// `nasforge compress JOB TRIAL`: variants of a named trial of an ended job; the job runs again
+// until they are made, and ends again. Each recipe once per trial; errors name the field.
+TEST_F(VariantsTest, CompressTrialMakesVariantsOfANamedTrialOfAnEndedJob) {
+  v1::Job job = Submit(TinySpec(1, 1));  // no compression recipes of its own
+  const std::string maker = RegisterMaker("maker");
+  v1::LeaseTrialResponse first = Lease(maker);
+  ASSERT_TRUE(Report(maker, first, 0.8).ok());
+  ASSERT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED);
+
+  v1::CompressTrialRequest req;
+  req.set_job_id(job.id());
+  req.set_trial_id(first.lease().trial_id());
+  auto none = jm_->CompressTrial(req);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("recipes"));
+  req.add_recipes()->mutable_prune()->set_ratio(2);
+  auto bad = jm_->CompressTrial(req);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("recipes[0].prune.ratio"));
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_SUCCEEDED) << "refused: nothing applied";
+  req.clear_recipes();
+  req.add_recipes()->mutable_int8();
+  req.set_trial_id(7);
+  EXPECT_EQ(jm_->CompressTrial(req).status().code(), absl::StatusCode::kNotFound);
+  req.set_trial_id(first.lease().trial_id());
+
+  auto made = jm_->CompressTrial(req);
+  ASSERT_TRUE(made.ok()) << made.status();
+  ASSERT_EQ(made->variants_size(), 1);
+  EXPECT_EQ(made->variants(0).variant().of(), first.lease().trial_id());
+  EXPECT_EQ(made->variants(0).variant().recipe().int8().calibration_batches(), 8);  // defaults
+  EXPECT_EQ(made->variants(0).state(), v1::TRIAL_QUEUED);
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_RUNNING) << "runs again until its variants are made";
+  auto again = jm_->CompressTrial(req);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  v1::CompressTrialRequest of_variant = req;
+  of_variant.set_trial_id(made->variants(0).id());
+  EXPECT_EQ(jm_->CompressTrial(of_variant).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  Open();  // durable: the variant and the job's state survive a restart
+  RegisterMaker("maker");
+  EXPECT_EQ(Get(job.id()).state(), v1::JOB_RUNNING);
+  v1::LeaseTrialResponse v = Lease("maker");
+  ASSERT_TRUE(v.has_variant());
+  EXPECT_EQ(v.lease().trial_id(), made->variants(0).id());
+  ASSERT_TRUE(Report("maker", v, 0.79).ok());
+  const v1::Job done = Get(job.id());
+  EXPECT_EQ(done.state(), v1::JOB_SUCCEEDED);
+  EXPECT_EQ(done.counts().variants(), 1);
+  EXPECT_EQ(done.best_objective(), 0.8);
+}
+
 TEST_F(VariantsTest, RecipesAreValidatedByField) {
   v1::JobSpec s = CompressingSpec(2);
   s.mutable_compression()->add_recipes()->mutable_int8()->set_calibration_batches(300);

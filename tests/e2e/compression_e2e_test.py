@@ -15,6 +15,8 @@ int8, a pruned and a distilled variant of every front member. Checked:
   - a distilled variant of every front member whose student is that member pruned: its teacher a
     search trial at least as accurate as the parent (scoring, as loaded, its own accuracy), its
     no-teacher control recorded beside it (control_accuracy, distill_gain);
+  - `nasforge compress JOB TRIAL --distill --watch` on the ended job makes a variant of that
+    trial (the job runs again, then ends); a recipe made already and a missing trial are refused;
   - the worker registered the kinds it makes; the spec's errors name the field.
 
 Usage: compression_e2e_test.py CONTROLLER_BIN WORKER_BIN CLI_BIN
@@ -184,6 +186,21 @@ def main():
         log = open(os.path.join(tmp, "main.log")).read()
         check("compress-w1" in log and log.count("event=variant_created") == len(variants) + others,
               "the controller logged each variant's creation")
+        # `nasforge compress JOB TRIAL`: a variant of a named trial of the ended job, which runs
+        # again until it is made; a recipe made already is refused.
+        member = str(front_ids[0])
+        r = cli(addr, "compress", job, member, "--int8")
+        check(r.returncode != 0 and "ALREADY_EXISTS" in r.stderr, "compress: int8 made already: " + r.stderr.strip()[-160:])
+        r = cli(addr, "compress", job, "999", "--int8")
+        check(r.returncode != 0 and "NOT_FOUND" in r.stderr, "compress: no trial 999: " + r.stderr.strip()[-160:])
+        r = cli(addr, "compress", job, member, "--distill", "--distill-epochs", "1", "--watch")
+        check(r.returncode == 0 and ("distill of " + member) in r.stdout,
+              "compress --distill --watch: made and the job ended again (%s)" % (r.stdout + r.stderr).strip()[-300:])
+        trials = json.loads(cli(addr, "candidates", job, "--json").stdout).get("trials", [])
+        asked = [t for t in trials if t.get("variant", {}).get("recipe", {}).get("name") == "distill"]
+        check(len(asked) == 1 and asked[0].get("state") == "TRIAL_SUCCEEDED" and
+              str(asked[0]["variant"].get("of", 0)) == member and "control_accuracy" in asked[0].get("metrics", {}),
+              "the asked-for variant succeeded with its control: %s" % [(t.get("id"), t.get("state")) for t in asked])
     finally:
         nf.conclude(tmp, ("main.log", "worker.log"))
 

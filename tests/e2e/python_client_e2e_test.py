@@ -321,6 +321,16 @@ def early_stopping(c, addr):
     t.join(30)
     check(final["state"] == "JOB_SUCCEEDED" and len(c.candidates(job["id"])) == 8,
           "extended job ended with 8 trials (%s)" % final["state"])
+    # compress: an external trainer keeps no weights to compress; a malformed recipe names its
+    # index. Refused, nothing applied: the job stays ended.
+    for recipes, want in (([{"int8": {}}], "keeps no trained weights"), ([{"int9": {}}], "recipes[0]")):
+        try:
+            c.compress(job["id"], 0, recipes)
+            check(False, "compress %s is refused" % recipes)
+        except nasforge.NasforgeError as e:
+            check(e.code_name == "INVALID_ARGUMENT" and want in e.message,
+                  "compress %s: INVALID_ARGUMENT, %s (%s)" % (recipes, want, e))
+    check(c.job(job["id"])["state"] == "JOB_SUCCEEDED", "refused compress: the job stays ended")
     return job
 
 

@@ -368,6 +368,20 @@ class Client:
         return to_dict(self.call("ExtendJob", pb.ExtendJobRequest(
             job_id=_job_id(job), add_trials=add_trials, max_trials=max_trials)))
 
+    def compress(self, job, trial, recipes=()):
+        """Compressed variants of one succeeded trial (an ended job runs again until they are
+        made). recipes: dicts as in a spec's compression.recipes, e.g. [{"int8": {}},
+        {"prune": {"ratio": 0.5}}, {"distill": {"teacher": "best"}}]; none: the job's own.
+        Returns the variant trials as dicts (queued, or failed with the reason)."""
+        req = pb.CompressTrialRequest(job_id=_job_id(job), trial_id=int(trial))
+        for i, r in enumerate(recipes):
+            try:
+                json_format.ParseDict(r, req.recipes.add())
+            except json_format.ParseError as e:
+                raise NasforgeError(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "recipes[%d]: %s" % (i, e)) from None
+        return [to_dict(t) for t in self.call("CompressTrial", req).variants]
+
     def enqueue(self, job, architecture):
         """Seeds a known candidate into a running job: `architecture` as a dict (the YAML or
         architecture.json structure, e.g. {"nb201": {"cell": "..."}}) or an Architecture message.
