@@ -70,7 +70,8 @@ std::string ShortState(absl::string_view enum_name) {
 
 std::string ProgressLine(const v1::Job& job, double now_seconds) {
   const auto& c = job.counts();
-  const int total = std::max(1, job.spec().budget().max_trials());
+  // Compressed variants are trials beyond the budget: counted in the total, and named.
+  const int total = std::max(1, job.spec().budget().max_trials() + c.variants());
   const int done = Finished(c);
   constexpr int kWidth = 24;
   const int fill = std::clamp(done * kWidth / total, 0, kWidth);
@@ -81,9 +82,12 @@ std::string ProgressLine(const v1::Job& job, double now_seconds) {
       job.has_best_objective() && job.spec().objectives_size() > 0
           ? absl::StrFormat("%s %.4g", job.spec().objectives(0).metric(), job.best_objective())
           : "-";
-  return absl::StrFormat("[%s%s] %d/%d done  %d running  %d failed  best %s  elapsed %s  eta %s",
+  const std::string variants =
+      c.variants() > 0 ? absl::StrFormat(" (%d variants)", c.variants()) : "";
+  return absl::StrFormat("[%s%s] %d/%d%s done  %d running  %d failed  best %s  elapsed %s  eta %s",
                          std::string(fill, '#'), std::string(kWidth - fill, '.'), done, total,
-                         c.running(), c.failed(), best, HumanDuration(elapsed), HumanDuration(eta));
+                         variants, c.running(), c.failed(), best, HumanDuration(elapsed),
+                         HumanDuration(eta));
 }
 
 std::string FormatJob(const v1::Job& j) {

@@ -267,6 +267,10 @@ TEST(CliFormatTest, JobStatusAndProgress) {
   EXPECT_EQ(ProgressLine(SampleJob(), 1100),
             "[############............] 4/8 done  2 running  0 failed  best accuracy 0.875  "
             "elapsed 1m40s  eta 1m40s");
+  // Variants beyond the budget: in the total, and named.
+  v1::Job compressing = SampleJob();
+  compressing.mutable_counts()->set_variants(4);
+  EXPECT_THAT(ProgressLine(compressing, 1100), HasSubstr("] 4/12 (4 variants) done  2 running"));
   v1::Job none;
   EXPECT_THAT(ProgressLine(none, 0), HasSubstr("0/1 done"));
   EXPECT_THAT(ProgressLine(none, 0), HasSubstr("best -"));

@@ -50,6 +50,7 @@ class WorkerClient {
     v1::RegisterWorkerRequest r;
     r.set_worker_id(id_);
     r.mutable_hardware()->set_name("fake");
+    for (const char* kind : {"int8", "prune", "distill"}) r.add_compression(kind);
     v1::RegisterWorkerResponse resp;
     return stub_->RegisterWorker(&ctx, r, &resp);
   }

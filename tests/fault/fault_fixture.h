@@ -12,13 +12,19 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "controller/auth.h"
 #include "controller/store.h"
@@ -175,9 +181,21 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
     workers_.clear();
   }
 
-  v1::Job Submit(int max_trials, const std::string& key) {
+  // `compress`: the job also asks for int8 and pruned variants of its front members (two
+  // objectives, so the front has several), trained on an image data set (the fake workers do not
+  // train; variants need a data set whose workers keep weights).
+  v1::Job Submit(int max_trials, const std::string& key, bool compress = false) {
     std::string yaml = kJob;
     yaml.replace(yaml.find("MAX_TRIALS"), 10, std::to_string(max_trials));
+    if (compress) {
+      yaml.replace(yaml.find("dataset: tabular"), 16, "dataset: fashion-mnist");
+      yaml.replace(yaml.find("in_channels: 3"), 14, "in_channels: 1");  // grey images
+      yaml += R"(accuracy_scale: PERCENT
+compression: {recipes: [{int8: {}}, {prune: {ratio: 0.5}}]}
+)";
+      yaml.replace(yaml.find("objectives:"), 11,
+                   "objectives:\n  - {metric: macs, direction: MINIMIZE}");
+    }
     v1::SubmitJobRequest req;
     req.set_spec_yaml(yaml);
     req.set_idempotency_key(key);
@@ -291,6 +309,25 @@ class FaultTest : public ::testing::TestWithParam<std::string> {
       }
     }
     std::vector<std::string> bad = checker_.Check(jobs, trials);
+    // Variants: one per parent and recipe, whatever crashed when; each of a succeeded search
+    // trial.
+    for (const auto& [id, ts] : trials) {
+      std::set<std::pair<int64_t, std::string>> made;
+      for (const v1::Trial& t : ts) {
+        if (!t.has_variant()) continue;
+        const int64_t of = t.variant().of();
+        if (!made.insert({of, t.variant().recipe().name()}).second) {
+          bad.push_back(absl::StrCat("variant made twice: ", id, "/", of, " ",
+                                     t.variant().recipe().name(), " (trial ", t.id(), ")"));
+        }
+        if (of >= static_cast<int64_t>(ts.size()) || ts[of].has_variant() ||
+            ts[of].state() != v1::TRIAL_SUCCEEDED) {
+          bad.push_back(absl::StrCat("variant ", id, "/", t.id(), " of ", of,
+                                     ", which is not a succeeded search trial"));
+        }
+      }
+      if (!made.empty()) std::printf("variants: %zu in %s\n", made.size(), id.c_str());
+    }
     for (const auto& b : bad) ADD_FAILURE() << b;
     size_t n = 0;
     for (const auto& [id, ts] : trials) n += ts.size();

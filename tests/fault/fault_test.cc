@@ -25,12 +25,13 @@ using ::nasforge::testing::Sh;
 using ::nasforge::testing::WaitExit;
 using ::testing::HasSubstr;
 
-// kill -9 at random moments under a job with many workers; every invariant holds after.
+// kill -9 at random moments under a job with many workers; every invariant holds after. The job
+// makes compressed variants of its front members too: killed mid-variant like mid-trial.
 TEST_P(FaultTest, RepeatedKillNineKeepsEveryInvariant) {
   const char* env = std::getenv("NASFORGE_FAULT_KILLS");
   const int kills = env ? std::atoi(env) : 22;
   StartController();
-  std::vector<std::string> job_ids = {Submit(100000, "chaos-1").id()};
+  std::vector<std::string> job_ids = {Submit(100000, "chaos-1", /*compress=*/true).id()};
   StartWorkers(8);
   std::mt19937 rng(42);
   for (int k = 0; k < kills; ++k) {
