@@ -35,6 +35,13 @@ class Plan {
     if (names_.count(b)) Add(g, b, 0);
     if (score) groups_[g].producers.push_back(w);
   }
+  // A new group written by the layer at `layer` and normalized by `norm` (a stem, a head).
+  int Written(std::string name, const std::string& layer, const std::string& norm) {
+    const int g = New(std::move(name));
+    Out(g, layer);
+    Norm(g, norm);
+    return g;
+  }
   // The layer at `layer` reads group g's channels (weight dim 1).
   void In(int g, const std::string& layer) { Add(g, Layer(layer) + ".weight", 1); }
   // A BatchNorm or LayerNorm over group g's channels.
@@ -96,9 +103,7 @@ void MLPPlan(const v1::Architecture& arch, Plan& p) {
 
 void MBConvPlan(const v1::Architecture& arch, Plan& p) {
   const v1::MBConvArch& a = arch.mbconv();
-  int cur = p.New("stem");
-  p.Out(cur, "stem");
-  p.Norm(cur, "stem_bn");
+  int cur = p.Written("stem", "stem", "stem_bn");
   int c = a.stem_channels(), b = 0;
   for (int s = 0; s < a.stages_size(); ++s) {
     const auto& st = a.stages(s);
@@ -132,9 +137,7 @@ void MBConvPlan(const v1::Architecture& arch, Plan& p) {
   }
   if (a.head_channels() > 0) {
     p.In(cur, "head");
-    cur = p.New("head");
-    p.Out(cur, "head");
-    p.Norm(cur, "head_bn");
+    cur = p.Written("head", "head", "head_bn");
   }
   p.In(cur, "classifier");
 }
@@ -142,9 +145,7 @@ void MBConvPlan(const v1::Architecture& arch, Plan& p) {
 void ResNetPlan(const v1::Architecture& arch, Plan& p) {
   const v1::ResNetArch& a = arch.resnet();
   const bool bottleneck = a.block() == "bottleneck";
-  int cur = p.New("stem");
-  p.Out(cur, "stem");
-  p.Norm(cur, "stem_bn");
+  int cur = p.Written("stem", "stem", "stem_bn");
   int c = a.stem_channels(), b = 0;
   for (int s = 0; s < a.stages_size(); ++s) {
     const auto& st = a.stages(s);
@@ -184,9 +185,7 @@ void ResNetPlan(const v1::Architecture& arch, Plan& p) {
 
 void ConvNeXtPlan(const v1::Architecture& arch, Plan& p) {
   const v1::ConvNeXtArch& a = arch.convnext();
-  int cur = p.New("stage0");
-  p.Out(cur, "stem");
-  p.Norm(cur, "stem_norm");
+  int cur = p.Written("stage0", "stem", "stem_norm");
   for (int s = 0; s < a.stages_size(); ++s) {
     if (s > 0) {
       const std::string d = absl::StrCat("down", s);
@@ -216,9 +215,7 @@ bool ConvOp(const std::string& op) { return op == "nor_conv_1x1" || op == "nor_c
 void NB201Plan(const v1::Architecture& arch, Plan& p) {
   const v1::NB201Arch& a = arch.nb201();
   const auto ops = ParseNB201Cell(a.cell());  // validated by the caller
-  int cur = p.New("stage0");
-  p.Out(cur, "stem");
-  p.Norm(cur, "stem_bn");
+  int cur = p.Written("stage0", "stem", "stem_bn");
   int i = 0;  // index in the `cells` sequence (cells and reductions)
   for (int s = 0; s < 3; ++s) {
     if (s > 0) {

@@ -34,6 +34,19 @@ class VariantsTest : public JobManagerTest {
     r.add_compression("int8");
     return jm_->RegisterWorker(r).value().worker_id();
   }
+  // Reports `ms` as the latency of measurement lease `m` held by `worker`.
+  absl::Status Measure(const std::string& worker, const v1::LeaseTrialResponse& m, double ms) {
+    v1::ReportMeasurementRequest mr;
+    mr.set_worker_id(worker);
+    mr.set_token(m.measure().token());
+    mr.set_p50_ms(ms);
+    mr.set_p90_ms(ms * 1.05);
+    mr.set_p99_ms(ms * 1.1);
+    mr.set_spread(0.02);
+    mr.set_runs(10);
+    mr.set_timer("steady_clock");
+    return jm_->ReportMeasurement(mr);
+  }
   v1::Job Get(const std::string& id) { return jm_->GetJob(id, Principal::Local()).value(); }
   std::vector<v1::Trial> Trials(const std::string& job) {
     v1::ListCandidatesRequest r;
@@ -159,16 +172,7 @@ TEST_F(VariantsTest, AVariantOfAJobWithHardwareTargetsIsLeasedAtOnce) {
   ASSERT_TRUE(jm_->RegisterWorker(r).ok());
   v1::LeaseTrialResponse m = Lease("maker");  // the search trial's latency first
   ASSERT_TRUE(m.has_measure());
-  v1::ReportMeasurementRequest mr;
-  mr.set_worker_id("maker");
-  mr.set_token(m.measure().token());
-  mr.set_p50_ms(1.5);
-  mr.set_p90_ms(1.6);
-  mr.set_p99_ms(1.7);
-  mr.set_spread(0.02);
-  mr.set_runs(10);
-  mr.set_timer("steady_clock");
-  const absl::Status measured = jm_->ReportMeasurement(mr);
+  const absl::Status measured = Measure("maker", m, 1.5);
   ASSERT_TRUE(measured.ok()) << measured;
   v1::LeaseTrialResponse first = Lease("maker");
   ASSERT_TRUE(first.has_trial());
@@ -195,21 +199,9 @@ TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
   r.set_measures_latency(true);
   r.add_compression("prune");
   ASSERT_TRUE(jm_->RegisterWorker(r).ok());
-  auto measure = [&](const v1::LeaseTrialResponse& m, double ms) {
-    v1::ReportMeasurementRequest mr;
-    mr.set_worker_id("maker");
-    mr.set_token(m.measure().token());
-    mr.set_p50_ms(ms);
-    mr.set_p90_ms(ms);
-    mr.set_p99_ms(ms);
-    mr.set_spread(0.02);
-    mr.set_runs(10);
-    mr.set_timer("steady_clock");
-    return jm_->ReportMeasurement(mr);
-  };
   v1::LeaseTrialResponse m = Lease("maker");
   ASSERT_TRUE(m.has_measure());
-  ASSERT_TRUE(measure(m, 2.0).ok());
+  ASSERT_TRUE(Measure("maker", m, 2.0).ok());
   v1::LeaseTrialResponse first = Lease("maker");
   ASSERT_TRUE(first.has_trial());
   ASSERT_TRUE(Report("maker", first, 0.8).ok());
@@ -230,7 +222,7 @@ TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
   v1::LeaseTrialResponse vm = Lease("maker");  // the pruned network's own latency first
   ASSERT_TRUE(vm.has_measure()) << "a pruned variant is measured before it is made";
   EXPECT_EQ(vm.measure().architecture().SerializeAsString(), pruned.SerializeAsString());
-  ASSERT_TRUE(measure(vm, 1.0).ok());
+  ASSERT_TRUE(Measure("maker", vm, 1.0).ok());
   v1::LeaseTrialResponse v = Lease("maker");
   ASSERT_TRUE(v.has_trial());
   ASSERT_TRUE(v.has_variant());

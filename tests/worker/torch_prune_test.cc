@@ -6,19 +6,17 @@
 
 #include <torch/torch.h>
 
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "core/compression.h"
 #include "core/cost.h"
-#include "core/jobspec.h"
 #include "core/search_space.h"
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 #include "worker/torch_models.h"
 
 namespace nasforge {
@@ -83,12 +81,7 @@ TEST(ChannelSurgeryTest, AnotherArchitectureIsRefused) {
 }
 
 v1::Architecture Sample(const std::string& space_file, uint64_t seed) {
-  std::ifstream in(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/" + space_file);
-  std::stringstream text;
-  text << in.rdbuf();
-  v1::SearchSpace space;
-  EXPECT_TRUE(YamlToMessage(text.str(), &space).ok()) << space_file;
-  return NormalizedArchitecture(SampleArchitecture(space, seed));
+  return NormalizedArchitecture(SampleArchitecture(testing::LoadSpace(space_file), seed));
 }
 
 // Makes the channels past each group's kept count carry nothing: every writer's filters and
