@@ -232,14 +232,39 @@ TEST(JobSpecHardwareTargets, TheExampleParsesWithDefaultsAndTargetMetrics) {
   EXPECT_EQ(spec->objectives(1).metric(), "latency_ms@cpu-1t");
 }
 
-TEST(JobSpecCompression, TheExampleParsesWithItsRecipe) {
-  auto spec =
-      ParseJobSpecYaml(testing::ReadSourceFile("search_spaces/examples/fashion_mnist_int8.yaml"));
+TEST(JobSpecCompression, TheExampleParsesWithItsRecipes) {
+  auto spec = ParseJobSpecYaml(
+      testing::ReadSourceFile("search_spaces/examples/fashion_mnist_compress.yaml"));
   ASSERT_TRUE(spec.ok()) << spec.status();
-  ASSERT_EQ(spec->compression().recipes_size(), 1);
-  EXPECT_EQ(spec->compression().recipes(0).name(), "int8");  // defaults to the kind
-  EXPECT_EQ(spec->compression().recipes(0).int8().calibration_batches(), 8);
-  EXPECT_EQ(spec->compression().recipes(0).int8().tolerance(), 1.0);
+  const auto& r = spec->compression().recipes();
+  ASSERT_EQ(r.size(), 3);
+  EXPECT_EQ(r[0].name(), "int8");  // defaults to the kind
+  EXPECT_EQ(r[0].int8().calibration_batches(), 8);
+  EXPECT_EQ(r[0].int8().tolerance(), 1.0);
+  EXPECT_EQ(r[1].name(), "prune");
+  EXPECT_EQ(r[1].prune().ratio(), 0.5);
+  EXPECT_EQ(r[1].prune().epochs(), 1);
+  EXPECT_EQ(r[2].name(), "distill-prune");
+  EXPECT_EQ(r[2].distill().student(), "prune");
+  EXPECT_EQ(r[2].distill().teacher(), "best");
+}
+
+TEST(JobSpecCompression, DefaultsFollowTheBudget) {
+  auto spec = ParseJobSpecYaml(R"(
+budget: {max_trials: 4, epochs: 9}
+search_space: {mbconv: {resolution: 28, in_channels: 1, num_classes: 10, stem_channels: [16],
+               stages: [{kernel: [3], expansion: [1], repeats: [1], channels: [16],
+                         se_ratio: [0], stride: 1}]}}
+compression: {recipes: [{prune: {}}, {distill: {}}]}
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto& r = spec->compression().recipes();
+  EXPECT_EQ(r[0].prune().ratio(), 0.5);
+  EXPECT_EQ(r[0].prune().epochs(), 3);  // a third of 9
+  EXPECT_EQ(r[1].distill().epochs(), 9);
+  EXPECT_EQ(r[1].distill().alpha(), 0.5);
+  EXPECT_EQ(r[1].distill().temperature(), 4);
+  EXPECT_EQ(r[1].distill().teacher(), "best");
 }
 
 TEST(JobSpecHardwareTargets, BadTargetsNameTheField) {
