@@ -156,14 +156,17 @@ std::string FormatTrials(const google::protobuf::RepeatedPtrField<v1::Trial>& tr
                                   "state", "val_acc", "test_acc", "macs", "params", "latency_ms",
                                   "train_s", "epochs", "arch");
   for (const auto& t : trials) {
-    absl::StrAppendFormat(&s, "%-5d %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", t.id(),
-                          TrialStateLabel(t.state()), MetricOr(t, "accuracy", *k4),
-                          MetricOr(t, "test_accuracy", *k4), HumanMetric(t, "macs"),
-                          HumanMetric(t, "params"),
-                          profile.empty() || t.latencies().empty() ? MetricOr(t, "latency_ms", *k3)
-                                                                   : TargetLatency(t, profile),
-                          MetricOr(t, "train_seconds", *k1), MetricOr(t, "epochs", *k0),
-                          ArchSummary(t.architecture()));
+    absl::StrAppendFormat(
+        &s, "%-5d %-10s %-9s %-9s %-9s %-9s %-10s %-8s %-7s %s\n", t.id(),
+        TrialStateLabel(t.state()), MetricOr(t, "accuracy", *k4), MetricOr(t, "test_accuracy", *k4),
+        HumanMetric(t, "macs"), HumanMetric(t, "params"),
+        profile.empty() || t.latencies().empty() ? MetricOr(t, "latency_ms", *k3)
+                                                 : TargetLatency(t, profile),
+        MetricOr(t, "train_seconds", *k1), MetricOr(t, "epochs", *k0),
+        // A compressed variant names its recipe and parent before its network.
+        t.has_variant() ? absl::StrCat("[", t.variant().recipe().name(), " of ", t.variant().of(),
+                                       "] ", ArchSummary(t.architecture()))
+                        : ArchSummary(t.architecture()));
   }
   return s;
 }

@@ -291,6 +291,10 @@ TEST(CliFormatTest, TrialTableAndJobList) {
   EXPECT_THAT(lines[0], HasSubstr("trial state"));
   EXPECT_THAT(lines[1], HasSubstr("7     succeeded  0.9123    -         2.828M    66.2K"));
   EXPECT_THAT(lines[1], HasSubstr(ArchSummary(t->architecture())));
+  t->mutable_variant()->set_of(3);
+  t->mutable_variant()->mutable_recipe()->set_name("prune");
+  EXPECT_THAT(FormatTrials(trials),
+              HasSubstr("[prune of 3] " + ArchSummary(t->architecture())));  // pareto --variants
   v1::ListJobsResponse jobs;
   *jobs.add_jobs() = SampleJob();
   EXPECT_THAT(FormatJobList(jobs), HasSubstr("job-abc            running    4      8      demo"));
