@@ -34,6 +34,16 @@ class VariantsTest : public JobManagerTest {
     r.add_compression("int8");
     return jm_->RegisterWorker(r).value().worker_id();
   }
+  // A worker of profile cpu-1t that measures latency and makes `kinds`.
+  void RegisterMeasuringMaker(const std::vector<std::string>& kinds) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id("maker");
+    r.mutable_hardware()->set_name("cpu-1t");
+    r.mutable_hardware()->set_threads(1);
+    r.set_measures_latency(true);
+    for (const std::string& k : kinds) r.add_compression(k);
+    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  }
   // Reports `ms` as the latency of measurement lease `m` held by `worker`.
   absl::Status Measure(const std::string& worker, const v1::LeaseTrialResponse& m, double ms) {
     v1::ReportMeasurementRequest mr;
@@ -163,13 +173,7 @@ TEST_F(VariantsTest, AVariantOfAJobWithHardwareTargetsIsLeasedAtOnce) {
   v1::JobSpec s = CompressingSpec(1);
   s.add_hardware_targets()->set_profile("cpu-1t");
   v1::Job job = Submit(s);
-  v1::RegisterWorkerRequest r;
-  r.set_worker_id("maker");
-  r.mutable_hardware()->set_name("cpu-1t");
-  r.mutable_hardware()->set_threads(1);
-  r.set_measures_latency(true);
-  r.add_compression("int8");
-  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  RegisterMeasuringMaker({"int8"});
   v1::LeaseTrialResponse m = Lease("maker");  // the search trial's latency first
   ASSERT_TRUE(m.has_measure());
   const absl::Status measured = Measure("maker", m, 1.5);
@@ -192,13 +196,7 @@ TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
   s.mutable_compression()->add_recipes()->mutable_prune();
   s.add_hardware_targets()->set_profile("cpu-1t");
   v1::Job job = Submit(s);
-  v1::RegisterWorkerRequest r;
-  r.set_worker_id("maker");
-  r.mutable_hardware()->set_name("cpu-1t");
-  r.mutable_hardware()->set_threads(1);
-  r.set_measures_latency(true);
-  r.add_compression("prune");
-  ASSERT_TRUE(jm_->RegisterWorker(r).ok());
+  RegisterMeasuringMaker({"prune"});
   v1::LeaseTrialResponse m = Lease("maker");
   ASSERT_TRUE(m.has_measure());
   ASSERT_TRUE(Measure("maker", m, 2.0).ok());
