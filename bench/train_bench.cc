@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -194,8 +195,9 @@ int main(int argc, char** argv) {
     std::printf("%-4s %-10s %-8s %-8s %-10s %-8s", "i", "macs", "val_acc", "test_acc", "img/s",
                 "wall_s");
     if (int8 > 0) {
-      std::printf(" %-9s %-9s %-9s %-9s %-10s %-10s %-7s", "f32_val", "int8_val", "f32_test",
-                  "int8_test", "f32_bytes", "int8_bytes", "int8_s");
+      std::printf(" %-9s %-9s %-9s %-9s %-10s %-10s %-9s %-9s %-9s %-7s", "f32_val", "int8_val",
+                  "f32_test", "int8_test", "f32_bytes", "int8_bytes", "engine_v", "f32_ms",
+                  "int8_ms", "int8_s");
     }
     if (prune > 0) {
       std::printf(" %-8s %-8s %-8s %-8s %-8s %-10s %-10s %-7s %-7s", "cut_val", "recal", "tuned",
@@ -256,9 +258,14 @@ int main(int argc, char** argv) {
           return 1;
         }
         const auto& m = qr->metrics;
-        std::printf(" %-9.4f %-9.4f %-9.4f %-9.4f %-10.0f %-10.0f %-7.1f", m.at("fp32_accuracy"),
-                    m.at("accuracy"), m.at("fp32_test_accuracy"), m.at("test_accuracy"),
-                    m.at("fp32_size_bytes"), m.at("size_bytes"),
+        const auto or_nan = [&](const char* k) {
+          auto it = m.find(k);
+          return it == m.end() ? std::nan("") : it->second;
+        };
+        std::printf(" %-9.4f %-9.4f %-9.4f %-9.4f %-10.0f %-10.0f %-9.4f %-9.4f %-9.4f %-7.1f",
+                    m.at("fp32_accuracy"), m.at("accuracy"), m.at("fp32_test_accuracy"),
+                    m.at("test_accuracy"), m.at("fp32_size_bytes"), m.at("size_bytes"),
+                    or_nan("int8_engine_accuracy"), or_nan("fp32_latency_ms"), or_nan("latency_ms"),
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - q0).count());
       }
       if (prune > 0 && !PrintPruned(*trainer, req, *r, prune, epochs)) return 1;

@@ -1,5 +1,7 @@
 #include "worker/torch_compress.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -221,6 +223,8 @@ absl::StatusOr<QuantizationResult> QuantizeInt8(NetImpl& net,
   for (Layer& l : layers) {
     l.input->mode = InputQuant::Mode::kObserve;
     l.input->observed = false;
+    l.input->out_observed = false;
+    l.input->engine = nullptr;
   }
   net.eval();
   for (const auto& batch : calibration) net.forward(batch);
@@ -243,6 +247,86 @@ absl::StatusOr<QuantizationResult> QuantizeInt8(NetImpl& net,
     ++r.layers;
   }
   return r;
+}
+
+std::vector<std::string> Int8Engines() {
+  std::vector<std::string> out;
+  const auto& have = at::globalContext().supportedQEngines();
+  for (const auto& [name, e] : {std::pair<const char*, at::QEngine>{"onednn", at::QEngine::ONEDNN},
+                                {"qnnpack", at::QEngine::QNNPACK}}) {
+    if (std::find(have.begin(), have.end(), e) != have.end()) out.push_back(name);
+  }
+  return out;
+}
+
+absl::StatusOr<int> PackInt8Engine(NetImpl& net, const std::string& engine) {
+  const std::vector<std::string> have = Int8Engines();
+  if (std::find(have.begin(), have.end(), engine) == have.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("int8 engine '", engine,
+                     "' is not in this LibTorch (it has: ", absl::StrJoin(have, ", "), ")"));
+  }
+  at::globalContext().setQEngine(engine == "onednn" ? at::QEngine::ONEDNN : at::QEngine::QNNPACK);
+  static const c10::OperatorHandle conv_prepack =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d_prepack", "");
+  static const c10::OperatorHandle conv_run =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::conv2d", "new");
+  static const c10::OperatorHandle linear_prepack =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+  static const c10::OperatorHandle linear_run =
+      c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear", "");
+  torch::NoGradGuard no_grad;
+  int packed = 0;
+  for (const auto& item : net.named_modules()) {
+    const std::shared_ptr<torch::nn::Module>& m = item.value();
+    auto conv = std::dynamic_pointer_cast<CountedConvImpl>(m);
+    auto linear = std::dynamic_pointer_cast<CountedLinearImpl>(m);
+    if (!conv && !linear) continue;
+    InputQuant& iq = conv ? conv->input_quant : linear->input_quant;
+    if (!iq.observed || !iq.out_observed) {
+      return absl::FailedPreconditionError(absl::StrCat("int8 engine: layer ", item.key(),
+                                                        " has no observed input and output "
+                                                        "ranges (calibrate with QuantizeInt8)"));
+    }
+    const torch::Tensor w = (conv ? conv->conv->weight : linear->linear->weight).detach().cpu();
+    const torch::Tensor b = conv ? conv->conv->bias : linear->linear->bias;
+    const c10::optional<at::Tensor> bias =
+        b.defined() ? c10::optional<at::Tensor>(b.detach().cpu().contiguous()) : c10::nullopt;
+    const Int8Weights q = QuantizeWeightsPerChannel(w);
+    const torch::Tensor qw =
+        torch::quantize_per_channel(w.contiguous(), q.scale.to(torch::kDouble),
+                                    torch::zeros({w.size(0)}, torch::kLong), 0, torch::kQInt8);
+    const Uint8Params in = ActivationParams(iq.min, iq.max);
+    const Uint8Params out = ActivationParams(iq.out_min, iq.out_max);
+    std::vector<c10::IValue> stack;
+    if (conv) {
+      const auto& o = conv->conv->options;
+      const auto pair = [](const torch::ExpandingArray<2>& a) {
+        return c10::List<int64_t>({(*a)[0], (*a)[1]});
+      };
+      const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+      if (pad == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("int8 engine: layer ", item.key(), " pads by name, not by size"));
+      }
+      stack = {qw, bias, pair(o.stride()), pair(*pad), pair(o.dilation()), o.groups()};
+      conv_prepack.callBoxed(&stack);
+    } else {
+      stack = {qw, bias};
+      linear_prepack.callBoxed(&stack);
+    }
+    const c10::IValue weights = stack[0];
+    const bool is_conv = conv != nullptr;
+    iq.engine = [weights, in, out, is_conv](const torch::Tensor& x) {
+      torch::Tensor qx =
+          torch::quantize_per_tensor(x.contiguous(), in.scale, in.zero_point, torch::kQUInt8);
+      std::vector<c10::IValue> s = {qx, weights, out.scale, out.zero_point};
+      (is_conv ? conv_run : linear_run).callBoxed(&s);
+      return s[0].toTensor().dequantize();
+    };
+    ++packed;
+  }
+  return packed;
 }
 
 torch::Tensor DistillationLoss(const torch::Tensor& student_logits,

@@ -73,6 +73,18 @@ struct QuantizationResult {
 absl::StatusOr<QuantizationResult> QuantizeInt8(NetImpl& net,
                                                 const std::vector<torch::Tensor>& calibration);
 
+// The int8 engines this LibTorch has, best first for this CPU: "onednn" (x86, fast with AVX-512
+// VNNI), "qnnpack" (ARM, and x86 without oneDNN); empty if none.
+std::vector<std::string> Int8Engines();
+
+// Runs every conv and linear layer of a network QuantizeInt8 made on the real int8 engine
+// `engine` (one of Int8Engines()): the input quantized to uint8 with its observed parameters,
+// the int8 weights prepacked per output channel with the fp32 bias, the output requantized to
+// uint8 from its observed range and dequantized for the fp32 operations between layers
+// (activations, additions, pooling). CPU only. FAILED_PRECONDITION for an unknown engine or a
+// layer without observed ranges. Returns the number of layers packed.
+absl::StatusOr<int> PackInt8Engine(NetImpl& net, const std::string& engine);
+
 // Knowledge distillation (Hinton et al. 2015):
 //   alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, y)
 // KL summed over classes and averaged over the batch; the teacher's logits are constants.

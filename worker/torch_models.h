@@ -49,8 +49,21 @@ struct InputQuant {
   Mode mode = Mode::kOff;
   double min = 0, max = 0;  // the observed range (valid when `observed`)
   bool observed = false;
+  double out_min = 0, out_max = 0;  // the layer's output range, observed alike
+  bool out_observed = false;
   double scale = 1.0;
   int64_t zero_point = 0;
+  // The real int8 engine's layer (worker/torch_compress.h PackInt8Engine): when set, the layer's
+  // forward is this (quantize the input, the engine's int8 conv or linear, dequantize).
+  std::function<torch::Tensor(const torch::Tensor&)> engine;
+  void ObserveOutput(const torch::Tensor& y) {
+    if (mode != Mode::kObserve) return;
+    auto mm = torch::aminmax(y.detach());
+    const double lo = std::get<0>(mm).item<double>(), hi = std::get<1>(mm).item<double>();
+    out_min = out_observed ? std::min(out_min, lo) : lo;
+    out_max = out_observed ? std::max(out_max, hi) : hi;
+    out_observed = true;
+  }
   torch::Tensor Apply(const torch::Tensor& x) {
     if (mode == Mode::kOff) return x;
     if (mode == Mode::kObserve) {
@@ -77,7 +90,8 @@ struct CountedConvImpl : torch::nn::Module {
                                                          .bias(bias)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    auto y = conv->forward(input_quant.Apply(x));
+    auto y = input_quant.engine ? input_quant.engine(x) : conv->forward(input_quant.Apply(x));
+    input_quant.ObserveOutput(y);
     positions = y.size(2) * y.size(3);
     return y;
   }
@@ -119,7 +133,10 @@ struct CountedLinearImpl : torch::nn::Module {
     // GEMM (one kernel). The C++ frontend's torch::nn::Linear::forward does matmul and then a
     // separate broadcast add for inputs of more than 2 dims: ConvNeXt's pointwise layers ran 36
     // extra kernels per forward, 11-31% of its GPU latency.
-    return torch::linear(input_quant.Apply(x), linear->weight, linear->bias);
+    if (input_quant.engine) return input_quant.engine(x);
+    auto y = torch::linear(input_quant.Apply(x), linear->weight, linear->bias);
+    input_quant.ObserveOutput(y);
+    return y;
   }
   int64_t Macs() const { return linear->weight.numel() * rows; }
   torch::nn::Linear linear{nullptr};

@@ -123,7 +123,7 @@ class TorchTrainer final : public Trainer {
   absl::StatusOr<QuantizeResult> Quantize(const QuantizeRequest& req) override {
     try {
       NF_RETURN_IF_ERROR(LoadData(req.training));
-      return QuantizeTrained(req, data_, device_);
+      return QuantizeTrained(req, data_, device_, o_.latency);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("libtorch: ", e.what_without_backtrace()));
     }

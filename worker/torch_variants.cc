@@ -12,6 +12,7 @@
 #include "worker/dataset.h"
 #include "worker/torch_compress.h"
 #include "worker/torch_export.h"
+#include "worker/torch_latency.h"
 #include "worker/torch_models.h"
 #include "worker/torch_prune.h"
 
@@ -138,7 +139,7 @@ absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const Training
 }
 
 absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const TrainingData& data,
-                                               torch::Device device) {
+                                               torch::Device device, const LatencyBudget& budget) {
   NF_RETURN_IF_ERROR(ValidateArchitecture(req.architecture, "architecture"));
   if (req.calibration_batches < 1) {
     return absl::InvalidArgumentError("calibration_batches: must be >= 1");
@@ -162,6 +163,15 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   m["fp32_accuracy"] = Accuracy(*net, val_x, val_y, size);
   m["parent_accuracy"] = m["fp32_accuracy"];  // the column every variant kind fills
   if (test_x.defined()) m["fp32_test_accuracy"] = Accuracy(*net, test_x, test_y, size);
+  // The int8 engine runs on the CPU: there, the folded fp32 network's latency first, with the
+  // same timer as every candidate's (batch 1, this worker's threads).
+  const std::vector<std::string> engines =
+      device.is_cpu() ? Int8Engines() : std::vector<std::string>{};
+  if (!engines.empty()) {
+    NF_ASSIGN_OR_RETURN(const LatencyStats fp32,
+                        MeasureLatency(*net, req.architecture, device, LatencySpec{}, budget));
+    m["fp32_latency_ms"] = fp32.p50_ms;
+  }
 
   // Calibration: batches of the training split in a seeded order (never the validation split).
   const std::vector<torch::Tensor> calibration =
@@ -177,6 +187,17 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   m["size_bytes"] = static_cast<double>(q.int8_bytes);
   m["fp32_size_bytes"] = static_cast<double>(q.fp32_bytes);
   m["int8_layers"] = q.layers;
+  if (!engines.empty()) {
+    // The same network on the real int8 engine: its accuracy (the twin's, up to the rounding of
+    // each layer's requantized output) and its latency, the variant's latency_ms.
+    NF_ASSIGN_OR_RETURN(const int packed, PackInt8Engine(*net, engines.front()));
+    m["int8_engine_layers"] = packed;
+    m["int8_engine_accuracy"] = Accuracy(*net, val_x, val_y, size);
+    NF_ASSIGN_OR_RETURN(const LatencyStats int8,
+                        MeasureLatency(*net, req.architecture, device, LatencySpec{}, budget));
+    AddLatencyMetrics(int8, &m);
+    r.engine = engines.front();
+  }
   return r;
 }
 

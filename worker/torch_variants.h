@@ -13,8 +13,9 @@
 namespace nasforge {
 
 // int8 post-training quantization (QuantizeRequest, QuantizeResult in trainer.h) on `data`.
+// On the CPU, also the folded fp32 network's and the int8 engine's latency (`budget`).
 absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const TrainingData& data,
-                                               torch::Device device);
+                                               torch::Device device, const LatencyBudget& budget);
 
 // Structured pruning's channel surgery (PruneRequest, PruneResult in trainer.h) on `data`.
 absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const TrainingData& data,

@@ -77,9 +77,13 @@ struct QuantizeRequest {
 
 // metrics: accuracy and test_accuracy of the int8 twin; fp32_accuracy and fp32_test_accuracy
 // of the parent as loaded (folded, fp32: the same split, so the difference is quantization's);
-// size_bytes (int8 weights, fp32 scales and the rest) and fp32_size_bytes; int8_layers.
+// size_bytes (int8 weights, fp32 scales and the rest) and fp32_size_bytes; int8_layers. On a
+// CPU with an int8 engine (`engine`: "onednn" on x86), also int8_engine_accuracy and latency_ms
+// (p90, p99, spread, runs) of the network on that engine, and fp32_latency_ms of the folded
+// fp32 network, batch 1, the same timer: measured, never assumed faster.
 struct QuantizeResult {
   std::map<std::string, double> metrics;
+  std::string engine;  // "" where none ran (a GPU worker: the twin only)
 };
 
 // Structured pruning of a trained candidate (issue #30): the parent's weights loaded into

@@ -69,6 +69,16 @@ absl::StatusOr<TrainResult> WorkerLoop::MakeVariant(
   // tolerance: recorded, not enforced (quantization-aware fine-tuning is the next step).
   const double drop = 100.0 * (r.metrics["fp32_accuracy"] - r.metrics["accuracy"]);
   r.metrics["int8_within_tolerance"] = drop <= v.recipe().int8().tolerance() ? 1 : 0;
+  if (!made.engine.empty()) {
+    Log(LogLevel::kInfo, "int8_engine_measured",
+        {{"job", lease.lease().job_id()},
+         {"trial", lease.lease().trial_id()},
+         {"worker", worker_id_},
+         {"engine", made.engine},
+         {"fp32_latency_ms", r.metrics["fp32_latency_ms"]},
+         {"int8_latency_ms", r.metrics["latency_ms"]},
+         {"engine_accuracy", r.metrics["int8_engine_accuracy"]}});
+  }
   LogMade(lease, r);
   return r;
 }

@@ -7,7 +7,8 @@ int8, a pruned and a distilled variant of every front member. Checked:
     the search's own front (pareto) does not list them;
   - each variant was made from its parent's trained weights: its fp32_accuracy is exactly the
     parent's accuracy (same network, same validation split, BatchNorms folded), its int8
-    accuracy is close to it, and it stores less than half of the fp32 bytes;
+    accuracy is close to it, and it stores less than half of the fp32 bytes; it ran on the real
+    int8 engine (oneDNN on x86): its latency and the folded fp32 network's are measured;
   - a pruned variant of every front member: a smaller architecture of its own (half the widths,
     at most half the MACs), made from its parent's weights (parent_accuracy is the parent's
     accuracy), fine-tuned for the recipe's epoch; its exported bundle gives the worker's logits
@@ -179,10 +180,17 @@ def main():
             check(0 < m.get("size_bytes", 0) < m.get("fp32_size_bytes", 0) / 2,
                   what + ": %d bytes vs %d fp32" % (m.get("size_bytes", 0), m.get("fp32_size_bytes", 0)))
             check(m.get("int8_within_tolerance") in (0, 1), what + ": tolerance verdict recorded")
+            check(m.get("latency_ms", 0) > 0 and m.get("fp32_latency_ms", 0) > 0 and
+                  abs(m.get("int8_engine_accuracy", -1) - m.get("accuracy", 0)) <= 0.03,
+                  what + ": on the int8 engine %.4f ms (fp32 %.4f ms), accuracy %.4f" %
+                  (m.get("latency_ms", 0), m.get("fp32_latency_ms", 0), m.get("int8_engine_accuracy", -1)))
             check(m.get("macs") == pm.get("macs") and m.get("params") == pm.get("params"),
                   what + ": its parent's counts")
         counts = json.loads(cli(addr, "status", job, "--json").stdout).get("counts", {})
         check(counts.get("variants") == len(variants) + others, "job counts %d variants: %s" % (len(variants) + others, counts))
+        wlog = open(os.path.join(tmp, "worker.log")).read()
+        check(wlog.count("event=int8_engine_measured") == len(variants) and "engine=onednn" in wlog,
+              "the worker ran each int8 variant on the oneDNN int8 engine")
         log = open(os.path.join(tmp, "main.log")).read()
         check("compress-w1" in log and log.count("event=variant_created") == len(variants) + others,
               "the controller logged each variant's creation")

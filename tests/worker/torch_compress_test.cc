@@ -173,6 +173,22 @@ TEST_P(EveryKindTest, FoldingKeepsTheLogitsAndQuantizationComputesOnTheInt8Grid)
   // A twin, not another network: close to the fp32 logits (random weights and inputs are the
   // hard case for 8 bits; trained networks are measured in the benchmarks).
   EXPECT_LT((after - before).abs().max().item<float>(), 0.25 * before.abs().max().item<float>());
+
+  // On every int8 engine this LibTorch has: the engine's network computes what the twin does,
+  // up to the requantized outputs' rounding (a step of each layer's output range).
+  const std::vector<std::string> engines = Int8Engines();
+  EXPECT_FALSE(engines.empty());
+  for (const std::string& engine : engines) {
+    auto packed = PackInt8Engine(*net, engine);
+    ASSERT_TRUE(packed.ok()) << engine << ": " << packed.status();
+    EXPECT_EQ(*packed, q->layers) << engine;
+    torch::Tensor on_engine = net->forward(x);
+    EXPECT_LT((on_engine - after).abs().max().item<float>(),
+              0.1 * after.abs().max().item<float>() + 1e-3)
+        << engine << " " << ArchSummary(arch);
+  }
+  EXPECT_EQ(PackInt8Engine(*net, "tensorrt").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, EveryKindTest,

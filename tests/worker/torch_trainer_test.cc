@@ -163,6 +163,12 @@ TEST(TorchTrainerTest, Int8VariantOfATrainedCandidateOfEveryKind) {
     EXPECT_NEAR(m.at("test_accuracy"), m.at("fp32_test_accuracy"), 0.03) << file;
     EXPECT_LT(m.at("size_bytes"), m.at("fp32_size_bytes") / 3) << file;
     EXPECT_GT(m.at("int8_layers"), 0) << file;
+    // On the real int8 engine (a CPU trainer): the same network up to requantization, and both
+    // latencies measured.
+    EXPECT_EQ(m.at("int8_engine_layers"), m.at("int8_layers")) << file;
+    EXPECT_NEAR(m.at("int8_engine_accuracy"), m.at("accuracy"), 0.03) << file;
+    EXPECT_GT(m.at("latency_ms"), 0) << file;
+    EXPECT_GT(m.at("fp32_latency_ms"), 0) << file;
   }
   // Weights of another architecture are refused, naming the tensor.
   TrainRequest req = SmallRequest("fashion-mnist");
