@@ -14,6 +14,7 @@ namespace {
 // The command groups, in the order `nasforge --help` lists them.
 void Builtins(NameRegistry<CommandGroup>& r) {
   r.AddBuiltin({"jobs", 10, AddJobCommands});
+  r.AddBuiltin({"pareto", 11, AddParetoCommand});
   r.AddBuiltin({"importance", 15, AddImportanceCommand});
   r.AddBuiltin({"compress", 16, AddCompressCommand});
   r.AddBuiltin({"offline", 20, AddOfflineCommands});

@@ -27,8 +27,10 @@ struct CommandGroup {
 };
 NameRegistry<CommandGroup>& CommandGroups();
 
-// submit, status, watch, cancel, jobs, candidates, pareto (job_commands.cc): the controller.
+// submit, status, watch, cancel, jobs, candidates, ... (job_commands.cc): the controller.
 void AddJobCommands(CLI::App& app, CommandContext& context);
+// pareto (pareto_command.cc): a job's front under constraints, and its plot.
+void AddParetoCommand(CLI::App& app, CommandContext& context);
 // space describe|sample, cost (offline_commands.cc): search spaces and the cost model, offline.
 void AddOfflineCommands(CLI::App& app, CommandContext& context);
 // runtimes (runtimes_command.cc): the latency runtimes, offline.
