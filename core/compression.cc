@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/cost.h"
 #include "core/search_space.h"
 #include "core/space_kind.h"
@@ -19,11 +20,14 @@
 namespace nasforge {
 namespace {
 
-// The built-in kinds whose widths Scale rewrites and whose LibTorch builders the worker's
-// channel surgery knows (worker/torch_prune.cc).
-bool Prunable(const std::string& kind) {
-  return kind == "mbconv" || kind == "resnet" || kind == "convnext" || kind == "nb201" ||
-         kind == "mlp";
+// The registered kinds pruning can rewrite ("mbconv, resnet, ..."), for messages.
+std::string PrunableKinds() {
+  std::vector<std::string> names;
+  for (const std::string& n : SpaceKinds().Names()) {
+    const SpaceKindEntry* e = SpaceKinds().Find(n);
+    if (e != nullptr && e->kind->Prunable()) names.push_back(n);
+  }
+  return absl::StrJoin(names, ", ");
 }
 
 }  // namespace
@@ -138,13 +142,13 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
         return FieldError(absl::StrCat(at, ".prune.epochs"),
                           absl::StrCat(p.epochs(), " is not in [1, 1000] (or -1: none)"));
       }
-      const std::string kind = KindName(spec.search_space());
-      if (spec.has_search_space() && !Prunable(kind)) {
+      const SpaceKind* kind = KindOf(spec.search_space());
+      if (spec.has_search_space() && (kind == nullptr || !kind->Prunable())) {
+        const std::string name = KindName(spec.search_space());
         return FieldError(
             absl::StrCat(at, ".prune"),
-            absl::StrCat("search space kind '", kind.empty() ? "none" : kind,
-                         "' has no widths pruning can rewrite; prunable kinds: mbconv, resnet, "
-                         "convnext, nb201, mlp"));
+            absl::StrCat("search space kind '", name.empty() ? "none" : name,
+                         "' has no widths pruning can rewrite; prunable kinds: ", PrunableKinds()));
       }
     }
     if (r.has_distill()) {
@@ -178,11 +182,9 @@ absl::Status ValidateCompression(const v1::JobSpec& spec, absl::string_view path
 absl::StatusOr<v1::Architecture> PrunedArchitecture(const v1::Architecture& arch_in, double ratio) {
   const v1::Architecture arch = NormalizedArchitecture(arch_in);
   const SpaceKind* kind = KindOf(arch);
-  if (kind == nullptr || !Prunable(kind->name())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kind ", KindName(arch),
-                     " cannot be pruned (prunable kinds: mbconv, resnet, "
-                     "convnext, nb201, mlp)"));
+  if (kind == nullptr || !kind->Prunable()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kind ", KindName(arch), " cannot be pruned (prunable kinds: ", PrunableKinds(), ")"));
   }
   if (!(ratio > 0 && ratio < 1)) {
     return absl::InvalidArgumentError(absl::StrCat("ratio ", ratio, " is not in (0, 1)"));
@@ -203,7 +205,7 @@ absl::StatusOr<v1::Architecture> PrunedArchitecture(const v1::Architecture& arch
   // (MBConv, ResNet), rounding must not make two different widths equal; and the layers must
   // be the same ones.
   bool same_layers = true;
-  if (kind->name() == "mbconv" || kind->name() == "resnet") {
+  if (kind->ResidualsFollowWidths()) {
     std::set<int> images;
     for (const auto& [w, k] : widths) same_layers = same_layers && images.insert(k).second;
   }

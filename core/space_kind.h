@@ -71,6 +71,13 @@ class SpaceKind {
   // Whether compound scaling applies (depths, widths, a resolution); Scale is not called
   // otherwise.
   virtual bool Scalable() const { return true; }
+  // Structured pruning (core/compression.h PrunedArchitecture) rewrites this kind's widths
+  // through Scale's width map, and the worker has a channel plan for its built network.
+  virtual bool Prunable() const { return false; }
+  // Whether a residual or shortcut depends on two widths being equal (MBConv's residual when a
+  // block keeps its width, ResNet's shortcut conv when it changes): then pruning must not round
+  // two different widths to the same one.
+  virtual bool ResidualsFollowWidths() const { return false; }
   // Benchmark tables answer this kind's architectures (tabular workers, `nasforge bench`):
   // HasTables, and an architecture's key in them (the table's key column).
   virtual bool HasTables() const { return false; }

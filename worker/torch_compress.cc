@@ -84,8 +84,14 @@ bool IsIdentityNorm(const Norm& n) {
          (n.var - (1 - n.eps)).abs().max().item<double>() < 1e-12;
 }
 
-// What a deployed fp32 network stores: parameters and floating-point buffers at 4 bytes, without
-// BatchNorms folded away and without integer bookkeeping (num_batches_tracked).
+torch::Tensor Logits(NetImpl& net, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  net.eval();
+  return net.forward(x).to(torch::kFloat32);
+}
+
+}  // namespace
+
 int64_t DeployedFloatBytes(NetImpl& net) {
   int64_t bytes = 0;
   for (const auto& m : net.modules()) {
@@ -97,14 +103,6 @@ int64_t DeployedFloatBytes(NetImpl& net) {
   }
   return bytes;
 }
-
-torch::Tensor Logits(NetImpl& net, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  net.eval();
-  return net.forward(x).to(torch::kFloat32);
-}
-
-}  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> FoldBatchNorm(
     const torch::Tensor& w, const torch::Tensor& b, const torch::Tensor& gamma,

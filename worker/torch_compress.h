@@ -47,6 +47,10 @@ struct Int8Weights {
 Int8Weights QuantizeWeightsPerChannel(const torch::Tensor& w);
 torch::Tensor Dequantize(const Int8Weights& w);  // q * scale, fp32
 
+// What a deployed fp32 network stores: parameters and floating-point buffers at 4 bytes, without
+// BatchNorms folded away (FoldBatchNorms) and without integer bookkeeping (num_batches_tracked).
+int64_t DeployedFloatBytes(NetImpl& net);
+
 // Per-tensor affine uint8 parameters for an observed range [min, max], widened to include 0 so
 // that zero (padding, ReLU's floor) is exact: scale = (max - min) / 255 (1 for an empty range),
 // zero_point = clamp(round(-min / scale), 0, 255).

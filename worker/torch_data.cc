@@ -157,6 +157,31 @@ absl::Status SplitTraining(const v1::Training& t, int available, uint64_t split_
   return absl::OkStatus();
 }
 
+absl::StatusOr<SplitTensors> SplitTensorsOf(const v1::Training& t, const TrainingData& data,
+                                            uint64_t split_seed, torch::Device device) {
+  std::vector<int> train_idx, val_idx;
+  NF_RETURN_IF_ERROR(
+      SplitTraining(t, static_cast<int>(data.train.x.size(0)), split_seed, &train_idx, &val_idx));
+  const auto indices = [device](const std::vector<int>& v) {
+    return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
+                            torch::kInt32)
+        .to(torch::kInt64)
+        .to(device);
+  };
+  SplitTensors s;
+  const torch::Tensor va = indices(val_idx);
+  s.train_idx = indices(train_idx);
+  s.val_x = data.train.x.index_select(0, va);
+  s.val_y = data.train.y.index_select(0, va);
+  s.test_x = data.test.x;
+  s.test_y = data.test.y;
+  if (s.test_x.defined() && t.test_examples() > 0 && t.test_examples() < s.test_x.size(0)) {
+    s.test_x = s.test_x.slice(0, 0, t.test_examples());
+    s.test_y = s.test_y.slice(0, 0, t.test_examples());
+  }
+  return s;
+}
+
 torch::Tensor FitResolution(const torch::Tensor& x, int64_t size) {
   if (size <= 0 || x.dim() != 4 || x.size(2) == size) return x;
   return torch::nn::functional::interpolate(x, torch::nn::functional::InterpolateFuncOptions()

@@ -40,6 +40,16 @@ absl::StatusOr<TrainingData> LoadTrainingData(const v1::Training& t, const Torch
 absl::Status SplitTraining(const v1::Training& t, int available, uint64_t split_seed,
                            std::vector<int>* train, std::vector<int>* validation);
 
+// A job's splits as tensors on `device`: the training split's indices into data.train, the
+// validation split's images and labels, and the test set cut to test_examples (undefined when the
+// data has none). The same for a trial and for the variants made of it (same split_seed).
+struct SplitTensors {
+  torch::Tensor train_idx;
+  torch::Tensor val_x, val_y, test_x, test_y;
+};
+absl::StatusOr<SplitTensors> SplitTensorsOf(const v1::Training& t, const TrainingData& data,
+                                            uint64_t split_seed, torch::Device device);
+
 // Images resized (bilinear) to the architecture's resolution `size` when it differs from the
 // data's; flat inputs and size 0 pass unchanged.
 torch::Tensor FitResolution(const torch::Tensor& x, int64_t size);

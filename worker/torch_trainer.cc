@@ -229,18 +229,9 @@ class TorchTrainer final : public Trainer {
       }
     }
 
-    std::vector<int> train_idx, val_idx;
-    NF_RETURN_IF_ERROR(SplitTraining(t, static_cast<int>(data_.train.x.size(0)), req.split_seed,
-                                     &train_idx, &val_idx));
-    auto to_tensor = [&](const std::vector<int>& v) {
-      return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
-                              torch::kInt32)
-          .to(torch::kInt64)
-          .to(device_);
-    };
-    torch::Tensor tr_i = to_tensor(train_idx), va_i = to_tensor(val_idx);
-    torch::Tensor val_x = data_.train.x.index_select(0, va_i),
-                  val_y = data_.train.y.index_select(0, va_i);
+    NF_ASSIGN_OR_RETURN(const SplitTensors split,
+                        SplitTensorsOf(t, data_, req.split_seed, device_));
+    const torch::Tensor &tr_i = split.train_idx, &val_x = split.val_x, &val_y = split.val_y;
 
     const bool sgd = rc.optimizer == "sgd";
     std::unique_ptr<torch::optim::Optimizer> opt;
@@ -369,12 +360,9 @@ class TorchTrainer final : public Trainer {
     if (epochs_run == 0) best_val = Accuracy(net, val_x, val_y, size, batch_size);  // epochs 0
     auto& m = result.metrics;
     m["accuracy"] = best_val;
-    torch::Tensor test_x = data_.test.x, test_y = data_.test.y;
-    if (test_x.defined() && t.test_examples() > 0 && t.test_examples() < test_x.size(0)) {
-      test_x = test_x.slice(0, 0, t.test_examples());
-      test_y = test_y.slice(0, 0, t.test_examples());
+    if (split.test_x.defined()) {
+      m["test_accuracy"] = Accuracy(net, split.test_x, split.test_y, size, batch_size);
     }
-    if (test_x.defined()) m["test_accuracy"] = Accuracy(net, test_x, test_y, size, batch_size);
     if (rc.precision == "bf16") m["mixed_precision"] = trial_bf16_ ? 1 : 0;
     m["macs"] = static_cast<double>(macs);
     m["params"] = static_cast<double>(params);

@@ -33,39 +33,6 @@ double Accuracy(NetImpl& net, const torch::Tensor& x, const torch::Tensor& y, in
   return x.size(0) == 0 ? 0.0 : static_cast<double>(correct) / x.size(0);
 }
 
-torch::Tensor Indices(const std::vector<int>& v, torch::Device device) {
-  return torch::from_blob(const_cast<int*>(v.data()), {static_cast<int64_t>(v.size())},
-                          torch::kInt32)
-      .to(torch::kInt64)
-      .to(device);
-}
-
-// The parent's validation split (the same function and seed as its training) and the test set
-// (cut to the job's test_examples), on `device`.
-struct Evaluation {
-  torch::Tensor train_idx;  // the training split's indices
-  torch::Tensor val_x, val_y, test_x, test_y;
-};
-
-absl::StatusOr<Evaluation> Splits(const v1::Training& t, const TrainingData& data,
-                                  uint64_t split_seed, torch::Device device) {
-  std::vector<int> train_idx, val_idx;
-  NF_RETURN_IF_ERROR(
-      SplitTraining(t, static_cast<int>(data.train.x.size(0)), split_seed, &train_idx, &val_idx));
-  Evaluation e;
-  const torch::Tensor va = Indices(val_idx, device);
-  e.train_idx = Indices(train_idx, device);
-  e.val_x = data.train.x.index_select(0, va);
-  e.val_y = data.train.y.index_select(0, va);
-  e.test_x = data.test.x;
-  e.test_y = data.test.y;
-  if (e.test_x.defined() && t.test_examples() > 0 && t.test_examples() < e.test_x.size(0)) {
-    e.test_x = e.test_x.slice(0, 0, t.test_examples());
-    e.test_y = e.test_y.slice(0, 0, t.test_examples());
-  }
-  return e;
-}
-
 // Batches pruning re-estimates BatchNorm statistics on.
 constexpr int kRecalibrationBatches = 16;
 
@@ -87,16 +54,6 @@ std::vector<torch::Tensor> TrainingBatches(const TrainingData& data, const torch
   return out;
 }
 
-// Bytes of the network as deployed in fp32: its parameters and floating-point buffers.
-int64_t Fp32Bytes(NetImpl& net) {
-  int64_t n = 0;
-  for (const auto& p : net.parameters()) n += p.numel();
-  for (const auto& b : net.buffers()) {
-    if (b.is_floating_point()) n += b.numel();
-  }
-  return 4 * n;
-}
-
 }  // namespace
 
 absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const TrainingData& data,
@@ -113,7 +70,8 @@ absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const Training
   NF_ASSIGN_OR_RETURN(const std::vector<ChannelGroup> groups,
                       ChannelGroups(req.parent_architecture, *parent));
   NF_ASSIGN_OR_RETURN(const std::vector<GroupCut> cuts, CopyPrunedWeights(*parent, *child, groups));
-  NF_ASSIGN_OR_RETURN(const Evaluation e, Splits(req.training, data, req.split_seed, device));
+  NF_ASSIGN_OR_RETURN(const SplitTensors e,
+                      SplitTensorsOf(req.training, data, req.split_seed, device));
 
   PruneResult r;
   auto& m = r.metrics;
@@ -131,8 +89,8 @@ absl::StatusOr<PruneResult> PruneTrained(const PruneRequest& req, const Training
   }
   m["channels_kept_fraction"] = of == 0 ? 1.0 : static_cast<double>(kept) / of;
   m["channel_groups"] = static_cast<double>(cuts.size());
-  m["size_bytes"] = static_cast<double>(Fp32Bytes(*child));
-  m["parent_size_bytes"] = static_cast<double>(Fp32Bytes(*parent));
+  m["size_bytes"] = static_cast<double>(DeployedFloatBytes(*child));
+  m["parent_size_bytes"] = static_cast<double>(DeployedFloatBytes(*parent));
   NF_ASSIGN_OR_RETURN(ExportedWeights w, ExportWeights(*child, req.architecture, /*seed=*/0));
   r.weights = std::move(w.weights);
   return r;
@@ -151,7 +109,7 @@ absl::StatusOr<QuantizeResult> QuantizeTrained(const QuantizeRequest& req, const
   net->to(device);
   NF_RETURN_IF_ERROR(LoadWeights(*net, req.weights));
 
-  NF_ASSIGN_OR_RETURN(const Evaluation e, Splits(t, data, req.split_seed, device));
+  NF_ASSIGN_OR_RETURN(const SplitTensors e, SplitTensorsOf(t, data, req.split_seed, device));
   const torch::Tensor &val_x = e.val_x, &val_y = e.val_y, &test_x = e.test_x, &test_y = e.test_y,
                       &tr = e.train_idx;
 

@@ -103,7 +103,7 @@ class WorkerLoop {
   absl::StatusOr<TrainResult> MakePruned(
       const v1::LeaseTrialResponse& lease, TrainRequest train,
       const std::function<Verdict(const EpochReport&)>& on_epoch);
-  void LogMade(const v1::LeaseTrialResponse& lease, TrainResult& r);
+  void LogMade(const v1::LeaseTrialResponse& lease, const TrainResult& r);
   absl::StatusOr<TrainResult> MakeDistilled(
       const v1::LeaseTrialResponse& lease, TrainRequest train,
       const std::function<Verdict(const EpochReport&)>& on_epoch);

@@ -171,16 +171,21 @@ absl::StatusOr<TrainResult> WorkerLoop::MakePruned(
   return r;
 }
 
-void WorkerLoop::LogMade(const v1::LeaseTrialResponse& lease, TrainResult& r) {
+void WorkerLoop::LogMade(const v1::LeaseTrialResponse& lease, const TrainResult& r) {
+  // Read, never inserted: a metric the variant does not have stays out of its report.
+  const auto metric = [&r](const char* m) {
+    auto it = r.metrics.find(m);
+    return it == r.metrics.end() ? std::string("-") : absl::StrCat(it->second);
+  };
   Log(LogLevel::kInfo, "variant_made",
       {{"job", lease.lease().job_id()},
        {"trial", lease.lease().trial_id()},
        {"worker", worker_id_},
        {"variant_of", lease.variant().of()},
        {"recipe", lease.variant().recipe().name()},
-       {"parent_accuracy", r.metrics["parent_accuracy"]},
-       {"accuracy", r.metrics["accuracy"]},
-       {"size_bytes", r.metrics["size_bytes"]}});
+       {"parent_accuracy", metric("parent_accuracy")},
+       {"accuracy", metric("accuracy")},
+       {"size_bytes", metric("size_bytes")}});
 }
 
 }  // namespace nasforge

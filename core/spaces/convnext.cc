@@ -185,6 +185,7 @@ class ConvNeXt final : public SpaceKind {
     }
     return absl::OkStatus();
   }
+  bool Prunable() const override { return true; }
 };
 
 }  // namespace

@@ -220,6 +220,8 @@ class MBConv final : public SpaceKind {
     const auto& a = arch.mbconv();
     return {a.in_channels(), a.resolution(), a.resolution(), a.num_classes()};
   }
+  bool Prunable() const override { return true; }
+  bool ResidualsFollowWidths() const override { return true; }
 };
 
 }  // namespace

@@ -134,6 +134,7 @@ class MLP final : public SpaceKind {
     return {arch.mlp().in_features(), 1, 1, arch.mlp().num_classes(), /*flat=*/true};
   }
   bool Scalable() const override { return false; }
+  bool Prunable() const override { return true; }
 };
 
 }  // namespace

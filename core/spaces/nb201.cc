@@ -197,6 +197,7 @@ class NB201 final : public SpaceKind {
   }
   bool HasTables() const override { return true; }
   std::string TableKey(const v1::Architecture& arch) const override { return arch.nb201().cell(); }
+  bool Prunable() const override { return true; }
 };
 
 }  // namespace

@@ -190,6 +190,8 @@ class ResNet final : public SpaceKind {
     }
     return absl::OkStatus();
   }
+  bool Prunable() const override { return true; }
+  bool ResidualsFollowWidths() const override { return true; }
 };
 
 }  // namespace

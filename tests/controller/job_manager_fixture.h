@@ -10,7 +10,9 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "controller/job_manager.h"
@@ -69,6 +71,39 @@ class JobManagerTest : public ::testing::Test {
     writer_ = std::make_unique<StoreWriter>(store_.get(), nullptr);
     jm_ = std::make_unique<JobManager>(store_.get(), writer_.get(), &clock_, nullptr);
     ASSERT_TRUE(jm_->Recover().ok());
+  }
+  // A worker of hardware profile `profile` with `threads`, measuring latency if `measures`, making
+  // the compressed variants of `compression` kinds.
+  std::string RegisterAs(const std::string& id, const std::string& profile, int threads,
+                         bool measures, const std::vector<std::string>& compression = {}) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(id);
+    r.mutable_hardware()->set_name(profile);
+    r.mutable_hardware()->set_threads(threads);
+    r.set_measures_latency(measures);
+    for (const std::string& k : compression) r.add_compression(k);
+    return jm_->RegisterWorker(r).value().worker_id();
+  }
+  // Reports `p50` (p90, p99 a little above) as the latency of measurement `task`, held by
+  // `worker`; waits until the store has it.
+  absl::Status Measured(const std::string& worker, const v1::MeasureTask& task, double p50) {
+    v1::ReportMeasurementRequest r;
+    r.set_worker_id(worker);
+    r.set_token(task.token());
+    r.set_p50_ms(p50);
+    r.set_p90_ms(p50 * 1.1);
+    r.set_p99_ms(p50 * 1.2);
+    r.set_spread(0.02);
+    r.set_runs(30);
+    r.set_timer("steady_clock");
+    absl::Status st = jm_->ReportMeasurement(r);
+    if (st.ok()) WaitDurable();
+    return st;
+  }
+  void WaitDurable() {
+    absl::Notification done;
+    writer_->WhenDurable(writer_->LastEnqueued(), [&](absl::Status) { done.Notify(); });
+    done.WaitForNotification();
   }
   // `memory`: the worker's declared memory in bytes (0: undeclared, takes anything).
   std::string Register(const std::string& id, int64_t memory = 0) {

@@ -15,34 +15,6 @@ using ::testing::HasSubstr;
 
 class LatencyTargetTest : public JobManagerTest {
  protected:
-  std::string RegisterAs(const std::string& id, const std::string& profile, int threads,
-                         bool measures) {
-    v1::RegisterWorkerRequest r;
-    r.set_worker_id(id);
-    r.mutable_hardware()->set_name(profile);
-    r.mutable_hardware()->set_threads(threads);
-    r.set_measures_latency(measures);
-    return jm_->RegisterWorker(r).value().worker_id();
-  }
-  absl::Status Measured(const std::string& worker, const v1::MeasureTask& task, double p50) {
-    v1::ReportMeasurementRequest r;
-    r.set_worker_id(worker);
-    r.set_token(task.token());
-    r.set_p50_ms(p50);
-    r.set_p90_ms(p50 * 1.1);
-    r.set_p99_ms(p50 * 1.2);
-    r.set_spread(0.02);
-    r.set_runs(30);
-    r.set_timer("steady_clock");
-    absl::Status st = jm_->ReportMeasurement(r);
-    if (st.ok()) WaitDurable();
-    return st;
-  }
-  void WaitDurable() {
-    absl::Notification done;
-    writer_->WhenDurable(writer_->LastEnqueued(), [&](absl::Status) { done.Notify(); });
-    done.WaitForNotification();
-  }
   // Two targets: one thread at batch 1 on cpu-1t, two threads at batch 8 on cpu-2t.
   static v1::JobSpec TwoTargets(int max_trials, int parallel = 1) {
     v1::JobSpec s = TinySpec(max_trials, parallel);

@@ -34,29 +34,6 @@ class VariantsTest : public JobManagerTest {
     r.add_compression("int8");
     return jm_->RegisterWorker(r).value().worker_id();
   }
-  // A worker of profile cpu-1t that measures latency and makes `kinds`.
-  void RegisterMeasuringMaker(const std::vector<std::string>& kinds) {
-    v1::RegisterWorkerRequest r;
-    r.set_worker_id("maker");
-    r.mutable_hardware()->set_name("cpu-1t");
-    r.mutable_hardware()->set_threads(1);
-    r.set_measures_latency(true);
-    for (const std::string& k : kinds) r.add_compression(k);
-    ASSERT_TRUE(jm_->RegisterWorker(r).ok());
-  }
-  // Reports `ms` as the latency of measurement lease `m` held by `worker`.
-  absl::Status Measure(const std::string& worker, const v1::LeaseTrialResponse& m, double ms) {
-    v1::ReportMeasurementRequest mr;
-    mr.set_worker_id(worker);
-    mr.set_token(m.measure().token());
-    mr.set_p50_ms(ms);
-    mr.set_p90_ms(ms * 1.05);
-    mr.set_p99_ms(ms * 1.1);
-    mr.set_spread(0.02);
-    mr.set_runs(10);
-    mr.set_timer("steady_clock");
-    return jm_->ReportMeasurement(mr);
-  }
   v1::Job Get(const std::string& id) { return jm_->GetJob(id, Principal::Local()).value(); }
   std::vector<v1::Trial> Trials(const std::string& job) {
     v1::ListCandidatesRequest r;
@@ -173,10 +150,10 @@ TEST_F(VariantsTest, AVariantOfAJobWithHardwareTargetsIsLeasedAtOnce) {
   v1::JobSpec s = CompressingSpec(1);
   s.add_hardware_targets()->set_profile("cpu-1t");
   v1::Job job = Submit(s);
-  RegisterMeasuringMaker({"int8"});
+  RegisterAs("maker", "cpu-1t", 1, /*measures=*/true, {"int8"});
   v1::LeaseTrialResponse m = Lease("maker");  // the search trial's latency first
   ASSERT_TRUE(m.has_measure());
-  const absl::Status measured = Measure("maker", m, 1.5);
+  const absl::Status measured = Measured("maker", m.measure(), 1.5);
   ASSERT_TRUE(measured.ok()) << measured;
   v1::LeaseTrialResponse first = Lease("maker");
   ASSERT_TRUE(first.has_trial());
@@ -196,10 +173,10 @@ TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
   s.mutable_compression()->add_recipes()->mutable_prune();
   s.add_hardware_targets()->set_profile("cpu-1t");
   v1::Job job = Submit(s);
-  RegisterMeasuringMaker({"prune"});
+  RegisterAs("maker", "cpu-1t", 1, /*measures=*/true, {"prune"});
   v1::LeaseTrialResponse m = Lease("maker");
   ASSERT_TRUE(m.has_measure());
-  ASSERT_TRUE(Measure("maker", m, 2.0).ok());
+  ASSERT_TRUE(Measured("maker", m.measure(), 2.0).ok());
   v1::LeaseTrialResponse first = Lease("maker");
   ASSERT_TRUE(first.has_trial());
   ASSERT_TRUE(Report("maker", first, 0.8).ok());
@@ -220,7 +197,7 @@ TEST_F(VariantsTest, APrunedVariantIsANetworkOfItsOwnMeasuredLikeACandidate) {
   v1::LeaseTrialResponse vm = Lease("maker");  // the pruned network's own latency first
   ASSERT_TRUE(vm.has_measure()) << "a pruned variant is measured before it is made";
   EXPECT_EQ(vm.measure().architecture().SerializeAsString(), pruned.SerializeAsString());
-  ASSERT_TRUE(Measure("maker", vm, 1.0).ok());
+  ASSERT_TRUE(Measured("maker", vm.measure(), 1.0).ok());
   v1::LeaseTrialResponse v = Lease("maker");
   ASSERT_TRUE(v.has_trial());
   ASSERT_TRUE(v.has_variant());
